@@ -1,0 +1,258 @@
+"""Legacy GGML llama files: 'ggjt' v3 fully (the `*.ggmlv3.*.bin` files of mid-2023), and the
+older 'ggjt' v1/v2, 'ggmf' and unversioned 'ggml' where their bytes mean what they mean today.
+
+Layout: ../shared/docs/engine-reference.md §2 and ../shared/fixtures/ggml-v3/README.md.
+The result is described in GGUF terms (tensor names, metadata keys, vocabulary text), the
+way llama.cpp's convert_llama_ggml_to_gguf.py describes it, so the rest of the engine never
+knows which format a model came from.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import Any
+
+import numpy as np
+
+from ..ggml_types import GGML_V3_TYPES, TYPE_TRAITS, GGMLType, file_type_name, ggml_type_name
+from .byte_cursor import ByteCursor
+from .hparams import GGML_DEFAULTS, HParamOverrides
+
+MAGIC_GGML = 0x67676D6C  # unversioned, no scores, no padding
+MAGIC_GGMF = 0x67676D66  # versioned (1), scores, no padding
+MAGIC_GGJT = 0x67676A74  # versioned (1..3), scores, 32-byte aligned tensor data
+LEGACY_MAGICS = {MAGIC_GGML: "ggml", MAGIC_GGMF: "ggmf", MAGIC_GGJT: "ggjt"}
+OTHER_MAGICS = {0x67676C61: "a GGML LoRA adapter ('ggla')", 0x6767736E: "a llama.cpp session file ('ggsn')"}
+GGJT_ALIGNMENT = 32
+SENTENCEPIECE_SPACE = "\u2581"
+
+# Token types as GGUF numbers them.
+TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_BYTE = 1, 2, 3, 6
+
+_LAYER_NAMES = {
+    "attention_norm": "attn_norm",
+    "attention.wq": "attn_q",
+    "attention.wk": "attn_k",
+    "attention.wv": "attn_v",
+    "attention.wo": "attn_output",
+    "ffn_norm": "ffn_norm",
+    "feed_forward.w1": "ffn_gate",
+    "feed_forward.w2": "ffn_down",
+    "feed_forward.w3": "ffn_up",
+}
+_GLOBAL_NAMES = {
+    "tok_embeddings.weight": "token_embd.weight",
+    "norm.weight": "output_norm.weight",
+    "output.weight": "output.weight",
+}
+_LAYER_RE = re.compile(r"layers\.(\d+)\.(.+)\.weight")
+
+# Before ggjt v3 the Q4_0, Q4_1 and Q8_0 blocks had f32 scales; before ggjt v2 every
+# quantized block had its nibbles interleaved. Which tensor types still read correctly:
+_READABLE_BEFORE_V3 = {
+    ("ggjt", 2): {GGMLType.F32, GGMLType.F16, GGMLType.Q5_0, GGMLType.Q5_1},
+}
+_UNQUANTIZED = {GGMLType.F32, GGMLType.F16}
+
+
+def gguf_tensor_name(name: str) -> str | None:
+    if name in _GLOBAL_NAMES:
+        return _GLOBAL_NAMES[name]
+    m = _LAYER_RE.fullmatch(name)
+    if m and m.group(2) in _LAYER_NAMES:
+        return f"blk.{int(m.group(1))}.{_LAYER_NAMES[m.group(2)]}.weight"
+    return None
+
+
+def _gguf_token(token_id: int, raw: bytes) -> tuple[str, int]:
+    """A 2023 vocabulary entry as GGUF stores it: (text, token type)."""
+    if token_id == 0:
+        return "<unk>", TOKEN_UNKNOWN
+    if token_id == 1:
+        return "<s>", TOKEN_CONTROL
+    if token_id == 2:
+        return "</s>", TOKEN_CONTROL
+    if not raw:
+        return "", TOKEN_CONTROL
+    if 3 <= token_id <= 258 and len(raw) == 1:
+        return f"<0x{raw[0]:02X}>", TOKEN_BYTE
+    text = raw.decode("utf-8", "surrogateescape")
+    return text.replace(" ", SENTENCEPIECE_SPACE), TOKEN_NORMAL
+
+
+def _read_vocab(cur: ByteCursor, n_vocab: int, has_scores: bool):
+    # One tight loop: a 32000-token vocabulary must not cost a method call per field.
+    buf, size, pos = cur.buf, cur.size, cur.pos
+    tokens: list[str] = []
+    types = np.empty(n_vocab, dtype=np.int32)
+    scores = np.zeros(n_vocab, dtype=np.float32)
+    u32, f32 = struct.Struct("<I"), struct.Struct("<f")
+    for i in range(n_vocab):
+        if pos + 4 > size:
+            cur.pos = pos
+            cur.need(4, f"length of token {i}")
+        (length,) = u32.unpack_from(buf, pos)
+        end = pos + 4 + length
+        if end + (4 if has_scores else 0) > size:
+            cur.pos = pos + 4
+            cur.need(length + (4 if has_scores else 0), f"token {i}")
+        text, types[i] = _gguf_token(i, bytes(buf[pos + 4 : end]))
+        tokens.append(text)
+        if has_scores:
+            (scores[i],) = f32.unpack_from(buf, end)
+            end += 4
+        pos = end
+    cur.pos = pos
+    return tokens, scores, types
+
+
+def parse_ggml(buf, path: str, overrides: HParamOverrides):
+    cur = ByteCursor(buf, path)
+    magic = cur.u32("magic")
+    kind = LEGACY_MAGICS[magic]
+    if kind == "ggml":
+        version = 0
+    else:
+        version = cur.u32("version")
+        known = (1,) if kind == "ggmf" else (1, 2, 3)
+        if version not in known:
+            raise cur.fail(f"unsupported {kind} version {version} (known: {', '.join(map(str, known))})")
+    label = f"{kind} v{version}" if kind != "ggml" else "ggml (unversioned)"
+
+    names = ("n_vocab", "n_embd", "n_mult", "n_head", "n_layer", "n_rot", "ftype")
+    header = {n: cur.u32(f"hyperparameter {n}") for n in names}
+    if header["n_head"] == 0 or header["n_embd"] == 0 or header["n_embd"] % header["n_head"]:
+        raise cur.fail(f"inconsistent hyperparameters: n_embd {header['n_embd']}, n_head {header['n_head']}")
+
+    # Vocabulary: u32 length, bytes, f32 score (no score in unversioned files).
+    has_scores = kind != "ggml"
+    n_vocab = header["n_vocab"]
+    cur.require_count(n_vocab, 8 if has_scores else 4, "vocabulary entry")
+    tokens, scores, types = _read_vocab(cur, n_vocab, has_scores)
+
+    tensors = []
+    seen = set()
+    while cur.remaining > 0:
+        start = cur.pos
+        n_dims = cur.u32("tensor dimension count")
+        name_len = cur.u32("tensor name length")
+        type_id = cur.u32("tensor type")
+        if not 1 <= n_dims <= 4:
+            raise cur.fail(f"tensor record at byte {start} has {n_dims} dimensions (1 to 4 allowed)")
+        shape = tuple(cur.u32("tensor dimensions") for _ in range(n_dims))
+        raw_name = cur.raw(name_len, "tensor name")
+        try:
+            name = raw_name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise cur.fail(f"tensor name at byte {cur.pos - name_len} is not valid UTF-8") from None
+        gguf_name = gguf_tensor_name(name)
+        if gguf_name is None:
+            raise cur.fail(f"unknown tensor {name!r} in a GGML llama file")
+        if gguf_name in seen:
+            raise cur.fail(f"duplicate tensor {name!r}")
+        seen.add(gguf_name)
+        try:
+            gtype = GGMLType(type_id)
+        except ValueError:
+            gtype = None
+        if gtype not in GGML_V3_TYPES:
+            raise cur.fail(f"tensor {name} has type id {type_id} ({ggml_type_name(type_id)}), which GGML files never used")
+        if (kind, version) != ("ggjt", 3):
+            readable = _READABLE_BEFORE_V3.get((kind, version), _UNQUANTIZED)
+            if gtype not in readable:
+                raise cur.fail(
+                    f"{label} file with {gtype.name} tensors: that quantization's block layout "
+                    "changed before ggjt v3 (May 2023), so its bytes cannot be read today; "
+                    "re-quantize from the F16 original (codeup quantize) or re-convert the "
+                    "original weights with llama.cpp's convert_hf_to_gguf.py"
+                )
+        traits = TYPE_TRAITS[gtype]
+        n_elements = int(np.prod(shape, dtype=object))
+        if shape[0] % traits.block_size:
+            raise cur.fail(f"tensor {name}: row length {shape[0]} is not a multiple of the {gtype.name} block size")
+        if kind == "ggjt":
+            cur.skip_to_alignment(GGJT_ALIGNMENT)
+        nbytes = n_elements // traits.block_size * traits.type_size
+        cur.need(nbytes, f"data of tensor {name}")
+        tensors.append((gguf_name, gtype, shape, cur.pos, nbytes))
+        cur.pos += nbytes
+
+    _check_complete(cur, header["n_layer"], seen)
+    metadata = _gguf_metadata(cur, header, tensors, tokens, scores, types, overrides)
+    return label, header, metadata, tensors
+
+
+def _check_complete(cur: ByteCursor, n_layer: int, names: set[str]) -> None:
+    """GGML files carry no tensor count: a file cut between two tensor records would look
+    whole. A llama file has a known set of tensors; check it is all there."""
+    expected = set(_GLOBAL_NAMES.values())
+    for layer in range(n_layer):
+        expected.update(f"blk.{layer}.{part}.weight" for part in _LAYER_NAMES.values())
+    missing = expected - names
+    if missing:
+        first = min(missing, key=lambda n: (len(n), n))
+        raise cur.fail(
+            f"{len(missing)} of the model's {len(expected)} tensors are missing (first: {first}); "
+            "the file is truncated or not a complete llama model"
+        )
+    extra = names - expected
+    if extra:
+        raise cur.fail(f"tensor {sorted(extra)[0]} belongs to a layer beyond n_layer {n_layer}")
+
+
+def _gguf_metadata(cur, header, tensors, tokens, scores, types, overrides) -> dict[str, Any]:
+    by_name = {t[0]: t for t in tensors}
+    n_embd, n_head = header["n_embd"], header["n_head"]
+    head_dim = n_embd // n_head
+    # n_ff: the 2023 loader derived it from n_mult, whose value depended on the converter;
+    # the shape of the first feed-forward matrix is the truth (as convert_llama_ggml_to_gguf).
+    w1 = by_name.get("blk.0.ffn_gate.weight")
+    if w1 is not None and len(w1[2]) == 2:
+        n_ff = w1[2][1]
+    else:
+        n_mult = max(header["n_mult"], 1)
+        n_ff = ((2 * (4 * n_embd) // 3 + n_mult - 1) // n_mult) * n_mult
+    # Grouped-query attention was not stored: read it off the K projection's shape.
+    wk = by_name.get("blk.0.attn_k.weight")
+    if wk is not None and len(wk[2]) == 2:
+        if wk[2][1] % head_dim:
+            raise cur.fail(f"attention K width {wk[2][1]} is not a multiple of the head size {head_dim}")
+        n_head_kv = wk[2][1] // head_dim
+    else:
+        n_head_kv = n_head // (overrides.gqa or 1)
+
+    def pick(name):
+        value = getattr(overrides, name)
+        return value if value else getattr(GGML_DEFAULTS, name)
+
+    md: dict[str, Any] = {
+        "general.architecture": "llama",
+        "general.file_type": header["ftype"],
+        "llama.context_length": pick("context_length"),
+        "llama.embedding_length": n_embd,
+        "llama.block_count": header["n_layer"],
+        "llama.feed_forward_length": n_ff,
+        "llama.rope.dimension_count": head_dim,
+        "llama.attention.head_count": n_head,
+        "llama.attention.head_count_kv": n_head_kv,
+        "llama.attention.layer_norm_rms_epsilon": pick("rms_eps"),
+        "llama.rope.freq_base": pick("rope_freq_base"),
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.pre": "default",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.scores": scores,
+        "tokenizer.ggml.token_type": types,
+        "tokenizer.ggml.unknown_token_id": 0,
+        "tokenizer.ggml.bos_token_id": 1,
+        "tokenizer.ggml.eos_token_id": 2,
+    }
+    scale = pick("rope_freq_scale")
+    if scale != 1.0:
+        md["llama.rope.scaling.type"] = "linear"
+        md["llama.rope.scaling.factor"] = 1.0 / scale
+    md["general.description"] = (
+        f"read from a legacy GGML file ({file_type_name(header['ftype'])}); "
+        "context length, RMS epsilon and RoPE were not stored and come from options or defaults"
+    )
+    return md

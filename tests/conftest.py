@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+FIXTURES = SHARED / "fixtures"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def fixtures_or_skip(*parts: str) -> Path:
+    """A path under ../shared/fixtures, or skip the test when shared/ is not beside the repo."""
+    path = FIXTURES.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference fixtures not found at {path} (../shared is absent)")
+    return path
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return fixtures_or_skip()
+
+
+def all_fixture_models() -> list[Path]:
+    if not FIXTURES.is_dir():
+        return []
+    return sorted(FIXTURES.glob("*/*.gguf")) + sorted(FIXTURES.glob("*/*.bin"))
+
+
+@pytest.fixture
+def write_file(tmp_path):
+    counter = iter(range(1_000_000))
+
+    def write(data: bytes, suffix: str = ".gguf") -> Path:
+        p = tmp_path / f"model{next(counter)}{suffix}"
+        p.write_bytes(data)
+        return p
+
+    return write
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    cache = tmp_path / "xdg-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
+
+
+def pytest_report_header(config):
+    where = FIXTURES if FIXTURES.is_dir() else f"absent ({FIXTURES}): fixture tests skip"
+    return [f"shared fixtures: {where}", f"CI: {os.environ.get('CI', 'no')}"]

@@ -1,0 +1,30 @@
+"""codeup-tui: the Textual front end.
+
+Layout of the package (posting/harlequin style):
+
+- ``cli.py``: argument parsing and validation, then runs the app.
+- ``app.py`` + ``app.tcss``: the App (bindings, model lifecycle, CSS).
+- ``screens/``: one module per screen.
+- ``widgets/``: one widget per module.
+- ``messages.py``: ``@dataclass`` Messages posted between workers and widgets.
+- ``model_loader.py``: resolves and opens the model file; plain Python, no Textual.
+
+``tui`` talks to the engine only through ``engine.errors``, ``engine.default_model`` and
+``engine.formats``; ``engine`` never imports Textual.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+DIST_NAME = "codeup-tui"
+
+
+def _version() -> str:
+    try:
+        return metadata.version(DIST_NAME)
+    except metadata.PackageNotFoundError:
+        return "0+unknown (not installed)"
+
+
+__version__ = _version()

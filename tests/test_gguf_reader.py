@@ -13,7 +13,9 @@ from model_builders import ARRAY, BOOL, F32, F64, I8, I16, I64, STRING, U8, U16,
 from engine import open_model_file
 from engine.ggml_types import GGMLType
 
-GGUF_FILES = sorted(FIXTURES.glob("*/*.gguf")) if FIXTURES.is_dir() else []
+GGUF_FILES = sorted(FIXTURES.glob("*/*.gguf")) or [
+    pytest.param(None, marks=pytest.mark.skip(reason=f"reference fixtures not found at {FIXTURES} (../shared is absent)"))
+]
 
 
 def _oracle_value(field):
@@ -25,7 +27,7 @@ def _oracle_value(field):
     return field.contents()
 
 
-@pytest.mark.parametrize("path", GGUF_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", GGUF_FILES, ids=lambda p: p.name if p else "none")
 def test_fixture_matches_gguf_package(path):
     reader = gguf.GGUFReader(path)
     with open_model_file(path) as mf:

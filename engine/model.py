@@ -1,0 +1,140 @@
+"""`load_model`: a model file made ready to evaluate — weights, tokenizer, KV cache."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelFileError, UsageError
+from .formats import ModelFile, open_model_file
+from .llama import KVCache, LlamaWeights, forward
+from .tokenizer import Tokenizer, build_tokenizer
+
+DEFAULT_MAX_CTX = 4096  # the default n_ctx: the model's own, capped here
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    name: str
+    format_name: str
+    file_type: str
+    architecture: str
+    n_vocab: int
+    n_embd: int
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    n_ff: int
+    head_dim: int
+    n_ctx_train: int
+    n_ctx: int
+    rope_freq_base: float
+    rope_freq_scale: float
+    rms_eps: float
+
+
+class Model:
+    """A loaded model. Not thread-safe: one evaluation at a time."""
+
+    def __init__(self, mf: ModelFile, n_ctx: int | None = None) -> None:
+        self.file = mf
+        self.weights = LlamaWeights(mf)
+        hp = self.weights.hp
+        if mf.tokenizer is None:
+            raise ModelFileError(mf.path, "the file has no tokenizer vocabulary")
+        self.tokenizer: Tokenizer = build_tokenizer(mf.tokenizer)
+        if n_ctx is None:
+            n_ctx = min(hp.n_ctx_train or DEFAULT_MAX_CTX, DEFAULT_MAX_CTX)
+        if n_ctx < 1:
+            raise UsageError(f"context size must be at least 1, got {n_ctx}")
+        self.cache = KVCache(hp, n_ctx)
+        self.info = ModelInfo(
+            path=mf.path, name=mf.name, format_name=mf.format_name, file_type=mf.file_type_name,
+            architecture=mf.architecture, n_vocab=hp.n_vocab, n_embd=hp.n_embd, n_layer=hp.n_layer,
+            n_head=hp.n_head, n_head_kv=hp.n_head_kv, n_ff=hp.n_ff, head_dim=hp.head_dim,
+            n_ctx_train=hp.n_ctx_train, n_ctx=n_ctx, rope_freq_base=hp.rope_freq_base,
+            rope_freq_scale=hp.rope_freq_scale, rms_eps=hp.rms_eps,
+        )
+
+    @property
+    def n_ctx(self) -> int:
+        return self.cache.n_ctx
+
+    @property
+    def n_past(self) -> int:
+        """How many positions the KV cache holds."""
+        return self.cache.n_past
+
+    def reset(self) -> None:
+        self.cache.n_past = 0
+
+    def eval(self, ids, *, all_logits: bool = False) -> np.ndarray:
+        """Evaluate `ids` after what the cache holds; logits of the last token (1, n_vocab),
+        or of every token with all_logits."""
+        tokens = self._check_ids(ids)
+        start = self.cache.n_past
+        if start + len(tokens) > self.n_ctx:
+            raise UsageError(
+                f"{start + len(tokens)} tokens do not fit the context of {self.n_ctx} "
+                f"({start} already evaluated, {len(tokens)} new)"
+            )
+        return forward(self.weights, self.cache, tokens, start, all_logits)
+
+    def logits(self, ids) -> np.ndarray:
+        """float32 logits (len(ids), n_vocab) for every position, from an empty cache."""
+        self.reset()
+        return self.eval(ids, all_logits=True)
+
+    def _check_ids(self, ids) -> np.ndarray:
+        tokens = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if tokens.size == 0:
+            raise UsageError("nothing to evaluate: the token list is empty")
+        bad = tokens[(tokens < 0) | (tokens >= self.info.n_vocab)]
+        if bad.size:
+            raise UsageError(f"token id {int(bad[0])} is outside the vocabulary of {self.info.n_vocab}")
+        return tokens
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def load_model(
+    path: str | os.PathLike,
+    *,
+    n_ctx: int | None = None,
+    n_threads: int | None = None,
+    gqa: int | None = None,
+    rms_eps: float | None = None,
+    rope_freq_base: float | None = None,
+    rope_freq_scale: float | None = None,
+    context_length: int | None = None,
+) -> Model:
+    """Open a GGUF or GGML v3 llama model and make it ready to evaluate.
+
+    Raises ModelFileError (one line) for files that cannot be read or are not supported.
+    """
+    if n_threads is not None:
+        import numba
+
+        if n_threads < 1:
+            raise UsageError(f"threads must be at least 1, got {n_threads}")
+        numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    mf = open_model_file(
+        path, gqa=gqa, rms_eps=rms_eps, rope_freq_base=rope_freq_base,
+        rope_freq_scale=rope_freq_scale, context_length=context_length,
+    )
+    try:
+        return Model(mf, n_ctx=n_ctx)
+    except BaseException:
+        mf.close()
+        raise

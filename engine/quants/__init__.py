@@ -1,0 +1,220 @@
+"""Weights in llama.cpp's packed formats: dequantization and fused matrix products.
+
+One numba kernel module per ggml type (`q4_0.py`, `q6_k.py`, ...), each with
+- `dequantize_rows(w, row_bytes, rows, n_blocks, out)`: chosen rows to float32, bit for bit
+  what gguf-py (and llama.cpp's `dequantize_row_*`) produce;
+- `matmul(w, n_out, n_in, x, n_tok, out)`: out[t, r] = sum_k W[r, k] x[t, k], reading the
+  packed weights block by block, float32 accumulation, `prange` over groups of rows;
+- `BLOCK_ELEMS`, `BLOCK_BYTES`, `WEIGHT_DTYPE` (the element type the kernels read).
+This module checks shapes and types and picks the kernel; kernels see flat arrays and ints.
+
+    w = QuantMatrix.from_model_file(mf, "blk.0.attn_q.weight")
+    y = matmul(w, x)                  # x float32 (n_tokens, w.n_in) -> (n_tokens, w.n_out)
+    e = dequantize_rows(w, token_ids) # (len(token_ids), w.n_in): an embedding lookup
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import numpy as np
+
+from ..errors import ModelFileError, UsageError
+from ..ggml_types import GGMLType, ggml_type_name
+from . import bf16, f16, f32, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0
+
+__all__ = [
+    "SUPPORTED_TYPES",
+    "QuantMatrix",
+    "UnsupportedTypeError",
+    "dequantize",
+    "dequantize_rows",
+    "matmul",
+]
+
+# The kernel module of each type: the type table is data.
+KERNELS: dict[GGMLType, ModuleType] = {
+    GGMLType.F32: f32,
+    GGMLType.F16: f16,
+    GGMLType.BF16: bf16,
+    GGMLType.Q4_0: q4_0,
+    GGMLType.Q4_1: q4_1,
+    GGMLType.Q5_0: q5_0,
+    GGMLType.Q5_1: q5_1,
+    GGMLType.Q8_0: q8_0,
+    GGMLType.Q2_K: q2_k,
+    GGMLType.Q3_K: q3_k,
+    GGMLType.Q4_K: q4_k,
+    GGMLType.Q5_K: q5_k,
+    GGMLType.Q6_K: q6_k,
+}
+
+SUPPORTED_TYPES: frozenset[GGMLType] = frozenset(KERNELS)
+
+# How `QuantMatrix.data` holds each plain type (tensor_view's dtypes); block types are uint8.
+_DATA_DTYPES = {
+    GGMLType.F32: np.dtype(np.float32),
+    GGMLType.F16: np.dtype(np.float16),
+    GGMLType.BF16: np.dtype(np.uint16),
+}
+
+
+class UnsupportedTypeError(UsageError):
+    """A tensor type the engine has no kernel for."""
+
+
+def _unsupported(ggml_type) -> str:
+    names = ", ".join(t.name for t in sorted(SUPPORTED_TYPES))
+    return f"tensor type {ggml_type_name(int(ggml_type))} is not supported (supported: {names})"
+
+
+def _kernels(ggml_type) -> ModuleType:
+    try:
+        return KERNELS[GGMLType(int(ggml_type))]
+    except (ValueError, KeyError):
+        raise UnsupportedTypeError(_unsupported(ggml_type)) from None
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only view, so that numba compiles one specialisation whether the caller's
+    array is a mapped file (read-only) or a writable buffer."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def _flat_for_kernel(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    flat = data.reshape(-1)
+    if flat.dtype != dtype:
+        flat = flat.view(dtype)
+    if not flat.flags.aligned:
+        flat = flat.copy()
+    return _readonly(flat)
+
+
+@dataclass(frozen=True, eq=False)
+class QuantMatrix:
+    """A 2-D weight as stored: `n_out` rows of `n_in` elements.
+
+    `data` is zero-copy where it comes from a file: uint8 (n_out, row_bytes) for block
+    types, float32 / float16 / uint16 (bf16 bits) (n_out, n_in) for F32 / F16 / BF16.
+    """
+
+    ggml_type: GGMLType
+    n_in: int
+    n_out: int
+    data: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        kern = _kernels(self.ggml_type)
+        object.__setattr__(self, "ggml_type", GGMLType(int(self.ggml_type)))
+        object.__setattr__(self, "n_in", int(self.n_in))
+        object.__setattr__(self, "n_out", int(self.n_out))
+        if self.n_in <= 0 or self.n_out <= 0 or self.n_in % kern.BLOCK_ELEMS:
+            raise UsageError(
+                f"a {self.ggml_type.name} matrix needs a positive row length that is a multiple "
+                f"of {kern.BLOCK_ELEMS}, not {self.n_in} (and at least one row, not {self.n_out})"
+            )
+        want = (self.n_out, self.row_bytes if self.ggml_type not in _DATA_DTYPES else self.n_in)
+        dtype = _DATA_DTYPES.get(self.ggml_type, np.dtype(np.uint8))
+        if self.data.dtype != dtype or tuple(self.data.shape) != want:
+            raise UsageError(
+                f"{self.ggml_type.name} matrix data must be {dtype} {want}, "
+                f"not {self.data.dtype} {tuple(self.data.shape)}"
+            )
+        if not self.data.flags.c_contiguous:
+            raise UsageError(f"{self.ggml_type.name} matrix data must be C-contiguous")
+
+    @property
+    def row_bytes(self) -> int:
+        kern = KERNELS[self.ggml_type]
+        return self.n_in // kern.BLOCK_ELEMS * kern.BLOCK_BYTES
+
+    @property
+    def nbytes(self) -> int:
+        return self.n_out * self.row_bytes
+
+    @classmethod
+    def from_model_file(cls, model_file, tensor_name: str) -> "QuantMatrix":
+        """The named 2-D tensor of an open `ModelFile` (ggml shape (n_in, n_out)), zero-copy."""
+        t = model_file.tensors.get(tensor_name)
+        if t is None:
+            raise ModelFileError(model_file.path, f"tensor {tensor_name} is missing")
+        if t.ggml_type not in SUPPORTED_TYPES:
+            raise ModelFileError(model_file.path, f"{tensor_name}: {_unsupported(t.ggml_type)}")
+        shape = tuple(t.shape)
+        if len(shape) < 2 or any(d != 1 for d in shape[2:]):
+            raise ModelFileError(
+                model_file.path, f"{tensor_name}: a matrix needs 2 dimensions, the file has {list(shape)}"
+            )
+        n_in, n_out = int(shape[0]), int(shape[1])
+        data = model_file.tensor_view(tensor_name).reshape(n_out, -1)
+        try:
+            return cls(t.ggml_type, n_in, n_out, data)
+        except UsageError as e:
+            raise ModelFileError(model_file.path, f"{tensor_name}: {e}") from None
+
+
+def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """out[t, r] = sum_k W[r, k] * x[t, k] for x (n_tokens, n_in): float32 (n_tokens, n_out).
+
+    A 1-D x (one token) gives a 1-D result. `out`, when given, must be float32 C-contiguous
+    of the result's shape; it is filled and returned.
+    """
+    kern = KERNELS[w.ggml_type]
+    x = np.asarray(x)
+    one = x.ndim == 1
+    x2 = x.reshape(1, -1) if one else x
+    if x2.ndim != 2 or x2.shape[1] != w.n_in:
+        raise UsageError(f"matmul: x must be (n_tokens, {w.n_in}), not {x.shape}")
+    n_tok = x2.shape[0]
+    shape = (w.n_out,) if one else (n_tok, w.n_out)
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    elif out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
+        raise UsageError(f"matmul: out must be a writable C-contiguous float32 array of shape {shape}")
+    if n_tok == 0:
+        return out
+    xf = _readonly(np.ascontiguousarray(x2, dtype=np.float32).reshape(-1))
+    wf = _flat_for_kernel(w.data, kern.WEIGHT_DTYPE)
+    kern.matmul(wf, w.n_out, w.n_in, xf, n_tok, out.reshape(-1))
+    return out
+
+
+def dequantize_rows(w: QuantMatrix, rows) -> np.ndarray:
+    """Rows `rows` of W as float32 (len(rows), n_in): the embedding lookup."""
+    kern = KERNELS[w.ggml_type]
+    idx = np.ascontiguousarray(rows, dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= w.n_out):
+        raise UsageError(f"dequantize_rows: row ids must be in [0, {w.n_out}), got {idx.min()}..{idx.max()}")
+    out = np.empty((idx.size, w.n_in), dtype=np.float32)
+    if idx.size:
+        wf = _flat_for_kernel(w.data, kern.WEIGHT_DTYPE)
+        row_items = w.row_bytes // wf.itemsize
+        kern.dequantize_rows(wf, row_items, _readonly(idx), w.n_in // kern.BLOCK_ELEMS, out.reshape(-1))
+    return out
+
+
+def dequantize(raw: np.ndarray, ggml_type, n_elements: int) -> np.ndarray:
+    """The first `n_elements` values held in `raw` (bytes as stored, any shape; or a typed
+    F32/F16/BF16 array) as a flat float32 array, bit-identical to gguf-py's dequantize."""
+    kern = _kernels(ggml_type)
+    n_elements = int(n_elements)
+    if n_elements < 0 or n_elements % kern.BLOCK_ELEMS:
+        raise UsageError(
+            f"dequantize: {ggml_type_name(int(ggml_type))} holds whole blocks of "
+            f"{kern.BLOCK_ELEMS} values; {n_elements} is not a multiple"
+        )
+    n_blocks = n_elements // kern.BLOCK_ELEMS
+    need = n_blocks * kern.BLOCK_BYTES
+    data = np.ascontiguousarray(raw).reshape(-1).view(np.uint8)
+    if data.size < need:
+        raise UsageError(f"dequantize: {n_elements} values need {need} bytes, the buffer has {data.size}")
+    out = np.empty(n_elements, dtype=np.float32)
+    if n_blocks:
+        wf = _flat_for_kernel(data[:need], kern.WEIGHT_DTYPE)
+        rows = _readonly(np.zeros(1, dtype=np.int64))
+        kern.dequantize_rows(wf, wf.size, rows, n_blocks, out)
+    return out

@@ -1,0 +1,70 @@
+"""Activations rounded the way llama.cpp rounds them before its dot products.
+
+llama.cpp never multiplies a quantized weight by a float32 activation: it first converts the
+activation row to the weight type's "vec_dot_type" (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for
+Q4_1/Q5_1, Q8_K for the k-quants, F16 for F16, BF16 for BF16) and takes integer (or half)
+dot products. Which values get rounded up or down then decides, through the next layers,
+which of two near-equal tokens wins. So the engine rounds activations the same way: it
+computes `round_activations(x, type)` — the dequantized 8-bit (or half) activations — and
+hands them to the float kernels, whose block sums then equal llama.cpp's integer sums
+times the same scales, up to float summation order.
+
+Not emulated: Q8_1 stores its block sum s = d·Σq as f16, while the kernels use Σ(d·q) in
+float32 (a relative difference below 1e-3 on the Q4_1/Q5_1 minimum term).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ggml_types import GGMLType
+
+_Q8_0_TYPES = frozenset({GGMLType.Q4_0, GGMLType.Q5_0, GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q5_1})
+_Q8_K_TYPES = frozenset({GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K})
+
+
+def round_q8_0(x: np.ndarray) -> np.ndarray:
+    """quantize_row_q8_0 (and the q8_1 values) then back to float: blocks of 32,
+    d = amax/127 stored as f16, q = round-half-even(x · 127/amax)."""
+    xb = x.reshape(x.shape[0], -1, 32)
+    amax = np.abs(xb).max(axis=-1, keepdims=True)
+    d = amax / np.float32(127.0)
+    inv = np.divide(np.float32(127.0), amax, out=np.zeros_like(amax), where=amax > 0)
+    q = np.rint(xb * inv)
+    return (q * d.astype(np.float16).astype(np.float32)).reshape(x.shape)
+
+
+def round_q8_k(x: np.ndarray) -> np.ndarray:
+    """quantize_row_q8_K then back to float: blocks of 256; `max` is the signed element of
+    largest magnitude (first one wins), iscale = -127/max, q = min(127, round-half-even(iscale·x)),
+    d = 1/iscale kept in f32."""
+    xb = x.reshape(x.shape[0], -1, 256)
+    at = np.abs(xb).argmax(axis=-1)[..., None]
+    mx = np.take_along_axis(xb, at, axis=-1)
+    iscale = np.divide(np.float32(-127.0), mx, out=np.zeros_like(mx), where=mx != 0)
+    q = np.minimum(np.rint(iscale * xb), np.float32(127.0))
+    d = np.divide(np.float32(1.0), iscale, out=np.zeros_like(iscale), where=iscale != 0)
+    return (q * d).reshape(x.shape)
+
+
+def round_bf16(x: np.ndarray) -> np.ndarray:
+    """float32 -> bf16 with round-half-even (ggml's GGML_FP32_TO_BF16) -> float32."""
+    u = x.view(np.uint32)
+    rounded = ((u + (np.uint32(0x7FFF) + ((u >> 16) & 1))) >> 16) << 16
+    nan = (u & 0x7FFFFFFF) > 0x7F800000
+    rounded = np.where(nan, (u | 0x00400000) & 0xFFFF0000, rounded).astype(np.uint32)
+    return rounded.view(np.float32)
+
+
+def round_activations(x: np.ndarray, ggml_type: GGMLType) -> np.ndarray:
+    """x (n_tokens, n_in) float32 as llama.cpp's dot products with `ggml_type` weights see it."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if ggml_type in _Q8_K_TYPES:
+        return round_q8_k(x)
+    if ggml_type in _Q8_0_TYPES:
+        return round_q8_0(x)
+    if ggml_type == GGMLType.F16:
+        return x.astype(np.float16).astype(np.float32)
+    if ggml_type == GGMLType.BF16:
+        return round_bf16(x)
+    return x

@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import ModelFileError, UsageError
 from .formats import ModelFile, open_model_file
-from .llama import KVCache, LlamaWeights, forward
+from .llama import KVCache, LlamaWeights, forward, shift_kv_cache
 from .tokenizer import Tokenizer, build_tokenizer
 
 DEFAULT_MAX_CTX = 4096  # the default n_ctx: the model's own, capped here
@@ -52,6 +52,7 @@ class Model:
         if n_ctx < 1:
             raise UsageError(f"context size must be at least 1, got {n_ctx}")
         self.cache = KVCache(hp, n_ctx)
+        self._tokens: list[int] = []  # what each cached position holds
         self.info = ModelInfo(
             path=mf.path, name=mf.name, format_name=mf.format_name, file_type=mf.file_type_name,
             architecture=mf.architecture, n_vocab=hp.n_vocab, n_embd=hp.n_embd, n_layer=hp.n_layer,
@@ -69,8 +70,29 @@ class Model:
         """How many positions the KV cache holds."""
         return self.cache.n_past
 
+    @property
+    def tokens(self) -> list[int]:
+        """The token at each position the KV cache holds (a copy)."""
+        return list(self._tokens)
+
     def reset(self) -> None:
-        self.cache.n_past = 0
+        self.rewind(0)
+
+    def rewind(self, n_past: int) -> None:
+        """Forget every position from `n_past` on (keep the common prefix of a new prompt)."""
+        if not 0 <= n_past <= self.cache.n_past:
+            raise UsageError(f"cannot rewind to {n_past}: the cache holds {self.cache.n_past} positions")
+        self.cache.n_past = n_past
+        del self._tokens[n_past:]
+
+    def shift_context(self, n_keep: int, n_discard: int) -> None:
+        """llama.cpp's context shift: drop positions [n_keep, n_keep + n_discard) and move the
+        rest down, re-rotating the cached keys to their new positions."""
+        n_past = self.cache.n_past
+        if n_keep < 0 or n_discard <= 0 or n_keep + n_discard > n_past:
+            raise UsageError(f"cannot discard {n_discard} positions after {n_keep} of {n_past}")
+        shift_kv_cache(self.weights.hp, self.cache, n_keep, n_discard, self.weights.rope_freqs)
+        del self._tokens[n_keep : n_keep + n_discard]
 
     def eval(self, ids, *, all_logits: bool = False) -> np.ndarray:
         """Evaluate `ids` after what the cache holds; logits of the last token (1, n_vocab),
@@ -82,7 +104,9 @@ class Model:
                 f"{start + len(tokens)} tokens do not fit the context of {self.n_ctx} "
                 f"({start} already evaluated, {len(tokens)} new)"
             )
-        return forward(self.weights, self.cache, tokens, start, all_logits)
+        logits = forward(self.weights, self.cache, tokens, start, all_logits)
+        self._tokens.extend(int(t) for t in tokens)
+        return logits
 
     def logits(self, ids) -> np.ndarray:
         """float32 logits (len(ids), n_vocab) for every position, from an empty cache."""

@@ -11,9 +11,9 @@ import sys
 
 from .. import __version__
 from ..errors import CodeupError
-from . import fetch_model, info
+from . import fetch_model, info, run
 
-SUBCOMMANDS = (info, fetch_model)
+SUBCOMMANDS = (run, info, fetch_model)
 EXIT_USAGE = 2
 
 
@@ -24,14 +24,15 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def add_model_overrides(p: argparse.ArgumentParser) -> None:
+def add_model_overrides(p: argparse.ArgumentParser, context_length: bool = True) -> None:
     """Options for what GGML v3 files did not store (llama.cpp's 2023 flags)."""
     g = p.add_argument_group("hyperparameter overrides (needed for GGML v3 files)")
     g.add_argument("--gqa", type=int, metavar="N", help="grouped-query factor n_head/n_head_kv (8 for Llama-2-70B)")
     g.add_argument("--eps", type=float, metavar="X", dest="rms_eps", help="RMS norm epsilon (GGML default 5e-6; Llama 2: 1e-5)")
     g.add_argument("--rope-freq-base", type=float, metavar="X", help="RoPE frequency base (default 10000)")
     g.add_argument("--rope-freq-scale", type=float, metavar="X", help="RoPE linear frequency scale (default 1)")
-    g.add_argument("-c", "--context-length", type=int, metavar="N", help="training context length (GGML default 2048)")
+    if context_length:
+        g.add_argument("-c", "--context-length", type=int, metavar="N", help="training context length (GGML default 2048)")
 
 
 def model_overrides(args: argparse.Namespace) -> dict:
@@ -40,7 +41,7 @@ def model_overrides(args: argparse.Namespace) -> dict:
         "rms_eps": args.rms_eps,
         "rope_freq_base": args.rope_freq_base,
         "rope_freq_scale": args.rope_freq_scale,
-        "context_length": args.context_length,
+        "context_length": getattr(args, "context_length", None),
     }
 
 

@@ -1,0 +1,211 @@
+"""`codeup run`: generate from a prompt, or chat in the Alpaca format (-i --instruct), with
+llama.cpp main's flags. Text streams to stdout; timings go to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import UsageError
+
+YELLOW, GREEN, RESET = "\x1b[33m", "\x1b[1;32m", "\x1b[0m"
+
+
+def add_parser(sub) -> None:
+    from . import add_model_overrides
+
+    p = sub.add_parser(
+        "run",
+        help="generate text from a prompt, or chat with -i --instruct",
+        description="Generate with a model, like llama.cpp's main. Without -m, the default model.",
+    )
+    p.add_argument("-m", "--model", metavar="PATH", help="GGUF or GGML v3 model (default: the default model)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("-p", "--prompt", help="the prompt (raw text; with --template, an instruction)")
+    src.add_argument("-f", "--file", metavar="PATH", help="read the prompt from a file")
+    p.add_argument("-n", "--n-predict", type=int, default=-1, metavar="N", help="tokens to generate (-1: until the end, default)")
+    p.add_argument("-c", "--ctx-size", type=int, metavar="N", help="context size (default: the model's, at most 4096)")
+    p.add_argument("-t", "--threads", type=int, metavar="N", help="threads (default: all cores)")
+    p.add_argument("--temp", type=float, default=0.8, help="temperature; 0 = greedy (default 0.8)")
+    p.add_argument("--top-k", type=int, default=40, help="top-k (default 40; 0 = off)")
+    p.add_argument("--top-p", type=float, default=0.95, help="top-p (default 0.95; 1 = off)")
+    p.add_argument("--min-p", type=float, default=0.05, help="min-p (default 0.05; 0 = off)")
+    p.add_argument("--repeat-penalty", type=float, default=1.0, help="repeat penalty (default 1.0 = off; the seed used 1.1)")
+    p.add_argument("--repeat-last-n", type=int, default=64, help="tokens the repeat penalty looks back (default 64; -1 = context)")
+    p.add_argument("--frequency-penalty", type=float, default=0.0)
+    p.add_argument("--presence-penalty", type=float, default=0.0)
+    p.add_argument("-s", "--seed", type=int, help="random seed (default: random)")
+    p.add_argument("--template", metavar="NAME", help="prompt template (default alpaca; see templates/)")
+    p.add_argument("--stop", action="append", default=None, metavar="TEXT", help="stop string (repeatable; default: the template's)")
+    p.add_argument("--keep", type=int, metavar="N", help="on a full context keep the first N tokens and drop half the rest, instead of stopping")
+    p.add_argument("--color", action="store_true", help="colour the prompt and your input")
+    p.add_argument("--no-display-prompt", action="store_true", help="do not echo the prompt")
+    p.add_argument("-i", "--interactive", action="store_true", help="chat: type instructions, answered in the template's format")
+    p.add_argument("-ins", "--instruct", action="store_true", help="instruction mode (with -i; implies it)")
+    add_model_overrides(p, context_length=False)
+    p.set_defaults(run=run)
+
+
+def _sampling(args):
+    from ..sampling import SamplingParams
+
+    return SamplingParams(
+        temperature=args.temp, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+        repeat_penalty=args.repeat_penalty, repeat_last_n=args.repeat_last_n,
+        frequency_penalty=args.frequency_penalty, presence_penalty=args.presence_penalty, seed=args.seed,
+    )
+
+
+def _check(args) -> None:
+    if args.n_predict < -1:
+        raise UsageError(f"-n {args.n_predict}: use -1 (until the end) or a count of tokens")
+    if args.ctx_size is not None and not 1 <= args.ctx_size <= 1 << 20:
+        raise UsageError(f"-c {args.ctx_size}: the context size must be between 1 and {1 << 20}")
+    if args.threads is not None and not 1 <= args.threads <= 1024:
+        raise UsageError(f"-t {args.threads}: threads must be between 1 and 1024")
+
+
+def _read_prompt(args) -> str | None:
+    if args.file is None:
+        return args.prompt
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError:
+        raise UsageError(f"prompt file {args.file} is not UTF-8 text") from None
+    except OSError as e:
+        raise UsageError(f"cannot read prompt file {args.file}: {e.strerror or e}") from None
+
+
+class Console:
+    def __init__(self, color: bool) -> None:
+        self.color = color and "NO_COLOR" not in os.environ
+
+    def out(self, text: str, style: str = "") -> None:
+        if self.color and style and text:
+            text = f"{style}{text}{RESET}"
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def note(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+
+def stream(handle, console: Console) -> bool:
+    """Print the answer as it comes; Ctrl+C stops it. True if the user interrupted."""
+    interrupted = False
+    while True:
+        try:
+            piece = handle.next_piece(timeout=0.1)
+        except KeyboardInterrupt:
+            interrupted = True
+            handle.cancel()  # honoured within a token; the pieces before it still come
+            continue
+        if piece is None:
+            break
+        console.out(piece)
+    if handle.result.error is not None:
+        raise handle.result.error
+    return interrupted
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..templates import load_template
+
+    _check(args)
+    sampling = _sampling(args)
+    template = load_template(args.template or "alpaca")
+    prompt = _read_prompt(args)
+    interactive = args.interactive or args.instruct
+    if prompt is None and not interactive:
+        raise UsageError("give a prompt with -p or -f, or chat with -i --instruct")
+    model = _load(args)
+    from ..generate import Generator
+
+    generator = Generator(model)
+    console = Console(args.color)
+    stops = tuple(args.stop) if args.stop is not None else template.stop
+    add_bos = template.wants_bos(model.tokenizer.add_bos)
+    if not interactive:
+        text = template.render(prompt) if args.template else prompt
+        return _one_shot(generator, console, args, text, sampling, stops, add_bos, template.parse_special)
+    return _chat(generator, console, args, template, prompt, sampling, stops, add_bos)
+
+
+def _load(args):
+    from ..default_model import ensure_default_model
+    from ..model import load_model
+    from . import model_overrides
+
+    path = args.model or ensure_default_model(progress=lambda msg: print(msg, file=sys.stderr))
+    return load_model(path, n_ctx=args.ctx_size, n_threads=args.threads, **model_overrides(args))
+
+
+def _one_shot(generator, console, args, text, sampling, stops, add_bos, parse_special) -> int:
+    handle = generator.start(
+        text, sampling, max_tokens=args.n_predict, stop=stops, add_bos=add_bos,
+        parse_special=parse_special, keep=args.keep,
+    )
+    if not args.no_display_prompt:
+        console.out(text, YELLOW)
+    interrupted = stream(handle, console)
+    console.out("\n")
+    result = handle.result
+    console.note(f"[{result.stop_reason.value}] {result.timings.summary()}")
+    return 130 if interrupted else 0
+
+
+def _read_instruction(console: Console) -> str | None:
+    """One instruction; a line ending in '\\' continues on the next. None at EOF."""
+    lines = []
+    console.out("\n> ")
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return None if not lines else "\n".join(lines)
+        line = line.rstrip("\n")
+        if line.endswith("\\"):
+            lines.append(line[:-1])
+            continue
+        lines.append(line)
+        return "\n".join(lines)
+
+
+def _chat(generator, console, args, template, first, sampling, stops, add_bos) -> int:
+    model = generator.model
+    turns: list[tuple[str, str | None, str]] = []
+    console.note("chat: type an instruction and Enter (end a line with \\ to continue it); "
+                 "Ctrl+C stops an answer; Ctrl+D or Ctrl+C at the prompt quits")
+    pending = first
+    while True:
+        if pending is None:
+            try:
+                pending = _read_instruction(console)
+            except KeyboardInterrupt:
+                console.out("\n")
+                return 0
+            if pending is None:
+                console.out("\n")
+                return 0
+        instruction, pending = pending, None
+        if not instruction.strip():
+            continue
+        prompt = template.render_conversation(turns, instruction)
+        while turns and len(generator.tokenize(prompt, add_bos, template.parse_special)) + 16 > model.n_ctx:
+            turns.pop(0)  # never silently: say so
+            console.note("(the conversation is longer than the context: dropped the oldest turn)")
+            prompt = template.render_conversation(turns, instruction)
+        try:
+            handle = generator.start(
+                prompt, sampling, max_tokens=args.n_predict, stop=stops, add_bos=add_bos,
+                parse_special=template.parse_special, keep=args.keep,
+            )
+        except UsageError as e:
+            console.note(f"codeup: error: {e}")
+            continue
+        interrupted = stream(handle, console)
+        if interrupted:
+            console.note("\n[stopped]")
+        turns.append((instruction, None, handle.result.text))
+        console.note(f"\n[{handle.result.stop_reason.value}] {handle.result.timings.summary()}")

@@ -151,3 +151,21 @@ def forward(w: LlamaWeights, cache: KVCache, tokens: np.ndarray, start_pos: int,
         x = x[-1:]
     x = rms_norm(x, w.output_norm, hp.rms_eps)
     return project(w.output, np.ascontiguousarray(x))
+
+
+def shift_kv_cache(hp: LlamaHParams, cache: KVCache, n_keep: int, n_discard: int, rope_freqs) -> None:
+    """Drop cached positions [n_keep, n_keep + n_discard) and move the later ones down.
+
+    Keys were stored already rotated for their old position p; rotating them by
+    -n_discard more gives exactly the rotation of their new position p - n_discard.
+    """
+    n_past = cache.n_past
+    src = slice(n_keep + n_discard, n_past)
+    dst = slice(n_keep, n_past - n_discard)
+    cos, sin = rope_angles(np.full(1, -n_discard), hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, rope_freqs)
+    for layer in range(hp.n_layer):
+        k = cache.k[layer, src].copy()
+        apply_rope(k, np.broadcast_to(cos, (len(k), cos.shape[1])), np.broadcast_to(sin, (len(k), sin.shape[1])), hp.n_rot)
+        cache.k[layer, dst] = k
+        cache.v[layer, dst] = cache.v[layer, src].copy()
+    cache.n_past = n_past - n_discard

@@ -1,0 +1,137 @@
+"""`codeup run`: one-shot generation, the interactive instruct mode in a real terminal,
+and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from conftest import REPO, fixtures_or_skip
+
+
+def codeup(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "engine.cli", "run", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return json.loads(fixtures_or_skip("smollm2", "alpaca-fib.json").read_text())
+
+
+def test_greedy_alpaca_prompt_prints_llama_cpps_continuation(default_model_file, reference):
+    import engine
+
+    proc = codeup("-m", str(default_model_file), "-p", reference["prompt"], "--temp", "0", "-n", "40")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(reference["prompt"])  # the prompt is echoed, as llama.cpp does
+    answer = proc.stdout[len(reference["prompt"]):]
+    with engine.load_model(default_model_file) as model:
+        first20 = model.tokenizer.decode(reference["greedy"][:20], strip_leading_space=False)
+    assert answer.startswith(first20)
+    assert "prompt: 57 tokens" in proc.stderr and "generation: 40 tokens" in proc.stderr
+
+
+def test_prompt_file_and_no_display_prompt(default_model_file, reference, tmp_path):
+    f = tmp_path / "prompt.txt"
+    f.write_text(reference["prompt"], encoding="utf-8")
+    proc = codeup("-m", str(default_model_file), "-f", str(f), "--temp", "0", "-n", "5", "--no-display-prompt")
+    assert proc.returncode == 0 and proc.stdout.startswith("```")
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["-p", "x", "--template", "nope"], "no prompt template named 'nope'"),
+        (["-p", "x", "-n", "-5"], "-n -5"),
+        (["-p", "x", "--top-p", "2"], "top_p must be between 0 and 1"),
+        (["-p", "x", "--repeat-penalty", "0"], "repeat_penalty"),
+        (["-p", "x", "-c", "0"], "-c 0"),
+        (["-p", "x", "-t", "0"], "-t 0"),
+        (["-f", "/nonexistent/prompt.txt"], "cannot read prompt file /nonexistent/prompt.txt"),
+        (["-p", "x", "--temp", "abc"], "invalid float value"),
+        (["-p", "word " * 400, "-c", "64"], "more than the context of 64"),
+        ([], "give a prompt with -p or -f"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(default_model_file, args, message):
+    proc = codeup("-m", str(default_model_file), *args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_unreadable_model_is_one_line(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x03\0\0\0" + b"\xff" * 20)
+    proc = codeup("-m", str(bad), "-p", "x")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+# ---- interactive, in a real terminal ----------------------------------------------------------
+
+class Tmux:
+    def __init__(self, command: str) -> None:
+        self.socket = f"codeup-test-{uuid.uuid4().hex[:8]}"
+        self.run("new-session", "-d", "-s", "t", "-x", "120", "-y", "50", command)
+
+    def run(self, *args) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True).stdout
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "t", "-S", "-200")
+
+    def wait_for(self, predicate, timeout=60.0) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            text = self.screen()
+            if predicate(text):
+                return text
+            time.sleep(0.2)
+        raise AssertionError(f"timed out; screen:\n{self.screen()}")
+
+    def keys(self, *keys) -> None:
+        self.run("send-keys", "-t", "t", *keys)
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_interactive_instruct_session(default_model_file, tmp_path):
+    done = tmp_path / "exit-status"
+    cmd = (f"cd {REPO} && {sys.executable} -m engine.cli run -m {default_model_file} -i --instruct "
+           f"--temp 0 -n 300; echo $? > {done}; sleep 60")
+    tmux = Tmux(cmd)
+    try:
+        tmux.wait_for(lambda s: "\n> " in s or s.rstrip().endswith(">"))
+        # 1: answered in full
+        tmux.keys("Write a Python function that adds two numbers.", "Enter")
+        tmux.wait_for(lambda s: s.count("prompt:") >= 1)
+        assert "def " in tmux.screen()
+        # 2: interrupted with Ctrl+C while it streams
+        tmux.keys("Explain recursion in detail with many examples.", "Enter")
+        tmux.wait_for(lambda s: s.count("\n") > 0 and len(s.split("recursion in detail")[-1]) > 80, timeout=60)
+        tmux.keys("C-c")
+        screen = tmux.wait_for(lambda s: "[stopped]" in s and s.count("prompt:") >= 2)
+        assert "[cancelled]" in screen
+        # 3: answered, with the earlier turns reused from the cache
+        tmux.keys("Write a function that reverses a string.", "Enter")
+        screen = tmux.wait_for(lambda s: s.count("prompt:") >= 3)
+        assert "reused from the cache" in screen.split("reverses a string")[-1]
+        # EOF at the prompt exits cleanly
+        tmux.keys("C-d")
+        end = time.monotonic() + 30
+        while not done.exists() and time.monotonic() < end:
+            time.sleep(0.2)
+        assert done.read_text().strip() == "0"
+        assert "Traceback" not in tmux.screen()
+    finally:
+        tmux.kill()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelFileError, UsageError
-from .formats import ModelFile, open_model_file
+from .formats import LlamaHParams, ModelFile, open_model_file
 from .llama import KVCache, LlamaWeights, forward, shift_kv_cache
 from .tokenizer import Tokenizer, build_tokenizer
 
@@ -17,24 +17,14 @@ DEFAULT_MAX_CTX = 4096  # the default n_ctx: the model's own, capped here
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class ModelInfo(LlamaHParams):
+    """The model's hyperparameters, where it came from, and the context it was loaded with."""
+
     path: Path
     name: str
     format_name: str
     file_type: str
-    architecture: str
-    n_vocab: int
-    n_embd: int
-    n_layer: int
-    n_head: int
-    n_head_kv: int
-    n_ff: int
-    head_dim: int
-    n_ctx_train: int
     n_ctx: int
-    rope_freq_base: float
-    rope_freq_scale: float
-    rms_eps: float
 
 
 class Model:
@@ -54,11 +44,8 @@ class Model:
         self.cache = KVCache(hp, n_ctx)
         self._tokens: list[int] = []  # what each cached position holds
         self.info = ModelInfo(
-            path=mf.path, name=mf.name, format_name=mf.format_name, file_type=mf.file_type_name,
-            architecture=mf.architecture, n_vocab=hp.n_vocab, n_embd=hp.n_embd, n_layer=hp.n_layer,
-            n_head=hp.n_head, n_head_kv=hp.n_head_kv, n_ff=hp.n_ff, head_dim=hp.head_dim,
-            n_ctx_train=hp.n_ctx_train, n_ctx=n_ctx, rope_freq_base=hp.rope_freq_base,
-            rope_freq_scale=hp.rope_freq_scale, rms_eps=hp.rms_eps,
+            **asdict(hp), path=mf.path, name=mf.name, format_name=mf.format_name,
+            file_type=mf.file_type_name, n_ctx=n_ctx,
         )
 
     @property

@@ -1,50 +1,121 @@
-"""Causal grouped-query attention over the KV cache, in numba.
+"""Causal grouped-query attention over the KV cache, in numba, with llama.cpp's roundings.
 
-One kernel: for each query head and each new token, scores against every cached key up to
-the token's own position, a max-subtracted softmax (summed in float64, as ggml does), and
-the weighted sum of the cached values. Heads run in parallel.
+llama.cpp (without flash attention) keeps keys and values in half precision, and its two
+matrix products with them take half operands: the query is rounded to half for Q·K, and the
+softmax weights are rounded to half for the weighted sum of values. Between them, ggml's
+soft_max: scores scaled in float32, exp by ggml's own vector expf (ggml_math.ggml_expf) of
+score - max, summed in double per 16 lanes, then multiplied by (float)(1/sum). This kernel
+does the same; the caller stores keys and values already rounded to half (KVCache). The two
+half-precision dot products are summed in llama.cpp's order, which differs between a batch
+(llamafile's tinyBLAS: 16 lanes) and a single token (ggml_vec_dot_f16: 4 x 16 lanes).
+Heads run in parallel.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
+from .ggml_math import ggml_expf, round_f16
 
-@njit(parallel=True, cache=True, fastmath=True)
+
+@njit(inline="always")
+def _reduce16(e, o):
+    """_mm512_reduce_add_ps of e[o:o+16]: halves added lane-wise, then quarters, then pairs."""
+    c0 = (e[o + 4] + e[o + 12]) + (e[o + 0] + e[o + 8])
+    c1 = (e[o + 5] + e[o + 13]) + (e[o + 1] + e[o + 9])
+    c2 = (e[o + 6] + e[o + 14]) + (e[o + 2] + e[o + 10])
+    c3 = (e[o + 7] + e[o + 15]) + (e[o + 3] + e[o + 11])
+    return (c0 + c2) + (c1 + c3)
+
+
+@njit(inline="always")
+def _dot16(a, b, lanes):
+    """Dot product of two half-valued vectors (length a multiple of 16) in llamafile's
+    tinyBLAS order (llama.cpp's batch path): 16 lanes, lane l summing elements l, l+16, ...
+    in turn, then reduced."""
+    for l in range(16):
+        lanes[l] = a[l] * b[l]
+    for c in range(16, a.size, 16):
+        for l in range(16):
+            lanes[l] += a[c + l] * b[c + l]
+    return _reduce16(lanes, 0)
+
+
+@njit(inline="always")
+def _dot64(a, b, lanes):
+    """Dot product in ggml_vec_dot_f16's order (llama.cpp's one-token path): four 16-lane
+    accumulators over steps of 64, combined as (s0 + s2) + (s1 + s3), reduced, and any tail
+    beyond the last multiple of 64 added in double."""
+    n64 = a.size - a.size % 64
+    for l in range(64):
+        lanes[l] = np.float32(0.0)
+    for c in range(0, n64, 64):
+        for l in range(64):
+            lanes[l] += a[c + l] * b[c + l]
+    for l in range(16):
+        lanes[l] = (lanes[l] + lanes[32 + l]) + (lanes[16 + l] + lanes[48 + l])
+    total = np.float64(_reduce16(lanes, 0))
+    for i in range(n64, a.size):
+        total += np.float64(a[i] * b[i])
+    return np.float32(total)
+
+
+@njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
 def attention(q, k_cache, v_cache, start_pos, scale, out):
     """q: (n_tok, n_head, hd) float32 for positions start_pos..start_pos+n_tok-1;
-    k_cache, v_cache: (n_ctx, n_head_kv, hd) float32 holding positions 0..start_pos+n_tok-1;
-    out: (n_tok, n_head, hd) float32."""
+    k_cache, v_cache: (n_ctx, n_head_kv, hd) float32 holding half-rounded values for
+    positions 0..start_pos+n_tok-1; out: (n_tok, n_head, hd) float32."""
     n_tok, n_head, hd = q.shape
     n_head_kv = k_cache.shape[1]
     group = n_head // n_head_kv  # consecutive query heads share one KV head
     n_kv = start_pos + n_tok
     for h in prange(n_head):
         kvh = h // group
-        scores = np.empty(n_kv, dtype=np.float32)
+        scores = np.empty(n_kv + 16, dtype=np.float32)
+        qh = np.empty(hd, dtype=np.float32)
+        lanes = np.empty(64, dtype=np.float32)
+        acc = np.empty((64, hd), dtype=np.float32)
+        one = n_tok == 1  # llama.cpp's vec_dot path, else its tinyBLAS (sgemm) path
         for t in range(n_tok):
             last = start_pos + t  # causal: a token sees itself and what came before
+            for d in range(hd):
+                qh[d] = round_f16(q[t, h, d])
             best = -np.inf
             for j in range(last + 1):
-                s = np.float32(0.0)
-                for d in range(hd):
-                    s += q[t, h, d] * k_cache[j, kvh, d]
-                s *= scale
+                if one:
+                    s = _dot64(qh, k_cache[j, kvh], lanes) * scale
+                else:
+                    s = _dot16(qh, k_cache[j, kvh], lanes) * scale
                 scores[j] = s
                 if s > best:
                     best = s
+            # exp in lanes of 16, each group of 16 summed as _mm512_reduce_add_ps does,
+            # the groups in double
+            n_grp = (last + 16) // 16
+            for j in range(last + 1, n_grp * 16):
+                scores[j] = np.float32(0.0)
             total = 0.0  # float64
-            for j in range(last + 1):
-                e = math.exp(scores[j] - best)
-                scores[j] = e
-                total += e
+            for c in range(n_grp):
+                o = c * 16
+                for j in range(o, min(o + 16, last + 1)):
+                    scores[j] = ggml_expf(scores[j] - best)
+                total += np.float64(_reduce16(scores, o))
             inv = np.float32(1.0 / total)
-            for d in range(hd):
-                out[t, h, d] = 0.0
+            # weights rounded to half; the weighted sum of values in the same order as the
+            # scores: tinyBLAS (lane j % 16) or vec_dot_f16 (accumulator j % 64, all of
+            # llama.cpp's padded cache row being whole steps of 64)
+            width = 64 if one else 16
+            acc[:width, :] = 0.0
             for j in range(last + 1):
-                p = scores[j] * inv
+                p = round_f16(scores[j] * inv)
+                a = acc[j % width]
+                vj = v_cache[j, kvh]
                 for d in range(hd):
-                    out[t, h, d] += p * v_cache[j, kvh, d]
+                    a[d] += p * vj[d]
+            if one:
+                for l in range(16):
+                    for d in range(hd):
+                        acc[l, d] = (acc[l, d] + acc[32 + l, d]) + (acc[16 + l, d] + acc[48 + l, d])
+            for d in range(hd):
+                out[t, h, d] = _reduce16(acc[:, d], 0)

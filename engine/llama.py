@@ -15,8 +15,9 @@ import numpy as np
 from .attention import attention
 from .errors import ModelFileError
 from .formats import LlamaHParams, ModelFile
-from .quants import SUPPORTED_TYPES, QuantMatrix, dequantize, dequantize_rows, matmul
-from .quants.activations import round_activations
+from .quants import HAS_Q8_1_KERNEL, SUPPORTED_TYPES, QuantMatrix, dequantize, dequantize_rows, matmul, matmul_q8_1
+from .ggml_math import swiglu
+from .quants.activations import quantize_activations, quantize_q8_1
 from .rope import apply_rope, rope_angles
 
 SUPPORTED_ARCHITECTURES = frozenset({"llama"})
@@ -36,7 +37,11 @@ class LayerWeights:
 
 
 class KVCache:
-    """Keys and values of every evaluated position: (n_layer, n_ctx, n_head_kv, head_dim)."""
+    """Keys and values of every evaluated position: (n_layer, n_ctx, n_head_kv, head_dim).
+
+    float32 arrays holding half-precision values: llama.cpp's cache is F16, and the
+    attention must see the same rounded keys and values (attention.py).
+    """
 
     def __init__(self, hp: LlamaHParams, n_ctx: int) -> None:
         shape = (hp.n_layer, n_ctx, hp.n_head_kv, hp.head_dim)
@@ -47,14 +52,17 @@ class KVCache:
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
-    # ggml sums the squares in double, then scales in float.
-    mean = np.square(x, dtype=np.float64).mean(axis=-1, keepdims=True)
-    scale = (1.0 / np.sqrt(mean + eps)).astype(np.float32)
+    """ggml_rms_norm then the weight: squares in float32 summed in double, the mean rounded
+    to float32, scale = 1.0f / sqrtf(mean + eps) in float32."""
+    sq = np.square(x).astype(np.float64)
+    mean = (sq.sum(axis=-1, keepdims=True) / x.shape[-1]).astype(np.float32)
+    scale = np.float32(1.0) / np.sqrt(mean + np.float32(eps))
     return (x * scale) * weight
 
 
-def silu(x: np.ndarray) -> np.ndarray:
-    return x / (np.float32(1.0) + np.exp(-x))
+def to_f16(x: np.ndarray) -> np.ndarray:
+    """Rounded to half precision (nearest even), kept as float32."""
+    return x.astype(np.float16).astype(np.float32)
 
 
 class LlamaWeights:
@@ -118,7 +126,10 @@ class LlamaWeights:
 
 def project(w: QuantMatrix, x: np.ndarray) -> np.ndarray:
     """W·x with x rounded as llama.cpp rounds it for this weight type (quants/activations.py)."""
-    return matmul(w, round_activations(x, w.ggml_type))
+    if w.ggml_type in HAS_Q8_1_KERNEL:  # llama.cpp's exact arithmetic
+        return matmul_q8_1(w, *quantize_q8_1(np.ascontiguousarray(x, dtype=np.float32)))
+    xq, sums = quantize_activations(x, w.ggml_type)
+    return matmul(w, xq, x_sums=sums)
 
 
 def forward(w: LlamaWeights, cache: KVCache, tokens: np.ndarray, start_pos: int, all_logits: bool) -> np.ndarray:
@@ -139,13 +150,13 @@ def forward(w: LlamaWeights, cache: KVCache, tokens: np.ndarray, start_pos: int,
         v = project(L.wv, h).reshape(n, hp.n_head_kv, hd)
         apply_rope(q, cos, sin, hp.n_rot)
         apply_rope(k, cos, sin, hp.n_rot)
-        cache.k[layer, start_pos : start_pos + n] = k
-        cache.v[layer, start_pos : start_pos + n] = v
+        cache.k[layer, start_pos : start_pos + n] = to_f16(k)
+        cache.v[layer, start_pos : start_pos + n] = to_f16(v)
         attention(q, cache.k[layer], cache.v[layer], start_pos, scale, attn_out)
         x = x + project(L.wo, attn_out.reshape(n, hp.n_head * hd))
         # feed-forward (SwiGLU)
         m = rms_norm(x, L.ffn_norm, hp.rms_eps)
-        x = x + project(L.w_down, silu(project(L.w_gate, m)) * project(L.w_up, m))
+        x = x + project(L.w_down, swiglu(project(L.w_gate, m), project(L.w_up, m)))
     cache.n_past = start_pos + n
     if not all_logits:
         x = x[-1:]
@@ -166,6 +177,6 @@ def shift_kv_cache(hp: LlamaHParams, cache: KVCache, n_keep: int, n_discard: int
     for layer in range(hp.n_layer):
         k = cache.k[layer, src].copy()
         apply_rope(k, np.broadcast_to(cos, (len(k), cos.shape[1])), np.broadcast_to(sin, (len(k), sin.shape[1])), hp.n_rot)
-        cache.k[layer, dst] = k
+        cache.k[layer, dst] = to_f16(k)  # llama.cpp re-rotates its half-precision cache in place
         cache.v[layer, dst] = cache.v[layer, src].copy()
     cache.n_past = n_past - n_discard

@@ -3,11 +3,39 @@
 "Normal" mode (ggml rope mode 0): each head's adjacent pairs (x[2i], x[2i+1]) are rotated
 by θ_i = pos · freq_scale · base^(-2i/n_rot). The converters permuted the Q and K rows of
 Hugging Face checkpoints so that adjacent pairs are right for these files.
+
+The arithmetic is ggml's, bit for bit (the rotated keys and queries are rounded to half
+next, where a last-bit difference can flip a rounding): θ built by repeated float32
+multiplication, the C library's cosf/sinf, and the rotation contracted to fused
+multiply-adds as the compiler contracts ggml's `x0*cos - x1*sin`.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+
 import numpy as np
+from numba import njit, prange
+
+from .ggml_math import fma32
+
+_libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+_cosf = _libm.cosf
+_sinf = _libm.sinf
+_powf = _libm.powf
+for _f in (_cosf, _sinf):
+    _f.restype = ctypes.c_float
+    _f.argtypes = [ctypes.c_float]
+_powf.restype = ctypes.c_float
+_powf.argtypes = [ctypes.c_float, ctypes.c_float]
+
+
+@njit(cache=False)
+def _cos_sin(theta, cos, sin):
+    for i in range(theta.size):
+        cos.flat[i] = _cosf(theta.flat[i])
+        sin.flat[i] = _sinf(theta.flat[i])
 
 
 def rope_angles(
@@ -15,20 +43,43 @@ def rope_angles(
 ) -> tuple[np.ndarray, np.ndarray]:
     """cos and sin tables of shape (len(positions), n_rot // 2), float32.
 
-    `freq_factors` (the optional rope_freqs.weight of Llama 3.1) divide each frequency.
+    As ggml_rope_cache_init: θ_0 = pos, θ_{i+1} = θ_i · powf(base, -2/n_rot) in float32,
+    then cosf/sinf(freq_scale · θ_i / factor_i). `freq_factors` (the optional
+    rope_freqs.weight of Llama 3.1) divide each frequency.
     """
-    inv_freq = freq_base ** (-np.arange(0, n_rot, 2, dtype=np.float64) / n_rot)
+    f32 = np.float32
+    theta_scale = f32(_powf(f32(freq_base), f32(-2.0) / f32(n_rot)))
+    n_pairs = n_rot // 2
+    theta = np.empty((len(positions), n_pairs), dtype=np.float32)
+    t = np.asarray(positions).astype(np.float32)
+    for i in range(n_pairs):
+        theta[:, i] = t
+        t = t * theta_scale
     if freq_factors is not None:
-        inv_freq = inv_freq / freq_factors.astype(np.float64)
-    theta = (positions.astype(np.float64) * freq_scale)[:, None] * inv_freq[None, :]
-    return np.cos(theta).astype(np.float32), np.sin(theta).astype(np.float32)
+        theta = theta / np.asarray(freq_factors, dtype=np.float32)[None, :]
+    theta = np.ascontiguousarray(f32(freq_scale) * theta, dtype=np.float32)
+    cos = np.empty_like(theta)
+    sin = np.empty_like(theta)
+    _cos_sin(theta, cos, sin)
+    return cos, sin
+
+
+@njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+def _rotate(x, cos, sin, n_rot):
+    n_tok, n_heads, _ = x.shape
+    for t in prange(n_tok):
+        for h in range(n_heads):
+            for i in range(n_rot // 2):
+                c = cos[t, i]
+                s = sin[t, i]
+                x0 = x[t, h, 2 * i]
+                x1 = x[t, h, 2 * i + 1]
+                x[t, h, 2 * i] = fma32(x0, c, -(x1 * s))
+                x[t, h, 2 * i + 1] = fma32(x0, s, x1 * c)
 
 
 def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, n_rot: int) -> None:
-    """Rotate x (n_tok, n_heads, head_dim) in place; only the first n_rot dims rotate."""
-    even = x[:, :, 0:n_rot:2].copy()
-    odd = x[:, :, 1:n_rot:2]
-    c = cos[:, None, :]
-    s = sin[:, None, :]
-    x[:, :, 0:n_rot:2] = even * c - odd * s
-    x[:, :, 1:n_rot:2] = even * s + odd * c
+    """Rotate x (n_tok, n_heads, head_dim) float32 in place; only the first n_rot dims rotate."""
+    if not (x.dtype == np.float32 and x.flags.c_contiguous):
+        raise ValueError("apply_rope needs a C-contiguous float32 array")
+    _rotate(x, np.ascontiguousarray(cos, dtype=np.float32), np.ascontiguousarray(sin, dtype=np.float32), n_rot)

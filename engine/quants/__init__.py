@@ -31,6 +31,7 @@ __all__ = [
     "dequantize",
     "dequantize_rows",
     "matmul",
+    "matmul_q8_1",
 ]
 
 # The kernel module of each type: the type table is data.
@@ -157,11 +158,13 @@ class QuantMatrix:
             raise ModelFileError(model_file.path, f"{tensor_name}: {e}") from None
 
 
-def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None, x_sums: np.ndarray | None = None) -> np.ndarray:
     """out[t, r] = sum_k W[r, k] * x[t, k] for x (n_tokens, n_in): float32 (n_tokens, n_out).
 
     A 1-D x (one token) gives a 1-D result. `out`, when given, must be float32 C-contiguous
-    of the result's shape; it is filled and returned.
+    of the result's shape; it is filled and returned. `x_sums` (Q4_1 and Q5_1 only, else
+    ignored): float32 (n_tokens, n_in // 32), the block sums of x to use in the weights'
+    minimum term, as llama.cpp's Q8_1 activations carry them (activations.py).
     """
     kern = KERNELS[w.ggml_type]
     x = np.asarray(x)
@@ -179,8 +182,33 @@ def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None) -> np.n
         return out
     xf = _readonly(np.ascontiguousarray(x2, dtype=np.float32).reshape(-1))
     wf = _flat_for_kernel(w.data, kern.WEIGHT_DTYPE)
-    kern.matmul(wf, w.n_out, w.n_in, xf, n_tok, out.reshape(-1))
+    if x_sums is not None and hasattr(kern, "matmul_with_sums"):
+        xs = np.ascontiguousarray(x_sums, dtype=np.float32).reshape(-1)
+        if xs.size != n_tok * (w.n_in // 32):
+            raise UsageError(f"matmul: x_sums must hold {n_tok * (w.n_in // 32)} block sums, not {xs.size}")
+        kern.matmul_with_sums(wf, w.n_out, w.n_in, xf, _readonly(xs), n_tok, out.reshape(-1))
+    else:
+        kern.matmul(wf, w.n_out, w.n_in, xf, n_tok, out.reshape(-1))
     return out
+
+
+def matmul_q8_1(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """W·x for x given as Q8_1 blocks (activations.quantize_q8_1: values, scales, sums), with
+    llama.cpp's own arithmetic; for the types whose kernel module has `matmul_q8_1`
+    (HAS_Q8_1_KERNEL). xq (n_tokens, n_in) -> float32 (n_tokens, n_out)."""
+    kern = KERNELS[w.ggml_type]
+    n_tok = xq.shape[0]
+    nb = w.n_in // 32
+    if xq.shape != (n_tok, w.n_in) or xd.size != n_tok * nb or xs.size != n_tok * nb:
+        raise UsageError(f"matmul_q8_1: shapes {xq.shape}, {xd.shape}, {xs.shape} do not fit a {w.n_in}-wide matrix")
+    out = np.empty((n_tok, w.n_out), dtype=np.float32)
+    if n_tok:
+        f32 = lambda a: _readonly(np.ascontiguousarray(a, dtype=np.float32).reshape(-1))
+        kern.matmul_q8_1(_flat_for_kernel(w.data, kern.WEIGHT_DTYPE), w.n_out, w.n_in, f32(xq), f32(xd), f32(xs), n_tok, out.reshape(-1))
+    return out
+
+
+HAS_Q8_1_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matmul_q8_1"))
 
 
 def dequantize_rows(w: QuantMatrix, rows) -> np.ndarray:

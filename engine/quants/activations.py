@@ -9,8 +9,10 @@ computes `round_activations(x, type)` — the dequantized 8-bit (or half) activa
 hands them to the float kernels, whose block sums then equal llama.cpp's integer sums
 times the same scales, up to float summation order.
 
-Not emulated: Q8_1 stores its block sum s = d·Σq as f16, while the kernels use Σ(d·q) in
-float32 (a relative difference below 1e-3 on the Q4_1/Q5_1 minimum term).
+Q8_1 (the activations of Q4_1/Q5_1 weights) has the same values as Q8_0 plus a block sum
+s = d·Σq, with d = amax/127 before its rounding to half, stored as half. The weights'
+minimum term m·Σx uses that s, not the sum of the rounded values: `quantize_activations`
+returns it for the kernels (quants.matmul's x_sums).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from ..ggml_types import GGMLType
 
 _Q8_0_TYPES = frozenset({GGMLType.Q4_0, GGMLType.Q5_0, GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q5_1})
+_Q8_1_TYPES = frozenset({GGMLType.Q4_1, GGMLType.Q5_1})
 _Q8_K_TYPES = frozenset({GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K})
 
 
@@ -32,6 +35,29 @@ def round_q8_0(x: np.ndarray) -> np.ndarray:
     inv = np.divide(np.float32(127.0), amax, out=np.zeros_like(amax), where=amax > 0)
     q = np.rint(xb * inv)
     return (q * d.astype(np.float16).astype(np.float32)).reshape(x.shape)
+
+
+def q8_1_sums(x: np.ndarray) -> np.ndarray:
+    """block_q8_1.s of each block of 32 of x (n_tokens, n_in): half(d · Σq) with d = amax/127
+    in float32 (not yet rounded to half) and q the rounded values; (n_tokens, n_in // 32)."""
+    xb = x.reshape(x.shape[0], -1, 32)
+    amax = np.abs(xb).max(axis=-1)
+    d = amax / np.float32(127.0)
+    inv = np.divide(np.float32(127.0), amax, out=np.zeros_like(amax), where=amax > 0)
+    qsum = np.rint(xb * inv[..., None]).sum(axis=-1, dtype=np.float32)  # integers, exact
+    return (d * qsum).astype(np.float16).astype(np.float32)
+
+
+def quantize_q8_1(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """quantize_row_q8_1 of x (n_tokens, n_in), as parts: the int8 values (as float32,
+    (n_tokens, n_in)), the half scales d and the half block sums s (n_tokens, n_in // 32)."""
+    xb = x.reshape(x.shape[0], -1, 32)
+    amax = np.abs(xb).max(axis=-1)
+    d = amax / np.float32(127.0)
+    inv = np.divide(np.float32(127.0), amax, out=np.zeros_like(amax), where=amax > 0)
+    q = np.rint(xb * inv[..., None])
+    s = d * q.sum(axis=-1, dtype=np.float32)  # integers, exact
+    return q.reshape(x.shape), d.astype(np.float16).astype(np.float32), s.astype(np.float16).astype(np.float32)
 
 
 def round_q8_k(x: np.ndarray) -> np.ndarray:
@@ -68,3 +94,11 @@ def round_activations(x: np.ndarray, ggml_type: GGMLType) -> np.ndarray:
     if ggml_type == GGMLType.BF16:
         return round_bf16(x)
     return x
+
+
+def quantize_activations(x: np.ndarray, ggml_type: GGMLType) -> tuple[np.ndarray, np.ndarray | None]:
+    """(round_activations(x, type), Q8_1 block sums or None): what quants.matmul needs to
+    reproduce llama.cpp's product with `ggml_type` weights."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    sums = q8_1_sums(x) if ggml_type in _Q8_1_TYPES else None
+    return round_activations(x, ggml_type), sums

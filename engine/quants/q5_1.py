@@ -37,11 +37,18 @@ def dequantize_rows(w, row_bytes, rows, n_blocks, out):
                 dst[e + 16 + j] = d * np.float32(hi) + m
 
 
-@njit(parallel=True, **MATH_FAST)
+@njit(**MATH_FAST)
 def matmul(w, n_out, n_in, x, n_tok, out):
+    matmul_with_sums(w, n_out, n_in, x, group_sums(x, n_tok, n_in, 32), n_tok, out)
+
+
+@njit(parallel=True, **MATH_FAST)
+def matmul_with_sums(w, n_out, n_in, x, xs, n_tok, out):
+    """matmul with the block sums of x given: xs[t * (n_in // 32) + b] stands for
+    sum(x[t, 32b:32b+32]) in the minimum term m * sum(x). llama.cpp's Q8_1 activations carry
+    that sum rounded to half (block_q8_1.s), which `matmul` would compute exactly instead."""
     nb = n_in // 32
     rb = nb * 24
-    xs = group_sums(x, n_tok, n_in, 32)
     for g in prange((n_out + 3) // 4):
         r0, r1, r2, r3 = group_of_rows(g, n_out)
         w0 = w[r0 * rb : (r0 + 1) * rb]

@@ -88,8 +88,11 @@ def _swiglu(g, u, out):
             out[t, i] = (x / (np.float32(1.0) + ggml_expf(-x))) * u[t, i]
 
 
+_swiglu_serial = njit(**_EXACT)(_swiglu.py_func)  # one token: no threads
+
+
 def swiglu(g: np.ndarray, u: np.ndarray) -> np.ndarray:
     """silu(g) * u, (n_tok, n_ff) float32, as ggml_vec_swiglu_f32 computes it."""
     out = np.empty_like(g)
-    _swiglu(g, u, out)
+    (_swiglu if g.shape[0] > 1 else _swiglu_serial)(g, u, out)
     return out

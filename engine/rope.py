@@ -78,8 +78,12 @@ def _rotate(x, cos, sin, n_rot):
                 x[t, h, 2 * i + 1] = fma32(x0, s, x1 * c)
 
 
+# One token (generation) is too little work for threads: the same loop without prange.
+_rotate_serial = njit(cache=True, fastmath=False, error_model="numpy", boundscheck=False)(_rotate.py_func)
+
+
 def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, n_rot: int) -> None:
     """Rotate x (n_tok, n_heads, head_dim) float32 in place; only the first n_rot dims rotate."""
     if not (x.dtype == np.float32 and x.flags.c_contiguous):
         raise ValueError("apply_rope needs a C-contiguous float32 array")
-    _rotate(x, np.ascontiguousarray(cos, dtype=np.float32), np.ascontiguousarray(sin, dtype=np.float32), n_rot)
+    (_rotate if x.shape[0] > 1 else _rotate_serial)(x, np.ascontiguousarray(cos, dtype=np.float32), np.ascontiguousarray(sin, dtype=np.float32), n_rot)

@@ -129,6 +129,15 @@ class QuantMatrix:
             raise UsageError(f"{self.ggml_type.name} matrix data must be C-contiguous")
 
     @property
+    def flat(self) -> np.ndarray:
+        """The data as the kernels read it: flat, read-only, WEIGHT_DTYPE (made once)."""
+        f = self.__dict__.get("_flat")
+        if f is None:
+            f = _flat_for_kernel(self.data, KERNELS[self.ggml_type].WEIGHT_DTYPE)
+            object.__setattr__(self, "_flat", f)
+        return f
+
+    @property
     def row_bytes(self) -> int:
         kern = KERNELS[self.ggml_type]
         return self.n_in // kern.BLOCK_ELEMS * kern.BLOCK_BYTES
@@ -181,7 +190,7 @@ def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None, x_sums:
     if n_tok == 0:
         return out
     xf = _readonly(np.ascontiguousarray(x2, dtype=np.float32).reshape(-1))
-    wf = _flat_for_kernel(w.data, kern.WEIGHT_DTYPE)
+    wf = w.flat
     if x_sums is not None and hasattr(kern, "matmul_with_sums"):
         xs = np.ascontiguousarray(x_sums, dtype=np.float32).reshape(-1)
         if xs.size != n_tok * (w.n_in // 32):
@@ -204,7 +213,7 @@ def matmul_q8_1(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xs: np.ndarray) 
     out = np.empty((n_tok, w.n_out), dtype=np.float32)
     if n_tok:
         f32 = lambda a: _readonly(np.ascontiguousarray(a, dtype=np.float32).reshape(-1))
-        kern.matmul_q8_1(_flat_for_kernel(w.data, kern.WEIGHT_DTYPE), w.n_out, w.n_in, f32(xq), f32(xd), f32(xs), n_tok, out.reshape(-1))
+        kern.matmul_q8_1(w.flat, w.n_out, w.n_in, f32(xq), f32(xd), f32(xs), n_tok, out.reshape(-1))
     return out
 
 

@@ -18,7 +18,9 @@ returns it for the kernels (quants.matmul's x_sums).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from ..ggml_math import round_f16
 from ..ggml_types import GGMLType
 
 _Q8_0_TYPES = frozenset({GGMLType.Q4_0, GGMLType.Q5_0, GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q5_1})
@@ -48,9 +50,8 @@ def q8_1_sums(x: np.ndarray) -> np.ndarray:
     return (d * qsum).astype(np.float16).astype(np.float32)
 
 
-def quantize_q8_1(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """quantize_row_q8_1 of x (n_tokens, n_in), as parts: the int8 values (as float32,
-    (n_tokens, n_in)), the half scales d and the half block sums s (n_tokens, n_in // 32)."""
+def quantize_q8_1_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """quantize_q8_1 in numpy (the formulation the numba kernel reproduces bit for bit)."""
     xb = x.reshape(x.shape[0], -1, 32)
     amax = np.abs(xb).max(axis=-1)
     d = amax / np.float32(127.0)
@@ -58,6 +59,39 @@ def quantize_q8_1(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     q = np.rint(xb * inv[..., None])
     s = d * q.sum(axis=-1, dtype=np.float32)  # integers, exact
     return q.reshape(x.shape), d.astype(np.float16).astype(np.float32), s.astype(np.float16).astype(np.float32)
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+def _quantize_q8_1(x, q, d_out, s_out):
+    for i in range(d_out.size):  # block i is x.flat[32 i : 32 i + 32]
+        xb = x[32 * i : 32 * i + 32]
+        qb = q[32 * i : 32 * i + 32]
+        amax = np.float32(0.0)
+        for j in range(32):
+            a = abs(xb[j])
+            if a > amax:
+                amax = a
+        d = amax / np.float32(127.0)
+        inv = np.float32(127.0) / amax if amax > np.float32(0.0) else np.float32(0.0)
+        total = np.float32(0.0)
+        for j in range(32):
+            v = np.rint(xb[j] * inv)
+            qb[j] = v
+            total += v  # integers below 2**12: exact
+        d_out[i] = round_f16(d)
+        s_out[i] = round_f16(d * total)
+
+
+def quantize_q8_1(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """quantize_row_q8_1 of x (n_tokens, n_in), as parts: the int8 values (as float32,
+    (n_tokens, n_in)), the half scales d and the half block sums s (n_tokens, n_in // 32)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n_tok, n_in = x.shape
+    q = np.empty((n_tok, n_in), dtype=np.float32)
+    d = np.empty((n_tok, n_in // 32), dtype=np.float32)
+    s = np.empty((n_tok, n_in // 32), dtype=np.float32)
+    _quantize_q8_1(x.reshape(-1), q.reshape(-1), d.reshape(-1), s.reshape(-1))
+    return q, d, s
 
 
 def round_q8_k(x: np.ndarray) -> np.ndarray:

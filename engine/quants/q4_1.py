@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast
-from ..ggml_math import fma32
+from ._simd import vadd, vfloor, vfma, vload, vload_half_pairs16, vload_u8, vmul, vsplat, vstore, vsub, vtranspose_bytes16
 from .q4_0 import _nibbles_dot
 
 BLOCK_ELEMS = 32
@@ -84,77 +84,70 @@ def matmul_with_sums(w, n_out, n_in, x, xs, n_tok, out):
             ot[r3] = a3
 
 
-@njit(inline="always")
-def _block_lanes(v, xqb, d0d1, acc):
-    """One block of ggml_vec_dot_q4_1_q8_1 (AVX2): eight int32 lanes, lane l the sum of the
-    products of elements 4l..4l+3, each added to its accumulator with a fused multiply-add
-    by d_w * d_x. The lane sums are integers below 2**24, exact in float32 in any order."""
-    for l in range(4):
-        s_lo = np.float32(0.0)
-        s_hi = np.float32(0.0)
-        for k in range(4):
-            q = np.float32(v[4 + 4 * l + k])
-            hi = np.floor(q * np.float32(0.0625))
-            s_lo += (q - np.float32(16.0) * hi) * xqb[4 * l + k]
-            s_hi += hi * xqb[16 + 4 * l + k]
-        acc[l] = fma32(d0d1, s_lo, acc[l])
-        acc[4 + l] = fma32(d0d1, s_hi, acc[4 + l])
+# The exact Q4_1 x Q8_1 product (llama.cpp's ggml_vec_dot_q4_1_q8_1, AVX2/AVX-512 path).
+# Per output element (row r, token t), llama.cpp keeps eight float lanes; for each block b in
+# turn, lane l gets acc[l] = fma(d_w * d_x, S_l, acc[l]), where S_l is the integer sum of the
+# products of elements 4l..4l+3 (l < 4: low nibbles, elements 0..15; l >= 4: high nibbles,
+# elements 16..31) with the int8 activations (exact in float32 in any order). At the end:
+# ((acc4 + acc0) + (acc6 + acc2)) + ((acc5 + acc1) + (acc7 + acc3)) + sum_b m_b * s_b, the
+# last sum taken block by block from 0 with separate multiply and add.
+#
+# The kernel keeps exactly that order per element and vectorizes across 16 weight rows
+# (_simd: one lane per row): each block of 16 rows is decoded once per call (its nibbles
+# transposed so that element e of the 16 rows is one vector) and reused for every token.
+_ROWS = 16
 
 
-@njit(**MATH_EXACT)
-def _finish(acc, w_row, xs_tok, nb):
-    """hsum_float_8(acc) + Σ_b m_b · s_b, summed in llama.cpp's order (kept out of the
-    fastmath kernel: these float sums must not be re-associated)."""
-    m = np.float32(0.0)
-    for b in range(nb):
-        m += read_f16_fast(w_row, b * 20 + 2) * xs_tok[b]
-    r0 = acc[4] + acc[0]
-    r1 = acc[5] + acc[1]
-    r2 = acc[6] + acc[2]
-    r3 = acc[7] + acc[3]
-    return ((r0 + r2) + (r1 + r3)) + m
-
-
-@njit(parallel=True, **MATH_FAST)
+@njit(parallel=True, **MATH_EXACT)
 def matmul_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
     """out = W·x with x given as llama.cpp's Q8_1 blocks: xq the int8 values (as float32),
-    xd the half scales and xs the half block sums, one per block of 32. The arithmetic of
-    ggml_vec_dot_q4_1_q8_1 on AVX2/AVX-512, so that the result matches llama.cpp's bit for
-    bit: see _block_lanes and _finish (fastmath only re-associates exact integer sums)."""
+    xd the half scales and xs the half block sums, one per block of 32. Bit for bit the
+    result of ggml_vec_dot_q4_1_q8_1 on AVX2/AVX-512 (see above); no fastmath."""
     nb = n_in // 32
     rb = nb * 20
-    for g in prange((n_out + 3) // 4):
-        r0, r1, r2, r3 = group_of_rows(g, n_out)
-        w0 = w[r0 * rb : (r0 + 1) * rb]
-        w1 = w[r1 * rb : (r1 + 1) * rb]
-        w2 = w[r2 * rb : (r2 + 1) * rb]
-        w3 = w[r3 * rb : (r3 + 1) * rb]
-        acc0 = np.empty(8, dtype=np.float32)
-        acc1 = np.empty(8, dtype=np.float32)
-        acc2 = np.empty(8, dtype=np.float32)
-        acc3 = np.empty(8, dtype=np.float32)
+    for g in prange((n_out + _ROWS - 1) // _ROWS):
+        rowoff = np.empty(_ROWS, dtype=np.int64)
+        for r in range(_ROWS):  # a group at the end repeats the last row
+            rowoff[r] = min(g * _ROWS + r, n_out - 1) * rb
+        tb = np.empty(256, dtype=np.uint8)  # the group's 16 x 16 nibble bytes, transposed
+        dec = np.empty(512, dtype=np.float32)  # dec[16 e + r]: element e of row r
+        dm = np.empty(32, dtype=np.float32)  # the rows' d, then their m
+        acc = np.zeros(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
+        msum = np.zeros(n_tok * 16, dtype=np.float32)  # sum_b m_b * s_b
+        res = np.empty(_ROWS, dtype=np.float32)
+        zero = vsplat(np.float32(0.0))
+        c16 = vsplat(np.float32(16.0))
+        c1_16 = vsplat(np.float32(0.0625))
+        for b in range(nb):
+            o = b * 20
+            vload_half_pairs16(w, rowoff, o, dm)
+            vtranspose_bytes16(w, rowoff, o + 4, tb)
+            for j in range(16):  # nibbles split in float: hi = floor(q / 16), lo = q - 16 hi
+                q = vload_u8(tb, 16 * j)
+                hi = vfloor(vmul(q, c1_16))
+                vstore(dec, 16 * j, vsub(q, vmul(c16, hi)))
+                vstore(dec, 256 + 16 * j, hi)
+            dw = vload(dm, 0)
+            mw = vload(dm, 16)
+            for t in range(n_tok):
+                xb = xq[t * n_in + b * 32 : t * n_in + b * 32 + 32]
+                d = vmul(dw, vsplat(xd[t * nb + b]))
+                a = t * 128
+                for l in range(8):
+                    e = 4 * l
+                    s = vfma(vload(dec, 16 * e), vsplat(xb[e]), zero)  # exact integers
+                    s = vfma(vload(dec, 16 * e + 16), vsplat(xb[e + 1]), s)
+                    s = vfma(vload(dec, 16 * e + 32), vsplat(xb[e + 2]), s)
+                    s = vfma(vload(dec, 16 * e + 48), vsplat(xb[e + 3]), s)
+                    vstore(acc, a + 16 * l, vfma(d, s, vload(acc, a + 16 * l)))
+                vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
         for t in range(n_tok):
-            xt = xq[t * n_in : (t + 1) * n_in]
-            xdt = xd[t * nb : (t + 1) * nb]
-            xst = xs[t * nb : (t + 1) * nb]
-            acc0[:] = 0.0
-            acc1[:] = 0.0
-            acc2[:] = 0.0
-            acc3[:] = 0.0
-            for b in range(nb):
-                o = b * 20
-                v0 = w0[o : o + 20]
-                v1 = w1[o : o + 20]
-                v2 = w2[o : o + 20]
-                v3 = w3[o : o + 20]
-                xqb = xt[b * 32 : (b + 1) * 32]
-                dy = xdt[b]
-                _block_lanes(v0, xqb, read_f16_fast(v0, 0) * dy, acc0)
-                _block_lanes(v1, xqb, read_f16_fast(v1, 0) * dy, acc1)
-                _block_lanes(v2, xqb, read_f16_fast(v2, 0) * dy, acc2)
-                _block_lanes(v3, xqb, read_f16_fast(v3, 0) * dy, acc3)
+            a = t * 128
+            r0 = vadd(vload(acc, a + 64), vload(acc, a))
+            r1 = vadd(vload(acc, a + 80), vload(acc, a + 16))
+            r2 = vadd(vload(acc, a + 96), vload(acc, a + 32))
+            r3 = vadd(vload(acc, a + 112), vload(acc, a + 48))
+            vstore(res, 0, vadd(vadd(vadd(r0, r2), vadd(r1, r3)), vload(msum, 16 * t)))
             ot = out[t * n_out : (t + 1) * n_out]
-            ot[r0] = _finish(acc0, w0, xst, nb)
-            ot[r1] = _finish(acc1, w1, xst, nb)
-            ot[r2] = _finish(acc2, w2, xst, nb)
-            ot[r3] = _finish(acc3, w3, xst, nb)
+            for r in range(min(_ROWS, n_out - g * _ROWS)):
+                ot[g * _ROWS + r] = res[r]

@@ -5,6 +5,10 @@ packed weight bytes read per second (the limit of a memory-bound token), best of
 Timings on a shared machine vary from run to run: compare types within one run.
 
     python tests/bench/bench_matmul.py [--types Q4_0,Q4_K,Q6_K] [--tokens 1] [--reps 20]
+    python tests/bench/bench_matmul.py --types Q4_1 --exact --tokens 1,8,57
+
+--exact times the kernel the forward pass uses for types that have one (quants.matmul_q8_1,
+llama.cpp's arithmetic, with Q8_1 activations); --tokens takes a list.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import numba
 import numpy as np
 
 from engine.ggml_types import GGMLType
-from engine.quants import KERNELS, QuantMatrix, matmul
+from engine.quants import HAS_Q8_1_KERNEL, KERNELS, QuantMatrix, matmul, matmul_q8_1
+from engine.quants.activations import quantize_q8_1
 
 # byte offsets of the f16 scale fields in each block type (kept sane in random blocks)
 HALF_FIELDS = {
@@ -49,31 +54,39 @@ def main() -> None:
     ap.add_argument("--types", default="Q4_0,Q4_K,Q6_K", help="comma-separated ggml type names, or 'all'")
     ap.add_argument("--n-in", type=int, default=4096)
     ap.add_argument("--n-out", type=int, default=11008)
-    ap.add_argument("--tokens", type=int, default=1)
+    ap.add_argument("--tokens", default="1", help="token counts, comma-separated")
+    ap.add_argument("--exact", action="store_true", help="time matmul_q8_1 where the type has it")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--threads", default="1,2")
     args = ap.parse_args()
     names = [t.name for t in KERNELS] if args.types == "all" else args.types.split(",")
     threads = [int(n) for n in args.threads.split(",") if int(n) <= numba.config.NUMBA_NUM_THREADS]
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((args.tokens, args.n_in), dtype=np.float32)
-    print(f"{args.n_in} x {args.n_out}, {args.tokens} token(s), best of {args.reps}")
-    for name in names:
-        w = random_matrix(GGMLType[name], args.n_out, args.n_in, rng)
-        out = np.empty((args.tokens, args.n_out), dtype=np.float32)
-        t0 = time.perf_counter()
-        matmul(w, x, out)  # compile or load from the numba cache
-        first = time.perf_counter() - t0
-        cells = []
-        for n in threads:
-            numba.set_num_threads(n)
-            best = float("inf")
-            for _ in range(args.reps):
-                t0 = time.perf_counter()
-                matmul(w, x, out)
-                best = min(best, time.perf_counter() - t0)
-            cells.append(f"{n} thr {best * 1e3:7.2f} ms {w.nbytes / best / 1e9:6.2f} GB/s")
-        print(f"{name:5} {w.nbytes / 2**20:7.1f} MiB  first call {first:5.2f} s  |  " + "  |  ".join(cells))
+    for n_tok in [int(n) for n in args.tokens.split(",")]:
+        x = rng.standard_normal((n_tok, args.n_in), dtype=np.float32)
+        print(f"{args.n_in} x {args.n_out}, {n_tok} token(s), best of {args.reps}" + (" (exact kernels)" if args.exact else ""))
+        for name in names:
+            w = random_matrix(GGMLType[name], args.n_out, args.n_in, rng)
+            out = np.empty((n_tok, args.n_out), dtype=np.float32)
+            if args.exact and w.ggml_type in HAS_Q8_1_KERNEL:
+                xq = quantize_q8_1(x)
+                run = lambda: matmul_q8_1(w, *xq)
+                name += "*"
+            else:
+                run = lambda: matmul(w, x, out)
+            t0 = time.perf_counter()
+            run()  # compile or load from the numba cache
+            first = time.perf_counter() - t0
+            cells = []
+            for n in threads:
+                numba.set_num_threads(n)
+                best = float("inf")
+                for _ in range(args.reps):
+                    t0 = time.perf_counter()
+                    run()
+                    best = min(best, time.perf_counter() - t0)
+                cells.append(f"{n} thr {best * 1e3:7.2f} ms {w.nbytes / best / 1e9:6.2f} GB/s")
+            print(f"{name:6} {w.nbytes / 2**20:7.1f} MiB  first call {first:5.2f} s  |  " + "  |  ".join(cells))
 
 
 if __name__ == "__main__":

@@ -35,18 +35,28 @@ needs_tiny_llama = pytest.mark.skipif(
 
 
 @dataclass
-class FakeHParams:
-    n_ctx_train: int = 4096
-
-
-@dataclass
-class FakeModel:
+class FakeInfo:
     path: Path = Path("/models/fake-model.Q5_K_M.gguf")
     format_name: str = "GGUF v3"
     architecture: str = "llama"
     name: str = "fake-model"
-    file_type_name: str = "Q5_K_M"
-    hparams: FakeHParams = field(default_factory=FakeHParams)
+    file_type: str = "Q5_K_M"
+    n_ctx: int = 4096
+
+
+class FakeTokenizer:
+    add_bos = False
+
+    def encode(self, text: str, add_bos: bool = False, parse_special: bool = False) -> list[int]:
+        return list(range(len(text.split())))
+
+
+@dataclass
+class FakeModel:
+    """What ``engine.load_model`` returns, as far as the TUI looks."""
+
+    info: FakeInfo = field(default_factory=FakeInfo)
+    tokenizer: FakeTokenizer = field(default_factory=FakeTokenizer)
     closed: bool = False
 
     def close(self) -> None:
@@ -54,7 +64,11 @@ class FakeModel:
 
 
 def fake_source(opener: Callable[[Path], object]) -> ModelSource:
-    return ModelSource(path=Path("/models/fake-model.Q5_K_M.gguf"), open_model_file=opener)
+    return ModelSource(
+        path=Path("/models/fake-model.Q5_K_M.gguf"),
+        load_model=lambda path, n_ctx=None, n_threads=None: opener(path),
+        n_threads=4,
+    )
 
 
 def make_app(project: Path = DEMO, model: FakeModel | None = None) -> CodeupApp:
@@ -159,12 +173,12 @@ async def test_model_from_fixture_shows_in_status_bar():
         status = app.screen.query_one(StatusBar)
         await wait_until(pilot, lambda: status.status.state in ("ready", "error"))
         assert status.status.state == "ready", status.text
-        for part in ("synthetic-1", "Q4_0", "ctx 2048", "GGUF v3"):
+        for part in ("synthetic-1", "Q4_0", "ctx 0/2048", "thr"):
             assert part in status.text
         welcome = app.screen.query_one(WelcomePanel)
         await wait_until(pilot, lambda: "synthetic-1" in welcome.source)
-        assert app.model_file is not None
-    assert app.model_file is None  # closed on exit
+        assert app.backend.model is not None
+    assert app.backend.model is None  # closed on exit
 
 
 async def test_model_error_is_shown_and_app_keeps_running():
@@ -205,9 +219,10 @@ async def test_default_model_shows_download_then_summary():
 
     source = ModelSource(
         path=None,
-        open_model_file=opener,
+        load_model=lambda path, n_ctx=None, n_threads=None: opener(path),
         ensure_default_model=ensure_default_model,
         cached_default_model=lambda: None,
+        n_threads=2,
     )
     app = CodeupApp(DEMO, model_source=source)
     async with app.run_test(size=SIZE) as pilot:
@@ -220,9 +235,9 @@ async def test_default_model_shows_download_then_summary():
         await wait_until(pilot, lambda: "downloading the default model" in welcome.source)
         done.set()
         await wait_until(pilot, lambda: status.status.state == "ready")
-        assert status.text == "fake-model · Q5_K_M · ctx 4096 · GGUF v3"
+        assert status.text == "fake-model · Q5_K_M · ctx 0/4096 · 2 thr"
         assert opened == [Path("/cache/SmolLM2-135M-Instruct.Q4_1.gguf")]
-        assert app.model_file is model
+        assert app.backend.model is model
     assert model.closed
 
 
@@ -242,7 +257,7 @@ async def test_quitting_during_download_stops_the_load():
 
     source = ModelSource(
         path=None,
-        open_model_file=lambda path: FakeModel(),
+        load_model=lambda path, n_ctx=None, n_threads=None: FakeModel(),
         ensure_default_model=slow_download,
         cached_default_model=lambda: None,
     )
@@ -322,3 +337,13 @@ def test_python_m_tui_reports_errors_without_traceback(tmp_path: Path):
     assert proc.stdout == ""
     missing = tmp_path / "missing"
     assert proc.stderr == f"codeup-tui: error: project directory does not exist: {missing}\n"
+
+
+def test_bad_generation_options_are_one_line_errors(capsys):
+    code, _out, err = run_main(capsys, str(DEMO), "--template", "nope")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("codeup-tui: error: no prompt template named 'nope' (known: alpaca")
+    code, _out, err = run_main(capsys, str(DEMO), "--max-tokens", "0")
+    assert (code, err) == (2, "codeup-tui: error: --max-tokens must be -1 or at least 1, got 0\n")
+    code, _out, err = run_main(capsys, str(DEMO), "--threads", "0")
+    assert (code, err) == (2, "codeup-tui: error: --threads must be at least 1, got 0\n")

@@ -7,10 +7,16 @@ Layout of the package (posting/harlequin style):
 - ``screens/``: one module per screen.
 - ``widgets/``: one widget per module.
 - ``messages.py``: ``@dataclass`` Messages posted between workers and widgets.
-- ``model_loader.py``: resolves and opens the model file; plain Python, no Textual.
+- ``model_loader.py``: resolves and loads the model; plain Python, no Textual.
+- ``backend.py``: the generation interface (``Backend``) and its local implementation;
+  tests use a fake (tests/tui_fakes.py), a remote backend can slot in later.
+- ``project/``: .gitignore matching, the project walk, file checks, fuzzy matching.
+- ``context.py``: the files chosen as context; ``prompt.py``: prompt building and budget.
+  (All plain Python, no Textual.)
 
-``tui`` talks to the engine only through ``engine.errors``, ``engine.default_model`` and
-``engine.formats``; ``engine`` never imports Textual.
+``tui`` talks to the engine only through ``engine.errors``, ``engine.default_model``,
+``engine.load_model``, ``engine.templates``, ``engine.sampling`` and (lazily, inside
+``LocalBackend``) ``engine.generate``; ``engine`` never imports Textual.
 """
 
 from __future__ import annotations

@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
+from tui.backend import Backend, LocalBackend
 from tui.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress
 from tui.model_loader import (
     LoadCancelled,
-    ModelFileLike,
     ModelSource,
     ModelStatus,
-    ModelSummary,
     Stage,
     describe_error,
-    open_model,
 )
-from tui.screens import MainScreen
+from tui.screens import FileFinder, HelpScreen, MainScreen, PromptView
 from tui.widgets import FilePanel, InstructionEditor
 
 
 class CodeupApp(App[None]):
     """A keyboard-driven coding assistant on one project directory.
 
-    The model is resolved and opened by a thread worker, so the screen is up at once;
-    ``model_status`` tracks it and the main screen displays it. The app owns the opened
-    ``ModelFile`` (``model_file``) and closes it on exit.
+    The model is loaded by the backend in a thread worker, so the screen is up at once;
+    ``model_status`` tracks it and the main screen displays it. The app owns the backend
+    (``backend``), the prompt template, the sampling settings, and closes the backend on
+    exit.
     """
 
     CSS_PATH = "app.tcss"
@@ -62,6 +63,7 @@ class CodeupApp(App[None]):
             id="focus-editor",
             tooltip="Move the focus to the instruction editor.",
         ),
+        Binding("f1", "help", "Help", id="help", tooltip="Show every key (this list)."),
     ]
 
     model_status: reactive[ModelStatus] = reactive(ModelStatus.starting, init=False)
@@ -73,6 +75,12 @@ class CodeupApp(App[None]):
         model_path: Path | str | None = None,
         *,
         model_source: ModelSource | None = None,
+        backend: Backend | None = None,
+        template: Any = None,
+        sampling: Any = None,
+        max_tokens: int = -1,
+        n_ctx: int | None = None,
+        n_threads: int | None = None,
     ) -> None:
         """
         Args:
@@ -80,15 +88,33 @@ class CodeupApp(App[None]):
             model_path: A model file, or None for the default model.
             model_source: Overrides where the model comes from (tests inject fakes here);
                 when given, ``model_path`` must be None.
+            backend: Overrides the whole backend (a fake in tests, later a remote one);
+                when given, ``model_path`` and ``model_source`` must be None.
+            template: A ``PromptTemplate`` or a template name (default: alpaca).
+            sampling: ``engine.sampling.SamplingParams`` (None: the engine's defaults).
+            max_tokens: Most tokens per answer (-1: until the model stops or the context is
+                full); also the room kept for the answer (a quarter of the context when -1).
+            n_ctx, n_threads: For the local model (None: the engine's defaults).
         """
         super().__init__()
         if model_source is not None and model_path is not None:
             raise ValueError("give model_path or model_source, not both")
+        if backend is not None and (model_source is not None or model_path is not None):
+            raise ValueError("give backend, or model_path/model_source, not both")
         self.project_dir = Path(project_dir)
-        self.model_source = model_source or ModelSource(
-            path=None if model_path is None else Path(model_path)
-        )
-        self.model_file: ModelFileLike | None = None
+        if backend is None:
+            source = model_source or ModelSource(
+                path=None if model_path is None else Path(model_path), n_ctx=n_ctx, n_threads=n_threads
+            )
+            backend = LocalBackend(source)
+        self.backend: Backend = backend
+        if template is None or isinstance(template, str):
+            from engine.templates import load_template
+
+            template = load_template(template or "alpaca")
+        self.template = template
+        self.sampling = sampling
+        self.max_tokens = max_tokens
         self._load_cancel = threading.Event()  # set on exit: stops a default-model download
         self.sub_title = str(self.project_dir)
 
@@ -110,43 +136,40 @@ class CodeupApp(App[None]):
         worker = get_current_worker()
 
         def progress(stage: Stage, text: str) -> None:
-            if worker.is_cancelled:
+            if worker.is_cancelled or self._load_cancel.is_set():
                 raise LoadCancelled
             self.post_message(ModelLoadProgress(stage, text))
 
         try:
-            model = open_model(self.model_source, progress, self._load_cancel)
+            summary = self.backend.load(progress, self._load_cancel)
         except LoadCancelled:
             return
         except Exception as exc:  # shown to the user; the app keeps running
             self.log.error("model load failed", exc)
             self.post_message(ModelLoadFailed(describe_error(exc)))
             return
-        try:
-            summary = ModelSummary.from_model_file(model)
-        except Exception as exc:
-            model.close()
-            self.post_message(ModelLoadFailed(describe_error(exc)))
-            return
-        if worker.is_cancelled or not self.post_message(ModelLoaded(model, summary)):
-            model.close()
+        if worker.is_cancelled or self._load_cancel.is_set() or not self.post_message(ModelLoaded(summary)):
+            self.backend.close()
 
     def on_model_load_progress(self, message: ModelLoadProgress) -> None:
         self.model_status = ModelStatus.progress(message.stage, message.text)
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
-        self.close_model()
-        self.model_file = message.model
         self.model_status = ModelStatus.ready(message.summary)
 
     def on_model_load_failed(self, message: ModelLoadFailed) -> None:
         self.model_status = ModelStatus.failed(message.error)
 
     def close_model(self) -> None:
-        """Close the open model file, if any (safe to call more than once)."""
-        model, self.model_file = self.model_file, None
-        if model is not None:
-            model.close()
+        """Stop any generation and release the model (safe to call more than once)."""
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen) and screen._handle is not None:
+                handle = screen._handle
+                handle.cancel()
+                deadline = time.monotonic() + 2.0
+                while not handle.done and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        self.backend.close()
 
     # -- actions ---------------------------------------------------------------------
 
@@ -163,3 +186,35 @@ class CodeupApp(App[None]):
 
     def action_focus_editor(self) -> None:
         self.screen.query_one(InstructionEditor).focus()
+
+    def binding_groups(self) -> list[tuple[str, Iterable[BindingType]]]:
+        """Every key, grouped by where it applies (for the help screen)."""
+        return [
+            ("Everywhere", self.BINDINGS),
+            ("Main screen", MainScreen.BINDINGS),
+            ("File tree", FilePanel.BINDINGS),
+            ("File finder", FileFinder.BINDINGS),
+            ("Prompt view", PromptView.BINDINGS),
+            ("Help", HelpScreen.BINDINGS),
+        ]
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(HelpScreen(self.binding_groups()))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help: keys", "Show every key and its binding id (F1)", self.action_help)
+        if isinstance(screen, MainScreen):
+            for binding in MainScreen.BINDINGS:
+                assert isinstance(binding, Binding)
+                if screen.check_action(binding.action, ()) is not True:
+                    continue
+                keys = self.get_key_display(binding)
+                yield SystemCommand(
+                    f"{binding.description} ({keys})",
+                    binding.tooltip,
+                    lambda action=binding.action: screen.run_action(action),
+                )

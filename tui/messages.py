@@ -8,15 +8,17 @@ their thread; ``post_message`` is thread-safe.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from textual.message import Message
 
-from tui.model_loader import ModelFileLike, ModelSummary, Stage
+from tui.model_loader import ModelSummary, Stage
+from tui.prompt import Budget
 
 
 @dataclass
 class ModelLoadProgress(Message):
-    """The model load moved on: downloading the default model, or opening the file."""
+    """The model load moved on: downloading the default model, or loading the file."""
 
     stage: Stage
     text: str
@@ -24,14 +26,64 @@ class ModelLoadProgress(Message):
 
 @dataclass
 class ModelLoaded(Message):
-    """The model file is open; the receiver owns it and must close it."""
+    """The backend's model is ready."""
 
-    model: ModelFileLike
     summary: ModelSummary
 
 
 @dataclass
 class ModelLoadFailed(Message):
-    """The model could not be resolved or opened; ``error`` is one line."""
+    """The model could not be resolved or loaded; ``error`` is one line."""
 
     error: str
+
+
+@dataclass
+class FileCounted(Message):
+    """A selected file was read and its tokens counted."""
+
+    path: str
+    text: str
+    tokens: int
+
+
+@dataclass
+class FileRefused(Message):
+    """A selected file cannot be context; ``reason`` is short ("binary file")."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class BudgetCounted(Message):
+    """The prompt as it stands now was counted (the draft instruction and the files)."""
+
+    budget: Budget
+
+
+@dataclass
+class SendRefused(Message):
+    """A send was refused before generation started; ``reason`` is one message."""
+
+    reason: str
+
+
+@dataclass
+class GenerationProgress(Message):
+    """New answer text (coalesced over ~50 ms) and the live timings."""
+
+    exchange_id: int
+    text: str
+    timings: Any
+
+
+@dataclass
+class GenerationFinished(Message):
+    """The generation ended; ``stop_reason`` is a StopReason value ("eos", "cancelled", ...)."""
+
+    exchange_id: int
+    text: str
+    stop_reason: str
+    error: str | None
+    timings: Any

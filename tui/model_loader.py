@@ -22,26 +22,36 @@ ProgressCallback = Callable[[Stage, str], None]
 """Receives (stage, one-line text). It may raise to abandon the load (see LoadCancelled)."""
 
 
-class HParams(Protocol):
-    @property
-    def n_ctx_train(self) -> int: ...
-
-
-class ModelFileLike(Protocol):
-    """The part of ``engine.formats.ModelFile`` the TUI reads."""
+class ModelInfoLike(Protocol):
+    """The part of ``engine.model.ModelInfo`` the TUI reads."""
 
     @property
     def path(self) -> Path: ...
+    @property
+    def name(self) -> str: ...
     @property
     def format_name(self) -> str: ...
     @property
     def architecture(self) -> str: ...
     @property
-    def name(self) -> str: ...
+    def file_type(self) -> str: ...
     @property
-    def file_type_name(self) -> str: ...
+    def n_ctx(self) -> int: ...
+
+
+class TokenizerLike(Protocol):
+    add_bos: bool
+
+    def encode(self, text: str, add_bos: bool = False, parse_special: bool = False) -> list[int]: ...
+
+
+class ModelLike(Protocol):
+    """The part of a loaded ``engine.model.Model`` the TUI uses."""
+
     @property
-    def hparams(self) -> HParams | None: ...
+    def info(self) -> ModelInfoLike: ...
+    @property
+    def tokenizer(self) -> TokenizerLike: ...
 
     def close(self) -> None: ...
 
@@ -50,10 +60,10 @@ class LoadCancelled(Exception):
     """Raised from a progress callback to abandon a load (the app is quitting)."""
 
 
-def _engine_open_model_file(path: Path) -> ModelFileLike:
-    from engine.formats import open_model_file
+def _engine_load_model(path: Path, n_ctx: int | None = None, n_threads: int | None = None) -> ModelLike:
+    from engine import load_model
 
-    return open_model_file(path)
+    return load_model(path, n_ctx=n_ctx, n_threads=n_threads)
 
 
 def _engine_ensure_default_model(
@@ -76,11 +86,14 @@ class ModelSource:
 
     ``path`` is the ``--model`` argument; ``None`` means the default model, which
     ``ensure_default_model`` provides (downloading it the first time). The three callables
-    default to the engine's functions.
+    default to the engine's functions; ``n_ctx`` and ``n_threads`` go to ``load_model``.
     """
 
     path: Path | None = None
-    open_model_file: Callable[[Path], ModelFileLike] = field(default=_engine_open_model_file)
+    load_model: Callable[..., ModelLike] = field(default=_engine_load_model)
+    """``load_model(path, n_ctx=None, n_threads=None)``: the weights ready to evaluate."""
+    n_ctx: int | None = None
+    n_threads: int | None = None
     ensure_default_model: Callable[..., Path] = field(default=_engine_ensure_default_model)
     cached_default_model: Callable[[], Path | None] = field(default=_engine_cached_default_model)
 
@@ -97,17 +110,22 @@ class ModelSummary:
     path: Path
     notes: tuple[str, ...] = ()
     """Facts the engine wants a user to know (for example values it had to assume)."""
+    threads: int = 0
+    """CPU threads the engine computes with (0: not known)."""
 
     @classmethod
-    def from_model_file(cls, model: ModelFileLike) -> ModelSummary:
+    def from_model(cls, model: ModelLike, threads: int = 0) -> ModelSummary:
+        info = model.info
+        notes = getattr(getattr(model, "file", None), "notes", ()) or ()
         return cls(
-            name=str(model.name),
-            file_type=str(model.file_type_name),
-            n_ctx=int(getattr(model.hparams, "n_ctx_train", 0) or 0),
-            format_name=str(model.format_name),
-            architecture=str(model.architecture),
-            path=Path(model.path),
-            notes=tuple(one_line(str(note)) for note in getattr(model, "notes", ()) or ()),
+            name=str(info.name),
+            file_type=str(info.file_type),
+            n_ctx=int(info.n_ctx or 0),
+            format_name=str(info.format_name),
+            architecture=str(info.architecture),
+            path=Path(info.path),
+            notes=tuple(one_line(str(note)) for note in notes),
+            threads=threads,
         )
 
     @property
@@ -176,11 +194,11 @@ def describe_error(exc: BaseException) -> str:
 
 def open_model(
     source: ModelSource, progress: ProgressCallback, cancel: threading.Event | None = None
-) -> ModelFileLike:
-    """Resolve the model file and open it; blocking, so call it from a worker thread.
+) -> ModelLike:
+    """Resolve the model file and load it; blocking, so call it from a worker thread.
 
     Reports "downloading" before fetching the default model (only when it is not cached
-    yet) and "loading" before opening the file. Engine errors propagate to the caller.
+    yet) and "loading" before loading the file. Engine errors propagate to the caller.
     Setting ``cancel`` stops a download of the default model (the app is quitting).
     """
     path = source.path
@@ -194,4 +212,4 @@ def open_model(
         path = source.ensure_default_model(progress=report_download, cancel=cancel)
     path = Path(path)
     progress("loading", f"loading {path.name}…")
-    return source.open_model_file(path)
+    return source.load_model(path, n_ctx=source.n_ctx, n_threads=source.n_threads)

@@ -1,30 +1,156 @@
-"""The main screen: files | conversation, the instruction editor, the status line."""
+"""The main screen: files | conversation, the instruction editor, the status line.
+
+It holds the session: the files chosen as context, the finished turns, and the running
+generation. Slow things run in thread workers (reading and counting files, counting the
+prompt, generating); they report back with the messages in ``tui.messages``.
+"""
 
 from __future__ import annotations
 
+import itertools
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
+from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.timer import Timer
+from textual.widgets import Footer, TextArea
 
-from tui.model_loader import ModelStatus
-from tui.widgets import Conversation, FilePanel, InstructionEditor, StatusBar
+from tui.context import ContextFiles
+from tui.messages import (
+    BudgetCounted,
+    FileCounted,
+    FileRefused,
+    GenerationFinished,
+    GenerationProgress,
+    SendRefused,
+)
+from tui.model_loader import ModelStatus, describe_error
+from tui.project import FileRefusal, ProjectFiles, read_text_file
+from tui.prompt import (
+    Budget,
+    PastTurn,
+    already_sent,
+    answer_reserve,
+    file_block,
+    files_to_send,
+    render_prompt,
+    text_digest,
+)
+from tui.screens.file_finder import FileFinder, FinderResult
+from tui.screens.prompt_view import PromptView
+from tui.widgets import ContextList, Conversation, Exchange, FilePanel, InstructionEditor, StatusBar
+
+if TYPE_CHECKING:
+    from tui.app import CodeupApp
+
+FLUSH_SECONDS = 0.05
+"""The generation worker posts new text at most this often (tokens are coalesced)."""
+TIMINGS_SECONDS = 0.25
+"""...and the live timings at least this often, even with no new text (prompt processing)."""
+BUDGET_DELAY = 0.3
+"""The budget is recounted this long after the last edit."""
+
+STATE_TEXT = {
+    "eos": "done",
+    "stop": "done",
+    "limit": "stopped at the token limit",
+    "context": "stopped: the context is full",
+    "cancelled": "stopped",
+}
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """What a send takes from the screen (a snapshot: the worker never reads widgets)."""
+
+    instruction: str
+    paths: tuple[str, ...]
+    history: tuple[PastTurn, ...]
+    clear_editor: bool = True
 
 
 class MainScreen(Screen[None]):
-    """Lays the widgets out and keeps them in step with the app's model status."""
+    """Lays the widgets out and runs the conversation."""
 
     AUTO_FOCUS = "InstructionEditor"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "ctrl+j,alt+enter",
+            "send",
+            "Send",
+            id="send",
+            priority=True,
+            tooltip="Send the instruction (with the files in the context) to the model.",
+        ),
+        Binding(
+            "escape",
+            "stop",
+            "Stop",
+            id="stop",
+            tooltip="Stop the answer now (also while the prompt is processed); the text so far stays.",
+        ),
+        Binding(
+            "ctrl+g",
+            "regenerate",
+            "Regenerate",
+            id="regenerate",
+            tooltip="Ask the last instruction again, replacing its answer.",
+        ),
+        Binding(
+            "ctrl+o",
+            "find_file",
+            "Find file",
+            id="find-file",
+            tooltip="Find a file by name and add it to the context (or drop it).",
+        ),
+        Binding(
+            "ctrl+r",
+            "show_prompt",
+            "Prompt",
+            id="show-prompt",
+            tooltip="Show the exact prompt the model would get now.",
+        ),
+        Binding(
+            "ctrl+n",
+            "new_conversation",
+            "New",
+            id="new-conversation",
+            show=False,
+            tooltip="Start a new conversation (the context files stay selected).",
+        ),
+    ]
 
     def __init__(self, project_dir: Path) -> None:
         super().__init__()
         self.project_dir = project_dir
+        self.project = ProjectFiles(project_dir)
+        self.context = ContextFiles()
+        self.history: list[PastTurn] = []
+        self.generating = False
+        self.budget: Budget | None = None
+        self._handle = None
+        self._active: int | None = None  # the exchange being generated
+        self._stop_requested = False
+        self._ids = itertools.count(1)
+        self._budget_timer: Timer | None = None
+        self._pending_turn: PastTurn | None = None  # the turn being answered
+
+    @property
+    def codeup(self) -> CodeupApp:
+        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="workspace"):
-            yield FilePanel(self.project_dir, id="files")
+            with Vertical(id="sidebar"):
+                yield FilePanel(self.project_dir, id="files")
+                yield ContextList(id="context")
             yield Conversation(self.project_dir, id="conversation")
         yield InstructionEditor(id="editor")
         yield StatusBar(id="status")
@@ -33,7 +159,348 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         # The app owns the model; this screen only displays its status.
         self.watch(self.app, "model_status", self._show_model_status)
+        self.query_one(ContextList).show_files(self.context)
+
+    @property
+    def model_ready(self) -> bool:
+        return self.codeup.model_status.state == "ready"
 
     async def _show_model_status(self, status: ModelStatus) -> None:
         self.query_one(StatusBar).show_status(status)
         await self.query_one(Conversation).show_model_status(status)
+        if status.state == "ready":
+            for entry in self.context:
+                if entry.tokens is None:
+                    self.count_file(entry.path)
+            self.request_budget()
+
+    # -- files in the context -----------------------------------------------------------
+
+    def on_file_panel_toggle_requested(self, message: FilePanel.ToggleRequested) -> None:
+        self.toggle_file(self.project.relative(message.path), ignored=False)
+
+    def toggle_file(self, rel: str, *, ignored: bool) -> None:
+        """Add a file to the context, or drop it when it is there already."""
+        if self.context.remove(rel):
+            self._context_changed()
+            return
+        reason = self.query_one(FilePanel).refusals.get(self.project.resolve(rel))
+        if reason is not None:
+            self.notify(f"{rel}: {reason}; not added.", title="Cannot add file", severity="warning")
+            return
+        self.context.add(rel, ignored=ignored)
+        if ignored:
+            self.notify(f"{rel} is ignored by .gitignore; added because you asked.", severity="warning")
+        self._context_changed()
+        self.count_file(rel)
+
+    def _context_changed(self) -> None:
+        sent = {path for path, digest in already_sent(self.history)
+                if (entry := self.context.get(path)) is not None and entry.text is not None
+                and text_digest(entry.text) == digest}
+        self.query_one(ContextList).show_files(self.context, sent)
+        self.query_one(FilePanel).show_selection(
+            {self.project.resolve(entry.path): entry.tokens for entry in self.context}
+        )
+        self.request_budget()
+
+    @work(thread=True, group="tokens", exit_on_error=False)
+    def count_file(self, rel: str) -> None:
+        """Read a selected file and count its tokens (its block in the input, fence and all)."""
+        try:
+            text = read_text_file(self.project.resolve(rel), rel)
+        except FileRefusal as refusal:
+            self.post_message(FileRefused(rel, refusal.reason))
+            return
+        if not self.model_ready:
+            return  # counted once the model is ready
+        try:
+            tokens = self.codeup.backend.count_tokens(file_block(rel, text))
+        except Exception as exc:
+            self.post_message(FileRefused(rel, f"cannot count its tokens: {describe_error(exc)}"))
+            return
+        self.post_message(FileCounted(rel, text, tokens))
+
+    def on_file_counted(self, message: FileCounted) -> None:
+        if self.context.set_counted(message.path, message.text, message.tokens):
+            self._context_changed()
+
+    def on_file_refused(self, message: FileRefused) -> None:
+        self.context.remove(message.path)
+        self._context_changed()
+        self.notify(f"{message.path}: {message.reason}; not added.", title="Cannot add file", severity="warning")
+
+    def action_find_file(self) -> None:
+        def picked(result: FinderResult | None) -> None:
+            if result is not None:
+                self.toggle_file(result[0], ignored=result[1])
+
+        self.app.push_screen(FileFinder(self.project, set(self.context.paths)), picked)
+
+    # -- the budget ---------------------------------------------------------------------
+
+    @on(TextArea.Changed, "#editor")
+    def _instruction_changed(self) -> None:
+        self.request_budget()
+
+    def request_budget(self) -> None:
+        """Recount the prompt as it stands, a moment after the last change."""
+        if self._budget_timer is not None:
+            self._budget_timer.stop()
+        self._budget_timer = self.set_timer(BUDGET_DELAY, self._count_budget_now)
+
+    def _count_budget_now(self) -> None:
+        self._budget_timer = None
+        if not self.model_ready or not self.context.all_counted:
+            return
+        files = [(entry.path, entry.text or "") for entry in self.context]
+        self.count_budget(self.query_one(InstructionEditor).text, files, tuple(self.history))
+
+    @work(thread=True, exclusive=True, group="budget", exit_on_error=False)
+    def count_budget(self, instruction: str, files: list[tuple[str, str]], history: tuple[PastTurn, ...]) -> None:
+        try:
+            _prompt, budget = self.measure(instruction, files, history)
+        except Exception as exc:
+            self.log.error("budget count failed", exc)
+            return
+        self.post_message(BudgetCounted(budget))
+
+    def measure(
+        self, instruction: str, files: list[tuple[str, str]], history: tuple[PastTurn, ...] | list[PastTurn]
+    ) -> tuple[str, Budget]:
+        """The prompt and its budget (in a worker: it tokenizes everything)."""
+        app = self.codeup
+        backend, template = app.backend, app.template
+        sending = files_to_send(history, files)
+        prompt, _input = render_prompt(template, history, instruction, sending)
+        prompt_tokens = backend.count_tokens(prompt, add_bos=template.add_bos, parse_special=template.parse_special)
+        cached = {entry.path: entry for entry in self.context}
+        file_tokens = {}
+        for path, text in sending:
+            entry = cached.get(path)
+            if entry is not None and entry.text == text and entry.tokens is not None:
+                file_tokens[path] = entry.tokens
+            else:
+                file_tokens[path] = backend.count_tokens(file_block(path, text))
+        n_ctx = backend.n_ctx
+        budget = Budget(prompt_tokens, n_ctx, answer_reserve(n_ctx, app.max_tokens), file_tokens, bool(history))
+        return prompt, budget
+
+    def on_budget_counted(self, message: BudgetCounted) -> None:
+        self.budget = message.budget
+        editor = self.query_one(InstructionEditor)
+        editor.border_subtitle = message.budget.line() + ("" if message.budget.fits else " · too long")
+        editor.set_class(not message.budget.fits, "-over-budget")
+
+    # -- sending and streaming --------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.generating
+        if action == "regenerate":
+            return bool(self.history) and not self.generating or None
+        return True
+
+    def action_send(self) -> None:
+        editor = self.query_one(InstructionEditor)
+        instruction = editor.text.strip()
+        if not instruction:
+            self.notify("Write an instruction first.", severity="warning")
+            return
+        self._send(SendRequest(instruction, tuple(self.context.paths), tuple(self.history)))
+
+    def action_regenerate(self) -> None:
+        if self.generating or not self.history:
+            return
+        last = self.history.pop()
+        exchanges = self.query_one(Conversation).exchanges
+        if exchanges:
+            exchanges[-1].remove()
+        paths = tuple(path for path, _digest in last.files)
+        self._send(SendRequest(last.instruction, paths, tuple(self.history), clear_editor=False), redo=last)
+
+    def _send(self, request: SendRequest, redo: PastTurn | None = None) -> None:
+        if not self.model_ready:
+            status = self.codeup.model_status
+            why = status.text if status.state == "error" else "the model is still loading"
+            self.notify(f"Not sent: {why}.", severity="warning")
+            if redo is not None:
+                self.history.append(redo)
+            return
+        if self.generating:
+            self.notify("Still answering: escape stops it.", severity="warning")
+            return
+        self.generating = True
+        self._stop_requested = False
+        self.refresh_bindings()
+        self.generate(request)
+
+    @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
+    def generate(self, request: SendRequest) -> None:
+        """Check the prompt fits, open an exchange, then stream the answer into it."""
+        app = self.codeup
+        template = app.template
+        exchange_id: int | None = None
+        try:
+            files = [(rel, read_text_file(self.project.resolve(rel), rel)) for rel in request.paths]
+            prompt, budget = self.measure(request.instruction, files, request.history)
+            if not budget.fits:
+                self.post_message(SendRefused(budget.refusal()))
+                return
+            if self._stop_requested:
+                self.post_message(SendRefused("Stopped before sending."))
+                return
+            sending = files_to_send(request.history, files)
+            _prompt, input_text = render_prompt(template, request.history, request.instruction, sending)
+            turn = PastTurn(request.instruction, input_text, "", tuple((p, text_digest(t)) for p, t in sending))
+            exchange_id = next(self._ids)
+            self.app.call_from_thread(self._open_exchange, exchange_id, request, turn)
+            handle = app.backend.start(
+                prompt,
+                params=app.sampling,
+                max_tokens=app.max_tokens,
+                stop=template.stop,
+                add_bos=template.add_bos,
+                parse_special=template.parse_special,
+            )
+        except FileRefusal as refusal:
+            self.post_message(SendRefused(f"Not sent: {refusal}."))
+            return
+        except Exception as exc:  # a bad prompt, an engine error: shown, the app goes on
+            if exchange_id is None:
+                self.post_message(SendRefused(f"Not sent: {describe_error(exc)}"))
+            else:
+                self.post_message(GenerationFinished(exchange_id, "", "error", describe_error(exc), None))
+            return
+        self._handle = handle
+        if self._stop_requested:
+            handle.cancel()
+        self._stream(exchange_id, handle)
+
+    def _stream(self, exchange_id: int, handle) -> None:
+        """Read pieces and post them coalesced: at most one message per FLUSH_SECONDS."""
+        pending: list[str] = []
+        last_post = last_timings = time.monotonic()
+        while True:
+            piece = handle.next_piece(timeout=FLUSH_SECONDS)
+            if piece is None:
+                break
+            if piece:
+                pending.append(piece)
+            now = time.monotonic()
+            if now - last_post >= FLUSH_SECONDS and (pending or now - last_timings >= TIMINGS_SECONDS):
+                self.post_message(GenerationProgress(exchange_id, "".join(pending), handle.timings()))
+                pending.clear()
+                last_post = last_timings = now
+        if pending:
+            self.post_message(GenerationProgress(exchange_id, "".join(pending), handle.timings()))
+        result = handle.result
+        reason = str(getattr(result.stop_reason, "value", result.stop_reason))
+        error = describe_error(result.error) if result.error is not None else None
+        self.post_message(GenerationFinished(exchange_id, result.text, reason, error, handle.timings()))
+
+    async def _open_exchange(self, exchange_id: int, request: SendRequest, turn: PastTurn) -> None:
+        self._active = exchange_id
+        self._pending_turn = turn
+        exchange = Exchange(exchange_id, request.instruction, tuple(path for path, _ in turn.files))
+        await self.query_one(Conversation).add_exchange(exchange)
+        if request.clear_editor:
+            self.query_one(InstructionEditor).clear()
+
+    def on_send_refused(self, message: SendRefused) -> None:
+        self.generating = False
+        self.refresh_bindings()
+        self.notify(message.reason, title="Not sent", severity="error", timeout=10)
+
+    async def on_generation_progress(self, message: GenerationProgress) -> None:
+        exchange = self.query_one(Conversation).get_exchange(message.exchange_id)
+        if exchange is None:
+            return
+        if exchange.state == "generating":
+            exchange.set_state("generating", "answering…" if message.text or exchange.answer else "processing the prompt…")
+        await exchange.append(message.text)
+        self.query_one(StatusBar).show_timings(message.timings, generating=True)
+
+    async def on_generation_finished(self, message: GenerationFinished) -> None:
+        self.generating = False
+        self._handle = None
+        self._active = None
+        self.refresh_bindings()
+        exchange = self.query_one(Conversation).get_exchange(message.exchange_id)
+        turn, self._pending_turn = self._pending_turn, None
+        if exchange is not None:
+            # The answer on screen is what the model wrote, every piece of it.
+            if message.text.startswith(exchange.answer) and len(message.text) > len(exchange.answer):
+                await exchange.append(message.text[len(exchange.answer):])
+            await exchange.flush()
+            exchange.set_state(*self._final_state(message))
+        if turn is not None and message.stop_reason != "error":
+            self.history.append(PastTurn(turn.instruction, turn.input_text, message.text, turn.files))
+        elif message.error:
+            self.notify(message.error, title="Generation failed", severity="error", timeout=10)
+        if message.timings is not None:
+            status = self.query_one(StatusBar)
+            status.show_timings(message.timings, generating=False)
+            status.show_context(message.timings.prompt_tokens + message.timings.generated_tokens)
+        self._context_changed()
+
+    @staticmethod
+    def _final_state(message: GenerationFinished) -> tuple[str, str]:
+        if message.stop_reason == "error":
+            return "error", f"error: {message.error or 'unknown'}"
+        text = STATE_TEXT.get(message.stop_reason, message.stop_reason)
+        state = "stopped" if message.stop_reason == "cancelled" else "done"
+        timings = message.timings
+        if timings is not None:
+            text += f" · {timings.generated_tokens} tokens"
+            if timings.generation_tokens_per_second:
+                text += f" · {timings.generation_tokens_per_second:.1f} t/s"
+        return state, text
+
+    def action_stop(self) -> None:
+        """Stop at once: the exchange says so now; the engine ends within one token."""
+        if not self.generating:
+            return
+        self._stop_requested = True
+        handle = self._handle
+        if handle is not None:
+            handle.cancel()
+        if self._active is not None:
+            exchange = self.query_one(Conversation).get_exchange(self._active)
+            if exchange is not None and exchange.state == "generating":
+                exchange.set_state("stopped", "stopped")
+
+    async def action_new_conversation(self) -> None:
+        if self.generating:
+            self.notify("Still answering: escape stops it first.", severity="warning")
+            return
+        self.history.clear()
+        await self.query_one(Conversation).clear_exchanges()
+        self.query_one(StatusBar).show_context(0)
+        self._context_changed()
+        self.notify("New conversation.")
+
+    # -- the prompt view -------------------------------------------------------------------
+
+    def action_show_prompt(self) -> None:
+        self.build_prompt_view(self.query_one(InstructionEditor).text.strip(), tuple(self.context.paths),
+                               tuple(self.history))
+
+    @work(thread=True, exclusive=True, group="prompt-view", exit_on_error=False)
+    def build_prompt_view(self, instruction: str, paths: tuple[str, ...], history: tuple[PastTurn, ...]) -> None:
+        try:
+            files = [(rel, read_text_file(self.project.resolve(rel), rel)) for rel in paths]
+            if self.model_ready:
+                prompt, budget = self.measure(instruction, files, history)
+                summary = (f"{budget.prompt_tokens:,} tokens of {budget.n_ctx:,}; {budget.reserve:,} kept for "
+                           f"the answer" + ("" if budget.fits else f"; {budget.overflow:,} too many"))
+            else:
+                prompt, _input = render_prompt(self.codeup.template, history, instruction,
+                                               files_to_send(history, files))
+                summary = "token count: the model is not loaded yet"
+        except Exception as exc:
+            self.app.call_from_thread(self.notify, describe_error(exc), title="Cannot build the prompt",
+                                      severity="error")
+            return
+        template = self.codeup.template.name
+        self.app.call_from_thread(self.app.push_screen, PromptView(prompt, f"{template} · {summary}"))

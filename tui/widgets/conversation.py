@@ -8,14 +8,15 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 
 from tui.model_loader import ModelStatus
+from tui.widgets.exchange import Exchange
 from tui.widgets.welcome_panel import WelcomePanel
 
 
 class Conversation(VerticalScroll):
-    """A scrolling column of conversation items.
+    """A scrolling column: the welcome panel, then one ``Exchange`` per instruction.
 
-    For now the only item is the welcome panel; instructions and the model's replies are
-    appended here once generation exists.
+    While an answer streams the view is anchored to the end; scrolling up releases the
+    anchor (Textual's ``anchor``), and scrolling back to the end takes it again.
     """
 
     def __init__(
@@ -35,3 +36,21 @@ class Conversation(VerticalScroll):
 
     async def show_model_status(self, status: ModelStatus) -> None:
         await self.query_one(WelcomePanel).show_model_status(status)
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        return list(self.query(Exchange))
+
+    async def add_exchange(self, exchange: Exchange) -> Exchange:
+        await self.mount(exchange)
+        self.anchor()
+        return exchange
+
+    def get_exchange(self, exchange_id: int) -> Exchange | None:
+        for exchange in self.query(Exchange):
+            if exchange.exchange_id == exchange_id:
+                return exchange
+        return None
+
+    async def clear_exchanges(self) -> None:
+        await self.query(Exchange).remove()

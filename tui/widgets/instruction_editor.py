@@ -8,10 +8,11 @@ from textual.widgets import TextArea
 class InstructionEditor(TextArea):
     """A plain TextArea: Enter inserts a new line, Tab moves focus on.
 
-    Nothing here sends text anywhere yet; sending arrives with text generation.
+    Sending is the screen's binding (ctrl+j / alt+enter); the border subtitle shows the
+    context budget of the prompt as it stands.
     """
 
-    PLACEHOLDER = "Write an instruction. Enter adds a new line; sending comes with generation."
+    PLACEHOLDER = "Write an instruction. ctrl+j or alt+enter sends; Enter adds a new line."
 
     def __init__(
         self,

@@ -1,6 +1,8 @@
-"""One line at the bottom of the screen: the model's state."""
+"""One line at the bottom of the screen: the model, the context used, live speed."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from textual.content import Content
 from textual.widgets import Static
@@ -8,8 +10,28 @@ from textual.widgets import Static
 from tui.model_loader import ModelStatus
 
 
+NAME_WIDTH = 20
+"""The model name is cut to this many columns while speeds are shown (80 columns fit)."""
+
+
+def speed_text(timings: Any, generating: bool) -> str:
+    """"prompt 45/120" while the prompt is processed, then "prompt 310 t/s · gen 24.8 t/s"."""
+    total, evaluated = timings.prompt_tokens, timings.prompt_evaluated
+    if generating and total and not timings.generated_tokens:
+        return f"prompt: {evaluated} new of {total}"
+    parts = []
+    if timings.prompt_tokens_per_second:
+        parts.append(f"prompt {timings.prompt_tokens_per_second:.0f} t/s")
+    elif total:
+        parts.append("prompt cached")
+    if timings.generation_tokens_per_second:
+        parts.append(f"gen {timings.generation_tokens_per_second:.1f} t/s")
+    return " · ".join(parts)
+
+
 class StatusBar(Static):
-    """Shows a ModelStatus: "loading…", download progress, the model summary, or an error.
+    """The model status (loading…, download progress, the model summary or an error), then,
+    once ready, the context used, the thread count and the last/live generation speed.
 
     CSS classes follow the state: ``-busy``, ``-ready`` or ``-error``.
     """
@@ -24,16 +46,40 @@ class StatusBar(Static):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes, markup=False)
         self.status = status or ModelStatus.starting()
+        self.context_used = 0
+        self.speed = ""
         self.show_status(self.status)
 
     @property
     def text(self) -> str:
         """The line as displayed (before any truncation to the screen width)."""
-        return self.status.text
+        status = self.status
+        if status.state != "ready" or status.summary is None:
+            return status.text
+        s = status.summary
+        name = s.name if not self.speed or len(s.name) <= NAME_WIDTH else s.name[: NAME_WIDTH - 1] + "…"
+        parts = [name, s.file_type, f"ctx {self.context_used}/{s.context_text}"]
+        if s.threads:
+            parts.append(f"{s.threads} thr")
+        line = " · ".join(parts)
+        return f"{line} │ {self.speed}" if self.speed else line
+
+    def _refresh_text(self) -> None:
+        self.update(Content(self.text))
 
     def show_status(self, status: ModelStatus) -> None:
         self.status = status
         self.set_class(status.busy, "-busy")
         self.set_class(status.state == "ready", "-ready")
         self.set_class(status.state == "error", "-error")
-        self.update(Content(status.text))
+        self._refresh_text()
+
+    def show_context(self, used: int) -> None:
+        self.context_used = used
+        self._refresh_text()
+
+    def show_timings(self, timings: Any, generating: bool) -> None:
+        self.speed = speed_text(timings, generating)
+        if generating:
+            self.context_used = timings.prompt_tokens + timings.generated_tokens
+        self._refresh_text()

@@ -48,8 +48,9 @@ def welcome_markdown(project_dir: Path, status: ModelStatus) -> str:
         [
             f"**Project:** {code_span(str(project_dir))}",
             model_line(status),
-            "Not in this version yet: sending an instruction to the model and showing "
-            "its reply. Nothing you type is sent anywhere.",
+            "Write an instruction below; **ctrl+j** (or alt+enter) sends it, Enter adds a new "
+            "line, **escape** stops the answer. In the file tree, space or Enter adds a file to "
+            "the context; **ctrl+o** finds one by name. **F1** lists every key.",
         ]
     )
 

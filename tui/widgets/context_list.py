@@ -1,0 +1,41 @@
+"""The files in the context, with their token costs, under the file tree."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Static
+
+from tui.context import ContextFiles
+from tui.prompt import short_count
+
+
+class ContextList(Static):
+    """One line per selected file: its path, token count and any warning.
+
+    Every selected file is listed here, also those the tree does not show (an ignored file
+    added from the file finder).
+    """
+
+    EMPTY = "No files in context. space: add · ctrl+o: find"
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(self.EMPTY, name=name, id=id, classes=classes, markup=False)
+        self.text = self.EMPTY
+
+    def show_files(self, files: ContextFiles, sent: set[str] | frozenset[str] = frozenset()) -> None:
+        """List ``files``; those in ``sent`` are already in the conversation, unchanged (they
+        are not sent again)."""
+        if not len(files):
+            self.text = self.EMPTY
+            self.border_title = "Context"
+        else:
+            lines = []
+            for entry in files:
+                tokens = "…" if entry.tokens is None else short_count(entry.tokens)
+                notes = (" (ignored)" if entry.ignored else "") + (" (sent)" if entry.path in sent else "")
+                # The count first: a long path is cut at the right edge, the count never is.
+                lines.append(f"{tokens:>4} {entry.path}{notes}")
+            self.text = "\n".join(lines)
+            self.border_title = f"Context: {len(files)} · {short_count(files.total_tokens)} tok"
+        self.set_class(not len(files), "-empty")
+        self.update(Content(self.text))

@@ -11,9 +11,9 @@ import sys
 
 from .. import __version__
 from ..errors import CodeupError
-from . import fetch_model, info, run
+from . import bench, fetch_model, info, run, synth
 
-SUBCOMMANDS = (run, info, fetch_model)
+SUBCOMMANDS = (run, info, fetch_model, synth, bench)
 EXIT_USAGE = 2
 
 

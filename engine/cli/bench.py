@@ -1,0 +1,75 @@
+"""`codeup bench`: prompt-processing and generation speed, like llama.cpp's llama-bench,
+optionally side by side with llama.cpp itself (llama-cpp-python, the `bench` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure prompt and generation speed (tokens/s), optionally against llama.cpp",
+        description=(
+            "Measure prompt processing (pp: -p random tokens from an empty cache) and generation "
+            "(tg: -n single-token evals after a short prompt) in tokens/s over -r repetitions, plus "
+            "load time, warm start-to-first-token and peak RSS. With --compare-llama-cpp the same "
+            "measurement runs through llama-cpp-python, interleaved with ours. Without -m, the "
+            "default model."
+        ),
+    )
+    p.add_argument("-m", "--model", metavar="PATH", help="GGUF or GGML v3 model (default: the default model)")
+    p.add_argument("-p", "--n-prompt", type=int, default=512, metavar="N", help="prompt tokens (default 512)")
+    p.add_argument("-n", "--n-gen", type=int, default=128, metavar="N", help="generated tokens (default 128)")
+    p.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help=f"threads (default: all cores, {os.cpu_count()})")
+    p.add_argument("-r", "--repetitions", type=int, default=3, metavar="N", help="repetitions (default 3)")
+    p.add_argument("-b", "--batch", type=int, default=512, metavar="N",
+                   help="prompt tokens per evaluation (llama.cpp n_batch = n_ubatch; default 512)")
+    p.add_argument("-c", "--ctx-size", type=int, metavar="N",
+                   help="context size (default: just enough for the tests, as llama-bench)")
+    p.add_argument("-s", "--seed", type=int, default=0, help="seed of the random token ids (default 0)")
+    p.add_argument("--compare-llama-cpp", action="store_true",
+                   help="run the same measurement through llama-cpp-python (install the bench extra)")
+    p.add_argument("--llama-cpp-python", metavar="PYTHON",
+                   help="with --compare-llama-cpp: a Python interpreter that has llama_cpp (default: this one)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench import BenchParams, format_table, run_bench
+    from ..errors import UsageError
+
+    if args.llama_cpp_python and not args.compare_llama_cpp:
+        raise UsageError("--llama-cpp-python goes with --compare-llama-cpp")
+    params = BenchParams(
+        model="", n_prompt=args.n_prompt, n_gen=args.n_gen, threads=args.threads,
+        reps=args.repetitions, batch=args.batch, n_ctx=args.ctx_size, seed=args.seed,
+    )
+    params.check()  # bad numbers fail before the default model is looked for
+    if args.model is None:
+        from ..default_model import ensure_default_model
+
+        model = str(ensure_default_model(progress=lambda msg: print(msg, file=sys.stderr)))
+    else:
+        model = args.model
+    from dataclasses import replace
+
+    params = replace(params, model=model)
+
+    def log(text: str) -> None:
+        if not args.quiet:
+            print(f"bench: {text}", file=sys.stderr, flush=True)
+
+    report = run_bench(params, compare_llama_cpp=args.compare_llama_cpp,
+                       llama_python=args.llama_cpp_python, log=log)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(format_table(report))
+    return 0

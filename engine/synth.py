@@ -1,0 +1,491 @@
+"""Random-weight llama GGUF files with real model shapes, for benchmarks and tests.
+
+    synth_model("/tmp/llama-7b-Q4_K_M.gguf", "7b", "Q4_K_M", seed=0)
+
+The tensors have Llama-2 shapes and llama.cpp's per-tensor type mix for the file type
+(`llama_tensor_type`: llama-quantize's rules, ../shared/docs/engine-reference.md §4), so a
+synthetic 7B Q4_K_M file costs the engine what the real one does. The quant bytes are
+random, but every block scale is a finite positive value chosen so that the weights
+dequantize to mean 0 and a standard deviation of about `weight_std` (0.02); norms are 1.
+The model therefore runs without NaN or inf, and produces nonsense.
+
+Data is generated per chunk of rows from a seeded generator and streamed to the writer, so
+a 7 GB file never needs 7 GB of memory; the same seed gives the same file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .errors import UsageError
+from .formats.gguf_writer import GGUFValueType, GGUFWriter
+from .ggml_types import TYPE_TRAITS, GGMLType
+
+CHUNK_BYTES = 8 << 20  # bytes of tensor data generated at a time
+DEFAULT_WEIGHT_STD = 0.02
+# Where the Llama SentencePiece vocabulary lies in a checkout with ../shared beside it.
+SHARED_SPM_VOCAB = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "vocab" / "ggml-vocab-llama-spm.gguf"
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    n_vocab: int
+    n_embd: int
+    n_ff: int
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    n_ctx: int = 4096
+    rms_eps: float = 1e-5
+    rope_freq_base: float = 10000.0
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+
+SHAPES: dict[str, Shape] = {
+    "7b": Shape("7b", n_vocab=32000, n_embd=4096, n_ff=11008, n_layer=32, n_head=32, n_head_kv=32),
+    "13b": Shape("13b", n_vocab=32000, n_embd=5120, n_ff=13824, n_layer=40, n_head=40, n_head_kv=40),
+    # Small enough for tests (a few MB), with rows that every k-quant accepts.
+    "tiny": Shape("tiny", n_vocab=512, n_embd=256, n_ff=768, n_layer=4, n_head=4, n_head_kv=4, n_ctx=512),
+}
+
+
+@dataclass(frozen=True)
+class FileType:
+    name: str
+    ftype: int  # llama_ftype, stored as general.file_type
+    default: GGMLType
+
+
+FILE_TYPES: dict[str, FileType] = {
+    ft.name: ft
+    for ft in (
+        FileType("F32", 0, GGMLType.F32),
+        FileType("F16", 1, GGMLType.F16),
+        FileType("Q4_0", 2, GGMLType.Q4_0),
+        FileType("Q4_1", 3, GGMLType.Q4_1),
+        FileType("Q8_0", 7, GGMLType.Q8_0),
+        FileType("Q5_0", 8, GGMLType.Q5_0),
+        FileType("Q5_1", 9, GGMLType.Q5_1),
+        FileType("Q2_K", 10, GGMLType.Q2_K),
+        FileType("Q3_K_S", 11, GGMLType.Q3_K),
+        FileType("Q3_K_M", 12, GGMLType.Q3_K),
+        FileType("Q3_K_L", 13, GGMLType.Q3_K),
+        FileType("Q4_K_S", 14, GGMLType.Q4_K),
+        FileType("Q4_K_M", 15, GGMLType.Q4_K),
+        FileType("Q5_K_S", 16, GGMLType.Q5_K),
+        FileType("Q5_K_M", 17, GGMLType.Q5_K),
+        FileType("Q6_K", 18, GGMLType.Q6_K),
+    )
+}
+
+
+# ---- llama.cpp's per-tensor type mix --------------------------------------------------------
+def use_more_bits(i: int, n: int) -> bool:
+    """llama.cpp's `use_more_bits(i_layer, n_layers)`, in C integer arithmetic."""
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+_FALLBACK = {GGMLType.Q4_K: GGMLType.Q5_0, GGMLType.Q5_K: GGMLType.Q5_1, GGMLType.Q6_K: GGMLType.Q8_0}
+
+
+def llama_tensor_type(
+    name: str, ftype: FileType | str, shape: tuple[int, ...], *, n_layer: int, n_head: int,
+    n_head_kv: int, has_output: bool = True,
+) -> GGMLType:
+    """The type llama-quantize (no imatrix, default options) gives a llama tensor.
+
+    `shape` is in ggml order; the layer index is read from the name (blk.N.), which for
+    llama equals llama.cpp's running count of attn_v / ffn_down tensors."""
+    ft = FILE_TYPES[ftype] if isinstance(ftype, str) else ftype
+    default = ft.default
+    if len(shape) < 2 or not name.endswith("weight") or name.endswith("_norm.weight"):
+        return GGMLType.F32  # 1-D tensors and norms stay F32
+    if default in (GGMLType.F32, GGMLType.F16, GGMLType.BF16):
+        return default  # the mix applies only to quantized file types
+    t = default
+    layer = int(name.split(".")[1]) if name.startswith("blk.") else -1
+    k = ft.name
+    if name == "output.weight" or (not has_output and name == "token_embd.weight"):
+        if shape[0] % 256:
+            t = GGMLType.Q8_0
+        elif default != GGMLType.Q8_0:
+            t = GGMLType.Q6_K
+    elif name == "token_embd.weight":
+        t = default
+    elif ".attn_v." in name:
+        if k == "Q2_K":
+            t = GGMLType.Q4_K if n_head // n_head_kv >= 4 else GGMLType.Q3_K
+        elif k == "Q3_K_M":
+            t = GGMLType.Q5_K if layer < 2 else GGMLType.Q4_K
+        elif k == "Q3_K_L":
+            t = GGMLType.Q5_K
+        elif k in ("Q4_K_M", "Q5_K_M") and use_more_bits(layer, n_layer):
+            t = GGMLType.Q6_K
+        elif k == "Q4_K_S" and layer < 4:
+            t = GGMLType.Q5_K
+        if n_layer == 80 and n_head // n_head_kv == 8 and t in (GGMLType.Q3_K, GGMLType.Q4_K):
+            t = GGMLType.Q5_K  # llama.cpp's LLM_TYPE_70B bump
+    elif ".ffn_down." in name:
+        if k == "Q2_K":
+            t = GGMLType.Q3_K
+        elif k == "Q3_K_M":
+            t = GGMLType.Q5_K if layer < n_layer // 16 else GGMLType.Q4_K
+        elif k == "Q3_K_L":
+            t = GGMLType.Q5_K
+        elif k in ("Q4_K_M", "Q5_K_M") and use_more_bits(layer, n_layer):
+            t = GGMLType.Q6_K
+        elif k == "Q4_K_S" and layer < n_layer // 8:
+            t = GGMLType.Q5_K
+    elif ".attn_output." in name:
+        t = {"Q2_K": GGMLType.Q3_K, "Q3_K_M": GGMLType.Q4_K, "Q3_K_L": GGMLType.Q5_K}.get(k, t)
+    if shape[0] % TYPE_TRAITS[t].block_size:
+        if t not in _FALLBACK:
+            raise UsageError(f"tensor {name}: rows of {shape[0]} do not fit {t.name} blocks")
+        t = _FALLBACK[t]
+    return t
+
+
+def tensor_plan(shape: Shape, ftype: FileType | str) -> list[tuple[str, GGMLType, tuple[int, ...]]]:
+    """(name, type, ggml shape) of every tensor, in file order."""
+    s = shape
+    q, kv = s.n_head * s.head_dim, s.n_head_kv * s.head_dim
+    shapes: list[tuple[str, tuple[int, ...]]] = [("token_embd.weight", (s.n_embd, s.n_vocab))]
+    for i in range(s.n_layer):
+        b = f"blk.{i}."
+        shapes += [
+            (b + "attn_norm.weight", (s.n_embd,)),
+            (b + "attn_q.weight", (s.n_embd, q)),
+            (b + "attn_k.weight", (s.n_embd, kv)),
+            (b + "attn_v.weight", (s.n_embd, kv)),
+            (b + "attn_output.weight", (q, s.n_embd)),
+            (b + "ffn_norm.weight", (s.n_embd,)),
+            (b + "ffn_gate.weight", (s.n_embd, s.n_ff)),
+            (b + "ffn_up.weight", (s.n_embd, s.n_ff)),
+            (b + "ffn_down.weight", (s.n_ff, s.n_embd)),
+        ]
+    shapes += [("output_norm.weight", (s.n_embd,)), ("output.weight", (s.n_embd, s.n_vocab))]
+    return [
+        (name, llama_tensor_type(name, ftype, shp, n_layer=s.n_layer, n_head=s.n_head, n_head_kv=s.n_head_kv), shp)
+        for name, shp in shapes
+    ]
+
+
+# ---- random blocks with valid scales -------------------------------------------------------
+def _k4_scales(sc: int, m: int) -> np.ndarray:
+    """Q4_K/Q5_K's 12 packed bytes for the same 6-bit scale `sc` and min `m` in all 8 sub-blocks."""
+    lo = np.full(4, (sc & 63) | ((sc >> 4) << 6), np.uint8)
+    mid = np.full(4, (m & 63) | ((m >> 4) << 6), np.uint8)
+    hi = np.full(4, (sc & 15) | ((m & 15) << 4), np.uint8)
+    return np.concatenate([lo, mid, hi])
+
+
+def _q3k_scales(sc: int) -> np.ndarray:
+    """Q3_K's 12 packed bytes for the signed scale `sc` (-32..31) in all 16 groups."""
+    v = sc + 32
+    lo, hi = v & 15, v >> 4
+    return np.array([lo | (lo << 4)] * 8 + [hi | (hi << 2) | (hi << 4) | (hi << 6)] * 4, np.uint8)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a block's f16 fields lie and what makes its weights ~N(0, std)-like.
+
+    With random quants q (uniform over the type's range), x = d * unit_std-normalised q; `d`
+    is std / q_std per element, `min_ratio` the f16 min (or dmin) as a multiple of d that
+    centres the block, and `fixed` the bytes (sub-block scales) that are set, not random."""
+
+    d_at: int
+    q_std: float  # std of the dequantized value for d = 1 (sub-block scales included)
+    min_at: int | None = None
+    min_ratio: float = 0.0
+    fixed: tuple[tuple[int, bytes], ...] = ()
+
+
+def _uniform_std(levels: int) -> float:
+    return float(np.sqrt((levels * levels - 1) / 12.0))
+
+
+_LAYOUTS: dict[GGMLType, _Layout] = {
+    # x = d (q - 8)
+    GGMLType.Q4_0: _Layout(0, _uniform_std(16)),
+    # x = d q + m; m = -7.5 d centres it (m is the block minimum, negative)
+    GGMLType.Q4_1: _Layout(0, _uniform_std(16), 2, -7.5),
+    GGMLType.Q5_0: _Layout(0, _uniform_std(32)),
+    GGMLType.Q5_1: _Layout(0, _uniform_std(32), 2, -15.5),
+    GGMLType.Q8_0: _Layout(0, _uniform_std(256)),
+    # x = d (sc&15) q - dmin (sc>>4), q in 0..3; sc = m = 8: dmin = 1.5 d
+    GGMLType.Q2_K: _Layout(80, 8 * _uniform_std(4), 82, 1.5, ((0, bytes([0x88] * 16)),)),
+    # x = d sc q, q in -4..3; sc = 16
+    GGMLType.Q3_K: _Layout(108, 16 * _uniform_std(8), fixed=((96, _q3k_scales(16).tobytes()),)),
+    # x = d sc q - dmin m; sc = m = 32, q in 0..15: dmin = 7.5 d
+    GGMLType.Q4_K: _Layout(0, 32 * _uniform_std(16), 2, 7.5, ((4, _k4_scales(32, 32).tobytes()),)),
+    # sc = m = 16, q in 0..31: dmin = 15.5 d
+    GGMLType.Q5_K: _Layout(0, 16 * _uniform_std(32), 2, 15.5, ((4, _k4_scales(16, 16).tobytes()),)),
+    # x = d scales[g] (q - 32); scales = 8
+    GGMLType.Q6_K: _Layout(208, 8 * _uniform_std(64), fixed=((192, bytes([8] * 16)),)),
+}
+
+SUPPORTED_WEIGHT_TYPES = frozenset(_LAYOUTS) | {GGMLType.F32, GGMLType.F16}
+
+
+def random_blocks(gtype: GGMLType, n_blocks: int, rng: np.random.Generator, std: float = DEFAULT_WEIGHT_STD) -> np.ndarray:
+    """`n_blocks` random blocks of a quantized type, (n_blocks, type_size) uint8, whose
+    scales are finite and positive and whose weights have mean ~0 and std ~`std`."""
+    layout = _LAYOUTS[gtype]
+    size = TYPE_TRAITS[gtype].type_size
+    n_bytes = n_blocks * size
+    raw = rng.bit_generator.random_raw((n_bytes + 7) // 8).view(np.uint8)[:n_bytes]
+    blocks = raw.reshape(n_blocks, size)
+    # Per-block scale jitter in [0.75, 1.25), so blocks differ as real ones do.
+    d = (std / layout.q_std) * (0.75 + 0.5 * rng.random(n_blocks, dtype=np.float32))
+    blocks[:, layout.d_at : layout.d_at + 2].view(np.float16)[:, 0] = d.astype(np.float16)
+    if layout.min_at is not None:
+        blocks[:, layout.min_at : layout.min_at + 2].view(np.float16)[:, 0] = (layout.min_ratio * d).astype(np.float16)
+    for at, value in layout.fixed:
+        blocks[:, at : at + len(value)] = np.frombuffer(value, np.uint8)
+    return blocks
+
+
+def random_tensor_chunks(
+    gtype: GGMLType, shape: tuple[int, ...], rng: np.random.Generator, std: float = DEFAULT_WEIGHT_STD,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[np.ndarray]:
+    """A tensor's data as chunks of whole rows, generated as they are asked for."""
+    traits = TYPE_TRAITS[gtype]
+    blocks_per_row = shape[0] // traits.block_size
+    n_rows = int(np.prod(shape[1:], dtype=np.int64))
+    row_bytes = blocks_per_row * traits.type_size
+    rows_per_chunk = max(1, chunk_bytes // row_bytes)
+    for first in range(0, n_rows, rows_per_chunk):
+        n = min(rows_per_chunk, n_rows - first)
+        if gtype in _LAYOUTS:
+            yield random_blocks(gtype, n * blocks_per_row, rng, std)
+        elif gtype in (GGMLType.F32, GGMLType.F16):
+            values = rng.standard_normal(n * shape[0], dtype=np.float32) * np.float32(std)
+            yield values.astype(np.float16 if gtype == GGMLType.F16 else np.float32)
+        else:
+            raise UsageError(f"cannot make random {gtype.name} weights")
+
+
+# ---- vocabulary -----------------------------------------------------------------------------
+@dataclass
+class Vocabulary:
+    """`tokenizer.*` metadata to write: (key, value, value type or None to infer)."""
+
+    source: str  # a path, or "generated"
+    n_vocab: int
+    items: list[tuple[str, object, GGUFValueType | None]] = field(default_factory=list)
+
+
+def load_vocabulary(path: str | Path) -> Vocabulary:
+    """Every `tokenizer.*` key of a GGUF file (a vocab-only file will do), with its type."""
+    import mmap
+
+    from .errors import ModelFileError
+    from .formats.gguf_reader import GGUFParser
+
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as e:
+        raise UsageError(f"cannot read the vocabulary file {p}: {e.strerror or e}") from None
+    except ValueError:
+        raise UsageError(f"the vocabulary file {p} is empty") from None
+    try:
+        if mm[:4] != b"GGUF":
+            raise ModelFileError(p, "not a GGUF file: --vocab needs a GGUF vocabulary")
+        _, metadata, types, *_ = GGUFParser(mm, str(p)).parse()
+    finally:
+        mm.close()
+    tokens = metadata.get("tokenizer.ggml.tokens")
+    if not isinstance(tokens, list) or not tokens:
+        raise UsageError(f"{p} has no tokenizer.ggml.tokens")
+    items = []
+    for key, value in metadata.items():
+        if not key.startswith("tokenizer."):
+            continue
+        vtype = GGUFValueType(types[key])
+        items.append((key, value, None if vtype == GGUFValueType.ARRAY else vtype))
+    return Vocabulary(str(p), len(tokens), items)
+
+
+def generated_vocabulary(n_vocab: int) -> Vocabulary:
+    """A SentencePiece-style vocabulary: <unk>, <s>, </s>, the 256 byte tokens <0x00>..<0xFF>,
+    then pieces (characters, ▁-prefixed characters, letter pairs, triples...) by falling score."""
+    if n_vocab < 260:
+        raise UsageError(f"a generated vocabulary needs at least 260 tokens, not {n_vocab}")
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    types = [2, 3, 3] + [6] * 256
+    chars = [chr(c) for c in range(33, 127)]
+    lower = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+
+    def pieces() -> Iterator[str]:
+        yield "▁"
+        yield from chars
+        yield from ("▁" + c for c in chars)
+        width = 2
+        while True:
+            grams = [""]
+            for _ in range(width):
+                grams = [g + c for g in grams for c in lower]
+            for g in grams:
+                yield "▁" + g
+                yield g
+            width += 1
+
+    for piece in pieces():
+        if len(tokens) >= n_vocab:
+            break
+        tokens.append(piece)
+        types.append(1)
+    scores = np.zeros(n_vocab, np.float32)
+    scores[259:] = -np.arange(n_vocab - 259, dtype=np.float32)
+    items = [
+        ("tokenizer.ggml.model", "llama", GGUFValueType.STRING),
+        ("tokenizer.ggml.pre", "default", GGUFValueType.STRING),
+        ("tokenizer.ggml.tokens", tokens, None),
+        ("tokenizer.ggml.scores", scores, None),
+        ("tokenizer.ggml.token_type", np.array(types, np.int32), None),
+        ("tokenizer.ggml.bos_token_id", 1, GGUFValueType.U32),
+        ("tokenizer.ggml.eos_token_id", 2, GGUFValueType.U32),
+        ("tokenizer.ggml.unknown_token_id", 0, GGUFValueType.U32),
+        ("tokenizer.ggml.add_bos_token", True, GGUFValueType.BOOL),
+        ("tokenizer.ggml.add_eos_token", False, GGUFValueType.BOOL),
+    ]
+    return Vocabulary("generated", n_vocab, items)
+
+
+def resolve_vocabulary(vocab: Vocabulary | str | Path | None, shape: Shape) -> Vocabulary:
+    """`vocab`: a GGUF path; "generated"; or None/"auto": the Llama SPM vocabulary from
+    ../shared when present and the shape has its 32000 tokens, else a generated one."""
+    if isinstance(vocab, Vocabulary):
+        return vocab
+    if vocab is None or vocab == "auto":
+        if shape.n_vocab == 32000 and SHARED_SPM_VOCAB.is_file():
+            return load_vocabulary(SHARED_SPM_VOCAB)
+        return generated_vocabulary(shape.n_vocab)
+    if vocab == "generated":
+        return generated_vocabulary(shape.n_vocab)
+    return load_vocabulary(vocab)
+
+
+# ---- the model file -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class SynthResult:
+    path: Path
+    shape: Shape
+    file_type: str
+    vocabulary: str
+    file_bytes: int
+    n_params: int
+    seconds: float
+    tensor_types: dict[str, str]
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.file_bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+
+def plan_bytes(plan: list[tuple[str, GGMLType, tuple[int, ...]]]) -> int:
+    """Bytes of tensor data a plan makes (the file adds its header and padding)."""
+    total = 0
+    for _, gtype, shape in plan:
+        traits = TYPE_TRAITS[gtype]
+        total += int(np.prod(shape, dtype=np.int64)) // traits.block_size * traits.type_size
+    return total
+
+
+def get_shape(shape: Shape | str, n_layer: int | None = None) -> Shape:
+    if isinstance(shape, str):
+        try:
+            shape = SHAPES[shape.lower()]
+        except KeyError:
+            raise UsageError(f"unknown shape {shape!r} (known: {', '.join(SHAPES)})") from None
+    if n_layer is not None:
+        if n_layer < 1:
+            raise UsageError(f"the layer count must be at least 1, got {n_layer}")
+        shape = replace(shape, n_layer=n_layer)
+    return shape
+
+
+def get_file_type(name: str) -> FileType:
+    try:
+        return FILE_TYPES[name.upper()]
+    except KeyError:
+        raise UsageError(f"unknown type {name!r} (known: {', '.join(FILE_TYPES)})") from None
+
+
+def synth_model(
+    out: str | Path,
+    shape: Shape | str = "tiny",
+    file_type: str = "Q4_K_M",
+    *,
+    seed: int = 0,
+    vocab: Vocabulary | str | Path | None = None,
+    n_layer: int | None = None,
+    weight_std: float = DEFAULT_WEIGHT_STD,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> SynthResult:
+    """Write a random-weight llama GGUF (see the module docstring). Returns what was written."""
+    shp = get_shape(shape, n_layer)
+    ft = get_file_type(file_type)
+    if not (0 < weight_std < 1e3):
+        raise UsageError(f"the weight standard deviation must be positive and small, got {weight_std}")
+    if seed < 0:
+        raise UsageError(f"the seed must be a non-negative integer, got {seed}")
+    vocabulary = resolve_vocabulary(vocab, shp)
+    shp = replace(shp, n_vocab=vocabulary.n_vocab)
+    plan = tensor_plan(shp, ft)
+
+    w = GGUFWriter(out)
+    w.add_metadata("general.architecture", "llama")
+    w.add_metadata("general.name", f"synth-llama-{shp.name}-{ft.name}")
+    w.add_metadata("general.file_type", ft.ftype, type=GGUFValueType.U32)
+    if ft.default not in (GGMLType.F32, GGMLType.F16):
+        w.add_metadata("general.quantization_version", 2, type=GGUFValueType.U32)
+    u32 = GGUFValueType.U32
+    w.add_metadata("llama.vocab_size", shp.n_vocab, type=u32)
+    w.add_metadata("llama.context_length", shp.n_ctx, type=u32)
+    w.add_metadata("llama.embedding_length", shp.n_embd, type=u32)
+    w.add_metadata("llama.block_count", shp.n_layer, type=u32)
+    w.add_metadata("llama.feed_forward_length", shp.n_ff, type=u32)
+    w.add_metadata("llama.attention.head_count", shp.n_head, type=u32)
+    w.add_metadata("llama.attention.head_count_kv", shp.n_head_kv, type=u32)
+    w.add_metadata("llama.rope.dimension_count", shp.head_dim, type=u32)
+    w.add_metadata("llama.attention.layer_norm_rms_epsilon", shp.rms_eps, type=GGUFValueType.F32)
+    w.add_metadata("llama.rope.freq_base", shp.rope_freq_base, type=GGUFValueType.F32)
+    w.add_metadata("codeup.synth.shape", shp.name)
+    w.add_metadata("codeup.synth.seed", seed, type=GGUFValueType.U64)
+    w.add_metadata("codeup.synth.weight_std", weight_std, type=GGUFValueType.F32)
+    for key, value, vtype in vocabulary.items:
+        w.add_metadata(key, value, type=vtype)
+
+    sources = []
+    for index, (name, gtype, tshape) in enumerate(plan):
+        w.add_tensor_info(name, gtype, tshape)
+        sources.append(_tensor_source(name, gtype, tshape, seed, index, weight_std))
+    start = time.perf_counter()
+    w.write(sources, progress=progress)
+    seconds = time.perf_counter() - start
+    return SynthResult(
+        path=Path(out), shape=shp, file_type=ft.name, vocabulary=vocabulary.source,
+        file_bytes=Path(out).stat().st_size, n_params=sum(int(np.prod(s)) for _, _, s in plan),
+        seconds=seconds, tensor_types={name: t.name for name, t, _ in plan},
+    )
+
+
+def _tensor_source(name: str, gtype: GGMLType, shape, seed: int, index: int, std: float):
+    if name.endswith("_norm.weight"):
+        return lambda: np.ones(int(np.prod(shape)), np.float32)
+    # One generator per tensor: a tensor's bytes depend only on (seed, its index).
+    return lambda: random_tensor_chunks(gtype, shape, np.random.default_rng([seed, index]), std)

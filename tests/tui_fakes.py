@@ -15,26 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.generate import Timings
 from tui.model_loader import ModelSummary
 
 _END = object()
 
 
-@dataclass(frozen=True)
-class FakeTimings:
-    prompt_tokens: int = 0
-    prompt_evaluated: int = 0
-    prompt_seconds: float = 0.0
-    generated_tokens: int = 0
-    generation_seconds: float = 0.0
-
-    @property
-    def prompt_tokens_per_second(self) -> float:
-        return self.prompt_evaluated / self.prompt_seconds if self.prompt_seconds > 0 else 0.0
-
-    @property
-    def generation_tokens_per_second(self) -> float:
-        return self.generated_tokens / self.generation_seconds if self.generation_seconds > 0 else 0.0
+# The engine's own timings record (plain data; importing it loads no model).
+FakeTimings = Timings
 
 
 @dataclass

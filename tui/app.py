@@ -25,6 +25,7 @@ from tui.model_loader import (
     describe_error,
 )
 from tui.screens import FileFinder, HelpScreen, MainScreen, PromptView
+from tui.terminal_keys import register_terminal_keys
 from tui.widgets import FilePanel, InstructionEditor
 
 
@@ -97,6 +98,7 @@ class CodeupApp(App[None]):
             n_ctx, n_threads: For the local model (None: the engine's defaults).
         """
         super().__init__()
+        register_terminal_keys()  # alt+enter over SSH/tmux
         if model_source is not None and model_path is not None:
             raise ValueError("give model_path or model_source, not both")
         if backend is not None and (model_source is not None or model_path is not None):

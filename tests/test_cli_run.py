@@ -9,11 +9,11 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
 from conftest import REPO, fixtures_or_skip
+from terminal import Tmux
 
 
 def codeup(*args, timeout=300):
@@ -76,33 +76,6 @@ def test_unreadable_model_is_one_line(tmp_path):
 
 
 # ---- interactive, in a real terminal ----------------------------------------------------------
-
-class Tmux:
-    def __init__(self, command: str) -> None:
-        self.socket = f"codeup-test-{uuid.uuid4().hex[:8]}"
-        self.run("new-session", "-d", "-s", "t", "-x", "120", "-y", "50", command)
-
-    def run(self, *args) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True).stdout
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", "t", "-S", "-200")
-
-    def wait_for(self, predicate, timeout=60.0) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            text = self.screen()
-            if predicate(text):
-                return text
-            time.sleep(0.2)
-        raise AssertionError(f"timed out; screen:\n{self.screen()}")
-
-    def keys(self, *keys) -> None:
-        self.run("send-keys", "-t", "t", *keys)
-
-    def kill(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
-
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_interactive_instruct_session(default_model_file, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from tui.model_loader import (
     describe_error,
 )
 from tui.screens import FileFinder, HelpScreen, MainScreen, PromptView
+from tui.clipboard import osc52_sequence, save_to_file
 from tui.terminal_keys import register_terminal_keys
 from tui.widgets import FilePanel, InstructionEditor
 
@@ -172,6 +174,25 @@ class CodeupApp(App[None]):
                 while not handle.done and time.monotonic() < deadline:
                     time.sleep(0.01)
         self.backend.close()
+
+    # -- clipboard -------------------------------------------------------------------
+
+    def copy_to_clipboard(self, text: str) -> None:
+        """OSC 52 (wrapped for tmux); a text too long for a terminal goes to a file."""
+        self._clipboard = text
+        sequence = osc52_sequence(text, in_tmux="TMUX" in os.environ)
+        if sequence is None or self._driver is None:
+            from engine.default_model import cache_dir
+
+            try:
+                path = save_to_file(text, cache_dir())
+            except OSError as e:
+                self.notify(f"Not copied: cannot write the clipboard file ({e.strerror or e}).", severity="error")
+                return
+            self.notify(f"Too long for the terminal's clipboard: saved to {path}", severity="warning")
+            return
+        self._driver.write(sequence)
+        self.notify(f"Copied {len(text):,} characters (OSC 52).")
 
     # -- actions ---------------------------------------------------------------------
 

@@ -118,6 +118,13 @@ class MainScreen(Screen[None]):
             tooltip="Show the exact prompt the model would get now.",
         ),
         Binding(
+            "ctrl+t",  # ctrl+y is the editor's redo; ctrl+b is tmux's prefix
+            "copy_answer",
+            "Copy",
+            id="copy-answer",
+            tooltip="Copy the last answer to the clipboard (OSC 52; works over SSH and in tmux).",
+        ),
+        Binding(
             "ctrl+n",
             "new_conversation",
             "New",
@@ -299,7 +306,13 @@ class MainScreen(Screen[None]):
             return self.generating
         if action == "regenerate":
             return bool(self.history) and not self.generating or None
+        if action == "copy_answer":
+            return bool(self.history) or None
         return True
+
+    def action_copy_answer(self) -> None:
+        if self.history:
+            self.app.copy_to_clipboard(self.history[-1].response)
 
     def action_send(self) -> None:
         editor = self.query_one(InstructionEditor)

@@ -132,8 +132,10 @@ def test_cancel_during_a_long_prompt(generator):
     assert 0 < live.prompt_evaluated < live.prompt_tokens  # timings are live
     t0 = time.monotonic()
     handle.cancel()
-    assert handle.wait(2.0), "the generation thread did not stop"
-    assert time.monotonic() - t0 < 1.5
+    # The whole prompt takes 10 s or more here; stopping within a few chunks is what counts
+    # (the bound leaves room for a loaded CI machine).
+    assert handle.wait(5.0), "the generation thread did not stop"
+    assert time.monotonic() - t0 < 5.0
     assert handle.result.stop_reason is StopReason.CANCELLED
     assert handle.result.tokens == [] and handle.result.timings.prompt_evaluated < live.prompt_tokens
 

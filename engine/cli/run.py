@@ -191,16 +191,18 @@ def _chat(generator, console, args, template, first, sampling, stops, add_bos) -
         instruction, pending = pending, None
         if not instruction.strip():
             continue
-        prompt = template.render_conversation(turns, instruction)
-        while turns and len(generator.tokenize(prompt, add_bos, template.parse_special)) + 16 > model.n_ctx:
+        def encode(turns_kept):
+            text = template.render_conversation(turns_kept, instruction)
+            return generator.tokenize(text, add_bos, template.parse_special)
+
+        tokens = encode(turns)
+        while turns and len(tokens) + 16 > model.n_ctx:
             turns.pop(0)  # never silently: say so
             console.note("(the conversation is longer than the context: dropped the oldest turn)")
-            prompt = template.render_conversation(turns, instruction)
+            tokens = encode(turns)
         try:
-            handle = generator.start(
-                prompt, sampling, max_tokens=args.n_predict, stop=stops, add_bos=add_bos,
-                parse_special=template.parse_special, keep=args.keep,
-            )
+            # the ids, not the text: the prompt is tokenized once per turn
+            handle = generator.start(tokens, sampling, max_tokens=args.n_predict, stop=stops, keep=args.keep)
         except UsageError as e:
             console.note(f"codeup: error: {e}")
             continue

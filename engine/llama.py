@@ -15,9 +15,21 @@ import numpy as np
 from .attention import attention
 from .errors import ModelFileError
 from .formats import LlamaHParams, ModelFile
-from .quants import HAS_Q8_1_KERNEL, SUPPORTED_TYPES, QuantMatrix, dequantize, dequantize_rows, matmul, matmul_q8_1
+from .quants import (
+    HAS_Q8_0_KERNEL,
+    HAS_Q8_1_KERNEL,
+    HAS_Q8_K_KERNEL,
+    SUPPORTED_TYPES,
+    QuantMatrix,
+    dequantize,
+    dequantize_rows,
+    matmul,
+    matmul_q8_0,
+    matmul_q8_1,
+    matmul_q8_k,
+)
 from .ggml_math import swiglu
-from .quants.activations import quantize_activations, quantize_q8_1
+from .quants.activations import quantize_activations, quantize_q8_0, quantize_q8_1, quantize_q8_k
 from .rope import apply_rope, rope_angles
 
 SUPPORTED_ARCHITECTURES = frozenset({"llama"})
@@ -124,12 +136,51 @@ class LlamaWeights:
         return dequantize(self.mf.tensor_bytes_view(name), t.ggml_type, n)
 
 
+def _activation_kind(ggml_type) -> str:
+    """How x is rounded for a weight type's dot products (quants/activations.py)."""
+    if ggml_type in HAS_Q8_1_KERNEL:
+        return "q8_1"  # llama.cpp's exact arithmetic
+    if ggml_type in HAS_Q8_K_KERNEL:
+        return "q8_k"  # 8-bit integer dot products
+    if ggml_type in HAS_Q8_0_KERNEL:
+        return "q8_0"
+    return "float"
+
+
 def project(w: QuantMatrix, x: np.ndarray) -> np.ndarray:
-    """W·x with x rounded as llama.cpp rounds it for this weight type (quants/activations.py)."""
-    if w.ggml_type in HAS_Q8_1_KERNEL:  # llama.cpp's exact arithmetic
-        return matmul_q8_1(w, *quantize_q8_1(np.ascontiguousarray(x, dtype=np.float32)))
-    xq, sums = quantize_activations(x, w.ggml_type)
-    return matmul(w, xq, x_sums=sums)
+    """W·x with x rounded as llama.cpp rounds it for this weight type."""
+    return project_many((w,), x)[0]
+
+
+def project_many(ws: tuple[QuantMatrix, ...], x: np.ndarray) -> list[np.ndarray]:
+    """W·x for each W of `ws`, rounding x once per kind of activation they take (Q, K and V
+    share one rounding of their input, gate and up another)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    rounded: dict[str, tuple] = {}
+    out = []
+    for w in ws:
+        kind = _activation_kind(w.ggml_type)
+        parts = rounded.get(kind)
+        if parts is None:
+            if kind == "q8_1":
+                parts = quantize_q8_1(x, values=np.int8)
+            elif kind == "q8_k":
+                parts = quantize_q8_k(x)
+            elif kind == "q8_0":
+                parts = quantize_q8_0(x)
+            else:
+                parts = None
+            rounded[kind] = parts
+        if kind == "q8_1":
+            out.append(matmul_q8_1(w, *parts))
+        elif kind == "q8_k":
+            out.append(matmul_q8_k(w, *parts))
+        elif kind == "q8_0":
+            out.append(matmul_q8_0(w, *parts))
+        else:  # float kernels on activations rounded per type (types differ in rounding)
+            xq, sums = quantize_activations(x, w.ggml_type)
+            out.append(matmul(w, xq, x_sums=sums))
+    return out
 
 
 def forward(w: LlamaWeights, cache: KVCache, tokens: np.ndarray, start_pos: int, all_logits: bool) -> np.ndarray:
@@ -145,9 +196,10 @@ def forward(w: LlamaWeights, cache: KVCache, tokens: np.ndarray, start_pos: int,
     for layer, L in enumerate(w.layers):
         # attention
         h = rms_norm(x, L.attn_norm, hp.rms_eps)
-        q = project(L.wq, h).reshape(n, hp.n_head, hd)
-        k = project(L.wk, h).reshape(n, hp.n_head_kv, hd)
-        v = project(L.wv, h).reshape(n, hp.n_head_kv, hd)
+        q, k, v = project_many((L.wq, L.wk, L.wv), h)
+        q = q.reshape(n, hp.n_head, hd)
+        k = k.reshape(n, hp.n_head_kv, hd)
+        v = v.reshape(n, hp.n_head_kv, hd)
         apply_rope(q, cos, sin, hp.n_rot)
         apply_rope(k, cos, sin, hp.n_rot)
         cache.k[layer, start_pos : start_pos + n] = to_f16(k)
@@ -156,7 +208,8 @@ def forward(w: LlamaWeights, cache: KVCache, tokens: np.ndarray, start_pos: int,
         x = x + project(L.wo, attn_out.reshape(n, hp.n_head * hd))
         # feed-forward (SwiGLU)
         m = rms_norm(x, L.ffn_norm, hp.rms_eps)
-        x = x + project(L.w_down, swiglu(project(L.w_gate, m), project(L.w_up, m)))
+        gate, up = project_many((L.w_gate, L.w_up), m)
+        x = x + project(L.w_down, swiglu(gate, up))
     cache.n_past = start_pos + n
     if not all_logits:
         x = x[-1:]

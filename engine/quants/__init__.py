@@ -32,6 +32,8 @@ __all__ = [
     "dequantize_rows",
     "matmul",
     "matmul_q8_1",
+    "matmul_q8_0",
+    "matmul_q8_k",
 ]
 
 # The kernel module of each type: the type table is data.
@@ -202,9 +204,9 @@ def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None, x_sums:
 
 
 def matmul_q8_1(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """W·x for x given as Q8_1 blocks (activations.quantize_q8_1: values, scales, sums), with
-    llama.cpp's own arithmetic; for the types whose kernel module has `matmul_q8_1`
-    (HAS_Q8_1_KERNEL). xq (n_tokens, n_in) -> float32 (n_tokens, n_out)."""
+    """W·x for x given as Q8_1 blocks (activations.quantize_q8_1: values (float32 or int8),
+    scales, sums), with llama.cpp's own arithmetic; for the types whose kernel module has
+    `matmul_q8_1` (HAS_Q8_1_KERNEL). xq (n_tokens, n_in) -> float32 (n_tokens, n_out)."""
     kern = KERNELS[w.ggml_type]
     n_tok = xq.shape[0]
     nb = w.n_in // 32
@@ -213,11 +215,59 @@ def matmul_q8_1(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xs: np.ndarray) 
     out = np.empty((n_tok, w.n_out), dtype=np.float32)
     if n_tok:
         f32 = lambda a: _readonly(np.ascontiguousarray(a, dtype=np.float32).reshape(-1))
-        kern.matmul_q8_1(w.flat, w.n_out, w.n_in, f32(xq), f32(xd), f32(xs), n_tok, out.reshape(-1))
+        if n_tok <= Q8_1_INT8_MAX_TOKENS and hasattr(kern, "matvec_q8_1"):
+            q = _readonly(np.ascontiguousarray(xq, dtype=np.int8).reshape(-1).view(np.uint8))
+            kern.matvec_q8_1(w.flat, w.n_out, w.n_in, q, f32(xd), f32(xs), n_tok, out.reshape(-1))
+        else:
+            kern.matmul_q8_1(w.flat, w.n_out, w.n_in, f32(xq), f32(xd), f32(xs), n_tok, out.reshape(-1))
     return out
 
 
+# Up to this many tokens, the exact Q8_1 products use the integer kernel (matvec_q8_1); larger
+# batches the float one, which decodes each block once for all tokens (same results).
+Q8_1_INT8_MAX_TOKENS = 8
+
+
 HAS_Q8_1_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matmul_q8_1"))
+
+
+def matmul_q8_k(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xbs: np.ndarray) -> np.ndarray:
+    """W·x for x given as Q8_K blocks (activations.quantize_q8_k: int8 values (n_tokens,
+    n_in), float scales per 256, int32 sums per 16), with integer dot products as llama.cpp
+    takes them; for the types whose kernel module has `matmul_q8_k` (HAS_Q8_K_KERNEL)."""
+    kern = KERNELS[w.ggml_type]
+    n_tok = xq.shape[0]
+    if xq.shape != (n_tok, w.n_in) or xd.size != n_tok * (w.n_in // 256) or xbs.size != n_tok * (w.n_in // 16):
+        raise UsageError(f"matmul_q8_k: shapes {xq.shape}, {xd.shape}, {xbs.shape} do not fit a {w.n_in}-wide matrix")
+    out = np.empty((n_tok, w.n_out), dtype=np.float32)
+    if n_tok:
+        q = _readonly(np.ascontiguousarray(xq, dtype=np.int8).reshape(-1).view(np.uint8))
+        d = _readonly(np.ascontiguousarray(xd, dtype=np.float32).reshape(-1))
+        bs = _readonly(np.ascontiguousarray(xbs, dtype=np.int32).reshape(-1))
+        kern.matmul_q8_k(w.flat, w.n_out, w.n_in, q, d, bs, n_tok, out.reshape(-1))
+    return out
+
+
+HAS_Q8_K_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matmul_q8_k"))
+
+
+def matmul_q8_0(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray) -> np.ndarray:
+    """W·x for x given as Q8_0 blocks (activations.quantize_q8_0: int8 values (n_tokens,
+    n_in), half scales per 32), with integer dot products as llama.cpp takes them; for the
+    types whose kernel module has `matmul_q8_0` (HAS_Q8_0_KERNEL)."""
+    kern = KERNELS[w.ggml_type]
+    n_tok = xq.shape[0]
+    if xq.shape != (n_tok, w.n_in) or xd.size != n_tok * (w.n_in // 32):
+        raise UsageError(f"matmul_q8_0: shapes {xq.shape}, {xd.shape} do not fit a {w.n_in}-wide matrix")
+    out = np.empty((n_tok, w.n_out), dtype=np.float32)
+    if n_tok:
+        q = _readonly(np.ascontiguousarray(xq, dtype=np.int8).reshape(-1).view(np.uint8))
+        d = _readonly(np.ascontiguousarray(xd, dtype=np.float32).reshape(-1))
+        kern.matmul_q8_0(w.flat, w.n_out, w.n_in, q, d, n_tok, out.reshape(-1))
+    return out
+
+
+HAS_Q8_0_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matmul_q8_0"))
 
 
 def dequantize_rows(w: QuantMatrix, rows) -> np.ndarray:

@@ -82,12 +82,25 @@ def _quantize_q8_1(x, q, d_out, s_out):
         s_out[i] = round_f16(d * total)
 
 
-def quantize_q8_1(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """quantize_row_q8_1 of x (n_tokens, n_in), as parts: the int8 values (as float32,
-    (n_tokens, n_in)), the half scales d and the half block sums s (n_tokens, n_in // 32)."""
+def quantize_q8_0(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """quantize_row_q8_0 of x (n_tokens, n_in): the int8 values (n_tokens, n_in) and the half
+    scales d (as float32, (n_tokens, n_in // 32)); the same values as quantize_q8_1's."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     n_tok, n_in = x.shape
-    q = np.empty((n_tok, n_in), dtype=np.float32)
+    q = np.empty((n_tok, n_in), dtype=np.int8)
+    d = np.empty((n_tok, n_in // 32), dtype=np.float32)
+    s = np.empty((n_tok, n_in // 32), dtype=np.float32)
+    _quantize_q8_1(x.reshape(-1), q.reshape(-1), d.reshape(-1), s.reshape(-1))
+    return q, d
+
+
+def quantize_q8_1(x: np.ndarray, values=np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """quantize_row_q8_1 of x (n_tokens, n_in), as parts: the int8 values (as `values`:
+    float32 or int8, (n_tokens, n_in)), the half scales d and the half block sums s
+    (n_tokens, n_in // 32)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n_tok, n_in = x.shape
+    q = np.empty((n_tok, n_in), dtype=values)
     d = np.empty((n_tok, n_in // 32), dtype=np.float32)
     s = np.empty((n_tok, n_in // 32), dtype=np.float32)
     _quantize_q8_1(x.reshape(-1), q.reshape(-1), d.reshape(-1), s.reshape(-1))
@@ -105,6 +118,50 @@ def round_q8_k(x: np.ndarray) -> np.ndarray:
     q = np.minimum(np.rint(iscale * xb), np.float32(127.0))
     d = np.divide(np.float32(1.0), iscale, out=np.zeros_like(iscale), where=iscale != 0)
     return (q * d).reshape(x.shape)
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+def _quantize_q8_k(x, q, d_out, bsums):
+    for i in range(d_out.size):  # block i is x.flat[256 i : 256 i + 256]
+        xb = x[256 * i : 256 * i + 256]
+        qb = q[256 * i : 256 * i + 256]
+        amax = np.float32(0.0)
+        mx = np.float32(0.0)
+        for j in range(256):  # the first element of largest magnitude, with its sign
+            a = abs(xb[j])
+            if a > amax:
+                amax = a
+                mx = xb[j]
+        if amax == np.float32(0.0):
+            d_out[i] = np.float32(0.0)
+            for j in range(256):
+                qb[j] = 0
+            for j in range(16):
+                bsums[16 * i + j] = 0
+            continue
+        iscale = np.float32(-127.0) / mx
+        for j in range(256):
+            v = np.rint(iscale * xb[j])
+            qb[j] = np.int8(min(v, np.float32(127.0)))
+        for j in range(16):
+            s = np.int32(0)
+            for k in range(16):
+                s += np.int32(qb[16 * j + k])
+            bsums[16 * i + j] = s
+        d_out[i] = np.float32(1.0) / iscale
+
+
+def quantize_q8_k(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """quantize_row_q8_K of x (n_tokens, n_in) as parts: int8 values (n_tokens, n_in), the
+    float32 scale d of each block of 256 and the int32 sums of each 16 values (bsums).
+    q * d equals round_q8_k(x) exactly."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n_tok, n_in = x.shape
+    q = np.empty((n_tok, n_in), dtype=np.int8)
+    d = np.empty((n_tok, n_in // 256), dtype=np.float32)
+    bsums = np.empty((n_tok, n_in // 16), dtype=np.int32)
+    _quantize_q8_k(x.reshape(-1), q.reshape(-1), d.reshape(-1), bsums.reshape(-1))
+    return q, d, bsums
 
 
 def round_bf16(x: np.ndarray) -> np.ndarray:

@@ -10,7 +10,23 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast
+from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
+from ._int8 import (
+    accumulate_q8_k,
+    dpbusd,
+    finish_q8_k,
+    i32x16_add,
+    i32x16_load,
+    i32x16_mul,
+    i32x16_shl,
+    i32x16_splat8,
+    i32x16_sub,
+    i32x16_word_bytes16,
+    i32x16_word_bytes_quads,
+    i32x16_zero,
+    q3x64_load,
+    u8x64_load,
+)
 from .q2_k import split_2bit
 
 BLOCK_ELEMS = 256
@@ -144,3 +160,70 @@ def matmul(w, n_out, n_in, x, n_tok, out):
             ot[r1] = a1
             ot[r2] = a2
             ot[r3] = a3
+
+
+# The 8-bit product (llama.cpp's ggml_vec_dot_q3_K_q8_K): sixteen sub-blocks of 16 with
+# signed 6-bit scales sc_j; q = q' - 4 with q' = low2 + 4 * highbit in 0..7, unsigned as
+# dpbusd takes it. The offset is taken out in integers, as llama.cpp does: the block's
+# sum_j sc_j * (q_j . x_j) = sum_j sc_j * (q'_j . x_j) - 4 * sum_j sc_j * (x sum of sub-block
+# j), exact (at most 4 chunks * 32 * 4 * 7 * 128 + 4 * 32 * 16 * 128 per lane), then scaled
+# by d * d_x once: no float cancellation between two large terms. There is no minimum term.
+@njit(inline="always")
+def _decode_q8_k(blk):
+    """One block for any number of tokens: four 64-value vectors of q' (chunk c = elements
+    64c..64c+63 = sub-blocks 4c + i in dpbusd lanes 4i..4i+3), the signed scales spread to
+    those lanes, and all sixteen times 4 in lane order (beside the bsums). d first, then
+    0 for the "dmin" of the types with a minimum term."""
+    u0 = read_u32(blk, 96)
+    u1 = read_u32(blk, 100)
+    u2 = read_u32(blk, 104)
+    # the twelve scale bytes to the sixteen 6-bit scales (+32), four per word: low nibbles
+    # from u0 (0-3, 8-11 in its high nibbles) and u1 (4-7, 12-15), top bits from u2
+    s0 = (u0 & 0x0F0F0F0F) | ((u2 & 0x03030303) << 4)
+    s1 = (u1 & 0x0F0F0F0F) | (((u2 >> 2) & 0x03030303) << 4)
+    s2 = ((u0 >> 4) & 0x0F0F0F0F) | (((u2 >> 4) & 0x03030303) << 4)
+    s3 = ((u1 >> 4) & 0x0F0F0F0F) | (((u2 >> 6) & 0x03030303) << 4)
+    bias = i32x16_splat8(32, 32)
+    return (
+        read_f16_fast(blk, 108),
+        np.float32(0.0),
+        q3x64_load(blk, 32, blk, 0, 0),
+        q3x64_load(blk, 32, blk, 0, 1),
+        q3x64_load(blk, 64, blk, 0, 2),
+        q3x64_load(blk, 64, blk, 0, 3),
+        i32x16_sub(i32x16_word_bytes_quads(s0), bias),
+        i32x16_sub(i32x16_word_bytes_quads(s1), bias),
+        i32x16_sub(i32x16_word_bytes_quads(s2), bias),
+        i32x16_sub(i32x16_word_bytes_quads(s3), bias),
+        i32x16_shl(i32x16_sub(i32x16_word_bytes16(s0, s1, s2, s3), bias), 2),
+    )
+
+
+@njit(inline="always")
+def _dot_q8_k(dec, xq, xo, xbs, bo):
+    zero = i32x16_zero()
+    s = i32x16_mul(dpbusd(zero, dec[2], u8x64_load(xq, xo)), dec[6])
+    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[3], u8x64_load(xq, xo + 64)), dec[7]))
+    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[4], u8x64_load(xq, xo + 128)), dec[8]))
+    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[5], u8x64_load(xq, xo + 192)), dec[9]))
+    return i32x16_sub(s, i32x16_mul(dec[10], i32x16_load(xbs, bo))), zero
+
+
+@njit(parallel=True, **MATH_FAST)
+def matmul_q8_k(w, n_out, n_in, xq, xd, xbs, n_tok, out):
+    """out = W·x for x given as Q8_K blocks (activations.quantize_q8_k). Rows go in runs of
+    16 per task; each block of a row is decoded once and used for every token."""
+    nb = n_in // 256
+    rb = nb * 110
+    for g in prange((n_out + 15) // 16):
+        acc = np.empty(n_tok * 32, dtype=np.float32)
+        for r in range(g * 16, min(g * 16 + 16, n_out)):
+            row = w[r * rb : (r + 1) * rb]
+            acc[:] = 0.0
+            for b in range(nb):
+                dec = _decode_q8_k(row[b * 110 : (b + 1) * 110])
+                for t in range(n_tok):
+                    s, m = _dot_q8_k(dec, xq, t * n_in + b * 256, xbs, (t * nb + b) * 16)
+                    accumulate_q8_k(acc, 32 * t, s, m, dec[0], dec[1], xd[t * nb + b])
+            for t in range(n_tok):
+                out[t * n_out + r] = finish_q8_k(acc, 32 * t)

@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast
+from ._int8 import dpbusd, f32x16_half_sum_ggml, f32x16_halves, i32x16_to_f32, i32x16_zero, q4x64_load_pair, u8x64_load_dup32
 from ._simd import vadd, vfloor, vfma, vload, vload_half_pairs16, vload_u8, vmul, vsplat, vstore, vsub, vtranspose_bytes16
 from .q4_0 import _nibbles_dot
 
@@ -151,3 +152,36 @@ def matmul_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
             ot = out[t * n_out : (t + 1) * n_out]
             for r in range(min(_ROWS, n_out - g * _ROWS)):
                 ot[g * _ROWS + r] = res[r]
+
+
+# The same exact product with 8-bit integer dot products, for a few tokens at a time (token
+# generation): dpbusd gives llama.cpp's eight integer lane sums S_l of a block directly, two
+# rows per 16-lane vector (lanes 0-7 one row, 8-15 the next), and each lane then takes
+# acc = fma(d_w * d_x, S_l, acc) block after block, as llama.cpp does. Bit for bit the same
+# result as matmul_q8_1.
+@njit(parallel=True, **MATH_EXACT)
+def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
+    """matmul_q8_1 with xq the int8 values as bytes (uint8 view)."""
+    nb = n_in // 32
+    rb = nb * 20
+    for g in prange((n_out + 15) // 16):
+        for p in range(min(8, (n_out - g * 16 + 1) // 2)):  # row pairs
+            ra = g * 16 + 2 * p
+            rz = min(ra + 1, n_out - 1)  # an odd last row is paired with itself
+            wa = w[ra * rb : (ra + 1) * rb]
+            wz = w[rz * rb : (rz + 1) * rb]
+            for t in range(n_tok):
+                acc = vsplat(np.float32(0.0))
+                ma = np.float32(0.0)
+                mz = np.float32(0.0)
+                for b in range(nb):
+                    o = b * 20
+                    s = dpbusd(i32x16_zero(), q4x64_load_pair(w, ra * rb + o + 4, rz * rb + o + 4), u8x64_load_dup32(xq, t * n_in + b * 32))
+                    dy = xd[t * nb + b]
+                    d = f32x16_halves(read_f16_fast(wa, o) * dy, read_f16_fast(wz, o) * dy)
+                    acc = vfma(d, i32x16_to_f32(s), acc)
+                    sy = xs[t * nb + b]
+                    ma = ma + read_f16_fast(wa, o + 2) * sy
+                    mz = mz + read_f16_fast(wz, o + 2) * sy
+                out[t * n_out + ra] = f32x16_half_sum_ggml(acc, 0) + ma
+                out[t * n_out + rz] = f32x16_half_sum_ggml(acc, 1) + mz

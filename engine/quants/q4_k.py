@@ -10,7 +10,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast
+from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
+from ._int8 import (
+    accumulate_q8_k,
+    dpbusd,
+    finish_q8_k,
+    i32x16_add,
+    i32x16_load,
+    i32x16_mul,
+    i32x16_word_bytes8,
+    i32x16_word_bytes_pairs,
+    i32x16_zero,
+    q4x64_load,
+    u8x64_load,
+)
 
 BLOCK_ELEMS = 256
 BLOCK_BYTES = 144
@@ -124,3 +137,67 @@ def matmul(w, n_out, n_in, x, n_tok, out):
             ot[r1] = a1
             ot[r2] = a2
             ot[r3] = a3
+
+
+# The 8-bit product (llama.cpp's ggml_vec_dot_q4_K_q8_K): activations as Q8_K blocks (int8
+# values xq, a float scale xd per 256, int32 sums xbs per 16). Per block and row the integer
+# sum over the eight sub-blocks of sc_j * (q_j . x_j) is exact; it is scaled by d * d_x in
+# float, and the minimum term dmin * d_x * sum_j m_j * (x sum of sub-block j) subtracted.
+@njit(inline="always")
+def _decode_q8_k(blk):
+    """One block, ready for any number of tokens: the nibbles as four 64-value vectors, the
+    sub-block scales as lane vectors matching dpbusd's lanes, the mins beside the x sums."""
+    u0 = read_u32(blk, 4)
+    u1 = read_u32(blk, 8)
+    u2 = read_u32(blk, 12)
+    # the twelve scale bytes to scales 0-3 | 4-7 (s0 | s1) and mins (m0 | m1), one per byte
+    s0 = u0 & 0x3F3F3F3F
+    s1 = (u2 & 0x0F0F0F0F) | (((u0 >> 6) & 0x03030303) << 4)
+    m0 = u1 & 0x3F3F3F3F
+    m1 = ((u2 >> 4) & 0x0F0F0F0F) | (((u1 >> 6) & 0x03030303) << 4)
+    # chunk c (elements 64c..64c+63) = sub-blocks 2c (dpbusd lanes 0-7) and 2c+1 (lanes 8-15)
+    # x sums come per 16 values: lanes 2j, 2j+1 of the mins hold sub-block j's two halves.
+    # A flat tuple (numba's parfor analysis rejects nested ones): d, dmin first, as every type.
+    return (
+        read_f16_fast(blk, 0),
+        read_f16_fast(blk, 2),
+        q4x64_load(blk, 16),
+        q4x64_load(blk, 48),
+        q4x64_load(blk, 80),
+        q4x64_load(blk, 112),
+        i32x16_word_bytes8(s0, 0),
+        i32x16_word_bytes8(s0, 2),
+        i32x16_word_bytes8(s1, 0),
+        i32x16_word_bytes8(s1, 2),
+        i32x16_word_bytes_pairs(m0, m1),
+    )
+
+
+@njit(inline="always")
+def _dot_q8_k(dec, xq, xo, xbs, bo):
+    zero = i32x16_zero()
+    s = i32x16_mul(dpbusd(zero, dec[2], u8x64_load(xq, xo)), dec[6])
+    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[3], u8x64_load(xq, xo + 64)), dec[7]))
+    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[4], u8x64_load(xq, xo + 128)), dec[8]))
+    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[5], u8x64_load(xq, xo + 192)), dec[9]))
+    return s, i32x16_mul(dec[10], i32x16_load(xbs, bo))
+
+
+@njit(parallel=True, **MATH_FAST)
+def matmul_q8_k(w, n_out, n_in, xq, xd, xbs, n_tok, out):
+    """out = W·x for x given as Q8_K blocks (activations.quantize_q8_k). Rows go in runs of
+    16 per task; each block of a row is decoded once and used for every token."""
+    nb = n_in // 256
+    rb = nb * 144
+    for g in prange((n_out + 15) // 16):
+        acc = np.empty(n_tok * 32, dtype=np.float32)
+        for r in range(g * 16, min(g * 16 + 16, n_out)):
+            row = w[r * rb : (r + 1) * rb]
+            acc[:] = 0.0
+            for b in range(nb):
+                dec = _decode_q8_k(row[b * 144 : (b + 1) * 144])
+                for t in range(n_tok):
+                    s, m = _dot_q8_k(dec, xq, t * n_in + b * 256, xbs, (t * nb + b) * 16)
+                    accumulate_q8_k(acc, 32 * t, s, m, dec[0], dec[1], xd[t * nb + b])
+            for t in range(n_tok):
+                out[t * n_out + r] = finish_q8_k(acc, 32 * t)

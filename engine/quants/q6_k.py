@@ -12,6 +12,19 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast
+from ._int8 import (
+    accumulate_q8_k,
+    dpbusd,
+    finish_q8_k,
+    i32x16_add,
+    i32x16_load,
+    i32x16_load_s8,
+    i32x16_load_s8_quads,
+    i32x16_mul,
+    i32x16_zero,
+    q6x64_load,
+    u8x64_load,
+)
 
 BLOCK_ELEMS = 256
 BLOCK_BYTES = 210
@@ -146,3 +159,58 @@ def matmul(w, n_out, n_in, x, n_tok, out):
             ot[r1] = a1
             ot[r2] = a2
             ot[r3] = a3
+
+
+# The 8-bit product (llama.cpp's ggml_vec_dot_q6_K_q8_K): q - 32 in 0..63 - 32, sixteen
+# sub-blocks of 16 with signed 8-bit scales. The integer sum of sc_j * (q_j . x_j) over the
+# block is exact; the offset is taken out as 32 * sum_j sc_j * (x sum of sub-block j), which
+# the shared accumulation subtracts scaled by 32 d (the "dmin" of this type).
+@njit(inline="always")
+def _decode_q8_k(blk):
+    """One block for any number of tokens: four 64-value vectors of 6-bit q (0..63), the
+    scales spread to dpbusd's lanes (sub-block 4k + i in lanes 4i..4i+3 of chunk k), and
+    all sixteen scales; d and 32 d first, as every type."""
+    d = read_f16_fast(blk, 208)
+    return (
+        d,
+        np.float32(32.0) * d,
+        q6x64_load(blk, 0, blk, 128, 0),
+        q6x64_load(blk, 0, blk, 128, 1),
+        q6x64_load(blk, 64, blk, 160, 0),
+        q6x64_load(blk, 64, blk, 160, 1),
+        i32x16_load_s8_quads(blk, 192),
+        i32x16_load_s8_quads(blk, 196),
+        i32x16_load_s8_quads(blk, 200),
+        i32x16_load_s8_quads(blk, 204),
+        i32x16_load_s8(blk, 192),
+    )
+
+
+@njit(inline="always")
+def _dot_q8_k(dec, xq, xo, xbs, bo):
+    zero = i32x16_zero()
+    s = i32x16_mul(dpbusd(zero, dec[2], u8x64_load(xq, xo)), dec[6])
+    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[3], u8x64_load(xq, xo + 64)), dec[7]))
+    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[4], u8x64_load(xq, xo + 128)), dec[8]))
+    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[5], u8x64_load(xq, xo + 192)), dec[9]))
+    return s, i32x16_mul(dec[10], i32x16_load(xbs, bo))
+
+
+@njit(parallel=True, **MATH_FAST)
+def matmul_q8_k(w, n_out, n_in, xq, xd, xbs, n_tok, out):
+    """out = W·x for x given as Q8_K blocks (activations.quantize_q8_k). Rows go in runs of
+    16 per task; each block of a row is decoded once and used for every token."""
+    nb = n_in // 256
+    rb = nb * 210
+    for g in prange((n_out + 15) // 16):
+        acc = np.empty(n_tok * 32, dtype=np.float32)
+        for r in range(g * 16, min(g * 16 + 16, n_out)):
+            row = w[r * rb : (r + 1) * rb]
+            acc[:] = 0.0
+            for b in range(nb):
+                dec = _decode_q8_k(row[b * 210 : (b + 1) * 210])
+                for t in range(n_tok):
+                    s, m = _dot_q8_k(dec, xq, t * n_in + b * 256, xbs, (t * nb + b) * 16)
+                    accumulate_q8_k(acc, 32 * t, s, m, dec[0], dec[1], xd[t * nb + b])
+            for t in range(n_tok):
+                out[t * n_out + r] = finish_q8_k(acc, 32 * t)

@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, read_f16, read_f16_fast
+from ._int8 import dpbssd, fma_f32, i32x16_half_sum, i32x16_zero, u8x64_load_dup32, u8x64_load_pair32
 
 BLOCK_ELEMS = 32
 BLOCK_BYTES = 34
@@ -66,3 +67,28 @@ def matmul(w, n_out, n_in, x, n_tok, out):
             ot[r1] = a1
             ot[r2] = a2
             ot[r3] = a3
+
+
+# The 8-bit product: per row and block the exact integer sum S of q * y, then
+# acc = fma(S, d_w * d_y, acc), block after block (the order of llama.cpp's x86 kernels).
+# Two rows per 16-lane vector for the integer products (lanes 0-7 one row, 8-15 the next).
+@njit(parallel=True, **MATH_EXACT)
+def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
+    nb = n_in // 32
+    rb = nb * 34
+    for g in prange((n_out + 15) // 16):
+        for p in range(min(8, (n_out - g * 16 + 1) // 2)):
+            ra = g * 16 + 2 * p
+            rz = min(ra + 1, n_out - 1)  # an odd last row is paired with itself
+            for t in range(n_tok):
+                acc_a = np.float32(0.0)
+                acc_z = np.float32(0.0)
+                for b in range(nb):
+                    oa = ra * rb + b * 34
+                    oz = rz * rb + b * 34
+                    s = dpbssd(i32x16_zero(), u8x64_load_pair32(w, oa + 2, oz + 2), u8x64_load_dup32(xq, t * n_in + b * 32))
+                    dy = xd[t * nb + b]
+                    acc_a = fma_f32(np.float32(i32x16_half_sum(s, 0)), read_f16_fast(w, oa) * dy, acc_a)
+                    acc_z = fma_f32(np.float32(i32x16_half_sum(s, 1)), read_f16_fast(w, oz) * dy, acc_z)
+                out[t * n_out + ra] = acc_a
+                out[t * n_out + rz] = acc_z

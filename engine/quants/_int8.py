@@ -1,0 +1,742 @@
+"""Explicit integer vectors for the 8-bit dot-product kernels (k-quants and Q8_0 with 8-bit
+activations, as llama.cpp computes them).
+
+llama.cpp never multiplies quantized weights by float activations: it rounds the activation
+row to 8-bit integers (Q8_K, Q8_0) and takes integer dot products, 64 byte pairs per
+instruction on AVX-512 VNNI (`vpdpbusd`). numba's auto-vectorizer does not produce those
+from scalar loops, so these intrinsics say it directly. Two vector types:
+
+    U8x64   64 bytes (LLVM <64 x i8>): weights as unsigned 0..255, activations as int8
+    I32x16  sixteen int32 lanes (LLVM <16 x i32>)
+
+    a = u8x64_load(arr, i)            # arr[i:i+64] of a uint8 or int8 array
+    u8x64_store(arr, i, a)
+    a = q4x64_load(arr, i)            # 32 bytes of packed nibbles -> 64 values 0..15:
+                                      #   the 32 low nibbles, then the 32 high nibbles
+    a = q6x64_load(ql, i, qh, j, part)  # 64 six-bit values of a Q6_K half-block (q6_k.py)
+    a = q2x64_load(arr, i, part)      # 64 two-bit values of a Q2_K chunk (q2_k.py)
+    a = q3x64_load(qs, i, hm, j, c)   # Q3_K chunk c as q + 4 (0..7) (q3_k.py)
+    a = q5x64_load(qs, i, qh, j, c)   # Q5_K chunk c (0..31) (q5_k.py)
+    v = i32x16_word_bytes_quads(w)    # byte k of a 32-bit word in lanes 4k..4k+3
+    v = i32x16_word_bytes16(w0, w1, w2, w3)  # lane 4k + b = byte b of word k
+    v = dpbusd(acc, a, b)             # v[l] = acc[l] + sum_{k<4} a[4l+k] (u8) * b[4l+k] (s8)
+    v = i32x16_load(arr, i), i32x16_store(arr, i, v)   # int32 arrays
+    v = i32x16_splat8(p, q)           # lanes 0-7 = p, lanes 8-15 = q
+    v = i32x16_splat4(p, q, r, s)     # four lanes each
+    i32x16_add(a, b), i32x16_mul(a, b), i32x16_zero()
+    f = i32x16_to_f32(v)              # an _simd.F32x16, each lane converted exactly
+    s = f32x16_sum(f)                 # horizontal sum of an F32x16 (pairwise tree)
+
+`dpbusd` is one `vpdpbusd` where the CPU has AVX-512 VNNI; elsewhere it is written in plain
+LLVM vector operations (widen, multiply, add groups of four), which every target compiles;
+the result is the same integers. numba's on-disk cache is keyed by the CPU's name and
+features, so a cached kernel built for one path is never loaded on a CPU needing the other.
+"""
+
+from __future__ import annotations
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+from ._simd import _V16, f32x16, vfma, vload, vsplat, vstore, vsub
+
+_I8 = ir.IntType(8)
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_U8X64 = ir.VectorType(_I8, 64)
+_U8X32 = ir.VectorType(_I8, 32)
+_I32X16 = ir.VectorType(_I32, 16)
+
+
+def _host_has_vnni() -> bool:
+    try:
+        feats = llvm.get_host_cpu_features()
+    except RuntimeError:  # features unknown: the portable path is always correct
+        return False
+    return bool(feats.get("avx512vnni")) and bool(feats.get("avx512bw"))
+
+
+HAS_VNNI = _host_has_vnni()
+
+
+class U8x64Type(types.Type):
+    def __init__(self) -> None:
+        super().__init__(name="U8x64")
+
+
+class I32x16Type(types.Type):
+    def __init__(self) -> None:
+        super().__init__(name="I32x16")
+
+
+u8x64 = U8x64Type()
+i32x16 = I32x16Type()
+
+
+@register_model(U8x64Type)
+class _U8x64Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _U8X64)
+
+
+@register_model(I32x16Type)
+class _I32x16Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _I32X16)
+
+
+def _is_byte_array(a) -> bool:
+    return isinstance(a, types.Array) and a.ndim == 1 and a.dtype in (types.uint8, types.int8)
+
+
+def _is_i32_array(a) -> bool:
+    return isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.int32
+
+
+def _ptr(context, builder, arrty, arr, idx, idxty, elem_ir):
+    a = context.make_array(arrty)(context, builder, arr)
+    idx = context.cast(builder, idx, idxty, types.int64)
+    return builder.bitcast(builder.gep(a.data, [idx]), elem_ir.as_pointer())
+
+
+def _const_vec(ty, values):
+    return ir.Constant(ty, [ir.Constant(ty.element, v) for v in values])
+
+
+@intrinsic
+def u8x64_load(typingctx, arr, idx):
+    if not (_is_byte_array(arr) and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _U8X64), align=1)
+
+    return u8x64(arr, idx), codegen
+
+
+@intrinsic
+def u8x64_store(typingctx, arr, idx, v):
+    if not (_is_byte_array(arr) and isinstance(idx, types.Integer) and v == u8x64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        builder.store(args[2], _ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _U8X64), align=1)
+        return context.get_dummy_value()
+
+    return types.none(arr, idx, v), codegen
+
+
+def _concat32(builder, lo, hi):
+    return builder.shuffle_vector(lo, hi, _const_vec(ir.VectorType(_I32, 64), range(64)))
+
+
+@intrinsic
+def q4x64_load(typingctx, arr, idx):
+    """32 packed bytes at arr[idx:] -> their 32 low nibbles then their 32 high nibbles."""
+    if not (_is_byte_array(arr) and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _U8X32), align=1)
+        lo = builder.and_(b, _const_vec(_U8X32, [15] * 32))
+        hi = builder.lshr(b, _const_vec(_U8X32, [4] * 32))
+        return _concat32(builder, lo, hi)
+
+    return u8x64(arr, idx), codegen
+
+
+@intrinsic
+def q6x64_load(typingctx, ql, i, qh, j, part):
+    """Sixty-four 6-bit values (0..63) of a Q6_K half-block: 64 bytes of low bits at ql[i:],
+    32 bytes of high bits at qh[j:]. part 0: elements 0..63 of the half-block (low nibbles
+    of ql[i:i+64], high bits 0-1 then 2-3 of qh); part 1: elements 64..127 (high nibbles,
+    high bits 4-5 then 6-7)."""
+    if not (_is_byte_array(ql) and _is_byte_array(qh) and isinstance(i, types.Integer)
+            and isinstance(j, types.Integer) and isinstance(part, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lq = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _U8X64), align=1)
+        hq = builder.load(_ptr(context, builder, sig.args[2], args[2], args[3], sig.args[3], _U8X32), align=1)
+        p = context.cast(builder, args[4], sig.args[4], types.int64)
+        p8 = builder.trunc(p, _I8)
+        # low 4 bits: ql & 15 (part 0) or ql >> 4 (part 1)
+        sh_l = builder.mul(p8, ir.Constant(_I8, 4))
+        low = builder.and_(builder.lshr(lq, _splat(builder, sh_l, 64)), _const_vec(_U8X64, [15] * 64))
+        # high 2 bits: qh >> (4 part) for the first 32, qh >> (4 part + 2) for the next 32
+        sh_h = builder.mul(p8, ir.Constant(_I8, 4))
+        h0 = builder.lshr(hq, _splat(builder, sh_h, 32))
+        h1 = builder.lshr(hq, _splat(builder, builder.add(sh_h, ir.Constant(_I8, 2)), 32))
+        high = builder.and_(_concat32(builder, h0, h1), _const_vec(_U8X64, [3] * 64))
+        return builder.or_(low, builder.shl(high, _const_vec(_U8X64, [4] * 64)))
+
+    return u8x64(ql, i, qh, j, part), codegen
+
+
+@intrinsic
+def q4x64_load_pair(typingctx, arr, i, j):
+    """Two Q4 blocks' 16 packed bytes, at arr[i:] and arr[j:], as 64 values 0..15: the low
+    nibbles of the first, its high nibbles, then the same of the second."""
+    if not (_is_byte_array(arr) and isinstance(i, types.Integer) and isinstance(j, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        v16 = ir.VectorType(_I8, 16)
+        a = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], v16), align=1)
+        b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[2], sig.args[2], v16), align=1)
+        ab = builder.shuffle_vector(a, b, _const_vec(ir.VectorType(_I32, 32), range(32)))
+        lo = builder.and_(ab, _const_vec(_U8X32, [15] * 32))
+        hi = builder.lshr(ab, _const_vec(_U8X32, [4] * 32))
+        order = list(range(16)) + list(range(32, 48)) + list(range(16, 32)) + list(range(48, 64))
+        return builder.shuffle_vector(lo, hi, _const_vec(ir.VectorType(_I32, 64), order))
+
+    return u8x64(arr, i, j), codegen
+
+
+@intrinsic
+def u8x64_load_dup32(typingctx, arr, idx):
+    """arr[idx:idx+32] twice."""
+    if not (_is_byte_array(arr) and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _U8X32), align=1)
+        return builder.shuffle_vector(b, b, _const_vec(ir.VectorType(_I32, 64), list(range(32)) * 2))
+
+    return u8x64(arr, idx), codegen
+
+
+@intrinsic
+def f32x16_halves(typingctx, a, b):
+    """Lanes 0-7: a, lanes 8-15: b (float32)."""
+    if not (isinstance(a, types.Float) and isinstance(b, types.Float)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        v = ir.Constant(_V16, ir.Undefined)
+        for k, (x, t) in enumerate(zip(args, sig.args)):
+            x = context.cast(builder, x, t, types.float32)
+            for lane in range(8 * k, 8 * k + 8):
+                v = builder.insert_element(v, x, ir.Constant(_I32, lane))
+        return v
+
+    return f32x16(a, b), codegen
+
+
+@intrinsic
+def f32x16_half_sum_ggml(typingctx, v, half):
+    """Lanes 8h..8h+7 (h = half) summed in the order of ggml's hsum_float_8:
+    ((a4 + a0) + (a6 + a2)) + ((a5 + a1) + (a7 + a3))."""
+    if not (v == f32x16 and isinstance(half, types.IntegerLiteral)):
+        return None
+    o = 8 * half.literal_value
+
+    def codegen(context, builder, sig, args):
+        lane = lambda k: builder.extract_element(args[0], ir.Constant(_I32, o + k))
+        p = [builder.fadd(lane(4 + k), lane(k)) for k in range(4)]
+        return builder.fadd(builder.fadd(p[0], p[2]), builder.fadd(p[1], p[3]))
+
+    return types.float32(v, half), codegen
+
+
+@intrinsic
+def u8x64_load_pair32(typingctx, arr, i, j):
+    """arr[i:i+32] then arr[j:j+32]."""
+    if not (_is_byte_array(arr) and isinstance(i, types.Integer) and isinstance(j, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        a = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _U8X32), align=1)
+        b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[2], sig.args[2], _U8X32), align=1)
+        return _concat32(builder, a, b)
+
+    return u8x64(arr, i, j), codegen
+
+
+@intrinsic
+def u8x64_sub(typingctx, v, k):
+    """v - k in each byte (k a literal): unsigned values moved to a signed range."""
+    if not (v == u8x64 and isinstance(k, types.IntegerLiteral)):
+        return None
+    kk = k.literal_value
+
+    def codegen(context, builder, sig, args):
+        return builder.sub(args[0], _const_vec(_U8X64, [kk] * 64))
+
+    return u8x64(v, k), codegen
+
+
+def _splat(builder, scalar, n):
+    ty = ir.VectorType(scalar.type, n)
+    one = builder.insert_element(ir.Constant(ty, ir.Undefined), scalar, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(one, ir.Constant(ty, ir.Undefined), _const_vec(ir.VectorType(_I32, n), [0] * n))
+
+
+def _dpbusd_portable(builder, acc, a, b):
+    wide = ir.VectorType(_I32, 64)
+    prod = builder.mul(builder.zext(a, wide), builder.sext(b, wide))
+    total = acc
+    for k in range(4):
+        part = builder.shuffle_vector(prod, ir.Constant(wide, ir.Undefined), _const_vec(ir.VectorType(_I32, 16), range(k, 64, 4)))
+        total = builder.add(total, part)
+    return total
+
+
+def _dpbusd_vnni(builder, acc, a, b):
+    if llvm.llvm_version_info >= (20,):
+        opty = _U8X64
+    else:  # before LLVM 20 the intrinsic took the bytes as <16 x i32>
+        opty = _I32X16
+        a, b = builder.bitcast(a, opty), builder.bitcast(b, opty)
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_I32X16, [_I32X16, opty, opty]), "llvm.x86.avx512.vpdpbusd.512"
+    )
+    return builder.call(fn, [acc, a, b])
+
+
+@intrinsic
+def dpbusd(typingctx, acc, a, b):
+    if not (acc == i32x16 and a == u8x64 and b == u8x64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        impl = _dpbusd_vnni if HAS_VNNI else _dpbusd_portable
+        return impl(builder, *args)
+
+    return i32x16(acc, a, b), codegen
+
+
+@intrinsic
+def dpbssd(typingctx, acc, a, b):
+    """dpbusd with both operands signed: |a| times b with a's sign (llama.cpp's sign trick;
+    b must not hold -128, which 8-bit activations never do)."""
+    if not (acc == i32x16 and a == u8x64 and b == u8x64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        acc, a, b = args
+        zero = ir.Constant(_U8X64, [ir.Constant(_I8, 0)] * 64)
+        neg = builder.icmp_signed("<", a, zero)
+        a_abs = builder.select(neg, builder.sub(zero, a), a)
+        b_signed = builder.select(neg, builder.sub(zero, b), b)
+        impl = _dpbusd_vnni if HAS_VNNI else _dpbusd_portable
+        return impl(builder, acc, a_abs, b_signed)
+
+    return i32x16(acc, a, b), codegen
+
+
+@intrinsic
+def dpbusd_portable(typingctx, acc, a, b):
+    """dpbusd without VNNI, whatever the CPU (tests compare the two)."""
+    if not (acc == i32x16 and a == u8x64 and b == u8x64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _dpbusd_portable(builder, *args)
+
+    return i32x16(acc, a, b), codegen
+
+
+@intrinsic
+def i32x16_load(typingctx, arr, idx):
+    if not (_is_i32_array(arr) and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _I32X16), align=4)
+
+    return i32x16(arr, idx), codegen
+
+
+@intrinsic
+def i32x16_store(typingctx, arr, idx, v):
+    if not (_is_i32_array(arr) and isinstance(idx, types.Integer) and v == i32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        builder.store(args[2], _ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _I32X16), align=4)
+        return context.get_dummy_value()
+
+    return types.none(arr, idx, v), codegen
+
+
+def _lanes_from(context, builder, args, argtys):
+    """An <16 x i32> with the scalars spread evenly: len(args) runs of equal lanes."""
+    v = ir.Constant(_I32X16, ir.Undefined)
+    width = 16 // len(args)
+    for k, (x, t) in enumerate(zip(args, argtys)):
+        x32 = builder.trunc(context.cast(builder, x, t, types.int64), _I32)
+        for lane in range(k * width, (k + 1) * width):
+            v = builder.insert_element(v, x32, ir.Constant(_I32, lane))
+    return v
+
+
+@intrinsic
+def i32x16_splat8(typingctx, p, q):
+    if not (isinstance(p, types.Integer) and isinstance(q, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _lanes_from(context, builder, args, sig.args)
+
+    return i32x16(p, q), codegen
+
+
+@intrinsic
+def i32x16_splat4(typingctx, p, q, r, s):
+    if not all(isinstance(v, types.Integer) for v in (p, q, r, s)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _lanes_from(context, builder, args, sig.args)
+
+    return i32x16(p, q, r, s), codegen
+
+
+def _word_bytes(context, builder, word, wordty, shifts):
+    """<16 x i32> whose lane l is byte shifts[l] // 8 of the 32-bit `word` (None: lane 0)."""
+    w = builder.trunc(context.cast(builder, word, wordty, types.int64), _I32)
+    v = _splat(builder, w, 16)
+    sh = _const_vec(_I32X16, [0 if s is None else s for s in shifts])
+    mask = _const_vec(_I32X16, [0 if s is None else 255 for s in shifts])
+    return builder.and_(builder.lshr(v, sh), mask)
+
+
+@intrinsic
+def i32x16_word_bytes8(typingctx, word, k):
+    """Lanes 0-7: byte k of the 32-bit `word`, lanes 8-15: byte k + 1 (k a literal 0..2)."""
+    if not (isinstance(word, types.Integer) and isinstance(k, types.IntegerLiteral)):
+        return None
+    kk = k.literal_value
+
+    def codegen(context, builder, sig, args):
+        return _word_bytes(context, builder, args[0], sig.args[0], [8 * kk] * 8 + [8 * kk + 8] * 8)
+
+    return i32x16(word, k), codegen
+
+
+@intrinsic
+def i32x16_bytes_low8(typingctx, w0, w1):
+    """Lanes 0-3: the bytes of w0, lanes 4-7: the bytes of w1, lanes 8-15: 0."""
+    if not (isinstance(w0, types.Integer) and isinstance(w1, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        a = _word_bytes(context, builder, args[0], sig.args[0], [0, 8, 16, 24] + [None] * 12)
+        b = _word_bytes(context, builder, args[1], sig.args[1], [None] * 4 + [0, 8, 16, 24] + [None] * 8)
+        return builder.or_(a, b)
+
+    return i32x16(w0, w1), codegen
+
+
+@intrinsic
+def i32x16_word_bytes_pairs(typingctx, w0, w1):
+    """Lanes 2j and 2j+1: byte j of w0 (j < 4), byte j - 4 of w1 (j >= 4)."""
+    if not (isinstance(w0, types.Integer) and isinstance(w1, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        first = [8 * (l // 2) for l in range(8)]
+        a = _word_bytes(context, builder, args[0], sig.args[0], first + [None] * 8)
+        b = _word_bytes(context, builder, args[1], sig.args[1], [None] * 8 + first)
+        return builder.or_(a, b)
+
+    return i32x16(w0, w1), codegen
+
+
+@intrinsic
+def i32x16_load_s8(typingctx, arr, idx):
+    """Sixteen int8 at arr[idx:] (uint8 array, bytes read as signed), widened to int32."""
+    if not (_is_byte_array(arr) and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], ir.VectorType(_I8, 16)), align=1)
+        return builder.sext(b, _I32X16)
+
+    return i32x16(arr, idx), codegen
+
+
+@intrinsic
+def i32x16_load_s8_quads(typingctx, arr, idx):
+    """Four int8 at arr[idx:], widened to int32, each in four neighbouring lanes."""
+    if not (_is_byte_array(arr) and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        v4 = ir.VectorType(_I8, 4)
+        b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], v4), align=1)
+        spread = builder.shuffle_vector(b, ir.Constant(v4, ir.Undefined), _const_vec(ir.VectorType(_I32, 16), [l // 4 for l in range(16)]))
+        return builder.sext(spread, _I32X16)
+
+    return i32x16(arr, idx), codegen
+
+
+@intrinsic
+def i32x16_shl(typingctx, v, k):
+    if not (v == i32x16 and isinstance(k, types.IntegerLiteral)):
+        return None
+    kk = k.literal_value
+
+    def codegen(context, builder, sig, args):
+        return builder.shl(args[0], _const_vec(_I32X16, [kk] * 16))
+
+    return i32x16(v, k), codegen
+
+
+@intrinsic
+def i32x16_zero(typingctx):
+    def codegen(context, builder, sig, args):
+        return ir.Constant(_I32X16, [ir.Constant(_I32, 0)] * 16)
+
+    return i32x16(), codegen
+
+
+def _i32_binary(op):
+    @intrinsic
+    def f(typingctx, a, b):
+        if not (a == i32x16 and b == i32x16):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return getattr(builder, op)(args[0], args[1])
+
+        return i32x16(a, b), codegen
+
+    return f
+
+
+i32x16_add = _i32_binary("add")
+i32x16_sub = _i32_binary("sub")
+i32x16_mul = _i32_binary("mul")
+
+
+@intrinsic
+def i32x16_to_f32(typingctx, v):
+    if v != i32x16:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.sitofp(args[0], _V16)
+
+    return f32x16(v), codegen
+
+
+@intrinsic
+def i32x16_half_sum(typingctx, v, half):
+    """Sum of lanes 8h..8h+7 (h = half, a literal) as an int32 (exact in any order)."""
+    if not (v == i32x16 and isinstance(half, types.IntegerLiteral)):
+        return None
+    o = 8 * half.literal_value
+
+    def codegen(context, builder, sig, args):
+        x = builder.shuffle_vector(args[0], ir.Constant(_I32X16, ir.Undefined), _const_vec(ir.VectorType(_I32, 8), range(o, o + 8)))
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I32, [x.type]), "llvm.vector.reduce.add.v8i32")
+        return builder.call(fn, [x])
+
+    return types.int32(v, half), codegen
+
+
+@intrinsic
+def fma_f32(typingctx, a, b, c):
+    """a * b + c with one rounding (float32)."""
+    if not all(isinstance(t, types.Float) for t in (a, b, c)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        f = ir.FloatType()
+        vals = [context.cast(builder, v, t, types.float32) for v, t in zip(args, sig.args)]
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f, [f, f, f]), "llvm.fma.f32")
+        return builder.call(fn, vals)
+
+    return types.float32(a, b, c), codegen
+
+
+@intrinsic
+def f32x16_sum(typingctx, v):
+    """Lanes summed as ((0+8)+(4+12))+... : halves added until one lane is left."""
+    if v != f32x16:
+        return None
+
+    def codegen(context, builder, sig, args):
+        x = args[0]
+        n = 16
+        while n > 1:
+            n //= 2
+            lo = builder.shuffle_vector(x, ir.Constant(x.type, ir.Undefined), _const_vec(ir.VectorType(_I32, n), range(n)))
+            hi = builder.shuffle_vector(x, ir.Constant(x.type, ir.Undefined), _const_vec(ir.VectorType(_I32, n), range(n, 2 * n)))
+            x = builder.fadd(lo, hi)
+        return builder.extract_element(x, ir.Constant(_I32, 0))
+
+    return types.float32(v), codegen
+
+
+@njit(inline="always")
+def accumulate_q8_k(acc, a, s, m, d, dmin, dx):
+    """acc[a:a+16] += (d dx) s and acc[a+16:a+32] += (dmin dx) m: a token's running sums
+    for one row, from one block's integer sums (s: scaled products, m: minimum terms)."""
+    vstore(acc, a, vfma(i32x16_to_f32(s), vsplat(d * dx), vload(acc, a)))
+    vstore(acc, a + 16, vfma(i32x16_to_f32(m), vsplat(dmin * dx), vload(acc, a + 16)))
+
+
+@njit(inline="always")
+def finish_q8_k(acc, a):
+    """The dot product from a token's running sums: sum(d terms) - sum(minimum terms)."""
+    return f32x16_sum(vsub(vload(acc, a), vload(acc, a + 16)))
+
+
+# ---- Q2_K, Q3_K, Q5_K: their quant fields as 64-value vectors, their scales as lanes ----
+
+def _byte_fields(builder, b, shift, bits):
+    """(b >> shift) & (2**bits - 1) for a vector of bytes and a runtime i8 shift."""
+    n = b.type.count
+    return builder.and_(builder.lshr(b, _splat(builder, shift, n)), _const_vec(b.type, [(1 << bits) - 1] * n))
+
+
+def _i8_arg(context, builder, v, ty):
+    return builder.trunc(context.cast(builder, v, ty, types.int64), _I8)
+
+
+def _chunk_high_bits(builder, hb, c8, pos):
+    """Bits 2c (first 32 values) and 2c + 1 (next 32) of the 32 bytes hb, moved to bit pos:
+    the high bit of chunk c in Q3_K's hmask and Q5_K's qh (one bit per 32-value group)."""
+    sh = builder.mul(c8, ir.Constant(_I8, 2))
+    h0 = _byte_fields(builder, hb, sh, 1)
+    h1 = _byte_fields(builder, hb, builder.add(sh, ir.Constant(_I8, 1)), 1)
+    return builder.shl(_concat32(builder, h0, h1), _const_vec(_U8X64, [pos] * 64))
+
+
+@intrinsic
+def q2x64_load(typingctx, arr, idx, part):
+    """32 bytes at arr[idx:] -> 64 two-bit values (0..3): bits 4 part..4 part + 1 of each byte,
+    then bits 4 part + 2..4 part + 3 (part 0 or 1). Q2_K chunk c (elements 64c..64c + 63) is
+    q2x64_load(qs, 32 (c // 2), c % 2)."""
+    if not (_is_byte_array(arr) and isinstance(idx, types.Integer) and isinstance(part, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _U8X32), align=1)
+        sh = builder.mul(_i8_arg(context, builder, args[2], sig.args[2]), ir.Constant(_I8, 4))
+        lo = _byte_fields(builder, b, sh, 2)
+        hi = _byte_fields(builder, b, builder.add(sh, ir.Constant(_I8, 2)), 2)
+        return _concat32(builder, lo, hi)
+
+    return u8x64(arr, idx, part), codegen
+
+
+@intrinsic
+def q3x64_load(typingctx, qs, i, hm, j, c):
+    """Q3_K chunk c (0..3, elements 64c..64c + 63) as unsigned 3-bit values q + 4 (0..7): the
+    two low bits from the 32 bytes at qs[i:] (bits 4 (c % 2).., as q2x64_load), the high bit
+    from bits 2c, 2c + 1 of the 32 hmask bytes at hm[j:]."""
+    if not (_is_byte_array(qs) and _is_byte_array(hm) and isinstance(i, types.Integer)
+            and isinstance(j, types.Integer) and isinstance(c, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _U8X32), align=1)
+        hb = builder.load(_ptr(context, builder, sig.args[2], args[2], args[3], sig.args[3], _U8X32), align=1)
+        c8 = _i8_arg(context, builder, args[4], sig.args[4])
+        sh = builder.mul(builder.and_(c8, ir.Constant(_I8, 1)), ir.Constant(_I8, 4))
+        lo = _byte_fields(builder, b, sh, 2)
+        hi = _byte_fields(builder, b, builder.add(sh, ir.Constant(_I8, 2)), 2)
+        return builder.or_(_concat32(builder, lo, hi), _chunk_high_bits(builder, hb, c8, 2))
+
+    return u8x64(qs, i, hm, j, c), codegen
+
+
+@intrinsic
+def q5x64_load(typingctx, qs, i, qh, j, c):
+    """Q5_K chunk c (0..3, elements 64c..64c + 63) as 5-bit values (0..31): the nibbles of
+    the 32 bytes at qs[i:] (as q4x64_load) with bit 4 from bits 2c, 2c + 1 of the 32 qh
+    bytes at qh[j:]."""
+    if not (_is_byte_array(qs) and _is_byte_array(qh) and isinstance(i, types.Integer)
+            and isinstance(j, types.Integer) and isinstance(c, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _U8X32), align=1)
+        hb = builder.load(_ptr(context, builder, sig.args[2], args[2], args[3], sig.args[3], _U8X32), align=1)
+        c8 = _i8_arg(context, builder, args[4], sig.args[4])
+        lo = builder.and_(b, _const_vec(_U8X32, [15] * 32))
+        hi = builder.lshr(b, _const_vec(_U8X32, [4] * 32))
+        return builder.or_(_concat32(builder, lo, hi), _chunk_high_bits(builder, hb, c8, 4))
+
+    return u8x64(qs, i, qh, j, c), codegen
+
+
+@intrinsic
+def i32x16_word_bytes_quads(typingctx, word):
+    """Lanes 4k..4k + 3: byte k of the 32-bit `word` (the scales of four sub-blocks of 16
+    spread to the dpbusd lanes of their 16 bytes)."""
+    if not isinstance(word, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _word_bytes(context, builder, args[0], sig.args[0], [8 * (l // 4) for l in range(16)])
+
+    return i32x16(word), codegen
+
+
+@intrinsic
+def i32x16_word_bytes16(typingctx, w0, w1, w2, w3):
+    """Lane 4k + b: byte b of word k (sixteen bytes given as four 32-bit words, in order)."""
+    if not all(isinstance(w, types.Integer) for w in (w0, w1, w2, w3)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        v = None
+        for k in range(4):
+            shifts = [None] * 16
+            shifts[4 * k : 4 * k + 4] = [0, 8, 16, 24]
+            part = _word_bytes(context, builder, args[k], sig.args[k], shifts)
+            v = part if v is None else builder.or_(v, part)
+        return v
+
+    return i32x16(w0, w1, w2, w3), codegen
+
+
+__all__ = [
+    "HAS_VNNI",
+    "dpbusd",
+    "dpbssd",
+    "u8x64_load_pair32",
+    "dpbusd_portable",
+    "f32x16_sum",
+    "fma_f32",
+    "i32x16_half_sum",
+    "accumulate_q8_k",
+    "finish_q8_k",
+    "i32x16_add",
+    "i32x16_sub",
+    "i32x16_shl",
+    "i32x16_load_s8",
+    "i32x16_load_s8_quads",
+    "i32x16_word_bytes_pairs",
+    "i32x16_load",
+    "i32x16_mul",
+    "i32x16_splat4",
+    "i32x16_splat8",
+    "i32x16_store",
+    "i32x16_to_f32",
+    "i32x16_word_bytes8",
+    "i32x16_bytes_low8",
+    "i32x16_zero",
+    "q4x64_load",
+    "q4x64_load_pair",
+    "u8x64_load_dup32",
+    "f32x16_halves",
+    "f32x16_half_sum_ggml",
+    "q6x64_load",
+    "u8x64_load",
+    "u8x64_sub",
+    "u8x64_store",
+    "q2x64_load",
+    "q3x64_load",
+    "q5x64_load",
+    "i32x16_word_bytes_quads",
+    "i32x16_word_bytes16",
+]

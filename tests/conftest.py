@@ -44,6 +44,27 @@ def write_file(tmp_path):
     return write
 
 
+@pytest.fixture(autouse=True)
+def isolated_data(tmp_path_factory, monkeypatch) -> Path:
+    """Every test keeps codeup-tui's data (history, drafts, selections) in a fresh folder of
+    its own, outside its tmp_path (a project there must not see it), never the user's."""
+    data = tmp_path_factory.mktemp("codeup-data")
+    monkeypatch.setenv("CODEUP_TUI_DATA", str(data))
+    monkeypatch.setenv("XDG_DATA_HOME", str(data / "xdg-data"))
+    return data
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets an empty XDG_CONFIG_HOME, outside its tmp_path (a project there must
+    not see it): none reads or writes the user's real codeup-tui config file (or picks up
+    the user's own prompt templates)."""
+    config_home = tmp_path_factory.mktemp("codeup-config") / "xdg-config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    monkeypatch.delenv("CODEUP_TUI_CONFIG", raising=False)
+    return config_home
+
+
 @pytest.fixture
 def isolated_cache(tmp_path, monkeypatch) -> Path:
     cache = tmp_path / "xdg-cache"

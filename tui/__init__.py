@@ -8,6 +8,8 @@ Layout of the package (posting/harlequin style):
 - ``widgets/``: one widget per module.
 - ``messages.py``: ``@dataclass`` Messages posted between workers and widgets.
 - ``model_loader.py``: resolves and loads the model; plain Python, no Textual.
+- ``config.py``: the settings and key remapping of the TOML config file (load, check,
+  atomic save); plain Python, no Textual.
 - ``backend.py``: the generation interface (``Backend``) and its local implementation;
   tests use a fake (tests/tui_fakes.py), a remote backend can slot in later.
 - ``project/``: .gitignore matching, the project walk, file checks, fuzzy matching.

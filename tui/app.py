@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,6 +18,7 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from tui.backend import Backend, LocalBackend
+from tui.config import RESTART_FIELDS, SAMPLING_FIELDS, Config, Settings, config_path, load_config, save_config
 from tui.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress
 from tui.model_loader import (
     LoadCancelled,
@@ -25,7 +27,8 @@ from tui.model_loader import (
     Stage,
     describe_error,
 )
-from tui.screens import FileFinder, HelpScreen, MainScreen, PromptView
+from tui.screens import FileFinder, HelpScreen, MainScreen, PromptView, SettingsScreen
+from tui.screens.history import ConfirmScreen, HistoryScreen
 from tui.clipboard import osc52_sequence, save_to_file
 from tui.terminal_keys import register_terminal_keys
 from tui.widgets import FilePanel, InstructionEditor
@@ -36,8 +39,9 @@ class CodeupApp(App[None]):
 
     The model is loaded by the backend in a thread worker, so the screen is up at once;
     ``model_status`` tracks it and the main screen displays it. The app owns the backend
-    (``backend``), the prompt template, the sampling settings, and closes the backend on
-    exit.
+    (``backend``), the prompt template, the sampling settings (``settings``, and the config
+    file they are saved to), and closes the backend on exit. The config file's ``[keys]``
+    remap bindings by id (Textual's keymap), everywhere: footer, help and palette included.
     """
 
     CSS_PATH = "app.tcss"
@@ -67,6 +71,13 @@ class CodeupApp(App[None]):
             tooltip="Move the focus to the instruction editor.",
         ),
         Binding("f1", "help", "Help", id="help", tooltip="Show every key (this list)."),
+        Binding(
+            "f2",
+            "settings",
+            "Settings",
+            id="settings",
+            tooltip="Change the model, context, template and sampling; saved to the config file.",
+        ),
     ]
 
     model_status: reactive[ModelStatus] = reactive(ModelStatus.starting, init=False)
@@ -84,6 +95,8 @@ class CodeupApp(App[None]):
         max_tokens: int = -1,
         n_ctx: int | None = None,
         n_threads: int | None = None,
+        settings: Settings | None = None,
+        config: Config | None = None,
     ) -> None:
         """
         Args:
@@ -98,6 +111,10 @@ class CodeupApp(App[None]):
             max_tokens: Most tokens per answer (-1: until the model stops or the context is
                 full); also the room kept for the answer (a quarter of the context when -1).
             n_ctx, n_threads: For the local model (None: the engine's defaults).
+            settings: What the settings screen shows (the CLI passes the merged flags, file
+                and defaults); None: read from the arguments above.
+            config: The config file the settings screen saves to, with its key remapping
+                (None: the default file, nothing remapped).
         """
         super().__init__()
         register_terminal_keys()  # alt+enter over SSH/tmux
@@ -119,6 +136,20 @@ class CodeupApp(App[None]):
         self.template = template
         self.sampling = sampling
         self.max_tokens = max_tokens
+        if settings is None:
+            source = getattr(backend, "source", None)
+            settings = Settings(
+                model=getattr(source, "path", None),
+                n_ctx=getattr(source, "n_ctx", None),
+                threads=getattr(source, "n_threads", None),
+                max_tokens=max_tokens,
+                template=template.name,
+            ).updated({name: getattr(sampling, name) for name in SAMPLING_FIELDS if sampling is not None})
+        self.settings = settings
+        self.config = config or Config(config_path()[0])
+        self.keymap: dict[str, str] = dict(self.config.keys)
+        if self.keymap:
+            self.set_keymap(self.keymap)
         self._load_cancel = threading.Event()  # set on exit: stops a default-model download
         self.sub_title = str(self.project_dir)
 
@@ -202,6 +233,8 @@ class CodeupApp(App[None]):
             return bool(self.screen.query(FilePanel))
         if action == "focus_editor":
             return bool(self.screen.query(InstructionEditor))
+        if action == "settings":  # from the main screen (not over another modal)
+            return isinstance(self.screen, MainScreen)
         return True
 
     def action_focus_files(self) -> None:
@@ -210,34 +243,99 @@ class CodeupApp(App[None]):
     def action_focus_editor(self) -> None:
         self.screen.query_one(InstructionEditor).focus()
 
-    def binding_groups(self) -> list[tuple[str, Iterable[BindingType]]]:
+    @classmethod
+    def binding_groups(cls) -> list[tuple[str, Iterable[BindingType]]]:
         """Every key, grouped by where it applies (for the help screen)."""
         return [
-            ("Everywhere", self.BINDINGS),
+            ("Everywhere", cls.BINDINGS),
             ("Main screen", MainScreen.BINDINGS),
+            ("Instruction editor", InstructionEditor.BINDINGS),
             ("File tree", FilePanel.BINDINGS),
             ("File finder", FileFinder.BINDINGS),
             ("Prompt view", PromptView.BINDINGS),
+            ("History", HistoryScreen.BINDINGS),
+            ("Confirm", ConfirmScreen.BINDINGS),
+            ("Settings", SettingsScreen.BINDINGS),
             ("Help", HelpScreen.BINDINGS),
         ]
+
+    @classmethod
+    def binding_ids(cls) -> set[str]:
+        """The ids a config file's [keys] table may remap."""
+        return {
+            item.id for _title, items in cls.binding_groups() for item in items
+            if isinstance(item, Binding) and item.id
+        }
+
+    def keys_text(self, binding: Binding) -> str:
+        """The binding's keys as shown to the user, after the remapping: "^j, alt+⏎"."""
+        keys = self.keymap.get(binding.id or "", binding.key)
+        return ", ".join(self.get_key_display(Binding(key.strip(), binding.action)) for key in keys.split(","))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss(None)
             return
-        self.push_screen(HelpScreen(self.binding_groups()))
+        self.push_screen(HelpScreen(self.binding_groups(), self.keys_text))
+
+    # -- settings --------------------------------------------------------------------
+
+    def action_settings(self) -> None:
+        if isinstance(self.screen, MainScreen):
+            self.push_screen(SettingsScreen(self.settings, self.config.path, self.save_settings))
+
+    def save_settings(self, changes: Mapping[str, object]) -> str:
+        """Write the changed settings (None: back to the default) to the config file, then
+        apply them; returns what to tell the user. Raises ConfigError, having saved nothing.
+
+        The file is read again first, so edits made to it since the start are kept; fields
+        the user did not change keep the file's value (a flag's value is not written).
+        """
+        fresh = load_config(self.config.path)
+        values = {name: value for name, value in fresh.values.items() if name not in changes}
+        values.update({name: value for name, value in changes.items() if value is not None})
+        config = replace(fresh, values=values)
+        save_config(config)
+        self.config = config
+        self.apply_settings(self.settings.updated(changes))
+        note = f"Saved to {config.path}."
+        if any(name in changes for name in RESTART_FIELDS):
+            note += " The model, context size and threads apply when codeup-tui restarts."
+        return note
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Use ``settings`` from the next answer on (the template and sampling; the model's
+        own settings need a restart)."""
+        if settings.template != self.settings.template:
+            from engine.templates import load_template
+
+            self.template = load_template(settings.template)
+        from engine.sampling import SamplingParams
+
+        self.sampling = replace(self.sampling or SamplingParams(),
+                                **{name: getattr(settings, name) for name in SAMPLING_FIELDS})
+        self.max_tokens = settings.max_tokens
+        self.settings = settings
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.request_budget()  # the template and the answer's room change the budget
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Help: keys", "Show every key and its binding id (F1)", self.action_help)
+        bindings = {b.id: b for b in self.BINDINGS if isinstance(b, Binding)}
+        yield SystemCommand("Help: keys", f"Show every key and its binding id ({self.keys_text(bindings['help'])})",
+                            self.action_help)
         if isinstance(screen, MainScreen):
-            for binding in MainScreen.BINDINGS:
+            # The app's own actions (quit and help are above) all apply on the main screen.
+            app_bindings = [b for b in bindings.values() if b.id not in ("quit", "help")]
+            for binding in [*app_bindings, *MainScreen.BINDINGS]:
                 assert isinstance(binding, Binding)
-                if screen.check_action(binding.action, ()) is not True:
+                target = self if binding in app_bindings else screen
+                if target is screen and screen.check_action(binding.action, ()) is not True:
                     continue
-                keys = self.get_key_display(binding)
+                keys = self.keys_text(binding)
                 yield SystemCommand(
                     f"{binding.description} ({keys})",
                     binding.tooltip,
-                    lambda action=binding.action: screen.run_action(action),
+                    lambda action=binding.action, target=target: target.run_action(action),
                 )

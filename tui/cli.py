@@ -1,9 +1,11 @@
-"""``codeup-tui [PROJECT_DIR] [--model PATH] [--template NAME] [...]``: check the arguments,
-then run the app.
+"""``codeup-tui [PROJECT_DIR] [--model PATH] [--template NAME] [...]``: check the arguments
+and the config file, then run the app.
 
-Argument problems print one line, ``codeup-tui: error: <message>``, to stderr and exit
-with status 2, before the terminal is switched to the app. Textual is imported only once
-the arguments are good.
+Argument and config file problems print one line, ``codeup-tui: error: <message>``, to
+stderr and exit with status 2, before the terminal is switched to the app. Textual is
+imported only once the arguments and the settings are good (the key remapping is checked
+against the app's bindings, so after that import). Flags win over the config file, which
+wins over the defaults.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from tui import __version__
+
+if TYPE_CHECKING:  # tui.config imports the engine (numpy): only once the flags parse
+    from tui.config import Config, Settings
 
 PROG = "codeup-tui"
 
@@ -29,7 +34,8 @@ class ArgumentParser(argparse.ArgumentParser):
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog=PROG,
-        description="A keyboard-driven terminal coding assistant running a local model.",
+        description="A keyboard-driven terminal coding assistant running a local model. "
+        "Flags override the config file (--config).",
     )
     parser.add_argument(
         "project_dir",
@@ -47,19 +53,40 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--template",
         metavar="NAME",
-        default="alpaca",
         help="prompt template (default: alpaca; see `codeup run --help` and templates/)",
     )
-    parser.add_argument("-c", "--ctx-size", type=int, metavar="N", help="context size in tokens "
-                        "(default: the model's, at most 4096)")
+    parser.add_argument("-c", "--ctx-size", "--ctx", dest="ctx_size", type=int, metavar="N",
+                        help="context size in tokens (default: the model's, at most 4096)")
     parser.add_argument("-t", "--threads", type=int, metavar="N", help="CPU threads (default: all)")
-    parser.add_argument("-n", "--max-tokens", type=int, default=-1, metavar="N",
+    parser.add_argument("-n", "--max-tokens", type=int, metavar="N",
                         help="most tokens per answer (default: -1, until the model stops; a quarter "
                         "of the context is then kept free for the answer)")
-    parser.add_argument("--temp", type=float, metavar="T", help="sampling temperature (default: 0.8)")
+    parser.add_argument("--temp", type=float, metavar="T", help="sampling temperature; 0 = greedy (default: 0.8)")
+    parser.add_argument("--top-k", type=int, metavar="K", help="top-k; 0 = off (default: 40)")
+    parser.add_argument("--top-p", type=float, metavar="P", help="top-p, 0 to 1; 1 = off (default: 0.95)")
+    parser.add_argument("--min-p", type=float, metavar="P", help="min-p, 0 to 1; 0 = off (default: 0.05)")
+    parser.add_argument("--repeat-penalty", type=float, metavar="R", help="repeat penalty; 1 = off (default: 1)")
     parser.add_argument("--seed", type=int, metavar="N", help="sampling seed (default: random)")
+    parser.add_argument("--config", metavar="PATH",
+                        help="the config file (default: $CODEUP_TUI_CONFIG, else "
+                        "$XDG_CONFIG_HOME/codeup-tui/config.toml)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+FLAG_FIELDS = {
+    "model": "model",
+    "ctx_size": "n_ctx",
+    "threads": "threads",
+    "template": "template",
+    "temp": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "min_p": "min_p",
+    "repeat_penalty": "repeat_penalty",
+    "max_tokens": "max_tokens",
+}
+"""argparse dest -> the setting it overrides."""
 
 
 def check_project_dir(raw: str) -> Path:
@@ -72,68 +99,89 @@ def check_project_dir(raw: str) -> Path:
     return path.resolve()
 
 
-def check_model_file(raw: str) -> Path:
-    """Open the model file once (instant) so a bad --model fails before the app starts."""
-    path = Path(raw).expanduser()
-    if not path.exists():
-        raise ValueError(f"model file does not exist: {raw}")
-    if path.is_dir():
-        raise ValueError(f"model path is a directory, not a file: {raw}")
+def flag_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings given as flags, checked (ValueError naming the flag).
 
-    from engine.errors import CodeupError
-    from engine.formats import open_model_file
+    --model and --template are checked later, with the file and the template themselves.
+    """
+    from tui.config import FIELDS_BY_NAME, check_value
 
-    try:
-        with open_model_file(path):
-            pass
-    except (CodeupError, OSError) as exc:
-        raise ValueError(" ".join(str(exc).split()) or type(exc).__name__) from exc
-    return path.resolve()
+    overrides: dict[str, object] = {}
+    for dest, name in FLAG_FIELDS.items():
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if name == "model":
+            overrides[name] = Path(value)
+        elif name == "template":
+            overrides[name] = value
+        else:
+            try:
+                overrides[name] = check_value(name, value)
+            except ValueError as exc:
+                raise ValueError(f"{FIELDS_BY_NAME[name].flag} {exc}") from None
+    return overrides
 
 
-def check_generation_options(args: argparse.Namespace):
+def resolve_settings(args: argparse.Namespace, config: Config) -> tuple[Settings, Path | None]:
+    """Flags over the config file over the defaults; and the model file, checked."""
+    from engine.errors import printable
+    from tui.config import check_model_file
+
+    overrides = flag_overrides(args)
+    settings = config.settings.updated(overrides)
+    model_path = None
+    if settings.model is not None:
+        try:
+            model_path = check_model_file(str(settings.model))
+        except ValueError as exc:
+            if "model" in overrides:
+                raise
+            raise ValueError(f"{printable(str(config.path))}: model: {exc}") from None
+    return settings, model_path
+
+
+def check_generation_options(settings: Settings, seed: int | None):
     """The template and sampling settings; ValueError (one line) for a bad one."""
     from engine.errors import CodeupError
-    from engine.sampling import SamplingParams
     from engine.templates import load_template
 
-    if args.ctx_size is not None and args.ctx_size < 16:
-        raise ValueError(f"--ctx-size must be at least 16, got {args.ctx_size}")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {args.threads}")
-    if args.max_tokens == 0 or args.max_tokens < -1:
-        raise ValueError(f"--max-tokens must be -1 or at least 1, got {args.max_tokens}")
     try:
-        template = load_template(args.template)
-        options = {"seed": args.seed} if args.seed is not None else {}
-        if args.temp is not None:
-            options["temperature"] = args.temp
-        sampling = SamplingParams(**options)
+        return load_template(settings.template), settings.sampling_params(seed)
     except CodeupError as exc:
         raise ValueError(" ".join(str(exc).split())) from exc
-    return template, sampling
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from tui.config import ConfigError, check_binding_ids, config_path, load_config
+
     try:
         project_dir = check_project_dir(args.project_dir)
-        model_path = None if args.model is None else check_model_file(args.model)
-        template, sampling = check_generation_options(args)
-    except ValueError as exc:
+        path, named = config_path(args.config)
+        config = load_config(path, must_exist=named)
+        settings, model_path = resolve_settings(args, config)
+        template, sampling = check_generation_options(settings, args.seed)
+    except (ValueError, ConfigError) as exc:
         parser.error(str(exc))
 
     from tui.app import CodeupApp
 
+    try:
+        check_binding_ids(config, CodeupApp.binding_ids())
+    except ConfigError as exc:
+        parser.error(str(exc))
     app = CodeupApp(
         project_dir,
         model_path=model_path,
         template=template,
         sampling=sampling,
-        max_tokens=args.max_tokens,
-        n_ctx=args.ctx_size,
-        n_threads=args.threads,
+        max_tokens=settings.max_tokens,
+        n_ctx=settings.n_ctx,
+        n_threads=settings.threads,
+        settings=settings,
+        config=config,
     )
     try:
         app.run()

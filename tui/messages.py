@@ -87,3 +87,10 @@ class GenerationFinished(Message):
     stop_reason: str
     error: str | None
     timings: Any
+
+
+@dataclass
+class HistoryFailed(Message):
+    """The history file cannot be used (corrupt, unwritable); history is off from now on."""
+
+    reason: str

@@ -13,6 +13,7 @@ import argparse
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -23,7 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 def launch(model: str) -> tuple[float, float]:
     sock = f"bench-{uuid.uuid4().hex[:8]}"
     tmux = ["tmux", "-L", sock]
-    cmd = f"cd {REPO} && TERM=screen-256color {sys.executable} -m tui demo --model {model}; sleep 30"
+    # A throwaway data folder: the run must not restore (or save) the user's demo/ selection.
+    data = tempfile.mkdtemp(prefix="codeup-bench-data-")
+    cmd = (f"cd {REPO} && CODEUP_TUI_DATA={data} TERM=screen-256color {sys.executable} -m tui demo "
+           f"--model {model}; sleep 30")
     t0 = time.perf_counter()
     subprocess.run(tmux + ["new-session", "-d", "-s", "b", "-x", "80", "-y", "24", cmd], check=True)
     first = loaded = None

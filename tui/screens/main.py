@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -22,16 +23,25 @@ from textual.timer import Timer
 from textual.widgets import Footer, TextArea
 
 from tui.context import ContextFiles
+from tui.history import (
+    BackgroundHistory,
+    SavedFile,
+    StoredTurn,
+    TurnStart,
+    default_history_path,
+    project_key,
+)
 from tui.messages import (
     BudgetCounted,
     FileCounted,
     FileRefused,
     GenerationFinished,
     GenerationProgress,
+    HistoryFailed,
     SendRefused,
 )
 from tui.model_loader import ModelStatus, describe_error
-from tui.project import FileRefusal, ProjectFiles, read_text_file
+from tui.project import FileRefusal, ProjectFiles, check_file, read_text_file
 from tui.prompt import (
     Budget,
     PastTurn,
@@ -43,6 +53,7 @@ from tui.prompt import (
     text_digest,
 )
 from tui.screens.file_finder import FileFinder, FinderResult
+from tui.screens.history import HistoryOutcome, HistoryScreen
 from tui.screens.prompt_view import PromptView
 from tui.widgets import ContextList, Conversation, Exchange, FilePanel, InstructionEditor, StatusBar
 
@@ -55,6 +66,11 @@ TIMINGS_SECONDS = 0.25
 """...and the live timings at least this often, even with no new text (prompt processing)."""
 BUDGET_DELAY = 0.3
 """The budget is recounted this long after the last edit."""
+DRAFT_DELAY = 0.5
+"""The instruction draft is saved this long after the last edit (and at exit)."""
+ANSWER_SAVE_SECONDS = 0.25
+"""A streaming answer is saved to history at most this often (and when it ends): a crash
+loses at most this much of what was shown."""
 
 STATE_TEXT = {
     "eos": "done",
@@ -132,6 +148,14 @@ class MainScreen(Screen[None]):
             show=False,
             tooltip="Start a new conversation (the context files stay selected).",
         ),
+        Binding(
+            "ctrl+l",  # ctrl+y is the editor's redo, ctrl+h a backspace in many terminals
+            "show_history",
+            "History",
+            id="history",
+            show=False,
+            tooltip="List this project's saved conversations: Enter resumes one, d deletes one.",
+        ),
     ]
 
     def __init__(self, project_dir: Path) -> None:
@@ -148,6 +172,17 @@ class MainScreen(Screen[None]):
         self._ids = itertools.count(1)
         self._budget_timer: Timer | None = None
         self._pending_turn: PastTurn | None = None  # the turn being answered
+        # Saved history (tui/history.py): its calls run on its own thread, in order.
+        self.project_key = project_key(project_dir)
+        self.history_db = BackgroundHistory(default_history_path(), self._history_failed)
+        self.conversation_id: str | None = None  # None: a new one starts with the next turn
+        self._saving: tuple[Exchange, str, int] | None = None  # (its exchange, conversation id, turn index)
+        self._answer_saved_at = 0.0
+        self._draft_timer: Timer | None = None
+        self._saved_draft = ""
+        self._editor_text = ""  # kept here: at unmount the editor may be gone already
+        self._saved_selection: tuple[SavedFile, ...] = ()
+        self._restored = False  # the draft and selection are saved only once the saved ones are in
 
     @property
     def codeup(self) -> CodeupApp:
@@ -167,6 +202,15 @@ class MainScreen(Screen[None]):
         # The app owns the model; this screen only displays its status.
         self.watch(self.app, "model_status", self._show_model_status)
         self.query_one(ContextList).show_files(self.context)
+        self.load_saved_state()
+
+    def on_unmount(self) -> None:
+        # At exit: the draft as typed, and an answer still streaming as far as it got, then
+        # wait (briefly) for the history thread to write them.
+        self._save_draft_now()
+        if self._saving is not None:
+            self._finish_saved_turn(self._saving[0].answer, "stopped", "stopped: the app was closed", None)
+        self.history_db.close()
 
     @property
     def model_ready(self) -> bool:
@@ -210,6 +254,7 @@ class MainScreen(Screen[None]):
             {self.project.resolve(entry.path): entry.tokens for entry in self.context}
         )
         self.request_budget()
+        self._save_selection()
 
     @work(thread=True, group="tokens", exit_on_error=False)
     def count_file(self, rel: str) -> None:
@@ -247,8 +292,10 @@ class MainScreen(Screen[None]):
     # -- the budget ---------------------------------------------------------------------
 
     @on(TextArea.Changed, "#editor")
-    def _instruction_changed(self) -> None:
+    def _instruction_changed(self, event: TextArea.Changed) -> None:
         self.request_budget()
+        self._editor_text = event.text_area.text
+        self._request_draft_save()
 
     def request_budget(self) -> None:
         """Recount the prompt as it stands, a moment after the last change."""
@@ -417,8 +464,13 @@ class MainScreen(Screen[None]):
         self._pending_turn = turn
         exchange = Exchange(exchange_id, request.instruction, tuple(path for path, _ in turn.files))
         await self.query_one(Conversation).add_exchange(exchange)
+        self._begin_saved_turn(exchange, request, turn)
+        editor = self.query_one(InstructionEditor)
         if request.clear_editor:
-            self.query_one(InstructionEditor).clear()
+            editor.clear()
+            self._editor_text = ""
+            self._save_draft_now()  # sent: the draft is gone at once, not after the delay
+        editor.remember(request.instruction)
 
     def on_send_refused(self, message: SendRefused) -> None:
         self.generating = False
@@ -433,6 +485,13 @@ class MainScreen(Screen[None]):
             exchange.set_state("generating", "answering…" if message.text or exchange.answer else "processing the prompt…")
         await exchange.append(message.text)
         self.query_one(StatusBar).show_timings(message.timings, generating=True)
+        now = time.monotonic()
+        if self._saving is not None and self._saving[0].exchange_id == message.exchange_id \
+                and now - self._answer_saved_at >= ANSWER_SAVE_SECONDS:
+            self._answer_saved_at = now
+            _exchange, conversation_id, index = self._saving
+            answer = exchange.answer
+            self.history_db.submit(lambda store: store.update_answer(conversation_id, index, answer))
 
     async def on_generation_finished(self, message: GenerationFinished) -> None:
         self.generating = False
@@ -447,6 +506,10 @@ class MainScreen(Screen[None]):
                 await exchange.append(message.text[len(exchange.answer):])
             await exchange.flush()
             exchange.set_state(*self._final_state(message))
+        if self._saving is not None and self._saving[0].exchange_id == message.exchange_id:
+            state, note = self._final_state(message)
+            self._finish_saved_turn(exchange.answer if exchange is not None else message.text, state, note,
+                                    message.timings)
         if turn is not None and message.stop_reason != "error":
             self.history.append(PastTurn(turn.instruction, turn.input_text, message.text, turn.files))
         elif message.error:
@@ -488,6 +551,7 @@ class MainScreen(Screen[None]):
             self.notify("Still answering: escape stops it first.", severity="warning")
             return
         self.history.clear()
+        self.conversation_id = None
         await self.query_one(Conversation).clear_exchanges()
         self.query_one(StatusBar).show_context(0)
         self._context_changed()
@@ -517,3 +581,188 @@ class MainScreen(Screen[None]):
             return
         template = self.codeup.template.name
         self.app.call_from_thread(self.app.push_screen, PromptView(prompt, f"{template} · {summary}"))
+
+    # -- saved history: turns, the draft, the selection (tui/history.py) ---------------------
+
+    def _history_failed(self, reason: str) -> None:
+        # Called on the history thread: post, never wait on the UI (it may be waiting on us).
+        self.post_message(HistoryFailed(reason))
+
+    def on_history_failed(self, message: HistoryFailed) -> None:
+        self.notify(f"History is off for this session: {message.reason}", title="History not saved",
+                    severity="warning", timeout=10)
+
+    def _begin_saved_turn(self, exchange: Exchange, request: SendRequest, turn: PastTurn) -> None:
+        if self.conversation_id is None:
+            self.conversation_id = uuid.uuid4().hex
+        summary = self.codeup.model_status.summary
+        start = TurnStart(
+            conversation_id=self.conversation_id,
+            project=self.project_key,
+            index=len(request.history),  # a regenerated turn replaces the one it redoes
+            instruction=request.instruction,
+            input_text=turn.input_text,
+            paths=request.paths,
+            files=turn.files,
+            model=summary.name if summary is not None else None,
+            template=getattr(self.codeup.template, "name", None),
+        )
+        self._saving = (exchange, start.conversation_id, start.index)
+        self._answer_saved_at = time.monotonic()
+        self.history_db.submit(lambda store: store.begin_turn(start))
+
+    def _finish_saved_turn(self, answer: str, state: str, note: str, timings) -> None:
+        if self._saving is None:
+            return
+        _exchange, conversation_id, index = self._saving
+        self._saving = None
+        prompt_tokens = timings.prompt_tokens if timings is not None else None
+        generated = timings.generated_tokens if timings is not None else None
+        self.history_db.submit(
+            lambda store: store.finish_turn(conversation_id, index, answer, state, note, prompt_tokens, generated)
+        )
+
+    def _request_draft_save(self) -> None:
+        if self._draft_timer is not None:
+            self._draft_timer.stop()
+        self._draft_timer = self.set_timer(DRAFT_DELAY, self._save_draft_now)
+
+    def _save_draft_now(self) -> None:
+        if self._draft_timer is not None:
+            self._draft_timer.stop()
+            self._draft_timer = None
+        text = self._editor_text
+        if not self._restored or text == self._saved_draft:
+            return  # before the saved draft is in, saving would overwrite it
+        self._saved_draft = text
+        key = self.project_key
+        self.history_db.submit(lambda store: store.save_draft(key, text))
+
+    def _save_selection(self) -> None:
+        if not self._restored:
+            return
+        files = tuple(SavedFile(entry.path, entry.ignored) for entry in self.context)
+        if files == self._saved_selection:
+            return
+        self._saved_selection = files
+        key = self.project_key
+        self.history_db.submit(lambda store: store.save_selection(key, files))
+
+    @work(thread=True, exclusive=True, group="history-start", exit_on_error=False)
+    def load_saved_state(self) -> None:
+        """At start: this project's draft, context selection and instructions to recall."""
+        key = self.project_key
+        saved = self.history_db.submit(
+            lambda store: (store.load_draft(key), store.load_selection(key), store.instructions(key))
+        ).result()
+        draft, selection, instructions = saved if saved is not None else ("", [], [])
+        kept, dropped = self._check_files(selection)
+        self.app.call_from_thread(self._restore_saved_state, draft, kept, dropped, instructions)
+
+    def _check_files(self, files: list[SavedFile], *, allow_ignored: bool = False
+                     ) -> tuple[list[SavedFile], list[tuple[str, str]]]:
+        """(the files that can still be context, (path, why not) for the others); in a worker.
+
+        A file hidden by .gitignore is kept only when it was added explicitly (or, with
+        ``allow_ignored``, when a resumed conversation was sent with it), marked ignored.
+        """
+        kept: list[SavedFile] = []
+        dropped: list[tuple[str, str]] = []
+        for saved in files:
+            path = self.project.resolve(saved.path)
+            if not path.exists():
+                dropped.append((saved.path, "no longer exists"))
+                continue
+            reason = check_file(path)
+            ignored = saved.ignored
+            if reason is None and not ignored and self.project.is_ignored(path):
+                if allow_ignored:
+                    ignored = True
+                else:
+                    reason = "now ignored by .gitignore"
+            if reason is not None:
+                dropped.append((saved.path, reason))
+            else:
+                kept.append(SavedFile(saved.path, ignored))
+        return kept, dropped
+
+    def _restore_saved_state(self, draft: str, kept: list[SavedFile], dropped: list[tuple[str, str]],
+                             instructions: list[str]) -> None:
+        editor = self.query_one(InstructionEditor)
+        editor.add_recall_entries(instructions)
+        self._saved_draft = draft
+        if draft and not editor.text:  # never over what was typed meanwhile
+            editor.load_text(draft)
+            editor.move_cursor(editor.document.end)
+            self._editor_text = draft
+        self._restored = True
+        self._save_draft_now()  # whatever was typed before the saved state came in
+        self._select_saved_files(kept, dropped, replace=False)
+
+    def _select_saved_files(self, kept: list[SavedFile], dropped: list[tuple[str, str]], *, replace: bool) -> None:
+        if replace:
+            self.context.clear()
+        for saved in kept:
+            if saved.path not in self.context:
+                self.context.add(saved.path, ignored=saved.ignored)
+                self.count_file(saved.path)
+        if dropped:
+            names = ", ".join(f"{path} ({reason})" for path, reason in dropped)
+            self.notify(f"Left out of the context: {names}.", title="Context", severity="warning", timeout=10)
+        self._context_changed()
+
+    def action_show_history(self) -> None:
+        busy = self.conversation_id if self.generating else None
+        self.app.push_screen(HistoryScreen(self.history_db, self.project_key, self.conversation_id, busy),
+                             self._history_closed)
+
+    async def _history_closed(self, outcome: HistoryOutcome | None) -> None:
+        if outcome is None:
+            return
+        if outcome.resume is not None:
+            if self.generating:
+                self.notify("Still answering: escape stops it first.", severity="warning")
+                return
+            self.resume_conversation(outcome.resume)
+        elif self.conversation_id is not None and self.conversation_id in outcome.deleted:
+            # Its turns are gone: going on with it would save a conversation with a hole.
+            await self.action_new_conversation()
+
+    @work(thread=True, exclusive=True, group="history-resume", exit_on_error=False)
+    def resume_conversation(self, conversation_id: str) -> None:
+        """Read a saved conversation and check its files (in a thread), then show it."""
+        turns = self.history_db.submit(lambda store: store.load_turns(conversation_id)).result()
+        if not turns:
+            self.app.call_from_thread(self.notify, "That conversation is not saved any more.", severity="warning")
+            return
+        paths = [SavedFile(path) for path in turns[-1].paths]
+        kept, dropped = self._check_files(paths, allow_ignored=True)
+        self.app.call_from_thread(self._show_resumed, conversation_id, turns, kept, dropped)
+
+    async def _show_resumed(self, conversation_id: str, turns: list[StoredTurn], kept: list[SavedFile],
+                            dropped: list[tuple[str, str]]) -> None:
+        if self.generating:
+            self.notify("Still answering: escape stops it first.", severity="warning")
+            return
+        exchanges = []
+        for turn in turns:
+            state, state_text = resumed_state(turn)
+            exchanges.append(Exchange(next(self._ids), turn.instruction, tuple(path for path, _ in turn.files),
+                                      answer=turn.answer, state=state, state_text=state_text))
+        await self.query_one(Conversation).show_exchanges(exchanges)
+        # An answer that failed is shown but not part of what the model is told next.
+        self.history = [PastTurn(turn.instruction, turn.input_text, turn.answer, turn.files)
+                        for turn in turns if turn.state != "error"]
+        self.conversation_id = conversation_id
+        self.query_one(StatusBar).show_context(0)
+        self._select_saved_files(kept, dropped, replace=True)
+        self.refresh_bindings()
+        n = len(turns)
+        self.notify(f"Resumed: {n} turn{'' if n == 1 else 's'}; the next instruction follows on.")
+
+
+def resumed_state(turn: StoredTurn) -> tuple[str, str]:
+    """The exchange state and state line of a saved turn."""
+    if turn.state == "streaming":  # the app was killed or crashed while it streamed
+        return "stopped", "interrupted: the app ended while it was answering"
+    return turn.state, turn.note or turn.state

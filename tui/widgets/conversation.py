@@ -54,3 +54,11 @@ class Conversation(VerticalScroll):
 
     async def clear_exchanges(self) -> None:
         await self.query(Exchange).remove()
+
+    async def show_exchanges(self, exchanges: list[Exchange]) -> None:
+        """Replace the exchanges shown (a conversation resumed from history), the end in view."""
+        await self.clear_exchanges()
+        if exchanges:
+            await self.mount_all(exchanges)
+        self.scroll_end(animate=False)
+        self.anchor()

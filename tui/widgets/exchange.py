@@ -14,18 +14,28 @@ class Exchange(Vertical):
 
     The answer streams through Textual's ``MarkdownStream`` (``append``), which coalesces
     fragments when they come faster than they can be rendered. ``state`` is "generating",
-    "done", "stopped" or "error"; the CSS class ``-<state>`` follows it.
+    "done", "stopped" or "error"; the CSS class ``-<state>`` follows it. A turn resumed from
+    history is built finished: its ``answer``, ``state`` and ``state_text`` given at once.
     """
 
-    def __init__(self, exchange_id: int, instruction: str, files: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        exchange_id: int,
+        instruction: str,
+        files: tuple[str, ...] = (),
+        *,
+        answer: str = "",
+        state: str = "generating",
+        state_text: str = "processing the prompt…",
+    ) -> None:
         super().__init__(id=f"exchange-{exchange_id}")
         self.exchange_id = exchange_id
         self.instruction = instruction
         self.files = files
-        self.answer = ""
+        self.answer = answer
         """The answer text shown so far."""
-        self.state = "generating"
-        self.state_text = "processing the prompt…"
+        self.state = state
+        self.state_text = state_text
         self._stream: MarkdownStream | None = None
 
     def compose(self) -> ComposeResult:
@@ -33,11 +43,11 @@ class Exchange(Vertical):
         if self.files:
             head += "\n  files: " + ", ".join(self.files)
         yield Static(Content(head), classes="instruction", markup=False)
-        yield Markdown(classes="answer")
+        yield Markdown(self.answer, classes="answer")
         yield Static(Content(self.state_text), classes="state", markup=False)
 
     def on_mount(self) -> None:
-        self.add_class("-generating")
+        self.add_class(f"-{self.state}")
 
     @property
     def markdown(self) -> Markdown:

@@ -576,16 +576,16 @@ def f32x16_sum(typingctx, v):
 
 @njit(inline="always")
 def accumulate_q8_k(acc, a, s, m, d, dmin, dx):
-    """acc[a:a+16] += (d dx) s and acc[a+16:a+32] += (dmin dx) m: a token's running sums
-    for one row, from one block's integer sums (s: scaled products, m: minimum terms)."""
-    vstore(acc, a, vfma(i32x16_to_f32(s), vsplat(d * dx), vload(acc, a)))
-    vstore(acc, a + 16, vfma(i32x16_to_f32(m), vsplat(dmin * dx), vload(acc, a + 16)))
+    """acc[a:a+16] += (d dx) s - (dmin dx) m: a token's running lanes for one row, from one
+    block's integer sums (s: scaled products, m: minimum terms)."""
+    v = vfma(i32x16_to_f32(s), vsplat(d * dx), vload(acc, a))
+    vstore(acc, a, vfma(i32x16_to_f32(m), vsplat(-(dmin * dx)), v))
 
 
 @njit(inline="always")
 def finish_q8_k(acc, a):
-    """The dot product from a token's running sums: sum(d terms) - sum(minimum terms)."""
-    return f32x16_sum(vsub(vload(acc, a), vload(acc, a + 16)))
+    """The dot product from a token's running lanes."""
+    return f32x16_sum(vload(acc, a))
 
 
 # ---- Q2_K, Q3_K, Q5_K: their quant fields as 64-value vectors, their scales as lanes ----

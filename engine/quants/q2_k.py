@@ -192,7 +192,7 @@ def matmul_q8_k(w, n_out, n_in, xq, xd, xbs, n_tok, out):
     nb = n_in // 256
     rb = nb * 84
     for g in prange((n_out + 15) // 16):
-        acc = np.empty(n_tok * 32, dtype=np.float32)
+        acc = np.empty(n_tok * 16, dtype=np.float32)
         for r in range(g * 16, min(g * 16 + 16, n_out)):
             row = w[r * rb : (r + 1) * rb]
             acc[:] = 0.0
@@ -200,6 +200,6 @@ def matmul_q8_k(w, n_out, n_in, xq, xd, xbs, n_tok, out):
                 dec = _decode_q8_k(row[b * 84 : (b + 1) * 84])
                 for t in range(n_tok):
                     s, m = _dot_q8_k(dec, xq, t * n_in + b * 256, xbs, (t * nb + b) * 16)
-                    accumulate_q8_k(acc, 32 * t, s, m, dec[0], dec[1], xd[t * nb + b])
+                    accumulate_q8_k(acc, 16 * t, s, m, dec[0], dec[1], xd[t * nb + b])
             for t in range(n_tok):
-                out[t * n_out + r] = finish_q8_k(acc, 32 * t)
+                out[t * n_out + r] = finish_q8_k(acc, 16 * t)

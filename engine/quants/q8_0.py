@@ -70,8 +70,10 @@ def matmul(w, n_out, n_in, x, n_tok, out):
 
 
 # The 8-bit product: per row and block the exact integer sum S of q * y, then
-# acc = fma(S, d_w * d_y, acc), block after block (the order of llama.cpp's x86 kernels).
-# Two rows per 16-lane vector for the integer products (lanes 0-7 one row, 8-15 the next).
+# acc = fma(S, d_w * d_y, acc), block after block, as the Q4_0 kernel (which reproduces
+# llama.cpp bit for bit). For Q8_0 files llama.cpp's logits differ from ours by ~1.5e-3
+# relative RMS (tests/test_model_logits.py) whichever order we take: its Q8_0 path rounds
+# somewhere else too (not identified). Two rows per 16-lane vector for the integer products.
 @njit(parallel=True, **MATH_EXACT)
 def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
     nb = n_in // 32

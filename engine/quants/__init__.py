@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import ModelFileError, UsageError
 from ..ggml_types import GGMLType, ggml_type_name
-from . import bf16, f16, f32, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0
+from . import bf16, f16, f32, kquant_products, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0
 
 __all__ = [
     "SUPPORTED_TYPES",
@@ -234,8 +234,9 @@ HAS_Q8_1_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matmul_
 def matmul_q8_k(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xbs: np.ndarray) -> np.ndarray:
     """W·x for x given as Q8_K blocks (activations.quantize_q8_k: int8 values (n_tokens,
     n_in), float scales per 256, int32 sums per 16), with integer dot products as llama.cpp
-    takes them; for the types whose kernel module has `matmul_q8_k` (HAS_Q8_K_KERNEL)."""
-    kern = KERNELS[w.ggml_type]
+    takes them; for the k-quant types (HAS_Q8_K_KERNEL: kquant_products.py)."""
+    if w.ggml_type not in HAS_Q8_K_KERNEL:
+        raise UsageError(f"matmul_q8_k: no 8-bit kernel for {w.ggml_type.name}")
     n_tok = xq.shape[0]
     if xq.shape != (n_tok, w.n_in) or xd.size != n_tok * (w.n_in // 256) or xbs.size != n_tok * (w.n_in // 16):
         raise UsageError(f"matmul_q8_k: shapes {xq.shape}, {xd.shape}, {xbs.shape} do not fit a {w.n_in}-wide matrix")
@@ -244,11 +245,11 @@ def matmul_q8_k(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xbs: np.ndarray)
         q = _readonly(np.ascontiguousarray(xq, dtype=np.int8).reshape(-1).view(np.uint8))
         d = _readonly(np.ascontiguousarray(xd, dtype=np.float32).reshape(-1))
         bs = _readonly(np.ascontiguousarray(xbs, dtype=np.int32).reshape(-1))
-        kern.matmul_q8_k(w.flat, w.n_out, w.n_in, q, d, bs, n_tok, out.reshape(-1))
+        kquant_products.matmul_q8_k(kquant_products.TAGS[int(w.ggml_type)], w.flat, w.n_out, w.n_in, q, d, bs, n_tok, out.reshape(-1))
     return out
 
 
-HAS_Q8_K_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matmul_q8_k"))
+HAS_Q8_K_KERNEL = kquant_products.TYPES
 
 
 def matmul_q8_0(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray) -> np.ndarray:

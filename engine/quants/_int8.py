@@ -41,7 +41,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-from ._simd import _V16, f32x16, vfma, vload, vsplat, vstore, vsub
+from ._simd import _V16, f32x16, vfma, vload, vsplat, vstore
 
 _I8 = ir.IntType(8)
 _I32 = ir.IntType(32)

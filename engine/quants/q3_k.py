@@ -12,11 +12,8 @@ from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
 from ._int8 import (
-    accumulate_q8_k,
     dpbusd,
-    finish_q8_k,
     i32x16_add,
-    i32x16_load,
     i32x16_mul,
     i32x16_shl,
     i32x16_splat8,
@@ -25,7 +22,6 @@ from ._int8 import (
     i32x16_word_bytes_quads,
     i32x16_zero,
     q3x64_load,
-    u8x64_load,
 )
 from .q2_k import split_2bit
 
@@ -200,30 +196,11 @@ def _decode_q8_k(blk):
 
 
 @njit(inline="always")
-def _dot_q8_k(dec, xq, xo, xbs, bo):
+def dot_q8_k(dec, x0, x1, x2, x3, bsums):
+    """kquant_products.dot_q8_k with the -4 offset taken out in integers: (s - 4 sum sc bsums, 0)."""
     zero = i32x16_zero()
-    s = i32x16_mul(dpbusd(zero, dec[2], u8x64_load(xq, xo)), dec[6])
-    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[3], u8x64_load(xq, xo + 64)), dec[7]))
-    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[4], u8x64_load(xq, xo + 128)), dec[8]))
-    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[5], u8x64_load(xq, xo + 192)), dec[9]))
-    return i32x16_sub(s, i32x16_mul(dec[10], i32x16_load(xbs, bo))), zero
-
-
-@njit(parallel=True, **MATH_FAST)
-def matmul_q8_k(w, n_out, n_in, xq, xd, xbs, n_tok, out):
-    """out = W·x for x given as Q8_K blocks (activations.quantize_q8_k). Rows go in runs of
-    16 per task; each block of a row is decoded once and used for every token."""
-    nb = n_in // 256
-    rb = nb * 110
-    for g in prange((n_out + 15) // 16):
-        acc = np.empty(n_tok * 16, dtype=np.float32)
-        for r in range(g * 16, min(g * 16 + 16, n_out)):
-            row = w[r * rb : (r + 1) * rb]
-            acc[:] = 0.0
-            for b in range(nb):
-                dec = _decode_q8_k(row[b * 110 : (b + 1) * 110])
-                for t in range(n_tok):
-                    s, m = _dot_q8_k(dec, xq, t * n_in + b * 256, xbs, (t * nb + b) * 16)
-                    accumulate_q8_k(acc, 16 * t, s, m, dec[0], dec[1], xd[t * nb + b])
-            for t in range(n_tok):
-                out[t * n_out + r] = finish_q8_k(acc, 16 * t)
+    s = i32x16_mul(dpbusd(zero, dec[2], x0), dec[6])
+    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[3], x1), dec[7]))
+    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[4], x2), dec[8]))
+    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[5], x3), dec[9]))
+    return i32x16_sub(s, i32x16_mul(dec[10], bsums)), zero

@@ -12,17 +12,9 @@ from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
 from ._int8 import (
-    accumulate_q8_k,
-    dpbusd,
-    finish_q8_k,
-    i32x16_add,
-    i32x16_load,
-    i32x16_mul,
     i32x16_word_bytes8,
     i32x16_word_bytes_pairs,
-    i32x16_zero,
     q4x64_load,
-    u8x64_load,
 )
 
 BLOCK_ELEMS = 256
@@ -171,33 +163,3 @@ def _decode_q8_k(blk):
         i32x16_word_bytes8(s1, 2),
         i32x16_word_bytes_pairs(m0, m1),
     )
-
-
-@njit(inline="always")
-def _dot_q8_k(dec, xq, xo, xbs, bo):
-    zero = i32x16_zero()
-    s = i32x16_mul(dpbusd(zero, dec[2], u8x64_load(xq, xo)), dec[6])
-    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[3], u8x64_load(xq, xo + 64)), dec[7]))
-    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[4], u8x64_load(xq, xo + 128)), dec[8]))
-    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[5], u8x64_load(xq, xo + 192)), dec[9]))
-    return s, i32x16_mul(dec[10], i32x16_load(xbs, bo))
-
-
-@njit(parallel=True, **MATH_FAST)
-def matmul_q8_k(w, n_out, n_in, xq, xd, xbs, n_tok, out):
-    """out = W·x for x given as Q8_K blocks (activations.quantize_q8_k). Rows go in runs of
-    16 per task; each block of a row is decoded once and used for every token."""
-    nb = n_in // 256
-    rb = nb * 144
-    for g in prange((n_out + 15) // 16):
-        acc = np.empty(n_tok * 16, dtype=np.float32)
-        for r in range(g * 16, min(g * 16 + 16, n_out)):
-            row = w[r * rb : (r + 1) * rb]
-            acc[:] = 0.0
-            for b in range(nb):
-                dec = _decode_q8_k(row[b * 144 : (b + 1) * 144])
-                for t in range(n_tok):
-                    s, m = _dot_q8_k(dec, xq, t * n_in + b * 256, xbs, (t * nb + b) * 16)
-                    accumulate_q8_k(acc, 16 * t, s, m, dec[0], dec[1], xd[t * nb + b])
-            for t in range(n_tok):
-                out[t * n_out + r] = finish_q8_k(acc, 16 * t)

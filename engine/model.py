@@ -11,6 +11,7 @@ import numpy as np
 from .errors import ModelFileError, UsageError
 from .formats import LlamaHParams, ModelFile, open_model_file
 from .llama import KVCache, LlamaWeights, forward, shift_kv_cache
+from .threads import ThreadPolicy
 from .tokenizer import Tokenizer, build_tokenizer
 
 DEFAULT_MAX_CTX = 4096  # the default n_ctx: the model's own, capped here
@@ -30,8 +31,10 @@ class ModelInfo(LlamaHParams):
 class Model:
     """A loaded model. Not thread-safe: one evaluation at a time."""
 
-    def __init__(self, mf: ModelFile, n_ctx: int | None = None) -> None:
+    def __init__(self, mf: ModelFile, n_ctx: int | None = None, n_threads: int | None = None) -> None:
         self.file = mf
+        # the thread count each evaluation runs on: n_threads, or adapted to the machine
+        self.threads = ThreadPolicy(n_threads)
         self.weights = LlamaWeights(mf)
         hp = self.weights.hp
         if mf.tokenizer is None:
@@ -91,6 +94,7 @@ class Model:
                 f"{start + len(tokens)} tokens do not fit the context of {self.n_ctx} "
                 f"({start} already evaluated, {len(tokens)} new)"
             )
+        self.threads.apply()  # numba's count is per calling thread: set it on this one
         logits = forward(self.weights, self.cache, tokens, start, all_logits)
         self._tokens.extend(int(t) for t in tokens)
         return logits
@@ -134,18 +138,14 @@ def load_model(
 
     Raises ModelFileError (one line) for files that cannot be read or are not supported.
     """
-    if n_threads is not None:
-        import numba
-
-        if n_threads < 1:
-            raise UsageError(f"threads must be at least 1, got {n_threads}")
-        numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    if n_threads is not None and n_threads < 1:
+        raise UsageError(f"threads must be at least 1, got {n_threads}")
     mf = open_model_file(
         path, gqa=gqa, rms_eps=rms_eps, rope_freq_base=rope_freq_base,
         rope_freq_scale=rope_freq_scale, context_length=context_length,
     )
     try:
-        return Model(mf, n_ctx=n_ctx)
+        return Model(mf, n_ctx=n_ctx, n_threads=n_threads)
     except BaseException:
         mf.close()
         raise

@@ -146,11 +146,9 @@ class CodeupRunner:
         return time.perf_counter() - start
 
     def describe(self) -> dict[str, Any]:
-        import numba
-
         from . import __version__
 
-        return {"version": __version__, "threads": numba.get_num_threads()}
+        return {"version": __version__, "threads": self.model.threads.limit}
 
     def pp(self, tokens: list[int]) -> float:
         m = self.model

@@ -1,4 +1,4 @@
-"""The 32-block kernels with 8-bit activations (matmul_q8_0 for Q4_0 and Q8_0 weights:
+"""The 32-block kernels with 8-bit activations (matmul_q8_0 for Q4_0, Q5_0 and Q8_0 weights:
 llama.cpp's integer dot products on Q8_0 activations), against float64
 dequantize-then-multiply, and against llama.cpp's logits to float rounding where the
 kernel keeps llama.cpp's order of operations.
@@ -17,7 +17,7 @@ from engine.ggml_types import TYPE_TRAITS, GGMLType
 from engine.quants import HAS_Q8_0_KERNEL, QuantMatrix, dequantize_rows, matmul_q8_0
 from engine.quants.activations import quantize_q8_0, round_q8_0
 
-TYPES = (GGMLType.Q4_0, GGMLType.Q8_0)
+TYPES = (GGMLType.Q4_0, GGMLType.Q5_0, GGMLType.Q8_0)
 TOKENS = (1, 2, 9)
 SHAPES = ((1, 32), (7, 64), (16, 96), (17, 256), (203, 576))
 
@@ -48,7 +48,7 @@ def check(w: QuantMatrix, x: np.ndarray, what: str) -> None:
     assert err <= 1e-5 * scale, f"{what}: max error {err:.3g} against max |ref| {scale:.3g}"
 
 
-def test_both_types_have_the_kernel():
+def test_the_types_have_the_kernel():
     assert set(TYPES) <= HAS_Q8_0_KERNEL
 
 
@@ -76,11 +76,11 @@ def rel_rms(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((a.astype(np.float64) - b) ** 2)) / np.std(b))
 
 
-@pytest.mark.parametrize("ftype", ["Q4_0", "Q4_1"])
+@pytest.mark.parametrize("ftype", ["Q4_0", "Q4_1", "Q5_0", "Q5_1"])
 def test_llama_cpp_order_reproduces_its_logits(ftype):
-    """Q4_0 (llama.cpp's x86 kernels: per-row fma of each block's integer sum) and Q4_1
-    (its vec_dot lane order) give llama.cpp's logits to float rounding, not just within the
-    engine tolerance: one rounding flip anywhere would show here as ~1e-2."""
+    """Q4_0 (llama.cpp's x86 kernels: per-row fma of each block's integer sum), Q4_1, Q5_0
+    and Q5_1 (its vec_dot lane order) give llama.cpp's logits to float rounding, not just
+    within the engine tolerance: one rounding flip anywhere would show here as ~1e-2."""
     path = fixtures_or_skip("tiny-llama", f"tiny-llama-{ftype}.gguf")
     tokens = json.loads((FIXTURES / "tiny-llama" / "tiny-llama.json").read_text())["tokens"]
     ref = np.load(FIXTURES / "tiny-llama" / f"tiny-llama-{ftype}.logits.npy")

@@ -215,7 +215,7 @@ def matmul_q8_1(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xs: np.ndarray) 
     out = np.empty((n_tok, w.n_out), dtype=np.float32)
     if n_tok:
         f32 = lambda a: _readonly(np.ascontiguousarray(a, dtype=np.float32).reshape(-1))
-        if n_tok <= Q8_1_INT8_MAX_TOKENS and hasattr(kern, "matvec_q8_1"):
+        if hasattr(kern, "matvec_q8_1") and (n_tok <= Q8_1_INT8_MAX_TOKENS or not hasattr(kern, "matmul_q8_1")):
             q = _readonly(np.ascontiguousarray(xq, dtype=np.int8).reshape(-1).view(np.uint8))
             kern.matvec_q8_1(w.flat, w.n_out, w.n_in, q, f32(xd), f32(xs), n_tok, out.reshape(-1))
         else:
@@ -224,11 +224,12 @@ def matmul_q8_1(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xs: np.ndarray) 
 
 
 # Up to this many tokens, the exact Q8_1 products use the integer kernel (matvec_q8_1); larger
-# batches the float one, which decodes each block once for all tokens (same results).
+# batches the float one where the type has it (Q4_1: it decodes each block once for all
+# tokens; same results).
 Q8_1_INT8_MAX_TOKENS = 8
 
 
-HAS_Q8_1_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matmul_q8_1"))
+HAS_Q8_1_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matmul_q8_1") or hasattr(k, "matvec_q8_1"))
 
 
 def matmul_q8_k(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xbs: np.ndarray) -> np.ndarray:

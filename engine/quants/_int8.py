@@ -196,6 +196,41 @@ def q4x64_load_pair(typingctx, arr, i, j):
     return u8x64(arr, i, j), codegen
 
 
+def _nibble_pair(context, builder, sig, args, ia, ib):
+    """The 16 packed bytes at arr[ia:] and arr[ib:] as 64 values 0..15 (q4x64_load_pair)."""
+    v16 = ir.VectorType(_I8, 16)
+    a = builder.load(_ptr(context, builder, sig.args[0], args[0], args[ia], sig.args[ia], v16), align=1)
+    b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[ib], sig.args[ib], v16), align=1)
+    ab = builder.shuffle_vector(a, b, _const_vec(ir.VectorType(_I32, 32), range(32)))
+    lo = builder.and_(ab, _const_vec(_U8X32, [15] * 32))
+    hi = builder.lshr(ab, _const_vec(_U8X32, [4] * 32))
+    order = list(range(16)) + list(range(32, 48)) + list(range(16, 32)) + list(range(48, 64))
+    return builder.shuffle_vector(lo, hi, _const_vec(ir.VectorType(_I32, 64), order))
+
+
+@intrinsic
+def q5x64_load_pair(typingctx, arr, qs_a, qh_a, qs_b, qh_b):
+    """Two Q5 blocks (Q5_0, Q5_1) as 64 values 0..31: element e of a block is its nibble
+    (16 packed bytes at qs_*, low nibbles first) plus 16 times bit e of the little-endian
+    32-bit word at qh_*; the first block's 32 values, then the second's."""
+    if not (_is_byte_array(arr) and all(isinstance(t, types.Integer) for t in (qs_a, qh_a, qs_b, qh_b))):
+        return None
+
+    def codegen(context, builder, sig, args):
+        nib = _nibble_pair(context, builder, sig, args, 1, 3)
+        wide = ir.VectorType(_I32, 64)
+        words = []
+        for k in (2, 4):
+            wa = builder.load(_ptr(context, builder, sig.args[0], args[0], args[k], sig.args[k], _I32), align=1)
+            words.append(_splat(builder, wa, 32))
+        both = builder.shuffle_vector(words[0], words[1], _const_vec(wide, range(64)))
+        bits = builder.and_(builder.lshr(both, _const_vec(wide, [e % 32 for e in range(64)])), _const_vec(wide, [1] * 64))
+        high = builder.shl(builder.trunc(bits, _U8X64), _const_vec(_U8X64, [4] * 64))
+        return builder.or_(nib, high)
+
+    return u8x64(arr, qs_a, qh_a, qs_b, qh_b), codegen
+
+
 @intrinsic
 def u8x64_load_dup32(typingctx, arr, idx):
     """arr[idx:idx+32] twice."""
@@ -727,6 +762,7 @@ __all__ = [
     "i32x16_zero",
     "q4x64_load",
     "q4x64_load_pair",
+    "q5x64_load_pair",
     "u8x64_load_dup32",
     "f32x16_halves",
     "f32x16_half_sum_ggml",

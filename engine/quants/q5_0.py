@@ -10,6 +10,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
+from ._int8 import dpbssd, f32x16_half_sum_ggml, f32x16_halves, i32x16_to_f32, i32x16_zero, q5x64_load_pair, u8x64_load_dup32, u8x64_sub
+from ._simd import vfma, vsplat
 
 BLOCK_ELEMS = 32
 BLOCK_BYTES = 22
@@ -91,3 +93,28 @@ def matmul(w, n_out, n_in, x, n_tok, out):
             ot[r1] = a1
             ot[r2] = a2
             ot[r3] = a3
+
+
+# The 8-bit product (llama.cpp's ggml_vec_dot_q5_0_q8_0 on AVX2/AVX-512, and its batched
+# tinyBLAS twin): per block, the eight integer lane sums of (q - 16) * y over four
+# consecutive elements, acc = fma(d_w * d_y, S, acc) lane by lane, block after block, then
+# the lanes summed as ggml's hsum_float_8. Two rows per 16-lane vector.
+@njit(parallel=True, **MATH_EXACT)
+def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
+    nb = n_in // 32
+    rb = nb * 22
+    for g in prange((n_out + 15) // 16):
+        for p in range(min(8, (n_out - g * 16 + 1) // 2)):
+            ra = g * 16 + 2 * p
+            rz = min(ra + 1, n_out - 1)  # an odd last row is paired with itself
+            for t in range(n_tok):
+                acc = vsplat(np.float32(0.0))
+                for b in range(nb):
+                    oa = ra * rb + b * 22
+                    oz = rz * rb + b * 22
+                    q = u8x64_sub(q5x64_load_pair(w, oa + 6, oa + 2, oz + 6, oz + 2), 16)
+                    s = dpbssd(i32x16_zero(), q, u8x64_load_dup32(xq, t * n_in + b * 32))
+                    dy = xd[t * nb + b]
+                    acc = vfma(f32x16_halves(read_f16_fast(w, oa) * dy, read_f16_fast(w, oz) * dy), i32x16_to_f32(s), acc)
+                out[t * n_out + ra] = f32x16_half_sum_ggml(acc, 0)
+                out[t * n_out + rz] = f32x16_half_sum_ggml(acc, 1)

@@ -9,6 +9,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
+from ._int8 import dpbusd, f32x16_half_sum_ggml, f32x16_halves, i32x16_to_f32, i32x16_zero, q5x64_load_pair, u8x64_load_dup32
+from ._simd import vfma, vsplat
 from .q5_0 import _q5_dot
 
 BLOCK_ELEMS = 32
@@ -88,3 +90,33 @@ def matmul_with_sums(w, n_out, n_in, x, xs, n_tok, out):
             ot[r1] = a1
             ot[r2] = a2
             ot[r3] = a3
+
+
+# The exact Q5_1 x Q8_1 product (llama.cpp's ggml_vec_dot_q5_1_q8_1, AVX2/AVX-512): as Q4_1's
+# matvec_q8_1 with the fifth bit: per block eight integer lane sums S_l of q * y, each lane
+# acc = fma(d_w * d_y, S_l, acc), block after block; hsum_float_8 of the lanes plus
+# sum_b m_b * s_b (separate multiply and add). Two rows per 16-lane vector; any batch size.
+@njit(parallel=True, **MATH_EXACT)
+def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
+    nb = n_in // 32
+    rb = nb * 24
+    for g in prange((n_out + 15) // 16):
+        for p in range(min(8, (n_out - g * 16 + 1) // 2)):
+            ra = g * 16 + 2 * p
+            rz = min(ra + 1, n_out - 1)  # an odd last row is paired with itself
+            for t in range(n_tok):
+                acc = vsplat(np.float32(0.0))
+                ma = np.float32(0.0)
+                mz = np.float32(0.0)
+                for b in range(nb):
+                    oa = ra * rb + b * 24
+                    oz = rz * rb + b * 24
+                    q = q5x64_load_pair(w, oa + 8, oa + 4, oz + 8, oz + 4)
+                    s = dpbusd(i32x16_zero(), q, u8x64_load_dup32(xq, t * n_in + b * 32))
+                    dy = xd[t * nb + b]
+                    acc = vfma(f32x16_halves(read_f16_fast(w, oa) * dy, read_f16_fast(w, oz) * dy), i32x16_to_f32(s), acc)
+                    sy = xs[t * nb + b]
+                    ma = ma + read_f16_fast(w, oa + 2) * sy
+                    mz = mz + read_f16_fast(w, oz + 2) * sy
+                out[t * n_out + ra] = f32x16_half_sum_ggml(acc, 0) + ma
+                out[t * n_out + rz] = f32x16_half_sum_ggml(acc, 1) + mz

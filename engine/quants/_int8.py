@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import llvmlite.binding as llvm
 from llvmlite import ir
+import numpy as np
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
@@ -302,6 +303,125 @@ def u8x64_sub(typingctx, v, k):
         return builder.sub(args[0], _const_vec(_U8X64, [kk] * 64))
 
     return u8x64(v, k), codegen
+
+
+@intrinsic
+def transpose_words16(typingctx, arr, offs, o, n_words, dst):
+    """dst[16 k + r] = the 32-bit word at arr[offs[r] + o + 4 k], for 16 rows r and
+    k < n_words (a literal, 1 to 8): sixteen rows' blocks turned so that word k of every row
+    is one <16 x i32> vector (llama.cpp's "repacked" layout, made on the fly)."""
+    ok = (_is_byte_array(arr) and isinstance(offs, types.Array) and isinstance(offs.dtype, types.Integer)
+          and isinstance(o, types.Integer) and isinstance(n_words, types.IntegerLiteral) and _is_i32_array(dst))
+    if not ok:
+        return None
+    nw = n_words.literal_value
+
+    def codegen(context, builder, sig, args):
+        arr_v, offs_v, o_v, _, dst_v = args
+        o64 = context.cast(builder, o_v, sig.args[2], types.int64)
+        offs_a = context.make_array(sig.args[1])(context, builder, offs_v)
+        wty = ir.VectorType(_I32, nw)
+        rows = []
+        for r in range(16):
+            off = builder.load(builder.gep(offs_a.data, [ir.Constant(_I64, r)]))
+            off = context.cast(builder, off, sig.args[1].dtype, types.int64)
+            a = context.make_array(sig.args[0])(context, builder, arr_v)
+            p = builder.bitcast(builder.gep(a.data, [builder.add(off, o64)]), wty.as_pointer())
+            rows.append(builder.load(p, align=1))
+        # concatenate the rows pairwise into one <16 nw x i32>, then pick word k of each row
+        while len(rows) > 1:
+            n = rows[0].type.count
+            both = _const_vec(ir.VectorType(_I32, 2 * n), range(2 * n))
+            rows = [builder.shuffle_vector(rows[i], rows[i + 1], both) for i in range(0, len(rows), 2)]
+        big = rows[0]
+        d = context.make_array(sig.args[4])(context, builder, dst_v)
+        for k in range(nw):
+            v = builder.shuffle_vector(big, ir.Constant(big.type, ir.Undefined), _const_vec(ir.VectorType(_I32, 16), [nw * r + k for r in range(16)]))
+            p = builder.bitcast(builder.gep(d.data, [ir.Constant(_I64, 16 * k)]), _I32X16.as_pointer())
+            builder.store(v, p, align=4)
+        return context.get_dummy_value()
+
+    return types.none(arr, offs, o, n_words, dst), codegen
+
+
+@intrinsic
+def u8x64_splat_word(typingctx, arr, idx):
+    """The four bytes at arr[idx:] in every 32-bit lane."""
+    if not (_is_byte_array(arr) and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        word = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _I32), align=1)
+        return builder.bitcast(_splat(builder, word, 16), _U8X64)
+
+    return u8x64(arr, idx), codegen
+
+
+@intrinsic
+def i32x16_nibbles(typingctx, v, high):
+    """Each 32-bit lane's four low (high = 0) or high (high = 1) nibbles, one per byte, as
+    64 byte values 0..15."""
+    if not (v == i32x16 and isinstance(high, types.IntegerLiteral)):
+        return None
+    sh = 4 * high.literal_value
+
+    def codegen(context, builder, sig, args):
+        x = builder.lshr(args[0], _const_vec(_I32X16, [sh] * 16)) if sh else args[0]
+        return builder.bitcast(builder.and_(x, _const_vec(_I32X16, [0x0F0F0F0F] * 16)), _U8X64)
+
+    return u8x64(v, high), codegen
+
+
+@intrinsic
+def i32x16_bit_bytes(typingctx, bits, first):
+    """Per 32-bit lane, bytes b = 0..3 set to 16 times bit first + b of the lane of `bits`
+    (first a literal): the fifth bit of four consecutive Q5 elements, ready to OR in."""
+    if not (bits == i32x16 and isinstance(first, types.IntegerLiteral)):
+        return None
+    f = first.literal_value
+
+    def codegen(context, builder, sig, args):
+        out = ir.Constant(_I32X16, [ir.Constant(_I32, 0)] * 16)
+        for b in range(4):
+            bit = builder.and_(builder.lshr(args[0], _const_vec(_I32X16, [f + b] * 16)), _const_vec(_I32X16, [1] * 16))
+            out = builder.or_(out, builder.shl(bit, _const_vec(_I32X16, [8 * b + 4] * 16)))
+        return out
+
+    return i32x16(bits, first), codegen
+
+
+@intrinsic
+def i32x16_flip_signs(typingctx, v):
+    """Each byte of each lane with its top bit flipped: int8 q as the unsigned byte q + 128."""
+    if v != i32x16:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(builder.xor(args[0], _const_vec(_I32X16, [-0x7F7F7F80] * 16)), _U8X64)
+
+    return u8x64(v), codegen
+
+
+@intrinsic
+def i32x16_splat(typingctx, x):
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _splat(builder, builder.trunc(context.cast(builder, args[0], sig.args[0], types.int64), _I32), 16)
+
+    return i32x16(x), codegen
+
+
+@intrinsic
+def u8x64_or(typingctx, a, b):
+    if not (a == u8x64 and b == i32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.or_(args[0], builder.bitcast(args[1], _U8X64))
+
+    return u8x64(a, b), codegen
 
 
 def _splat(builder, scalar, n):
@@ -609,6 +729,21 @@ def f32x16_sum(typingctx, v):
     return types.float32(v), codegen
 
 
+@njit(cache=True, error_model="numpy", boundscheck=False)
+def int8_group_sums(xq, group):
+    """Sums of each run of `group` int8 values of xq (given as its uint8 bytes), as int32:
+    what the unsigned form of signed weights (q + offset) must give back (offset * sum)."""
+    n = xq.size // group
+    out = np.empty(n, dtype=np.int32)
+    for i in range(n):
+        s = np.int32(0)
+        for j in range(i * group, (i + 1) * group):
+            v = np.int32(xq[j])
+            s += v - 256 if v >= 128 else v
+        out[i] = s
+    return out
+
+
 @njit(inline="always")
 def accumulate_q8_k(acc, a, s, m, d, dmin, dx):
     """acc[a:a+16] += (d dx) s - (dmin dx) m: a token's running lanes for one row, from one
@@ -761,6 +896,14 @@ __all__ = [
     "i32x16_bytes_low8",
     "i32x16_zero",
     "q4x64_load",
+    "transpose_words16",
+    "u8x64_splat_word",
+    "i32x16_nibbles",
+    "i32x16_bit_bytes",
+    "u8x64_or",
+    "i32x16_flip_signs",
+    "i32x16_splat",
+    "int8_group_sums",
     "q4x64_load_pair",
     "q5x64_load_pair",
     "u8x64_load_dup32",

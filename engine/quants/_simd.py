@@ -244,7 +244,7 @@ def vload_half_pairs16(typingctx, src, offs, o, dst):
     """Two halves at src[offs[r] + o] and src[offs[r] + o + 2] (little-endian) for r < 16,
     as float32: dst[r] = the first, dst[16 + r] = the second (the d and m of 16 rows)."""
     ok = all(isinstance(a, types.Array) and a.ndim == 1 for a in (src, offs, dst))
-    if not (ok and src.dtype == types.uint8 and dst.dtype == types.float32 and isinstance(offs.dtype, types.Integer)):
+    if not (ok and src.dtype in (types.uint8, types.int8) and dst.dtype == types.float32 and isinstance(offs.dtype, types.Integer)):
         return None
 
     def codegen(context, builder, sig, args):

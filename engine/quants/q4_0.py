@@ -9,7 +9,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast
-from ._int8 import dpbssd, fma_f32, i32x16_half_sum, i32x16_zero, q4x64_load_pair, u8x64_load_dup32, u8x64_sub
+from ._int8 import dpbusd, i32x16_load, i32x16_nibbles, i32x16_splat, i32x16_to_f32, int8_group_sums, transpose_words16, u8x64_splat_word
+from ._simd import vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
 
 BLOCK_ELEMS = 32
 BLOCK_BYTES = 18
@@ -85,26 +86,37 @@ def matmul(w, n_out, n_in, x, n_tok, out):
 
 # The 8-bit product as llama.cpp computes it on x86 (its "repacked" Q4_0 kernels,
 # ggml_gemv/gemm_q4_0_8x8_q8_0): per row and block the exact integer sum S of (q - 8) * y,
-# then acc = fma(S, d_w * d_y, acc), block after block. Two rows per 16-lane vector for the
-# integer products (lanes 0-7 one row, 8-15 the next), summed per row. Bit for bit llama.cpp.
+# then acc = fma(S, d_w * d_y, acc), block after block. One lane per row for 16 rows: each
+# block's rows are turned word-wise (transpose_words16), so eight dpbusd give S for all 16;
+# q - 8 is taken as q with 8 * sum(y) subtracted. Bit for bit llama.cpp's result.
 @njit(parallel=True, **MATH_EXACT)
 def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
     nb = n_in // 32
     rb = nb * 18
+    ysum = int8_group_sums(xq, 32)
     for g in prange((n_out + 15) // 16):
-        for p in range(min(8, (n_out - g * 16 + 1) // 2)):
-            ra = g * 16 + 2 * p
-            rz = min(ra + 1, n_out - 1)  # an odd last row is paired with itself
+        rowoff = np.empty(16, dtype=np.int64)
+        for r in range(16):  # a group at the end repeats the last row
+            rowoff[r] = min(g * 16 + r, n_out - 1) * rb
+        words = np.empty(64, dtype=np.int32)
+        dm = np.empty(32, dtype=np.float32)
+        acc = np.zeros(n_tok * 16, dtype=np.float32)
+        res = np.empty(16, dtype=np.float32)
+        for b in range(nb):
+            o = b * 18
+            vload_half_pairs16(w, rowoff, o, dm)  # d (the second half is qs bytes: unused)
+            transpose_words16(w, rowoff, o + 2, 4, words)
+            dw = vload(dm, 0)
             for t in range(n_tok):
-                acc_a = np.float32(0.0)
-                acc_z = np.float32(0.0)
-                for b in range(nb):
-                    oa = ra * rb + b * 18
-                    oz = rz * rb + b * 18
-                    q = u8x64_sub(q4x64_load_pair(w, oa + 2, oz + 2), 8)
-                    s = dpbssd(i32x16_zero(), q, u8x64_load_dup32(xq, t * n_in + b * 32))
-                    dy = xd[t * nb + b]
-                    acc_a = fma_f32(np.float32(i32x16_half_sum(s, 0)), read_f16_fast(w, oa) * dy, acc_a)
-                    acc_z = fma_f32(np.float32(i32x16_half_sum(s, 1)), read_f16_fast(w, oz) * dy, acc_z)
-                out[t * n_out + ra] = acc_a
-                out[t * n_out + rz] = acc_z
+                xo = t * n_in + b * 32
+                s = i32x16_splat(-8 * ysum[t * nb + b])
+                for k in range(4):
+                    s = dpbusd(s, i32x16_nibbles(i32x16_load(words, 16 * k), 0), u8x64_splat_word(xq, xo + 4 * k))
+                for k in range(4):
+                    s = dpbusd(s, i32x16_nibbles(i32x16_load(words, 16 * k), 1), u8x64_splat_word(xq, xo + 16 + 4 * k))
+                d = vmul(dw, vsplat(xd[t * nb + b]))
+                vstore(acc, 16 * t, vfma(i32x16_to_f32(s), d, vload(acc, 16 * t)))
+        for t in range(n_tok):
+            vstore(res, 0, vload(acc, 16 * t))
+            for r in range(min(16, n_out - g * 16)):
+                out[t * n_out + g * 16 + r] = res[r]

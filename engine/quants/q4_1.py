@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast
-from ._int8 import dpbusd, f32x16_half_sum_ggml, f32x16_halves, i32x16_to_f32, i32x16_zero, q4x64_load_pair, u8x64_load_dup32
+from ._int8 import dpbusd, i32x16_load, i32x16_nibbles, i32x16_to_f32, i32x16_zero, transpose_words16, u8x64_splat_word
 from ._simd import vadd, vfloor, vfma, vload, vload_half_pairs16, vload_u8, vmul, vsplat, vstore, vsub, vtranspose_bytes16
 from .q4_0 import _nibbles_dot
 
@@ -155,33 +155,49 @@ def matmul_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
 
 
 # The same exact product with 8-bit integer dot products, for a few tokens at a time (token
-# generation): dpbusd gives llama.cpp's eight integer lane sums S_l of a block directly, two
-# rows per 16-lane vector (lanes 0-7 one row, 8-15 the next), and each lane then takes
-# acc = fma(d_w * d_x, S_l, acc) block after block, as llama.cpp does. Bit for bit the same
-# result as matmul_q8_1.
+# generation): as matmul_q8_1, one lane per row for 16 rows, but each block's sixteen rows
+# are turned word-wise (transpose_words16: lane r of vector k = bytes 4k..4k+3 of row r) and
+# dpbusd gives llama.cpp's integer lane sum S_l of all 16 rows in one instruction. Bit for
+# bit the result of matmul_q8_1.
 @njit(parallel=True, **MATH_EXACT)
 def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
     """matmul_q8_1 with xq the int8 values as bytes (uint8 view)."""
     nb = n_in // 32
     rb = nb * 20
-    for g in prange((n_out + 15) // 16):
-        for p in range(min(8, (n_out - g * 16 + 1) // 2)):  # row pairs
-            ra = g * 16 + 2 * p
-            rz = min(ra + 1, n_out - 1)  # an odd last row is paired with itself
-            wa = w[ra * rb : (ra + 1) * rb]
-            wz = w[rz * rb : (rz + 1) * rb]
+    for g in prange((n_out + _ROWS - 1) // _ROWS):
+        rowoff = np.empty(_ROWS, dtype=np.int64)
+        for r in range(_ROWS):  # a group at the end repeats the last row
+            rowoff[r] = min(g * _ROWS + r, n_out - 1) * rb
+        words = np.empty(64, dtype=np.int32)  # words[16 k + r]: bytes 4k..4k+3 of row r's qs
+        dm = np.empty(32, dtype=np.float32)  # the rows' d, then their m
+        acc = np.zeros(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
+        msum = np.zeros(n_tok * 16, dtype=np.float32)  # sum_b m_b * s_b
+        res = np.empty(_ROWS, dtype=np.float32)
+        zero = i32x16_zero()
+        for b in range(nb):
+            o = b * 20
+            vload_half_pairs16(w, rowoff, o, dm)
+            transpose_words16(w, rowoff, o + 4, 4, words)
+            dw = vload(dm, 0)
+            mw = vload(dm, 16)
             for t in range(n_tok):
-                acc = vsplat(np.float32(0.0))
-                ma = np.float32(0.0)
-                mz = np.float32(0.0)
-                for b in range(nb):
-                    o = b * 20
-                    s = dpbusd(i32x16_zero(), q4x64_load_pair(w, ra * rb + o + 4, rz * rb + o + 4), u8x64_load_dup32(xq, t * n_in + b * 32))
-                    dy = xd[t * nb + b]
-                    d = f32x16_halves(read_f16_fast(wa, o) * dy, read_f16_fast(wz, o) * dy)
-                    acc = vfma(d, i32x16_to_f32(s), acc)
-                    sy = xs[t * nb + b]
-                    ma = ma + read_f16_fast(wa, o + 2) * sy
-                    mz = mz + read_f16_fast(wz, o + 2) * sy
-                out[t * n_out + ra] = f32x16_half_sum_ggml(acc, 0) + ma
-                out[t * n_out + rz] = f32x16_half_sum_ggml(acc, 1) + mz
+                xo = t * n_in + b * 32
+                d = vmul(dw, vsplat(xd[t * nb + b]))
+                a = t * 128
+                for k in range(4):  # lanes 0-3: low nibbles (elements 4k..4k+3)
+                    s = dpbusd(zero, i32x16_nibbles(i32x16_load(words, 16 * k), 0), u8x64_splat_word(xq, xo + 4 * k))
+                    vstore(acc, a + 16 * k, vfma(d, i32x16_to_f32(s), vload(acc, a + 16 * k)))
+                for k in range(4):  # lanes 4-7: high nibbles (elements 16 + 4k..)
+                    s = dpbusd(zero, i32x16_nibbles(i32x16_load(words, 16 * k), 1), u8x64_splat_word(xq, xo + 16 + 4 * k))
+                    vstore(acc, a + 64 + 16 * k, vfma(d, i32x16_to_f32(s), vload(acc, a + 64 + 16 * k)))
+                vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
+        for t in range(n_tok):
+            a = t * 128
+            r0 = vadd(vload(acc, a + 64), vload(acc, a))
+            r1 = vadd(vload(acc, a + 80), vload(acc, a + 16))
+            r2 = vadd(vload(acc, a + 96), vload(acc, a + 32))
+            r3 = vadd(vload(acc, a + 112), vload(acc, a + 48))
+            vstore(res, 0, vadd(vadd(vadd(r0, r2), vadd(r1, r3)), vload(msum, 16 * t)))
+            ot = out[t * n_out : (t + 1) * n_out]
+            for r in range(min(_ROWS, n_out - g * _ROWS)):
+                ot[g * _ROWS + r] = res[r]

@@ -10,8 +10,19 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
-from ._int8 import dpbssd, f32x16_half_sum_ggml, f32x16_halves, i32x16_to_f32, i32x16_zero, q5x64_load_pair, u8x64_load_dup32, u8x64_sub
-from ._simd import vfma, vsplat
+from ._int8 import (
+    dpbusd,
+    i32x16_bit_bytes,
+    i32x16_load,
+    i32x16_nibbles,
+    i32x16_splat,
+    i32x16_to_f32,
+    int8_group_sums,
+    transpose_words16,
+    u8x64_or,
+    u8x64_splat_word,
+)
+from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
 
 BLOCK_ELEMS = 32
 BLOCK_BYTES = 22
@@ -96,25 +107,63 @@ def matmul(w, n_out, n_in, x, n_tok, out):
 
 
 # The 8-bit product (llama.cpp's ggml_vec_dot_q5_0_q8_0 on AVX2/AVX-512, and its batched
-# tinyBLAS twin): per block, the eight integer lane sums of (q - 16) * y over four
-# consecutive elements, acc = fma(d_w * d_y, S, acc) lane by lane, block after block, then
-# the lanes summed as ggml's hsum_float_8. Two rows per 16-lane vector.
+# tinyBLAS twin): per block, the eight integer lane sums S_l of (q - 16) * y over four
+# consecutive elements (lanes 0-3 the low nibbles, 4-7 the high ones), acc_l = fma(d_w * d_y,
+# S_l, acc_l) block after block, then the lanes summed as ggml's hsum_float_8. One lane per
+# row for 16 rows (block rows turned word-wise); q - 16 is taken as q with 16 times the sum
+# of the lane's four activations subtracted. Bit for bit llama.cpp's result.
+@njit(inline="always")
+def q5_lane_sum(words, qh, k, high, first_bit, xq, xo, ysum4):
+    """S_l of 16 rows for lane l = 4 high + k: the nibbles of word k plus their fifth bits
+    (bits first_bit.. of qh), against the activations' word l."""
+    q = u8x64_or(i32x16_nibbles(i32x16_load(words, 16 * k), high), i32x16_bit_bytes(qh, first_bit))
+    return dpbusd(i32x16_splat(-16 * ysum4), q, u8x64_splat_word(xq, xo))
+
+
 @njit(parallel=True, **MATH_EXACT)
 def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
     nb = n_in // 32
     rb = nb * 22
+    ysum4 = int8_group_sums(xq, 4)
     for g in prange((n_out + 15) // 16):
-        for p in range(min(8, (n_out - g * 16 + 1) // 2)):
-            ra = g * 16 + 2 * p
-            rz = min(ra + 1, n_out - 1)  # an odd last row is paired with itself
+        rowoff = np.empty(16, dtype=np.int64)
+        for r in range(16):  # a group at the end repeats the last row
+            rowoff[r] = min(g * 16 + r, n_out - 1) * rb
+        words = np.empty(64, dtype=np.int32)
+        qhw = np.empty(16, dtype=np.int32)
+        dm = np.empty(32, dtype=np.float32)
+        acc = np.zeros(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
+        res = np.empty(16, dtype=np.float32)
+        for b in range(nb):
+            o = b * 22
+            vload_half_pairs16(w, rowoff, o, dm)  # d (the second half is qh bytes: unused)
+            transpose_words16(w, rowoff, o + 2, 1, qhw)
+            transpose_words16(w, rowoff, o + 6, 4, words)
+            dw = vload(dm, 0)
+            qh = i32x16_load(qhw, 0)
             for t in range(n_tok):
-                acc = vsplat(np.float32(0.0))
-                for b in range(nb):
-                    oa = ra * rb + b * 22
-                    oz = rz * rb + b * 22
-                    q = u8x64_sub(q5x64_load_pair(w, oa + 6, oa + 2, oz + 6, oz + 2), 16)
-                    s = dpbssd(i32x16_zero(), q, u8x64_load_dup32(xq, t * n_in + b * 32))
-                    dy = xd[t * nb + b]
-                    acc = vfma(f32x16_halves(read_f16_fast(w, oa) * dy, read_f16_fast(w, oz) * dy), i32x16_to_f32(s), acc)
-                out[t * n_out + ra] = f32x16_half_sum_ggml(acc, 0)
-                out[t * n_out + rz] = f32x16_half_sum_ggml(acc, 1)
+                xo = t * n_in + b * 32
+                ys = (t * nb + b) * 8
+                d = vmul(dw, vsplat(xd[t * nb + b]))
+                a = t * 128
+                lanes = (
+                    q5_lane_sum(words, qh, 0, 0, 0, xq, xo, ysum4[ys]),
+                    q5_lane_sum(words, qh, 1, 0, 4, xq, xo + 4, ysum4[ys + 1]),
+                    q5_lane_sum(words, qh, 2, 0, 8, xq, xo + 8, ysum4[ys + 2]),
+                    q5_lane_sum(words, qh, 3, 0, 12, xq, xo + 12, ysum4[ys + 3]),
+                    q5_lane_sum(words, qh, 0, 1, 16, xq, xo + 16, ysum4[ys + 4]),
+                    q5_lane_sum(words, qh, 1, 1, 20, xq, xo + 20, ysum4[ys + 5]),
+                    q5_lane_sum(words, qh, 2, 1, 24, xq, xo + 24, ysum4[ys + 6]),
+                    q5_lane_sum(words, qh, 3, 1, 28, xq, xo + 28, ysum4[ys + 7]),
+                )
+                for l in range(8):
+                    vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(lanes[l]), vload(acc, a + 16 * l)))
+        for t in range(n_tok):
+            a = t * 128
+            r0 = vadd(vload(acc, a + 64), vload(acc, a))
+            r1 = vadd(vload(acc, a + 80), vload(acc, a + 16))
+            r2 = vadd(vload(acc, a + 96), vload(acc, a + 32))
+            r3 = vadd(vload(acc, a + 112), vload(acc, a + 48))
+            vstore(res, 0, vadd(vadd(r0, r2), vadd(r1, r3)))
+            for r in range(min(16, n_out - g * 16)):
+                out[t * n_out + g * 16 + r] = res[r]

@@ -9,8 +9,18 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
-from ._int8 import dpbusd, f32x16_half_sum_ggml, f32x16_halves, i32x16_to_f32, i32x16_zero, q5x64_load_pair, u8x64_load_dup32
-from ._simd import vfma, vsplat
+from ._int8 import (
+    dpbusd,
+    i32x16_bit_bytes,
+    i32x16_load,
+    i32x16_nibbles,
+    i32x16_to_f32,
+    i32x16_zero,
+    transpose_words16,
+    u8x64_or,
+    u8x64_splat_word,
+)
+from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
 from .q5_0 import _q5_dot
 
 BLOCK_ELEMS = 32
@@ -94,29 +104,59 @@ def matmul_with_sums(w, n_out, n_in, x, xs, n_tok, out):
 
 # The exact Q5_1 x Q8_1 product (llama.cpp's ggml_vec_dot_q5_1_q8_1, AVX2/AVX-512): as Q4_1's
 # matvec_q8_1 with the fifth bit: per block eight integer lane sums S_l of q * y, each lane
-# acc = fma(d_w * d_y, S_l, acc), block after block; hsum_float_8 of the lanes plus
-# sum_b m_b * s_b (separate multiply and add). Two rows per 16-lane vector; any batch size.
+# acc_l = fma(d_w * d_y, S_l, acc_l), block after block; hsum_float_8 of the lanes plus
+# sum_b m_b * s_b (separate multiply and add). One lane per row for 16 rows; any batch size.
+@njit(inline="always")
+def _lane_sum(words, qh, k, high, first_bit, xq, xo):
+    q = u8x64_or(i32x16_nibbles(i32x16_load(words, 16 * k), high), i32x16_bit_bytes(qh, first_bit))
+    return dpbusd(i32x16_zero(), q, u8x64_splat_word(xq, xo))
+
+
 @njit(parallel=True, **MATH_EXACT)
 def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
     nb = n_in // 32
     rb = nb * 24
     for g in prange((n_out + 15) // 16):
-        for p in range(min(8, (n_out - g * 16 + 1) // 2)):
-            ra = g * 16 + 2 * p
-            rz = min(ra + 1, n_out - 1)  # an odd last row is paired with itself
+        rowoff = np.empty(16, dtype=np.int64)
+        for r in range(16):  # a group at the end repeats the last row
+            rowoff[r] = min(g * 16 + r, n_out - 1) * rb
+        words = np.empty(64, dtype=np.int32)
+        qhw = np.empty(16, dtype=np.int32)
+        dm = np.empty(32, dtype=np.float32)
+        acc = np.zeros(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
+        msum = np.zeros(n_tok * 16, dtype=np.float32)
+        res = np.empty(16, dtype=np.float32)
+        for b in range(nb):
+            o = b * 24
+            vload_half_pairs16(w, rowoff, o, dm)
+            transpose_words16(w, rowoff, o + 4, 1, qhw)
+            transpose_words16(w, rowoff, o + 8, 4, words)
+            dw = vload(dm, 0)
+            mw = vload(dm, 16)
+            qh = i32x16_load(qhw, 0)
             for t in range(n_tok):
-                acc = vsplat(np.float32(0.0))
-                ma = np.float32(0.0)
-                mz = np.float32(0.0)
-                for b in range(nb):
-                    oa = ra * rb + b * 24
-                    oz = rz * rb + b * 24
-                    q = q5x64_load_pair(w, oa + 8, oa + 4, oz + 8, oz + 4)
-                    s = dpbusd(i32x16_zero(), q, u8x64_load_dup32(xq, t * n_in + b * 32))
-                    dy = xd[t * nb + b]
-                    acc = vfma(f32x16_halves(read_f16_fast(w, oa) * dy, read_f16_fast(w, oz) * dy), i32x16_to_f32(s), acc)
-                    sy = xs[t * nb + b]
-                    ma = ma + read_f16_fast(w, oa + 2) * sy
-                    mz = mz + read_f16_fast(w, oz + 2) * sy
-                out[t * n_out + ra] = f32x16_half_sum_ggml(acc, 0) + ma
-                out[t * n_out + rz] = f32x16_half_sum_ggml(acc, 1) + mz
+                xo = t * n_in + b * 32
+                d = vmul(dw, vsplat(xd[t * nb + b]))
+                a = t * 128
+                lanes = (
+                    _lane_sum(words, qh, 0, 0, 0, xq, xo),
+                    _lane_sum(words, qh, 1, 0, 4, xq, xo + 4),
+                    _lane_sum(words, qh, 2, 0, 8, xq, xo + 8),
+                    _lane_sum(words, qh, 3, 0, 12, xq, xo + 12),
+                    _lane_sum(words, qh, 0, 1, 16, xq, xo + 16),
+                    _lane_sum(words, qh, 1, 1, 20, xq, xo + 20),
+                    _lane_sum(words, qh, 2, 1, 24, xq, xo + 24),
+                    _lane_sum(words, qh, 3, 1, 28, xq, xo + 28),
+                )
+                for l in range(8):
+                    vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(lanes[l]), vload(acc, a + 16 * l)))
+                vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
+        for t in range(n_tok):
+            a = t * 128
+            r0 = vadd(vload(acc, a + 64), vload(acc, a))
+            r1 = vadd(vload(acc, a + 80), vload(acc, a + 16))
+            r2 = vadd(vload(acc, a + 96), vload(acc, a + 32))
+            r3 = vadd(vload(acc, a + 112), vload(acc, a + 48))
+            vstore(res, 0, vadd(vadd(vadd(r0, r2), vadd(r1, r3)), vload(msum, 16 * t)))
+            for r in range(min(16, n_out - g * 16)):
+                out[t * n_out + g * 16 + r] = res[r]

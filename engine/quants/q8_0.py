@@ -9,7 +9,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, read_f16, read_f16_fast
-from ._int8 import dpbssd, fma_f32, i32x16_half_sum, i32x16_zero, u8x64_load_dup32, u8x64_load_pair32
+from ._int8 import dpbusd, i32x16_flip_signs, i32x16_load, i32x16_splat, i32x16_to_f32, int8_group_sums, transpose_words16, u8x64_splat_word
+from ._simd import vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
 
 BLOCK_ELEMS = 32
 BLOCK_BYTES = 34
@@ -73,24 +74,34 @@ def matmul(w, n_out, n_in, x, n_tok, out):
 # acc = fma(S, d_w * d_y, acc), block after block, as the Q4_0 kernel (which reproduces
 # llama.cpp bit for bit). For Q8_0 files llama.cpp's logits differ from ours by ~1.5e-3
 # relative RMS (tests/test_model_logits.py) whichever order we take: its Q8_0 path rounds
-# somewhere else too (not identified). Two rows per 16-lane vector for the integer products.
+# somewhere else too (not identified). One lane per row for 16 rows (block rows turned
+# word-wise); the signed weights go in as q + 128 with 128 * sum(y) subtracted.
 @njit(parallel=True, **MATH_EXACT)
 def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
     nb = n_in // 32
     rb = nb * 34
+    ysum = int8_group_sums(xq, 32)
     for g in prange((n_out + 15) // 16):
-        for p in range(min(8, (n_out - g * 16 + 1) // 2)):
-            ra = g * 16 + 2 * p
-            rz = min(ra + 1, n_out - 1)  # an odd last row is paired with itself
+        rowoff = np.empty(16, dtype=np.int64)
+        for r in range(16):  # a group at the end repeats the last row
+            rowoff[r] = min(g * 16 + r, n_out - 1) * rb
+        words = np.empty(128, dtype=np.int32)
+        dm = np.empty(32, dtype=np.float32)
+        acc = np.zeros(n_tok * 16, dtype=np.float32)
+        res = np.empty(16, dtype=np.float32)
+        for b in range(nb):
+            o = b * 34
+            vload_half_pairs16(w, rowoff, o, dm)  # d (the second half is qs bytes: unused)
+            transpose_words16(w, rowoff, o + 2, 8, words)
+            dw = vload(dm, 0)
             for t in range(n_tok):
-                acc_a = np.float32(0.0)
-                acc_z = np.float32(0.0)
-                for b in range(nb):
-                    oa = ra * rb + b * 34
-                    oz = rz * rb + b * 34
-                    s = dpbssd(i32x16_zero(), u8x64_load_pair32(w, oa + 2, oz + 2), u8x64_load_dup32(xq, t * n_in + b * 32))
-                    dy = xd[t * nb + b]
-                    acc_a = fma_f32(np.float32(i32x16_half_sum(s, 0)), read_f16_fast(w, oa) * dy, acc_a)
-                    acc_z = fma_f32(np.float32(i32x16_half_sum(s, 1)), read_f16_fast(w, oz) * dy, acc_z)
-                out[t * n_out + ra] = acc_a
-                out[t * n_out + rz] = acc_z
+                xo = t * n_in + b * 32
+                s = i32x16_splat(-128 * ysum[t * nb + b])
+                for k in range(8):
+                    s = dpbusd(s, i32x16_flip_signs(i32x16_load(words, 16 * k)), u8x64_splat_word(xq, xo + 4 * k))
+                d = vmul(dw, vsplat(xd[t * nb + b]))
+                vstore(acc, 16 * t, vfma(i32x16_to_f32(s), d, vload(acc, 16 * t)))
+        for t in range(n_tok):
+            vstore(res, 0, vload(acc, 16 * t))
+            for r in range(min(16, n_out - g * 16)):
+                out[t * n_out + g * 16 + r] = res[r]

@@ -42,7 +42,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-from ._simd import _V16, f32x16, vfma, vload, vsplat, vstore
+from ._simd import _V16, f32x16, vadd, vfma, vload, vsplat, vstore
 
 _I8 = ir.IntType(8)
 _I32 = ir.IntType(32)
@@ -745,6 +745,35 @@ def int8_group_sums(xq, group):
 
 
 @njit(inline="always")
+def rows16_offsets(g, n_out, row_bytes):
+    """Byte offsets of the 16 rows of row group g (a group at the end repeats the last row)."""
+    offs = np.empty(16, dtype=np.int64)
+    for r in range(16):
+        offs[r] = min(g * 16 + r, n_out - 1) * row_bytes
+    return offs
+
+
+@njit(inline="always")
+def sum_lanes8(acc, a, extra):
+    """The eight lane vectors acc[a + 16 l : ...] (one lane per row) summed as ggml's
+    hsum_float_8 sums a row's eight lanes, ((4 + 0) + (6 + 2)) + ((5 + 1) + (7 + 3)), plus
+    `extra` (a vector)."""
+    r0 = vadd(vload(acc, a + 64), vload(acc, a))
+    r1 = vadd(vload(acc, a + 80), vload(acc, a + 16))
+    r2 = vadd(vload(acc, a + 96), vload(acc, a + 32))
+    r3 = vadd(vload(acc, a + 112), vload(acc, a + 48))
+    return vadd(vadd(vadd(r0, r2), vadd(r1, r3)), extra)
+
+
+@njit(inline="always")
+def store_rows16(out, o, v, g, n_out, scratch):
+    """out[o + 16 g + r] = lane r of v, for the rows of group g that exist."""
+    vstore(scratch, 0, v)
+    for r in range(min(16, n_out - g * 16)):
+        out[o + g * 16 + r] = scratch[r]
+
+
+@njit(inline="always")
 def accumulate_q8_k(acc, a, s, m, d, dmin, dx):
     """acc[a:a+16] += (d dx) s - (dmin dx) m: a token's running lanes for one row, from one
     block's integer sums (s: scaled products, m: minimum terms)."""
@@ -904,6 +933,9 @@ __all__ = [
     "i32x16_flip_signs",
     "i32x16_splat",
     "int8_group_sums",
+    "rows16_offsets",
+    "store_rows16",
+    "sum_lanes8",
     "q4x64_load_pair",
     "q5x64_load_pair",
     "u8x64_load_dup32",

@@ -9,7 +9,18 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast
-from ._int8 import dpbusd, i32x16_load, i32x16_nibbles, i32x16_to_f32, i32x16_zero, transpose_words16, u8x64_splat_word
+from ._int8 import (
+    dpbusd,
+    i32x16_load,
+    i32x16_nibbles,
+    i32x16_to_f32,
+    i32x16_zero,
+    rows16_offsets,
+    store_rows16,
+    sum_lanes8,
+    transpose_words16,
+    u8x64_splat_word,
+)
 from ._simd import vadd, vfloor, vfma, vload, vload_half_pairs16, vload_u8, vmul, vsplat, vstore, vsub, vtranspose_bytes16
 from .q4_0 import _nibbles_dot
 
@@ -107,9 +118,7 @@ def matmul_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
     nb = n_in // 32
     rb = nb * 20
     for g in prange((n_out + _ROWS - 1) // _ROWS):
-        rowoff = np.empty(_ROWS, dtype=np.int64)
-        for r in range(_ROWS):  # a group at the end repeats the last row
-            rowoff[r] = min(g * _ROWS + r, n_out - 1) * rb
+        rowoff = rows16_offsets(g, n_out, rb)
         tb = np.empty(256, dtype=np.uint8)  # the group's 16 x 16 nibble bytes, transposed
         dec = np.empty(512, dtype=np.float32)  # dec[16 e + r]: element e of row r
         dm = np.empty(32, dtype=np.float32)  # the rows' d, then their m
@@ -143,15 +152,7 @@ def matmul_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
                     vstore(acc, a + 16 * l, vfma(d, s, vload(acc, a + 16 * l)))
                 vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
         for t in range(n_tok):
-            a = t * 128
-            r0 = vadd(vload(acc, a + 64), vload(acc, a))
-            r1 = vadd(vload(acc, a + 80), vload(acc, a + 16))
-            r2 = vadd(vload(acc, a + 96), vload(acc, a + 32))
-            r3 = vadd(vload(acc, a + 112), vload(acc, a + 48))
-            vstore(res, 0, vadd(vadd(vadd(r0, r2), vadd(r1, r3)), vload(msum, 16 * t)))
-            ot = out[t * n_out : (t + 1) * n_out]
-            for r in range(min(_ROWS, n_out - g * _ROWS)):
-                ot[g * _ROWS + r] = res[r]
+            store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vload(msum, 16 * t)), g, n_out, res)
 
 
 # The same exact product with 8-bit integer dot products, for a few tokens at a time (token
@@ -165,9 +166,7 @@ def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
     nb = n_in // 32
     rb = nb * 20
     for g in prange((n_out + _ROWS - 1) // _ROWS):
-        rowoff = np.empty(_ROWS, dtype=np.int64)
-        for r in range(_ROWS):  # a group at the end repeats the last row
-            rowoff[r] = min(g * _ROWS + r, n_out - 1) * rb
+        rowoff = rows16_offsets(g, n_out, rb)
         words = np.empty(64, dtype=np.int32)  # words[16 k + r]: bytes 4k..4k+3 of row r's qs
         dm = np.empty(32, dtype=np.float32)  # the rows' d, then their m
         acc = np.zeros(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
@@ -192,12 +191,4 @@ def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
                     vstore(acc, a + 64 + 16 * k, vfma(d, i32x16_to_f32(s), vload(acc, a + 64 + 16 * k)))
                 vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
         for t in range(n_tok):
-            a = t * 128
-            r0 = vadd(vload(acc, a + 64), vload(acc, a))
-            r1 = vadd(vload(acc, a + 80), vload(acc, a + 16))
-            r2 = vadd(vload(acc, a + 96), vload(acc, a + 32))
-            r3 = vadd(vload(acc, a + 112), vload(acc, a + 48))
-            vstore(res, 0, vadd(vadd(vadd(r0, r2), vadd(r1, r3)), vload(msum, 16 * t)))
-            ot = out[t * n_out : (t + 1) * n_out]
-            for r in range(min(_ROWS, n_out - g * _ROWS)):
-                ot[g * _ROWS + r] = res[r]
+            store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vload(msum, 16 * t)), g, n_out, res)

@@ -18,11 +18,14 @@ from ._int8 import (
     i32x16_splat,
     i32x16_to_f32,
     int8_group_sums,
+    rows16_offsets,
+    store_rows16,
+    sum_lanes8,
     transpose_words16,
     u8x64_or,
     u8x64_splat_word,
 )
-from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
+from ._simd import vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
 
 BLOCK_ELEMS = 32
 BLOCK_BYTES = 22
@@ -126,9 +129,7 @@ def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
     rb = nb * 22
     ysum4 = int8_group_sums(xq, 4)
     for g in prange((n_out + 15) // 16):
-        rowoff = np.empty(16, dtype=np.int64)
-        for r in range(16):  # a group at the end repeats the last row
-            rowoff[r] = min(g * 16 + r, n_out - 1) * rb
+        rowoff = rows16_offsets(g, n_out, rb)
         words = np.empty(64, dtype=np.int32)
         qhw = np.empty(16, dtype=np.int32)
         dm = np.empty(32, dtype=np.float32)
@@ -159,11 +160,4 @@ def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
                 for l in range(8):
                     vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(lanes[l]), vload(acc, a + 16 * l)))
         for t in range(n_tok):
-            a = t * 128
-            r0 = vadd(vload(acc, a + 64), vload(acc, a))
-            r1 = vadd(vload(acc, a + 80), vload(acc, a + 16))
-            r2 = vadd(vload(acc, a + 96), vload(acc, a + 32))
-            r3 = vadd(vload(acc, a + 112), vload(acc, a + 48))
-            vstore(res, 0, vadd(vadd(r0, r2), vadd(r1, r3)))
-            for r in range(min(16, n_out - g * 16)):
-                out[t * n_out + g * 16 + r] = res[r]
+            store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vsplat(np.float32(0.0))), g, n_out, res)

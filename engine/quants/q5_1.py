@@ -16,6 +16,9 @@ from ._int8 import (
     i32x16_nibbles,
     i32x16_to_f32,
     i32x16_zero,
+    rows16_offsets,
+    store_rows16,
+    sum_lanes8,
     transpose_words16,
     u8x64_or,
     u8x64_splat_word,
@@ -117,9 +120,7 @@ def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
     nb = n_in // 32
     rb = nb * 24
     for g in prange((n_out + 15) // 16):
-        rowoff = np.empty(16, dtype=np.int64)
-        for r in range(16):  # a group at the end repeats the last row
-            rowoff[r] = min(g * 16 + r, n_out - 1) * rb
+        rowoff = rows16_offsets(g, n_out, rb)
         words = np.empty(64, dtype=np.int32)
         qhw = np.empty(16, dtype=np.int32)
         dm = np.empty(32, dtype=np.float32)
@@ -152,11 +153,4 @@ def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
                     vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(lanes[l]), vload(acc, a + 16 * l)))
                 vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
         for t in range(n_tok):
-            a = t * 128
-            r0 = vadd(vload(acc, a + 64), vload(acc, a))
-            r1 = vadd(vload(acc, a + 80), vload(acc, a + 16))
-            r2 = vadd(vload(acc, a + 96), vload(acc, a + 32))
-            r3 = vadd(vload(acc, a + 112), vload(acc, a + 48))
-            vstore(res, 0, vadd(vadd(vadd(r0, r2), vadd(r1, r3)), vload(msum, 16 * t)))
-            for r in range(min(16, n_out - g * 16)):
-                out[t * n_out + g * 16 + r] = res[r]
+            store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vload(msum, 16 * t)), g, n_out, res)

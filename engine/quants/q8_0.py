@@ -9,7 +9,18 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, read_f16, read_f16_fast
-from ._int8 import dpbusd, i32x16_flip_signs, i32x16_load, i32x16_splat, i32x16_to_f32, int8_group_sums, transpose_words16, u8x64_splat_word
+from ._int8 import (
+    dpbusd,
+    i32x16_flip_signs,
+    i32x16_load,
+    i32x16_splat,
+    i32x16_to_f32,
+    int8_group_sums,
+    rows16_offsets,
+    store_rows16,
+    transpose_words16,
+    u8x64_splat_word,
+)
 from ._simd import vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
 
 BLOCK_ELEMS = 32
@@ -82,9 +93,7 @@ def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
     rb = nb * 34
     ysum = int8_group_sums(xq, 32)
     for g in prange((n_out + 15) // 16):
-        rowoff = np.empty(16, dtype=np.int64)
-        for r in range(16):  # a group at the end repeats the last row
-            rowoff[r] = min(g * 16 + r, n_out - 1) * rb
+        rowoff = rows16_offsets(g, n_out, rb)
         words = np.empty(128, dtype=np.int32)
         dm = np.empty(32, dtype=np.float32)
         acc = np.zeros(n_tok * 16, dtype=np.float32)
@@ -102,6 +111,4 @@ def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
                 d = vmul(dw, vsplat(xd[t * nb + b]))
                 vstore(acc, 16 * t, vfma(i32x16_to_f32(s), d, vload(acc, 16 * t)))
         for t in range(n_tok):
-            vstore(res, 0, vload(acc, 16 * t))
-            for r in range(min(16, n_out - g * 16)):
-                out[t * n_out + g * 16 + r] = res[r]
+            store_rows16(out, t * n_out, vload(acc, 16 * t), g, n_out, res)

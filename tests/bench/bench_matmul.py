@@ -5,10 +5,11 @@ packed weight bytes read per second (the limit of a memory-bound token), best of
 Timings on a shared machine vary from run to run: compare types within one run.
 
     python tests/bench/bench_matmul.py [--types Q4_0,Q4_K,Q6_K] [--tokens 1] [--reps 20]
-    python tests/bench/bench_matmul.py --types Q4_1 --exact --tokens 1,8,57
+    python tests/bench/bench_matmul.py --types all --tokens 1,64 --float
 
---exact times the kernel the forward pass uses for types that have one (quants.matmul_q8_1,
-llama.cpp's arithmetic, with Q8_1 activations); --tokens takes a list.
+By default it times what the forward pass runs (llama.project: activations rounded to 8 bits
+and the 8-bit integer kernel where the type has one, rounding included); --float times the
+float kernels (quants.matmul) instead; --tokens takes a list.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numba
 import numpy as np
 
 from engine.ggml_types import GGMLType
-from engine.quants import HAS_Q8_1_KERNEL, KERNELS, QuantMatrix, matmul, matmul_q8_1
-from engine.quants.activations import quantize_q8_1
+from engine.llama import project
+from engine.quants import KERNELS, QuantMatrix, matmul
 
 # byte offsets of the f16 scale fields in each block type (kept sane in random blocks)
 HALF_FIELDS = {
@@ -55,7 +56,7 @@ def main() -> None:
     ap.add_argument("--n-in", type=int, default=4096)
     ap.add_argument("--n-out", type=int, default=11008)
     ap.add_argument("--tokens", default="1", help="token counts, comma-separated")
-    ap.add_argument("--exact", action="store_true", help="time matmul_q8_1 where the type has it")
+    ap.add_argument("--float", action="store_true", help="time the float kernels, not the forward pass's")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--threads", default="1,2")
     args = ap.parse_args()
@@ -64,16 +65,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for n_tok in [int(n) for n in args.tokens.split(",")]:
         x = rng.standard_normal((n_tok, args.n_in), dtype=np.float32)
-        print(f"{args.n_in} x {args.n_out}, {n_tok} token(s), best of {args.reps}" + (" (exact kernels)" if args.exact else ""))
+        print(f"{args.n_in} x {args.n_out}, {n_tok} token(s), best of {args.reps}" + (" (float kernels)" if args.float else ""))
         for name in names:
             w = random_matrix(GGMLType[name], args.n_out, args.n_in, rng)
             out = np.empty((n_tok, args.n_out), dtype=np.float32)
-            if args.exact and w.ggml_type in HAS_Q8_1_KERNEL:
-                xq = quantize_q8_1(x)
-                run = lambda: matmul_q8_1(w, *xq)
-                name += "*"
-            else:
+            if args.float:
                 run = lambda: matmul(w, x, out)
+            else:
+                run = lambda: project(w, x)
             t0 = time.perf_counter()
             run()  # compile or load from the numba cache
             first = time.perf_counter() - t0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -257,15 +256,12 @@ def test_unsupported_model_is_one_line_error():
         build_tokenizer(dataclasses.replace(data, merges=None))
 
 
-# ---- speed -------------------------------------------------------------------------------------
+# ---- a whole source file (its speed: tests/bench/bench_tokenizer.py) ---------------------------
 @pytest.mark.parametrize("name", ["llama-spm", "llama-bpe"])
-def test_encode_100kb_source_is_fast(vocab_tokenizers, name):
+def test_encode_100kb_source_round_trips(vocab_tokenizers, name):
     tok = vocab_tokenizers[name]
     text = source_text()
-    start = time.perf_counter()
     ids = tok.encode(text)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"{name}: {elapsed:.2f}s for 100 KB"
     assert tok.decode(ids, clean_spaces=False) == text.replace("\u2581", " ")
 
 

@@ -49,7 +49,10 @@ def stream(tok: Tokenizer, ids, **kw) -> tuple[list[str], str]:
 
 
 def source_text(n_chars: int = 100_000) -> str:
+    """100 KB of this project's Python source, without U+2581 (a literal "▁" in the text is
+    SentencePiece's space marker, which does not round-trip as itself)."""
     text = "".join(p.read_text(encoding="utf-8") for p in sorted((REPO / "engine").rglob("*.py")))
+    text = text.replace("\u2581", "")
     return (text * (n_chars // len(text) + 1))[:n_chars]
 
 

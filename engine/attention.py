@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit, prange
 
 from .ggml_math import ggml_expf, round_f16
+from .quants._common import half_to_f32_fast as _half  # exact for the cache's finite halves
 
 
 @njit(inline="always")
@@ -35,10 +36,10 @@ def _dot16(a, b, lanes):
     tinyBLAS order (llama.cpp's batch path): 16 lanes, lane l summing elements l, l+16, ...
     in turn, then reduced."""
     for l in range(16):
-        lanes[l] = a[l] * b[l]
+        lanes[l] = a[l] * _half(b[l])
     for c in range(16, a.size, 16):
         for l in range(16):
-            lanes[l] += a[c + l] * b[c + l]
+            lanes[l] += a[c + l] * _half(b[c + l])
     return _reduce16(lanes, 0)
 
 
@@ -52,20 +53,20 @@ def _dot64(a, b, lanes):
         lanes[l] = np.float32(0.0)
     for c in range(0, n64, 64):
         for l in range(64):
-            lanes[l] += a[c + l] * b[c + l]
+            lanes[l] += a[c + l] * _half(b[c + l])
     for l in range(16):
         lanes[l] = (lanes[l] + lanes[32 + l]) + (lanes[16 + l] + lanes[48 + l])
     total = np.float64(_reduce16(lanes, 0))
     for i in range(n64, a.size):
-        total += np.float64(a[i] * b[i])
+        total += np.float64(a[i] * _half(b[i]))
     return np.float32(total)
 
 
 @njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
 def attention(q, k_cache, v_cache, start_pos, scale, out):
     """q: (n_tok, n_head, hd) float32 for positions start_pos..start_pos+n_tok-1;
-    k_cache, v_cache: (n_ctx, n_head_kv, hd) float32 holding half-rounded values for
-    positions 0..start_pos+n_tok-1; out: (n_tok, n_head, hd) float32."""
+    k_cache, v_cache: (n_ctx, n_head_kv, hd) uint16, the half-precision bits of the keys
+    and values of positions 0..start_pos+n_tok-1; out: (n_tok, n_head, hd) float32."""
     n_tok, n_head, hd = q.shape
     n_head_kv = k_cache.shape[1]
     group = n_head // n_head_kv  # consecutive query heads share one KV head
@@ -112,7 +113,7 @@ def attention(q, k_cache, v_cache, start_pos, scale, out):
                 a = acc[j % width]
                 vj = v_cache[j, kvh]
                 for d in range(hd):
-                    a[d] += p * vj[d]
+                    a[d] += p * _half(vj[d])
             if one:
                 for l in range(16):
                     for d in range(hd):

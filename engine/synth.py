@@ -25,6 +25,8 @@ import numpy as np
 from .errors import UsageError
 from .formats.gguf_writer import GGUFValueType, GGUFWriter
 from .ggml_types import TYPE_TRAITS, GGMLType
+from .quantize.type_mix import FILE_TYPES as ALL_FILE_TYPES
+from .quantize.type_mix import FileType, llama_tensor_type, use_more_bits  # noqa: F401 - re-exported
 
 CHUNK_BYTES = 8 << 20  # bytes of tensor data generated at a time
 DEFAULT_WEIGHT_STD = 0.02
@@ -58,100 +60,9 @@ SHAPES: dict[str, Shape] = {
 }
 
 
-@dataclass(frozen=True)
-class FileType:
-    name: str
-    ftype: int  # llama_ftype, stored as general.file_type
-    default: GGMLType
-
-
-FILE_TYPES: dict[str, FileType] = {
-    ft.name: ft
-    for ft in (
-        FileType("F32", 0, GGMLType.F32),
-        FileType("F16", 1, GGMLType.F16),
-        FileType("Q4_0", 2, GGMLType.Q4_0),
-        FileType("Q4_1", 3, GGMLType.Q4_1),
-        FileType("Q8_0", 7, GGMLType.Q8_0),
-        FileType("Q5_0", 8, GGMLType.Q5_0),
-        FileType("Q5_1", 9, GGMLType.Q5_1),
-        FileType("Q2_K", 10, GGMLType.Q2_K),
-        FileType("Q3_K_S", 11, GGMLType.Q3_K),
-        FileType("Q3_K_M", 12, GGMLType.Q3_K),
-        FileType("Q3_K_L", 13, GGMLType.Q3_K),
-        FileType("Q4_K_S", 14, GGMLType.Q4_K),
-        FileType("Q4_K_M", 15, GGMLType.Q4_K),
-        FileType("Q5_K_S", 16, GGMLType.Q5_K),
-        FileType("Q5_K_M", 17, GGMLType.Q5_K),
-        FileType("Q6_K", 18, GGMLType.Q6_K),
-    )
-}
-
-
-# ---- llama.cpp's per-tensor type mix --------------------------------------------------------
-def use_more_bits(i: int, n: int) -> bool:
-    """llama.cpp's `use_more_bits(i_layer, n_layers)`, in C integer arithmetic."""
-    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
-
-
-_FALLBACK = {GGMLType.Q4_K: GGMLType.Q5_0, GGMLType.Q5_K: GGMLType.Q5_1, GGMLType.Q6_K: GGMLType.Q8_0}
-
-
-def llama_tensor_type(
-    name: str, ftype: FileType | str, shape: tuple[int, ...], *, n_layer: int, n_head: int,
-    n_head_kv: int, has_output: bool = True,
-) -> GGMLType:
-    """The type llama-quantize (no imatrix, default options) gives a llama tensor.
-
-    `shape` is in ggml order; the layer index is read from the name (blk.N.), which for
-    llama equals llama.cpp's running count of attn_v / ffn_down tensors."""
-    ft = FILE_TYPES[ftype] if isinstance(ftype, str) else ftype
-    default = ft.default
-    if len(shape) < 2 or not name.endswith("weight") or name.endswith("_norm.weight"):
-        return GGMLType.F32  # 1-D tensors and norms stay F32
-    if default in (GGMLType.F32, GGMLType.F16, GGMLType.BF16):
-        return default  # the mix applies only to quantized file types
-    t = default
-    layer = int(name.split(".")[1]) if name.startswith("blk.") else -1
-    k = ft.name
-    if name == "output.weight" or (not has_output and name == "token_embd.weight"):
-        if shape[0] % 256:
-            t = GGMLType.Q8_0
-        elif default != GGMLType.Q8_0:
-            t = GGMLType.Q6_K
-    elif name == "token_embd.weight":
-        t = default
-    elif ".attn_v." in name:
-        if k == "Q2_K":
-            t = GGMLType.Q4_K if n_head // n_head_kv >= 4 else GGMLType.Q3_K
-        elif k == "Q3_K_M":
-            t = GGMLType.Q5_K if layer < 2 else GGMLType.Q4_K
-        elif k == "Q3_K_L":
-            t = GGMLType.Q5_K
-        elif k in ("Q4_K_M", "Q5_K_M") and use_more_bits(layer, n_layer):
-            t = GGMLType.Q6_K
-        elif k == "Q4_K_S" and layer < 4:
-            t = GGMLType.Q5_K
-        if n_layer == 80 and n_head // n_head_kv == 8 and t in (GGMLType.Q3_K, GGMLType.Q4_K):
-            t = GGMLType.Q5_K  # llama.cpp's LLM_TYPE_70B bump
-    elif ".ffn_down." in name:
-        if k == "Q2_K":
-            t = GGMLType.Q3_K
-        elif k == "Q3_K_M":
-            t = GGMLType.Q5_K if layer < n_layer // 16 else GGMLType.Q4_K
-        elif k == "Q3_K_L":
-            t = GGMLType.Q5_K
-        elif k in ("Q4_K_M", "Q5_K_M") and use_more_bits(layer, n_layer):
-            t = GGMLType.Q6_K
-        elif k == "Q4_K_S" and layer < n_layer // 8:
-            t = GGMLType.Q5_K
-    elif ".attn_output." in name:
-        t = {"Q2_K": GGMLType.Q3_K, "Q3_K_M": GGMLType.Q4_K, "Q3_K_L": GGMLType.Q5_K}.get(k, t)
-    if shape[0] % TYPE_TRAITS[t].block_size:
-        if t not in _FALLBACK:
-            raise UsageError(f"tensor {name}: rows of {shape[0]} do not fit {t.name} blocks")
-        t = _FALLBACK[t]
-    return t
+# llama.cpp's file types and per-tensor type mix: engine/quantize/type_mix.py, shared with
+# `codeup quantize`. synth writes no BF16 files (its random weights are F16 or block types).
+FILE_TYPES: dict[str, FileType] = {name: ft for name, ft in ALL_FILE_TYPES.items() if ft.default != GGMLType.BF16}
 
 
 def tensor_plan(shape: Shape, ftype: FileType | str) -> list[tuple[str, GGMLType, tuple[int, ...]]]:

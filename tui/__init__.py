@@ -11,7 +11,8 @@ Layout of the package (posting/harlequin style):
 - ``config.py``: the settings and key remapping of the TOML config file (load, check,
   atomic save); plain Python, no Textual.
 - ``backend.py``: the generation interface (``Backend``) and its local implementation;
-  tests use a fake (tests/tui_fakes.py), a remote backend can slot in later.
+  ``remote_backend.py``: the same on an OpenAI-compatible server (``--endpoint``, over
+  ``engine.remote``); tests use a fake (tests/tui_fakes.py).
 - ``project/``: .gitignore matching, the project walk, file checks, fuzzy matching.
 - ``context.py``: the files chosen as context; ``prompt.py``: prompt building and budget.
   (All plain Python, no Textual.)

@@ -19,7 +19,7 @@ from textual.worker import get_current_worker
 
 from tui.backend import Backend, LocalBackend
 from tui.config import RESTART_FIELDS, SAMPLING_FIELDS, Config, Settings, config_path, load_config, save_config
-from tui.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgress
+from tui.messages import FilesChangedOnDisk, ModelLoaded, ModelLoadFailed, ModelLoadProgress
 from tui.model_loader import (
     LoadCancelled,
     ModelSource,
@@ -29,9 +29,14 @@ from tui.model_loader import (
 )
 from tui.screens import FileFinder, HelpScreen, MainScreen, PromptView, SettingsScreen
 from tui.screens.history import ConfirmScreen, HistoryScreen
+from tui.screens.insert_dialog import InsertDialog
 from tui.clipboard import osc52_sequence, save_to_file
 from tui.terminal_keys import register_terminal_keys
-from tui.widgets import FilePanel, InstructionEditor
+from tui.watch import ProjectWatcher
+from tui.widgets import Conversation, FilePanel, InstructionEditor
+
+WATCH_ENV = "CODEUP_TUI_WATCH"
+"""``poll``: watch the project by polling (network file systems); ``off``: do not watch it."""
 
 
 class CodeupApp(App[None]):
@@ -116,7 +121,10 @@ class CodeupApp(App[None]):
             config: The config file the settings screen saves to, with its key remapping
                 (None: the default file, nothing remapped).
         """
-        super().__init__()
+        # NO_COLOR: Textual's own answer is a grey-scale filter, which still writes colour
+        # escapes; in "ANSI" mode it drops every colour instead and its widgets show cursors
+        # and selections in reverse video (the :nocolor rules), so no colour is relied on.
+        super().__init__(ansi_color=True if os.environ.get("NO_COLOR") is not None else None)
         register_terminal_keys()  # alt+enter over SSH/tmux
         if model_source is not None and model_path is not None:
             raise ValueError("give model_path or model_source, not both")
@@ -151,6 +159,10 @@ class CodeupApp(App[None]):
         if self.keymap:
             self.set_keymap(self.keymap)
         self._load_cancel = threading.Event()  # set on exit: stops a default-model download
+        self.watcher: ProjectWatcher | None = None
+        """Watches the project on disk (started in a worker; stopped, threads joined, at exit)."""
+        self._watch_lock = threading.Lock()
+        self._watch_closed = False
         self.sub_title = str(self.project_dir)
 
     def get_default_screen(self) -> Screen[None]:
@@ -158,10 +170,50 @@ class CodeupApp(App[None]):
 
     def on_mount(self) -> None:
         self.load_model()
+        if os.environ.get(WATCH_ENV, "").strip().lower() != "off":
+            self.start_watching()
 
     def on_unmount(self) -> None:
         self._load_cancel.set()
+        self.stop_watching()
         self.close_model()
+
+    # -- the project on disk ---------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="watch", name="watch project", exit_on_error=False)
+    def start_watching(self) -> None:
+        """Start the project watcher (adding inotify watches over a big tree takes a while)."""
+        polling = os.environ.get(WATCH_ENV, "").strip().lower() == "poll"
+        watcher = ProjectWatcher(self.project_dir, self._changes_seen, polling=polling)
+        try:
+            watcher.start()
+        except Exception as exc:  # an unreadable project folder: the app works without it
+            self.log.error("cannot watch the project", exc)
+            watcher.stop()
+            return
+        with self._watch_lock:
+            closed = self._watch_closed
+            if not closed:
+                self.watcher = watcher
+        if closed:  # the app ended while the watcher started
+            watcher.stop()
+
+    def _changes_seen(self, batch) -> None:
+        # On the watcher's thread: post (never wait on the UI; at exit it waits on us).
+        self.post_message(FilesChangedOnDisk(batch))
+
+    def on_files_changed_on_disk(self, message: FilesChangedOnDisk) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.files_changed(message.batch)
+
+    def stop_watching(self) -> None:
+        """Stop the watcher and join its threads (safe to call twice)."""
+        with self._watch_lock:
+            self._watch_closed = True
+            watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            watcher.stop()
 
     # -- model lifecycle -------------------------------------------------------------
 
@@ -251,6 +303,8 @@ class CodeupApp(App[None]):
             ("Main screen", MainScreen.BINDINGS),
             ("Instruction editor", InstructionEditor.BINDINGS),
             ("File tree", FilePanel.BINDINGS),
+            ("Conversation (focused)", Conversation.BINDINGS),
+            ("Insert a code block", InsertDialog.BINDINGS),
             ("File finder", FileFinder.BINDINGS),
             ("Prompt view", PromptView.BINDINGS),
             ("History", HistoryScreen.BINDINGS),

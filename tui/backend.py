@@ -1,8 +1,9 @@
 """The generation backend the TUI talks to: a small interface, and the local implementation
 over ``engine.load_model`` + ``engine.generate.Generator``.
 
-Plain Python, no Textual. A remote backend (an OpenAI-compatible server) or the fake one
-the tests use (tests/tui_fakes.py) only has to provide :class:`Backend`. Every method
+Plain Python, no Textual. The remote backend (an OpenAI-compatible server,
+tui/remote_backend.py) and the fake one the tests use (tests/tui_fakes.py) only provide
+:class:`Backend`. Every method
 except ``load`` is quick; ``load`` and the handle's ``next_piece`` block, so the app calls
 them from thread workers.
 """

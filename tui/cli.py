@@ -1,4 +1,4 @@
-"""``codeup-tui [PROJECT_DIR] [--model PATH] [--template NAME] [...]``: check the arguments
+"""``codeup-tui [PROJECT_DIR] [--model PATH | --endpoint URL] [--template NAME] [...]``: check the arguments
 and the config file, then run the app.
 
 Argument and config file problems print one line, ``codeup-tui: error: <message>``, to
@@ -50,6 +50,15 @@ def build_parser() -> ArgumentParser:
         help="a model file (GGUF, or GGML v3); default: the default model, "
         "downloaded once and cached",
     )
+    parser.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="use the model of an OpenAI-compatible server (llama.cpp's, `codeup serve`) instead of a "
+        "local file; the API key comes from $CODEUP_API_KEY, else $OPENAI_API_KEY",
+    )
+    parser.add_argument("--timeout", type=float, metavar="S",
+                        help="with --endpoint: seconds the server may stay silent before the answer "
+                        "fails (default: 300)")
     parser.add_argument(
         "--template",
         metavar="NAME",
@@ -124,14 +133,15 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def resolve_settings(args: argparse.Namespace, config: Config) -> tuple[Settings, Path | None]:
-    """Flags over the config file over the defaults; and the model file, checked."""
+    """Flags over the config file over the defaults; and the model file, checked (not with
+    --endpoint: the model is the server's)."""
     from engine.errors import printable
     from tui.config import check_model_file
 
     overrides = flag_overrides(args)
     settings = config.settings.updated(overrides)
     model_path = None
-    if settings.model is not None:
+    if settings.model is not None and not getattr(args, "endpoint", None):
         try:
             model_path = check_model_file(str(settings.model))
         except ValueError as exc:
@@ -152,6 +162,27 @@ def check_generation_options(settings: Settings, seed: int | None):
         raise ValueError(" ".join(str(exc).split())) from exc
 
 
+def remote_backend(args: argparse.Namespace, settings: Settings):
+    """The backend for --endpoint (None without it); ValueError (one line) for bad flags."""
+    if not getattr(args, "endpoint", None):
+        if getattr(args, "timeout", None) is not None:
+            raise ValueError("--timeout applies only with --endpoint")
+        return None
+    if args.model is not None:
+        raise ValueError("--model and --endpoint: give one (a model file here, or a server)")
+    if args.timeout is not None and not 0 < args.timeout <= 86400:
+        raise ValueError(f"--timeout {args.timeout:g}: give seconds, more than 0")
+    from engine.errors import CodeupError
+    from engine.remote import Endpoint, api_key_from_env
+    from tui.remote_backend import RemoteBackend
+
+    try:
+        Endpoint.parse(args.endpoint)
+    except CodeupError as exc:
+        raise ValueError(str(exc)) from None
+    return RemoteBackend(args.endpoint, api_key_from_env(), n_ctx=settings.n_ctx, read_timeout=args.timeout)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -163,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(path, must_exist=named)
         settings, model_path = resolve_settings(args, config)
         template, sampling = check_generation_options(settings, args.seed)
+        backend = remote_backend(args, settings)
     except (ValueError, ConfigError) as exc:
         parser.error(str(exc))
 
@@ -174,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     app = CodeupApp(
         project_dir,
-        model_path=model_path,
+        model_path=None if backend is not None else model_path,
+        backend=backend,
         template=template,
         sampling=sampling,
         max_tokens=settings.max_tokens,

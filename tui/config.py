@@ -24,7 +24,6 @@ import math
 import os
 import stat
 import string
-import tempfile
 import tomllib
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from engine.atomic_file import atomic_write_bytes
 from engine.errors import CodeupError, printable
 from engine.sampling import SamplingParams
 from engine.templates import DEFAULT_TEMPLATE, load_template, template_names
@@ -495,41 +495,12 @@ def save_config(config: Config) -> None:
     """
     text = render_config(config.values, config.keys)
     target = config.path.resolve() if config.path.is_symlink() else config.path
-    folder = target.parent
-    tmp: str | None = None
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
         try:
-            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))  # keep the file's permissions
+            mode = stat.S_IMODE(target.stat().st_mode)  # keep the file's permissions
         except FileNotFoundError:
-            pass  # a new file: mkstemp's 0600 suits a private settings file
-        os.replace(tmp, target)
-        tmp = None
-        _fsync_folder(folder)
+            mode = 0o600  # a new file: private, as a settings file should be
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, text.encode("utf-8"), mode)
     except OSError as exc:
         raise ConfigError(f"cannot write {_where(config.path)}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (best effort: not every system can open a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -94,3 +94,17 @@ class HistoryFailed(Message):
     """The history file cannot be used (corrupt, unwritable); history is off from now on."""
 
     reason: str
+
+
+@dataclass
+class FilesChangedOnDisk(Message):
+    """The project watcher's batch of changes (``tui.watch.ChangeBatch``), debounced."""
+
+    batch: Any
+
+
+@dataclass
+class GitStatesRead(Message):
+    """``git status`` was read: absolute path -> "M" (modified) or "U" (untracked)."""
+
+    states: dict

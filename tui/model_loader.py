@@ -112,6 +112,10 @@ class ModelSummary:
     """Facts the engine wants a user to know (for example values it had to assume)."""
     threads: int = 0
     """CPU threads the engine computes with (0: not known)."""
+    location: str = ""
+    """Where the model runs when not in this process ("remote: host:port"); "" here."""
+    estimated_counts: bool = False
+    """Token counts are estimates (a server that cannot tokenize): the UI labels them."""
 
     @classmethod
     def from_model(cls, model: ModelLike, threads: int = 0) -> ModelSummary:

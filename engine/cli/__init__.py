@@ -11,9 +11,9 @@ import sys
 
 from .. import __version__
 from ..errors import CodeupError
-from . import bench, fetch_model, info, run, synth
+from . import bench, convert, fetch_model, info, quantize, run, serve, synth
 
-SUBCOMMANDS = (run, info, fetch_model, synth, bench)
+SUBCOMMANDS = (run, serve, info, fetch_model, synth, bench, quantize, convert)
 EXIT_USAGE = 2
 
 

@@ -1,5 +1,6 @@
 """`codeup run`: generate from a prompt, or chat in the Alpaca format (-i --instruct), with
-llama.cpp main's flags. Text streams to stdout; timings go to stderr."""
+llama.cpp main's flags. Text streams to stdout; timings go to stderr. With --endpoint the
+model is an OpenAI-compatible server's (engine/remote.py); everything else is the same."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import os
 import sys
 
-from ..errors import UsageError
+from ..errors import CodeupError, UsageError
 
 YELLOW, GREEN, RESET = "\x1b[33m", "\x1b[1;32m", "\x1b[0m"
 
@@ -21,6 +22,11 @@ def add_parser(sub) -> None:
         description="Generate with a model, like llama.cpp's main. Without -m, the default model.",
     )
     p.add_argument("-m", "--model", metavar="PATH", help="GGUF or GGML v3 model (default: the default model)")
+    p.add_argument("--endpoint", metavar="URL",
+                   help="generate on an OpenAI-compatible server (llama.cpp's, `codeup serve`) instead; "
+                   "API key from $CODEUP_API_KEY, else $OPENAI_API_KEY")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="with --endpoint: seconds the server may stay silent (default 300)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("-p", "--prompt", help="the prompt (raw text; with --template, an instruction)")
     src.add_argument("-f", "--file", metavar="PATH", help="read the prompt from a file")
@@ -64,6 +70,15 @@ def _check(args) -> None:
         raise UsageError(f"-c {args.ctx_size}: the context size must be between 1 and {1 << 20}")
     if args.threads is not None and not 1 <= args.threads <= 1024:
         raise UsageError(f"-t {args.threads}: threads must be between 1 and 1024")
+    if args.endpoint is not None:
+        if args.model is not None:
+            raise UsageError("-m and --endpoint: give one (a model file here, or a server)")
+        if args.threads is not None:
+            raise UsageError("-t applies to a model run here, not with --endpoint")
+        if args.timeout is not None and not 0 < args.timeout <= 86400:
+            raise UsageError(f"--timeout {args.timeout:g}: give seconds, more than 0")
+    elif args.timeout is not None:
+        raise UsageError("--timeout applies only with --endpoint")
 
 
 def _read_prompt(args) -> str | None:
@@ -120,17 +135,61 @@ def run(args: argparse.Namespace) -> int:
     interactive = args.interactive or args.instruct
     if prompt is None and not interactive:
         raise UsageError("give a prompt with -p or -f, or chat with -i --instruct")
-    model = _load(args)
-    from ..generate import Generator
+    if args.endpoint is not None:
+        generator = _RemoteGenerator.connect(args)
+        add_bos = template.add_bos  # None: the server's model decides
+    else:
+        model = _load(args)
+        from ..generate import Generator
 
-    generator = Generator(model)
+        generator = Generator(model)
+        add_bos = template.wants_bos(model.tokenizer.add_bos)
     console = Console(args.color)
     stops = tuple(args.stop) if args.stop is not None else template.stop
-    add_bos = template.wants_bos(model.tokenizer.add_bos)
     if not interactive:
         text = template.render(prompt) if args.template else prompt
         return _one_shot(generator, console, args, text, sampling, stops, add_bos, template.parse_special)
     return _chat(generator, console, args, template, prompt, sampling, stops, add_bos)
+
+
+class _RemotePrompt:
+    """A prompt for a server: its text, and its length in tokens (the server's count)."""
+
+    def __init__(self, text: str, n_tokens: int) -> None:
+        self.text = text
+        self.n_tokens = n_tokens
+
+    def __len__(self) -> int:
+        return self.n_tokens
+
+
+class _RemoteGenerator:
+    """What `run` uses of a Generator (`model.n_ctx`, `tokenize`, `start`), on a server."""
+
+    def __init__(self, client, n_ctx: int) -> None:
+        self.client = client
+        self.model = argparse.Namespace(n_ctx=n_ctx)
+
+    @classmethod
+    def connect(cls, args) -> "_RemoteGenerator":
+        from ..remote import RemoteClient, api_key_from_env
+
+        options = {"read_timeout": args.timeout} if args.timeout is not None else {}
+        client = RemoteClient(args.endpoint, api_key_from_env(), n_ctx=args.ctx_size, **options)
+        info = client.probe()
+        note = "" if info.n_ctx_known else f", context {info.n_ctx} assumed (-c sets it)"
+        print(f"remote: {info.model} on {client.endpoint.url}{note}", file=sys.stderr, flush=True)
+        return cls(client, info.n_ctx)
+
+    def tokenize(self, text: str, add_bos=None, parse_special: bool = False) -> _RemotePrompt:
+        count, estimated = self.client.count_tokens(text, add_bos=add_bos, parse_special=parse_special)
+        return _RemotePrompt(text, count)
+
+    def start(self, prompt, params=None, *, max_tokens=-1, stop=(), add_bos=None, parse_special=False, keep=None):
+        if isinstance(prompt, _RemotePrompt):
+            prompt = prompt.text
+        return self.client.start(prompt, params, max_tokens=max_tokens, stop=stop, add_bos=add_bos,
+                                 parse_special=parse_special, keep=keep)
 
 
 def _load(args):
@@ -202,11 +261,13 @@ def _chat(generator, console, args, template, first, sampling, stops, add_bos) -
             tokens = encode(turns)
         try:
             # the ids, not the text: the prompt is tokenized once per turn
-            handle = generator.start(tokens, sampling, max_tokens=args.n_predict, stop=stops, keep=args.keep)
-        except UsageError as e:
-            console.note(f"codeup: error: {e}")
+            handle = generator.start(tokens, sampling, max_tokens=args.n_predict, stop=stops, keep=args.keep,
+                                     parse_special=template.parse_special)
+            interrupted = stream(handle, console)
+        except CodeupError as e:  # a bad prompt, or the server failed: the chat goes on
+            console.note(f"\ncodeup: error: {e}")
+            console.note("(the answer so far is shown above but not kept; send the instruction again to retry)")
             continue
-        interrupted = stream(handle, console)
         if interrupted:
             console.note("\n[stopped]")
         turns.append((instruction, None, handle.result.text))

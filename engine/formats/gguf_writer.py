@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from ..atomic_file import default_mode, fsync_folder
 from ..errors import CodeupError
 from ..ggml_types import TYPE_TRAITS, GGMLType
 
@@ -345,7 +346,7 @@ class GGUFWriter:
         except OSError as e:
             raise GGUFWriteError(self.path, f"cannot create a file in {folder}: {e.strerror or e}") from None
         try:
-            _set_default_mode(fd)
+            os.fchmod(fd, default_mode())  # mkstemp makes 0600; a model file gets the usual mode
             with os.fdopen(fd, "wb") as f:
                 f.write(self.header_bytes())
                 done = 0
@@ -374,7 +375,7 @@ class GGUFWriter:
             if isinstance(e, OSError):
                 raise GGUFWriteError(self.path, f"cannot write: {e.strerror or e}") from None
             raise
-        _fsync_dir(folder)
+        fsync_folder(folder)
         return self.path
 
     def _resolve_sources(self, tensor_data) -> list[Any]:
@@ -462,27 +463,3 @@ def _exactly(items: Iterable[Any], n: int) -> list[Any]:
     if len(out) != n:
         raise ValueError(f"{len(out)} tensor data sources for {n} tensors")
     return out
-
-
-def _set_default_mode(fd: int) -> None:
-    # mkstemp creates 0600; a model file gets the usual 0666 & ~umask.
-    mask = os.umask(0)
-    os.umask(mask)
-    try:
-        os.fchmod(fd, 0o666 & ~mask)
-    except OSError:
-        pass
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (best effort: not every system lets a folder be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -8,6 +8,7 @@ prompt, generating); they report back with the messages in ``tui.messages``.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from textual.timer import Timer
 from textual.widgets import Footer, TextArea
 
 from tui.context import ContextFiles
+from tui.edits import InsertError, UndoError, UndoStore, apply_plan
+from tui.edits.code_blocks import CodeBlock
+from tui.edits.insert import InsertPlan, resolve_target
 from tui.history import (
     BackgroundHistory,
     SavedFile,
@@ -36,12 +40,14 @@ from tui.messages import (
     FileCounted,
     FileRefused,
     GenerationFinished,
+    GitStatesRead,
     GenerationProgress,
     HistoryFailed,
     SendRefused,
 )
 from tui.model_loader import ModelStatus, describe_error
 from tui.project import FileRefusal, ProjectFiles, check_file, read_text_file
+from tui.project.git_status import git_states
 from tui.prompt import (
     Budget,
     PastTurn,
@@ -54,6 +60,7 @@ from tui.prompt import (
 )
 from tui.screens.file_finder import FileFinder, FinderResult
 from tui.screens.history import HistoryOutcome, HistoryScreen
+from tui.screens.insert_dialog import InsertDialog, InsertOutcome, InsertRequest
 from tui.screens.prompt_view import PromptView
 from tui.widgets import ContextList, Conversation, Exchange, FilePanel, InstructionEditor, StatusBar
 
@@ -156,6 +163,54 @@ class MainScreen(Screen[None]):
             show=False,
             tooltip="List this project's saved conversations: Enter resumes one, d deletes one.",
         ),
+        # Code blocks: alt+ keys work with the focus anywhere. A terminal sends alt+x as ESC x,
+        # which Textual reads as alt+x carrying the character "x": without priority the
+        # editor would type the x. ctrl+i is Tab and ctrl+z the editor's undo: neither is used.
+        Binding(
+            "alt+n",
+            "next_block",
+            "Next block",
+            id="next-block",
+            priority=True,
+            show=False,
+            tooltip="Select the next code block of the answers (the last one first).",
+        ),
+        Binding(
+            "alt+p",
+            "previous_block",
+            "Previous block",
+            id="previous-block",
+            priority=True,
+            show=False,
+            tooltip="Select the previous code block of the answers.",
+        ),
+        Binding(
+            "alt+i",
+            "insert_block",
+            "Insert block",
+            id="insert-block",
+            priority=True,
+            show=False,
+            tooltip="Insert the selected code block (the last one when none is) into a file: diff first, then y.",
+        ),
+        Binding(
+            "alt+y",
+            "copy_block",
+            "Copy block",
+            id="copy-block",
+            priority=True,
+            show=False,
+            tooltip="Copy the selected code block (the last one when none is) to the clipboard (OSC 52).",
+        ),
+        Binding(
+            "alt+u",
+            "undo_insert",
+            "Undo insert",
+            id="undo-insert",
+            priority=True,
+            show=False,
+            tooltip="Undo the last insert: the file back byte for byte (refused if it changed since).",
+        ),
     ]
 
     def __init__(self, project_dir: Path) -> None:
@@ -183,6 +238,13 @@ class MainScreen(Screen[None]):
         self._editor_text = ""  # kept here: at unmount the editor may be gone already
         self._saved_selection: tuple[SavedFile, ...] = ()
         self._restored = False  # the draft and selection are saved only once the saved ones are in
+        # Inserting code blocks (tui/edits): the undo snapshots, the selected block, and the
+        # digests of what our own inserts and undos wrote (not a change "since the prompt").
+        self.undo_store = UndoStore(project_dir)
+        self._selection: tuple[int, int] | None = None  # (exchange id, block index)
+        self._own_digests: dict[str, set[str]] = {}
+        self._recent_targets: list[str] = []  # files inserted into this session, latest first
+        self._edit_lock = threading.Lock()  # one write or undo at a time, in the order asked
 
     @property
     def codeup(self) -> CodeupApp:
@@ -203,6 +265,7 @@ class MainScreen(Screen[None]):
         self.watch(self.app, "model_status", self._show_model_status)
         self.query_one(ContextList).show_files(self.context)
         self.load_saved_state()
+        self.refresh_git()
 
     def on_unmount(self) -> None:
         # At exit: the draft as typed, and an answer still streaming as far as it got, then
@@ -307,7 +370,7 @@ class MainScreen(Screen[None]):
         self._budget_timer = None
         if not self.model_ready or not self.context.all_counted:
             return
-        files = [(entry.path, entry.text or "") for entry in self.context]
+        files = [(entry.path, entry.text or "") for entry in self.context if not entry.missing]
         self.count_budget(self.query_one(InstructionEditor).text, files, tuple(self.history))
 
     @work(thread=True, exclusive=True, group="budget", exit_on_error=False)
@@ -343,7 +406,9 @@ class MainScreen(Screen[None]):
     def on_budget_counted(self, message: BudgetCounted) -> None:
         self.budget = message.budget
         editor = self.query_one(InstructionEditor)
-        editor.border_subtitle = message.budget.line() + ("" if message.budget.fits else " · too long")
+        # A server that cannot tokenize gives estimates (tui/remote_backend.py): say so.
+        estimated = "estimated: " if getattr(self.codeup.backend, "estimated_counts", False) else ""
+        editor.border_subtitle = estimated + message.budget.line() + ("" if message.budget.fits else " · too long")
         editor.set_class(not message.budget.fits, "-over-budget")
 
     # -- sending and streaming --------------------------------------------------------------
@@ -367,7 +432,10 @@ class MainScreen(Screen[None]):
         if not instruction:
             self.notify("Write an instruction first.", severity="warning")
             return
-        self._send(SendRequest(instruction, tuple(self.context.paths), tuple(self.history)))
+        self._send(SendRequest(instruction, tuple(self.context.present_paths), tuple(self.history)))
+        missing = [entry.path for entry in self.context if entry.missing]
+        if missing:
+            self.notify(f"Left out (deleted on disk): {', '.join(missing)}.", title="Context", severity="warning")
 
     def action_regenerate(self) -> None:
         if self.generating or not self.history:
@@ -414,7 +482,7 @@ class MainScreen(Screen[None]):
             _prompt, input_text = render_prompt(template, request.history, request.instruction, sending)
             turn = PastTurn(request.instruction, input_text, "", tuple((p, text_digest(t)) for p, t in sending))
             exchange_id = next(self._ids)
-            self.app.call_from_thread(self._open_exchange, exchange_id, request, turn)
+            self.app.call_from_thread(self._open_exchange, exchange_id, request, turn, dict(files))
             handle = app.backend.start(
                 prompt,
                 params=app.sampling,
@@ -459,10 +527,20 @@ class MainScreen(Screen[None]):
         error = describe_error(result.error) if result.error is not None else None
         self.post_message(GenerationFinished(exchange_id, result.text, reason, error, handle.timings()))
 
-    async def _open_exchange(self, exchange_id: int, request: SendRequest, turn: PastTurn) -> None:
+    async def _open_exchange(self, exchange_id: int, request: SendRequest, turn: PastTurn,
+                             files: dict[str, str] | None = None) -> None:
         self._active = exchange_id
         self._pending_turn = turn
-        exchange = Exchange(exchange_id, request.instruction, tuple(path for path, _ in turn.files))
+        files = files or {}
+        # Every file the prompt was built from, with its digest: an insert checks the file
+        # on disk still holds that text.
+        exchange = Exchange(exchange_id, request.instruction, tuple(path for path, _ in turn.files),
+                            file_digests={path: text_digest(text) for path, text in files.items()},
+                            file_texts=files)
+        self._clear_block_selection()  # a new answer: alt+i means its blocks from now on
+        if files:
+            self.context.clear_changed(files)  # sent as they are now: no "changed" badge
+            self._context_changed()
         await self.query_one(Conversation).add_exchange(exchange)
         self._begin_saved_turn(exchange, request, turn)
         editor = self.query_one(InstructionEditor)
@@ -560,7 +638,7 @@ class MainScreen(Screen[None]):
     # -- the prompt view -------------------------------------------------------------------
 
     def action_show_prompt(self) -> None:
-        self.build_prompt_view(self.query_one(InstructionEditor).text.strip(), tuple(self.context.paths),
+        self.build_prompt_view(self.query_one(InstructionEditor).text.strip(), tuple(self.context.present_paths),
                                tuple(self.history))
 
     @work(thread=True, exclusive=True, group="prompt-view", exit_on_error=False)
@@ -581,6 +659,235 @@ class MainScreen(Screen[None]):
             return
         template = self.codeup.template.name
         self.app.call_from_thread(self.app.push_screen, PromptView(prompt, f"{template} · {summary}"))
+
+    # -- code blocks: select, copy, insert, undo (tui/edits) ----------------------------------
+
+    def _block_keys_hint(self) -> str:
+        ids = {b.id: b for b in self.BINDINGS if isinstance(b, Binding)}
+        keys = self.codeup.keys_text
+        return (f"{keys(ids['insert-block'])}: insert · {keys(ids['copy-block'])}: copy · "
+                f"{keys(ids['next-block'])}/{keys(ids['previous-block'])}: next/previous")
+
+    def _selected(self) -> tuple[Exchange, CodeBlock, int, int] | None:
+        """(exchange, block, its position, how many the answer has) of the selection."""
+        if self._selection is None:
+            return None
+        exchange = self.query_one(Conversation).get_exchange(self._selection[0])
+        if exchange is None:
+            self._selection = None
+            return None
+        blocks = exchange.code_blocks()
+        index = self._selection[1]
+        if not 0 <= index < len(blocks):
+            self._selection = None
+            return None
+        return exchange, blocks[index], index, len(blocks)
+
+    def select_block(self, step: int) -> tuple[Exchange, CodeBlock, int, int] | None:
+        """Move the selection ``step`` blocks on (0: keep it, or take the last block)."""
+        conversation = self.query_one(Conversation)
+        blocks = conversation.all_blocks()
+        if not blocks:
+            self.notify("No code block in the answers yet.", severity="warning")
+            return None
+        current = None
+        if self._selected() is not None:
+            assert self._selection is not None
+            for n, (exchange, index) in enumerate(blocks):
+                if (exchange.exchange_id, index) == self._selection:
+                    current = n
+        if current is None:
+            position = len(blocks) - 1
+        else:
+            position = (current + step) % len(blocks)
+        self._clear_block_selection()
+        exchange, index = blocks[position]
+        exchange.select_block(index, self._block_keys_hint())
+        self._selection = (exchange.exchange_id, index)
+        target = exchange.fence_widget(index) or exchange
+        conversation.scroll_to_widget(target, animate=False, top=False)
+        return self._selected()
+
+    def _clear_block_selection(self) -> None:
+        self._selection = None
+        for exchange in self.query_one(Conversation).exchanges:
+            if exchange.selected_block is not None:
+                exchange.select_block(None)
+
+    def action_next_block(self) -> None:
+        self.select_block(1)
+
+    def action_previous_block(self) -> None:
+        self.select_block(-1)
+
+    def _selected_or_last(self) -> tuple[Exchange, CodeBlock, int, int] | None:
+        return self._selected() or self.select_block(0)
+
+    def action_copy_block(self) -> None:
+        selected = self._selected_or_last()
+        if selected is not None:
+            self.app.copy_to_clipboard(selected[1].text)
+
+    def action_insert_block(self) -> None:
+        selected = self._selected_or_last()
+        if selected is None:
+            return
+        exchange, block, index, count = selected
+        targets: list[str] = []
+        if block.path_hint:
+            try:
+                targets.append(resolve_target(self.project_dir, block.path_hint)[0])
+            except InsertError:
+                pass
+        targets += [path for path in exchange.file_digests if path not in targets]
+        targets += [path for path in self.context.present_paths if path not in targets]
+        targets += [path for path in self._recent_targets if path not in targets]
+        node = self.query_one(FilePanel).cursor_node
+        if node is not None and node.data is not None and not node.allow_expand:
+            rel = self.project.relative(node.data.path)
+            if rel not in targets:
+                targets.append(rel)
+        request = InsertRequest(
+            block=block,
+            position=f"{index + 1}/{count}",
+            project_dir=self.project_dir,
+            targets=tuple(targets),
+            prompt_digests=dict(exchange.file_digests),
+            prompt_texts=dict(exchange.file_texts),
+            own_digests={path: frozenset(digests) for path, digests in self._own_digests.items()},
+        )
+        exchange_id = exchange.exchange_id
+
+        def answered(outcome: InsertOutcome | None) -> None:
+            if outcome is None:
+                return
+            if outcome.rerun:
+                self._rerun(exchange_id)
+            elif outcome.plan is not None:
+                self.write_insert(outcome.plan)
+
+        self.app.push_screen(InsertDialog(request), answered)
+
+    def _rerun(self, exchange_id: int) -> None:
+        """Ask an exchange's instruction again (a new turn) on the files as they are now."""
+        exchange = self.query_one(Conversation).get_exchange(exchange_id)
+        if exchange is None:
+            return
+        self._send(SendRequest(exchange.instruction, tuple(self.context.present_paths), tuple(self.history),
+                               clear_editor=False))
+
+    def _expect_write(self, path: Path, data: bytes | None) -> None:
+        watcher = getattr(self.codeup, "watcher", None)
+        if watcher is not None:
+            watcher.expect_write(path, data)
+
+    @work(thread=True, group="edits", exit_on_error=False)
+    def write_insert(self, plan: InsertPlan) -> None:
+        """Write a confirmed insert (snapshot first); a refusal is told, the file untouched."""
+        try:
+            with self._edit_lock:
+                apply_plan(plan, self.undo_store, lambda p: self._expect_write(p.path, p.new_bytes))
+        except InsertError as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="Not inserted", severity="error", timeout=10)
+            return
+        self.app.call_from_thread(self._file_written, plan.rel, plan.new_text,
+                                  f"Wrote {plan.rel} ({plan.summary}).")
+
+    def _file_written(self, rel: str, text: str | None, note: str) -> None:
+        self._recent_targets = [rel, *(path for path in self._recent_targets if path != rel)][:10]
+        if text is not None:
+            self._own_digests.setdefault(rel, set()).add(text_digest(text))
+        if rel in self.context:
+            self.count_file(rel)  # the next prompt has the new text; no "changed" badge: it is ours
+        undo = next(b for b in self.BINDINGS if isinstance(b, Binding) and b.id == "undo-insert")
+        self.notify(f"{note} {self.codeup.keys_text(undo)}: undo.", title="Inserted")
+        self.refresh_git()
+
+    @work(thread=True, group="edits", exit_on_error=False)
+    def action_undo_insert(self) -> None:
+        with self._edit_lock:
+            entry = self.undo_store.last()
+            if entry is None:
+                self.app.call_from_thread(self.notify, "Nothing to undo.", severity="warning")
+                return
+            try:
+                self._expect_write(self.project_dir / entry.path, entry.before())
+                restored = self.undo_store.undo(entry)
+            except (UndoError, OSError) as exc:
+                self.app.call_from_thread(self.notify, str(exc), title="Not undone", severity="error", timeout=10)
+                return
+        text = restored.decode("utf-8", "surrogateescape") if restored is not None else None
+        self.app.call_from_thread(self._undone, entry.path, text)
+
+    def _undone(self, rel: str, text: str | None) -> None:
+        if text is not None:
+            self._own_digests.setdefault(rel, set()).add(text_digest(text))
+        if rel in self.context:
+            if text is None:
+                self.context.mark_missing(rel)
+                self._context_changed()
+            else:
+                self.count_file(rel)
+        self.notify(f"{rel} is back as it was." if text is not None else f"{rel} removed (the insert created it).",
+                    title="Undone")
+        self.refresh_git()
+
+    # -- the project on disk: watch events and git state ----------------------------------------
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.project_dir.resolve()).as_posix()
+        except ValueError:
+            return self.project.relative(path)
+
+    def files_changed(self, batch) -> None:
+        """A batch from the project watcher (``tui.watch.ChangeBatch``): context files changed
+        on disk are re-read and recounted (badge "changed"), deleted ones marked missing,
+        renamed ones followed; the tree and the git marks refresh. An answer streaming now is
+        not touched: the next prompt reads the files again."""
+        touched = False
+        renamed, gone = [], []
+        for old, new in batch.moved:
+            old_rel, new_rel = self._relative(old), self._relative(new)
+            if old_rel in self.context and self.context.rename(old_rel, new_rel):
+                renamed.append(f"{old_rel} → {new_rel}")
+                self.count_file(new_rel)
+                touched = True
+        for path in batch.deleted:
+            rel = self._relative(path)
+            entry = self.context.get(rel)
+            if entry is not None and not entry.missing:
+                self.context.mark_missing(rel)
+                gone.append(rel)
+                touched = True
+        for path in batch.changed:
+            rel = self._relative(path)
+            if rel in self.context:
+                self.context.mark_changed(rel)
+                self.count_file(rel)
+                touched = True
+        if renamed:
+            self.notify(f"Renamed on disk: {', '.join(renamed)}; the context follows.", title="Context")
+        if gone:
+            self.notify(f"Deleted on disk: {', '.join(gone)}; left out of the next prompt.", title="Context",
+                        severity="warning")
+        if batch.ignore_changed:
+            self.project.ignore.clear()
+        # Entries that .gitignore hides (build output, caches) never show: no reload for them.
+        if batch.ignore_changed or (batch.tree_changed and any(not self.project.is_ignored(path)
+                                                               for path in batch.entries)):
+            self.query_one(FilePanel).reload_for_changes(batch.ignore_changed)
+        if touched:
+            self._context_changed()
+        self.refresh_git()
+
+    @work(thread=True, exclusive=True, group="git", exit_on_error=False)
+    def refresh_git(self) -> None:
+        """``git status`` (read-only) for the tree's M/U marks."""
+        self.post_message(GitStatesRead(git_states(self.project_dir)))
+
+    def on_git_states_read(self, message: GitStatesRead) -> None:
+        self.query_one(FilePanel).show_git(message.states)
 
     # -- saved history: turns, the draft, the selection (tui/history.py) ---------------------
 
@@ -748,7 +1055,8 @@ class MainScreen(Screen[None]):
         for turn in turns:
             state, state_text = resumed_state(turn)
             exchanges.append(Exchange(next(self._ids), turn.instruction, tuple(path for path, _ in turn.files),
-                                      answer=turn.answer, state=state, state_text=state_text))
+                                      answer=turn.answer, state=state, state_text=state_text,
+                                      file_digests=dict(turn.files)))
         await self.query_one(Conversation).show_exchanges(exchanges)
         # An answer that failed is shown but not part of what the model is told next.
         self.history = [PastTurn(turn.instruction, turn.input_text, turn.answer, turn.files)

@@ -32,7 +32,12 @@ class ContextList(Static):
             lines = []
             for entry in files:
                 tokens = "…" if entry.tokens is None else short_count(entry.tokens)
+                if entry.missing:
+                    tokens = "gone"
                 notes = (" (ignored)" if entry.ignored else "") + (" (sent)" if entry.path in sent else "")
+                # Changed on disk since added or sent (re-read and recounted); deleted on disk.
+                notes += (" (changed)" if entry.changed and not entry.missing else "") + (
+                    " (missing)" if entry.missing else "")
                 # The count first: a long path is cut at the right edge, the count never is.
                 lines.append(f"{tokens:>4} {entry.path}{notes}")
             self.text = "\n".join(lines)

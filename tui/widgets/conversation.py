@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 
 from tui.model_loader import ModelStatus
@@ -17,7 +19,22 @@ class Conversation(VerticalScroll):
 
     While an answer streams the view is anchored to the end; scrolling up releases the
     anchor (Textual's ``anchor``), and scrolling back to the end takes it again.
+
+    With the focus here, plain keys walk the answers' code blocks and act on the selected
+    one (the main screen's alt+ keys do the same from anywhere; these need no alt key,
+    which some terminals do not send).
     """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("right_square_bracket", "screen.next_block", "Next block", id="conversation-next-block",
+                tooltip="Select the next code block of the answers."),
+        Binding("left_square_bracket", "screen.previous_block", "Previous block", id="conversation-previous-block",
+                tooltip="Select the previous code block of the answers."),
+        Binding("i", "screen.insert_block", "Insert", id="conversation-insert-block",
+                tooltip="Insert the selected code block into a file (preview first)."),
+        Binding("y", "screen.copy_block", "Copy block", id="conversation-copy-block",
+                tooltip="Copy the selected code block to the clipboard (OSC 52)."),
+    ]
 
     def __init__(
         self,
@@ -62,3 +79,8 @@ class Conversation(VerticalScroll):
             await self.mount_all(exchanges)
         self.scroll_end(animate=False)
         self.anchor()
+
+    def all_blocks(self) -> list[tuple[Exchange, int]]:
+        """(exchange, block index) of every selectable code block, top to bottom."""
+        return [(exchange, index) for exchange in self.query(Exchange)
+                for index in range(len(exchange.code_blocks()))]

@@ -6,7 +6,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Markdown, Static
-from textual.widgets._markdown import MarkdownStream
+from textual.widgets._markdown import MarkdownFence, MarkdownStream
+
+from tui.edits.code_blocks import CodeBlock, find_code_blocks
 
 
 class Exchange(Vertical):
@@ -16,6 +18,11 @@ class Exchange(Vertical):
     fragments when they come faster than they can be rendered. ``state`` is "generating",
     "done", "stopped" or "error"; the CSS class ``-<state>`` follows it. A turn resumed from
     history is built finished: its ``answer``, ``state`` and ``state_text`` given at once.
+
+    The answer's fenced code blocks can be selected (``select_block``): the block's fence is
+    outlined (class ``-selected-block``) and a line under the answer names it and the keys.
+    ``file_digests`` are the (path -> digest) of the files the prompt was built from, and
+    ``file_texts`` their text then (for showing what changed before an insert).
     """
 
     def __init__(
@@ -27,6 +34,8 @@ class Exchange(Vertical):
         answer: str = "",
         state: str = "generating",
         state_text: str = "processing the prompt…",
+        file_digests: dict[str, str] | None = None,
+        file_texts: dict[str, str] | None = None,
     ) -> None:
         super().__init__(id=f"exchange-{exchange_id}")
         self.exchange_id = exchange_id
@@ -37,6 +46,9 @@ class Exchange(Vertical):
         self.state = state
         self.state_text = state_text
         self._stream: MarkdownStream | None = None
+        self.file_digests: dict[str, str] = dict(file_digests or {})
+        self.file_texts: dict[str, str] = dict(file_texts or {})
+        self.selected_block: int | None = None
 
     def compose(self) -> ComposeResult:
         head = "› " + self.instruction.replace("\n", "\n  ")
@@ -44,6 +56,7 @@ class Exchange(Vertical):
             head += "\n  files: " + ", ".join(self.files)
         yield Static(Content(head), classes="instruction", markup=False)
         yield Markdown(self.answer, classes="answer")
+        yield Static("", classes="block-bar", markup=False)
         yield Static(Content(self.state_text), classes="state", markup=False)
 
     def on_mount(self) -> None:
@@ -73,3 +86,45 @@ class Exchange(Vertical):
         self.state_text = text
         self.add_class(f"-{state}")
         self.query_one(".state", Static).update(Content(text))
+
+    # -- code blocks ------------------------------------------------------------------------
+
+    def code_blocks(self) -> list[CodeBlock]:
+        """The answer's blocks; while it streams, only those already closed."""
+        blocks = find_code_blocks(self.answer)
+        if self.state == "generating":
+            blocks = [block for block in blocks if block.closed]
+        return blocks
+
+    def fence_widget(self, index: int) -> MarkdownFence | None:
+        """The rendered fence of block ``index`` (None when the rendering differs)."""
+        fences = list(self.markdown.query(MarkdownFence))
+        if len(fences) != len(find_code_blocks(self.answer)) or not 0 <= index < len(fences):
+            return None
+        return fences[index]
+
+    def select_block(self, index: int | None, keys: str = "") -> CodeBlock | None:
+        """Select block ``index`` (None: no selection); ``keys`` is the hint shown with it."""
+        for fence in self.markdown.query(MarkdownFence):
+            if fence.has_class("-selected-block"):
+                fence.remove_class("-selected-block")
+                fence.border_title = fence.border_subtitle = None
+        bar = self.query_one(".block-bar", Static)
+        blocks = self.code_blocks()
+        if index is None or not 0 <= index < len(blocks):
+            self.selected_block = None
+            bar.update("")
+            self.remove_class("-has-selection")
+            return None
+        self.selected_block = index
+        block = blocks[index]
+        fence = self.fence_widget(index)
+        title = f"▶ block {index + 1}/{len(blocks)} · {block.label()}"
+        if fence is not None:
+            # Named on its own border too: the line under the answer may be out of view.
+            fence.add_class("-selected-block")
+            fence.border_title = title
+            fence.border_subtitle = keys or None
+        bar.update(Content(title + (f" · {keys}" if keys else "")))
+        self.add_class("-has-selection")
+        return block

@@ -15,7 +15,9 @@ from textual.widgets import DirectoryTree
 from textual.widgets._tree import TreeNode
 from textual.widgets._directory_tree import DirEntry
 
+from tui.edits.undo import STATE_FOLDER
 from tui.project import ProjectFiles, check_file
+from tui.project.git_status import MODIFIED, state_of
 from tui.prompt import short_count
 
 
@@ -26,7 +28,9 @@ class FilePanel(DirectoryTree):
     panel posts ``ToggleRequested`` and the screen decides. Selected files carry a check
     mark and their token count; files that cannot be context (binary, too large) are marked
     with the reason. The root node itself is hidden (the panel's border title names the
-    project), so the top-level entries start at the left edge of a narrow panel.
+    project), so the top-level entries start at the left edge of a narrow panel. Where git
+    is present, a file git sees as modified is marked ``M`` and an untracked one ``U``
+    (``show_git``). The tool's own ``.codeup/`` folder (undo snapshots) is not listed.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -62,12 +66,14 @@ class FilePanel(DirectoryTree):
         """Selected files (absolute paths) and their token counts (None: not counted yet)."""
         self.refusals: dict[Path, str] = {}
         """Files listed that cannot be context, with the reason."""
+        self.git_states: dict[Path, str] = {}
+        """Absolute path -> "M" or "U" (``git status``); empty without git."""
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         # Runs in the tree's loader thread: the ignore files and the 8 KB sniff are read here.
         kept = []
         for path in paths:
-            if self.project.is_ignored(path):
+            if self.project.is_ignored(path) or (path.name == STATE_FOLDER and path.parent == self.project_dir):
                 continue
             if not self._safe_is_dir(path):
                 reason = check_file(path)
@@ -81,11 +87,28 @@ class FilePanel(DirectoryTree):
         self.selected = dict(selected)
         self._invalidate()
 
+    def show_git(self, states: dict[Path, str]) -> None:
+        """Mark the files git sees as modified or untracked, and redraw."""
+        if states != self.git_states:
+            self.git_states = dict(states)
+            self._invalidate()
+
+    def reload_for_changes(self, ignore_changed: bool) -> None:
+        """Files appeared or went on disk (or the ignore rules changed): list them again,
+        keeping what is open and the cursor (Textual's reload does)."""
+        if ignore_changed:
+            self.project.ignore.clear()
+        self.refusals.clear()
+        self.reload()
+
     def render_label(self, node: TreeNode[DirEntry], base_style: Style, style: Style) -> Text:
         label = super().render_label(node, base_style, style)
         if node.data is None or node._allow_expand:
             return label
         path = node.data.path
+        git = state_of(self.git_states, path) if self.git_states else None
+        if git is not None:
+            label.append(f" {git}", style="bold yellow" if git == MODIFIED else "dim")
         if path in self.selected:
             tokens = self.selected[path]
             mark = Text("✓", style="bold green")

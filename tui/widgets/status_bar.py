@@ -1,4 +1,5 @@
-"""One line at the bottom of the screen: the model, the context used, live speed."""
+"""One line at the bottom of the screen: the model (or the server it runs on), the context
+used, live speed."""
 
 from __future__ import annotations
 
@@ -14,16 +15,20 @@ NAME_WIDTH = 20
 """The model name is cut to this many columns while speeds are shown (80 columns fit)."""
 
 
-def speed_text(timings: Any, generating: bool) -> str:
-    """"prompt 45/120" while the prompt is processed, then "prompt 310 t/s · gen 24.8 t/s"."""
+def speed_text(timings: Any, generating: bool, remote: bool = False) -> str:
+    """"prompt 45/120" while the prompt is processed, then "prompt 310 t/s · gen 24.8 t/s".
+
+    ``remote``: only the generation speed (a server's prompt time, seen from here, is the
+    wait for its first token, network included; and 80 columns must also fit the host)."""
     total, evaluated = timings.prompt_tokens, timings.prompt_evaluated
     if generating and total and not timings.generated_tokens:
         return f"prompt: {evaluated} new of {total}"
     parts = []
-    if timings.prompt_tokens_per_second:
-        parts.append(f"prompt {timings.prompt_tokens_per_second:.0f} t/s")
-    elif total:
-        parts.append("prompt cached")
+    if not remote:
+        if timings.prompt_tokens_per_second:
+            parts.append(f"prompt {timings.prompt_tokens_per_second:.0f} t/s")
+        elif total:
+            parts.append("prompt cached")
     if timings.generation_tokens_per_second:
         parts.append(f"gen {timings.generation_tokens_per_second:.1f} t/s")
     return " · ".join(parts)
@@ -58,7 +63,14 @@ class StatusBar(Static):
             return status.text
         s = status.summary
         name = s.name if not self.speed or len(s.name) <= NAME_WIDTH else s.name[: NAME_WIDTH - 1] + "…"
-        parts = [name, s.file_type, f"ctx {self.context_used}/{s.context_text}"]
+        # A remote model says where it runs instead of its file type; counts a server could
+        # not make are estimates, and say so.
+        where = s.location or s.file_type
+        if s.estimated_counts:
+            context = f"ctx ~{self.context_used}/{s.context_text}" + ("" if self.speed else " (estimated)")
+        else:
+            context = f"ctx {self.context_used}/{s.context_text}"
+        parts = [name, where, context]
         if s.threads:
             parts.append(f"{s.threads} thr")
         line = " · ".join(parts)
@@ -79,7 +91,8 @@ class StatusBar(Static):
         self._refresh_text()
 
     def show_timings(self, timings: Any, generating: bool) -> None:
-        self.speed = speed_text(timings, generating)
+        summary = self.status.summary
+        self.speed = speed_text(timings, generating, remote=bool(summary is not None and summary.location))
         if generating:
             self.context_used = timings.prompt_tokens + timings.generated_tokens
         self._refresh_text()

@@ -1,0 +1,105 @@
+"""`codeup serve`: the model behind an OpenAI-compatible HTTP API (engine/server.py).
+
+Listens on 127.0.0.1 only unless told otherwise: another address needs --allow-external,
+and then a warning is printed (anyone who can reach the port can use the model; set
+--api-key). The first line on stdout says where it listens (with --port 0, the port the
+system picked)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from ..errors import UsageError
+
+API_KEY_ENV = "CODEUP_SERVE_API_KEY"
+
+
+def add_parser(sub) -> None:
+    from . import add_model_overrides
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the model over an OpenAI-compatible HTTP API",
+        description="Serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, "
+        "/v1/models, /tokenize, /health), one generation at a time. Without -m, the default model.",
+    )
+    p.add_argument("-m", "--model", metavar="PATH", help="GGUF or GGML v3 model (default: the default model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    p.add_argument("--allow-external", action="store_true",
+                   help="allow --host to be an address other machines can reach")
+    p.add_argument("--api-key", metavar="KEY",
+                   help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set, else no key)")
+    p.add_argument("--template", metavar="NAME", help="prompt template for /v1/chat/completions (default alpaca)")
+    p.add_argument("-c", "--ctx-size", type=int, metavar="N", help="context size (default: the model's, at most 4096)")
+    p.add_argument("-t", "--threads", type=int, metavar="N", help="threads (default: all cores)")
+    p.add_argument("--max-queue", type=int, default=64, metavar="N",
+                   help="requests that may wait for the engine; more get 503 (default 64)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
+    add_model_overrides(p, context_length=False)
+    p.set_defaults(run=run)
+
+
+def _check(args) -> str | None:
+    """The API key; UsageError for a bad option."""
+    from ..server import is_loopback
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: use 0 (any free port) to 65535")
+    if args.max_queue < 0:
+        raise UsageError(f"--max-queue {args.max_queue}: use 0 or more")
+    if args.ctx_size is not None and not 1 <= args.ctx_size <= 1 << 20:
+        raise UsageError(f"-c {args.ctx_size}: the context size must be between 1 and {1 << 20}")
+    if args.threads is not None and not 1 <= args.threads <= 1024:
+        raise UsageError(f"-t {args.threads}: threads must be between 1 and 1024")
+    if not is_loopback(args.host) and not args.allow_external:
+        raise UsageError(f"--host {args.host} can be reached from other machines: add --allow-external to "
+                         "serve them (and set --api-key)")
+    api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
+    if api_key is not None and not api_key.strip():
+        raise UsageError("--api-key is empty")
+    return api_key.strip() if api_key else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..server import CodeupServer, is_loopback, make_http_server
+    from ..templates import load_template
+    from .run import _load
+
+    api_key = _check(args)
+    template = load_template(args.template or "alpaca")
+    # Bind before loading: a port in use fails at once. Connections made while the model
+    # loads wait in the listen backlog.
+    httpd = make_http_server(None, args.host, args.port)
+    try:
+        model = _load(args)
+    except BaseException:
+        httpd.server_close()
+        raise
+    log = (lambda line: print(f"codeup serve: {line}", file=sys.stderr, flush=True)) if args.verbose else None
+    app = httpd.app = CodeupServer(model, template, api_key=api_key, max_queue=args.max_queue, log=log)
+    host, port = httpd.server_address[:2]
+    shown = f"[{host}]" if ":" in host else host
+    if not is_loopback(args.host):
+        print(f"codeup serve: warning: listening on {shown}:{port}, reachable from other machines"
+              + ("" if api_key else " by anyone, with no API key (--api-key)"), file=sys.stderr, flush=True)
+
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"codeup serve: {app.model_id} (context {model.n_ctx}, chat template {template.name}) on "
+          f"http://{shown}:{port}/v1" + (" (API key required)" if api_key else "") + " - Ctrl+C stops",
+          flush=True)
+    try:
+        httpd.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        print("codeup serve: stopped", file=sys.stderr, flush=True)
+    finally:
+        app.close()
+        httpd.server_close()
+        model.close()
+    return 0

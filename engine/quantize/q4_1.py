@@ -1,0 +1,35 @@
+"""Q4_1: 32 values per block, f16 d, f16 m (the block minimum) and 4-bit q; x = d * q + m
+(quantize_row_q4_1_ref)."""
+
+from __future__ import annotations
+
+from numba import njit
+
+from ._common import F32, KERNEL, f32_to_f16, put_f16, to_int8, trunc_i32
+
+BLOCK_ELEMS = 32
+BLOCK_BYTES = 20
+FLT_MAX = F32(3.4028234663852886e38)
+
+
+@njit(**KERNEL)
+def quantize_blocks(x, out):
+    for i in range(x.size // 32):
+        xb = x[i * 32 : i * 32 + 32]
+        ob = out[i * 20 : i * 20 + 20]
+        mn = FLT_MAX
+        mx = -FLT_MAX
+        for j in range(32):
+            v = xb[j]
+            if v < mn:
+                mn = v
+            if v > mx:
+                mx = v
+        d = (mx - mn) / F32(15.0)
+        inv = F32(1.0) / d if d != F32(0.0) else F32(0.0)
+        put_f16(ob, 0, f32_to_f16(d))
+        put_f16(ob, 2, f32_to_f16(mn))
+        for j in range(16):
+            q0 = min(15, to_int8(trunc_i32((xb[j] - mn) * inv + F32(0.5))))
+            q1 = min(15, to_int8(trunc_i32((xb[16 + j] - mn) * inv + F32(0.5))))
+            ob[4 + j] = (q0 & 0xFF) | ((q1 << 4) & 0xFF)

@@ -745,19 +745,12 @@ def int8_group_sums(xq, group):
 
 
 @njit(inline="always")
-def rows16_offsets(g, n_out, row_bytes, offs):
-    """offs[r] = byte offset of row r of row group g (a group at the end repeats the last
-    row)."""
+def rows16_offsets(g, n_out, row_bytes):
+    """Byte offsets of the 16 rows of row group g (a group at the end repeats the last row)."""
+    offs = np.empty(16, dtype=np.int64)
     for r in range(16):
         offs[r] = min(g * 16 + r, n_out - 1) * row_bytes
-
-
-@njit(inline="always")
-def task_count(n_groups):
-    """How many parallel tasks to cut n_groups row groups into: enough for any thread count
-    to balance, each allocating its scratch arrays once rather than once per group. (Not
-    from numba.get_num_threads(): a kernel calling it cannot be cached.)"""
-    return min(n_groups, 64)
+    return offs
 
 
 @njit(inline="always")
@@ -941,7 +934,6 @@ __all__ = [
     "i32x16_splat",
     "int8_group_sums",
     "rows16_offsets",
-    "task_count",
     "store_rows16",
     "sum_lanes8",
     "q4x64_load_pair",

@@ -26,7 +26,7 @@ from numba.extending import NativeValue, models, overload, register_model, typeo
 from ..ggml_types import GGMLType
 from . import q2_k, q3_k, q4_k, q5_k, q6_k
 from ._common import MATH_FAST
-from ._int8 import accumulate_q8_k, dpbusd, finish_q8_k, i32x16_add, i32x16_load, i32x16_mul, i32x16_zero, task_count, u8x64_load
+from ._int8 import accumulate_q8_k, dpbusd, finish_q8_k, i32x16_add, i32x16_load, i32x16_mul, i32x16_zero, u8x64_load
 
 # ggml type -> its module (block decoding) and block size in bytes
 _TYPES = {
@@ -138,35 +138,32 @@ def matmul_q8_k(kind, w, n_out, n_in, xq, xd, xbs, n_tok, out):
     nb = n_in // 256
     rb = nb * bb
     pairs = n_tok >= PAIR_MIN_TOKENS
-    n_groups = (n_out + 15) // 16
-    n_tasks = task_count(n_groups)
-    for c in prange(n_tasks):
+    for g in prange((n_out + 15) // 16):
         acc = np.empty(n_tok * 32, dtype=np.float32)  # token t: row a at 32t, row z at 32t + 16
-        for g in range(c * n_groups // n_tasks, (c + 1) * n_groups // n_tasks):
-            step = 2 if pairs else 1
-            for p in range((min(16, n_out - g * 16) + step - 1) // step):
-                ra = g * 16 + step * p
-                acc[:] = 0.0
-                if pairs:
-                    rz = min(ra + 1, n_out - 1)  # an odd last row is paired with itself
-                    for b in range(nb):
-                        da = _decode(kind, w[ra * rb + b * bb : ra * rb + (b + 1) * bb])
-                        dz = _decode(kind, w[rz * rb + b * bb : rz * rb + (b + 1) * bb])
-                        for t in range(n_tok):
-                            x0, x1, x2, x3, bs = _token_block(xq, xbs, t, b, n_in, nb)
-                            dx = xd[t * nb + b]
-                            s, m = _dot(kind, da, x0, x1, x2, x3, bs)
-                            accumulate_q8_k(acc, 32 * t, s, m, da[0], da[1], dx)
-                            s, m = _dot(kind, dz, x0, x1, x2, x3, bs)
-                            accumulate_q8_k(acc, 32 * t + 16, s, m, dz[0], dz[1], dx)
+        step = 2 if pairs else 1
+        for p in range((min(16, n_out - g * 16) + step - 1) // step):
+            ra = g * 16 + step * p
+            acc[:] = 0.0
+            if pairs:
+                rz = min(ra + 1, n_out - 1)  # an odd last row is paired with itself
+                for b in range(nb):
+                    da = _decode(kind, w[ra * rb + b * bb : ra * rb + (b + 1) * bb])
+                    dz = _decode(kind, w[rz * rb + b * bb : rz * rb + (b + 1) * bb])
                     for t in range(n_tok):
-                        out[t * n_out + rz] = finish_q8_k(acc, 32 * t + 16)
-                else:
-                    for b in range(nb):
-                        da = _decode(kind, w[ra * rb + b * bb : ra * rb + (b + 1) * bb])
-                        for t in range(n_tok):
-                            x0, x1, x2, x3, bs = _token_block(xq, xbs, t, b, n_in, nb)
-                            s, m = _dot(kind, da, x0, x1, x2, x3, bs)
-                            accumulate_q8_k(acc, 32 * t, s, m, da[0], da[1], xd[t * nb + b])
+                        x0, x1, x2, x3, bs = _token_block(xq, xbs, t, b, n_in, nb)
+                        dx = xd[t * nb + b]
+                        s, m = _dot(kind, da, x0, x1, x2, x3, bs)
+                        accumulate_q8_k(acc, 32 * t, s, m, da[0], da[1], dx)
+                        s, m = _dot(kind, dz, x0, x1, x2, x3, bs)
+                        accumulate_q8_k(acc, 32 * t + 16, s, m, dz[0], dz[1], dx)
                 for t in range(n_tok):
-                    out[t * n_out + ra] = finish_q8_k(acc, 32 * t)
+                    out[t * n_out + rz] = finish_q8_k(acc, 32 * t + 16)
+            else:
+                for b in range(nb):
+                    da = _decode(kind, w[ra * rb + b * bb : ra * rb + (b + 1) * bb])
+                    for t in range(n_tok):
+                        x0, x1, x2, x3, bs = _token_block(xq, xbs, t, b, n_in, nb)
+                        s, m = _dot(kind, da, x0, x1, x2, x3, bs)
+                        accumulate_q8_k(acc, 32 * t, s, m, da[0], da[1], xd[t * nb + b])
+            for t in range(n_tok):
+                out[t * n_out + ra] = finish_q8_k(acc, 32 * t)

@@ -16,7 +16,6 @@ from ._int8 import (
     i32x16_to_f32,
     i32x16_zero,
     rows16_offsets,
-    task_count,
     store_rows16,
     sum_lanes8,
     transpose_words16,
@@ -118,48 +117,44 @@ def matmul_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
     result of ggml_vec_dot_q4_1_q8_1 on AVX2/AVX-512 (see above); no fastmath."""
     nb = n_in // 32
     rb = nb * 20
-    n_groups = (n_out + _ROWS - 1) // _ROWS
-    n_tasks = task_count(n_groups)
-    for c in prange(n_tasks):
-        rowoff = np.empty(16, dtype=np.int64)
+    for g in prange((n_out + _ROWS - 1) // _ROWS):
+        rowoff = rows16_offsets(g, n_out, rb)
         tb = np.empty(256, dtype=np.uint8)  # the group's 16 x 16 nibble bytes, transposed
         dec = np.empty(512, dtype=np.float32)  # dec[16 e + r]: element e of row r
         dm = np.empty(32, dtype=np.float32)  # the rows' d, then their m
-        acc = np.empty(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
-        msum = np.empty(n_tok * 16, dtype=np.float32)  # sum_b m_b * s_b
+        acc = np.zeros(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
+        msum = np.zeros(n_tok * 16, dtype=np.float32)  # sum_b m_b * s_b
         res = np.empty(_ROWS, dtype=np.float32)
-        for g in range(c * n_groups // n_tasks, (c + 1) * n_groups // n_tasks):
-            rows16_offsets(g, n_out, rb, rowoff)
-            acc[:] = 0.0
-            msum[:] = 0.0
-            zero = vsplat(np.float32(0.0))
-            c16 = vsplat(np.float32(16.0))
-            c1_16 = vsplat(np.float32(0.0625))
-            for b in range(nb):
-                o = b * 20
-                vload_half_pairs16(w, rowoff, o, dm)
-                vtranspose_bytes16(w, rowoff, o + 4, tb)
-                for j in range(16):  # nibbles split in float: hi = floor(q / 16), lo = q - 16 hi
-                    q = vload_u8(tb, 16 * j)
-                    hi = vfloor(vmul(q, c1_16))
-                    vstore(dec, 16 * j, vsub(q, vmul(c16, hi)))
-                    vstore(dec, 256 + 16 * j, hi)
-                dw = vload(dm, 0)
-                mw = vload(dm, 16)
-                for t in range(n_tok):
-                    xb = xq[t * n_in + b * 32 : t * n_in + b * 32 + 32]
-                    d = vmul(dw, vsplat(xd[t * nb + b]))
-                    a = t * 128
-                    for l in range(8):
-                        e = 4 * l
-                        s = vfma(vload(dec, 16 * e), vsplat(xb[e]), zero)  # exact integers
-                        s = vfma(vload(dec, 16 * e + 16), vsplat(xb[e + 1]), s)
-                        s = vfma(vload(dec, 16 * e + 32), vsplat(xb[e + 2]), s)
-                        s = vfma(vload(dec, 16 * e + 48), vsplat(xb[e + 3]), s)
-                        vstore(acc, a + 16 * l, vfma(d, s, vload(acc, a + 16 * l)))
-                    vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
+        zero = vsplat(np.float32(0.0))
+        c16 = vsplat(np.float32(16.0))
+        c1_16 = vsplat(np.float32(0.0625))
+        for b in range(nb):
+            o = b * 20
+            vload_half_pairs16(w, rowoff, o, dm)
+            vtranspose_bytes16(w, rowoff, o + 4, tb)
+            for j in range(16):  # nibbles split in float: hi = floor(q / 16), lo = q - 16 hi
+                q = vload_u8(tb, 16 * j)
+                hi = vfloor(vmul(q, c1_16))
+                vstore(dec, 16 * j, vsub(q, vmul(c16, hi)))
+                vstore(dec, 256 + 16 * j, hi)
+            dw = vload(dm, 0)
+            mw = vload(dm, 16)
             for t in range(n_tok):
-                store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vload(msum, 16 * t)), g, n_out, res)
+                xb = xq[t * n_in + b * 32 : t * n_in + b * 32 + 32]
+                d = vmul(dw, vsplat(xd[t * nb + b]))
+                a = t * 128
+                for l in range(8):
+                    e = 4 * l
+                    s = vfma(vload(dec, 16 * e), vsplat(xb[e]), zero)  # exact integers
+                    s = vfma(vload(dec, 16 * e + 16), vsplat(xb[e + 1]), s)
+                    s = vfma(vload(dec, 16 * e + 32), vsplat(xb[e + 2]), s)
+                    s = vfma(vload(dec, 16 * e + 48), vsplat(xb[e + 3]), s)
+                    vstore(acc, a + 16 * l, vfma(d, s, vload(acc, a + 16 * l)))
+                vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
+        for t in range(n_tok):
+            store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vload(msum, 16 * t)), g, n_out, res)
+
+
 # The same exact product with 8-bit integer dot products, for a few tokens at a time (token
 # generation): as matmul_q8_1, one lane per row for 16 rows, but each block's sixteen rows
 # are turned word-wise (transpose_words16: lane r of vector k = bytes 4k..4k+3 of row r) and
@@ -170,36 +165,30 @@ def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
     """matmul_q8_1 with xq the int8 values as bytes (uint8 view)."""
     nb = n_in // 32
     rb = nb * 20
-    n_groups = (n_out + _ROWS - 1) // _ROWS
-    n_tasks = task_count(n_groups)
-    for c in prange(n_tasks):
-        rowoff = np.empty(16, dtype=np.int64)
+    for g in prange((n_out + _ROWS - 1) // _ROWS):
+        rowoff = rows16_offsets(g, n_out, rb)
         words = np.empty(64, dtype=np.int32)  # words[16 k + r]: bytes 4k..4k+3 of row r's qs
         dm = np.empty(32, dtype=np.float32)  # the rows' d, then their m
-        acc = np.empty(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
-        msum = np.empty(n_tok * 16, dtype=np.float32)  # sum_b m_b * s_b
+        acc = np.zeros(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
+        msum = np.zeros(n_tok * 16, dtype=np.float32)  # sum_b m_b * s_b
         res = np.empty(_ROWS, dtype=np.float32)
-        for g in range(c * n_groups // n_tasks, (c + 1) * n_groups // n_tasks):
-            rows16_offsets(g, n_out, rb, rowoff)
-            acc[:] = 0.0
-            msum[:] = 0.0
-            zero = i32x16_zero()
-            for b in range(nb):
-                o = b * 20
-                vload_half_pairs16(w, rowoff, o, dm)
-                transpose_words16(w, rowoff, o + 4, 4, words)
-                dw = vload(dm, 0)
-                mw = vload(dm, 16)
-                for t in range(n_tok):
-                    xo = t * n_in + b * 32
-                    d = vmul(dw, vsplat(xd[t * nb + b]))
-                    a = t * 128
-                    for k in range(4):  # lanes 0-3: low nibbles (elements 4k..4k+3)
-                        s = dpbusd(zero, i32x16_nibbles(i32x16_load(words, 16 * k), 0), u8x64_splat_word(xq, xo + 4 * k))
-                        vstore(acc, a + 16 * k, vfma(d, i32x16_to_f32(s), vload(acc, a + 16 * k)))
-                    for k in range(4):  # lanes 4-7: high nibbles (elements 16 + 4k..)
-                        s = dpbusd(zero, i32x16_nibbles(i32x16_load(words, 16 * k), 1), u8x64_splat_word(xq, xo + 16 + 4 * k))
-                        vstore(acc, a + 64 + 16 * k, vfma(d, i32x16_to_f32(s), vload(acc, a + 64 + 16 * k)))
-                    vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
+        zero = i32x16_zero()
+        for b in range(nb):
+            o = b * 20
+            vload_half_pairs16(w, rowoff, o, dm)
+            transpose_words16(w, rowoff, o + 4, 4, words)
+            dw = vload(dm, 0)
+            mw = vload(dm, 16)
             for t in range(n_tok):
-                store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vload(msum, 16 * t)), g, n_out, res)
+                xo = t * n_in + b * 32
+                d = vmul(dw, vsplat(xd[t * nb + b]))
+                a = t * 128
+                for k in range(4):  # lanes 0-3: low nibbles (elements 4k..4k+3)
+                    s = dpbusd(zero, i32x16_nibbles(i32x16_load(words, 16 * k), 0), u8x64_splat_word(xq, xo + 4 * k))
+                    vstore(acc, a + 16 * k, vfma(d, i32x16_to_f32(s), vload(acc, a + 16 * k)))
+                for k in range(4):  # lanes 4-7: high nibbles (elements 16 + 4k..)
+                    s = dpbusd(zero, i32x16_nibbles(i32x16_load(words, 16 * k), 1), u8x64_splat_word(xq, xo + 16 + 4 * k))
+                    vstore(acc, a + 64 + 16 * k, vfma(d, i32x16_to_f32(s), vload(acc, a + 64 + 16 * k)))
+                vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
+        for t in range(n_tok):
+            store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vload(msum, 16 * t)), g, n_out, res)

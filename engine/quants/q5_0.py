@@ -19,7 +19,6 @@ from ._int8 import (
     i32x16_to_f32,
     int8_group_sums,
     rows16_offsets,
-    task_count,
     store_rows16,
     sum_lanes8,
     transpose_words16,
@@ -129,41 +128,36 @@ def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
     nb = n_in // 32
     rb = nb * 22
     ysum4 = int8_group_sums(xq, 4)
-    n_groups = (n_out + 15) // 16
-    n_tasks = task_count(n_groups)
-    for c in prange(n_tasks):
-        rowoff = np.empty(16, dtype=np.int64)
+    for g in prange((n_out + 15) // 16):
+        rowoff = rows16_offsets(g, n_out, rb)
         words = np.empty(64, dtype=np.int32)
         qhw = np.empty(16, dtype=np.int32)
         dm = np.empty(32, dtype=np.float32)
-        acc = np.empty(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
+        acc = np.zeros(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
         res = np.empty(16, dtype=np.float32)
-        for g in range(c * n_groups // n_tasks, (c + 1) * n_groups // n_tasks):
-            rows16_offsets(g, n_out, rb, rowoff)
-            acc[:] = 0.0
-            for b in range(nb):
-                o = b * 22
-                vload_half_pairs16(w, rowoff, o, dm)  # d (the second half is qh bytes: unused)
-                transpose_words16(w, rowoff, o + 2, 1, qhw)
-                transpose_words16(w, rowoff, o + 6, 4, words)
-                dw = vload(dm, 0)
-                qh = i32x16_load(qhw, 0)
-                for t in range(n_tok):
-                    xo = t * n_in + b * 32
-                    ys = (t * nb + b) * 8
-                    d = vmul(dw, vsplat(xd[t * nb + b]))
-                    a = t * 128
-                    lanes = (
-                        q5_lane_sum(words, qh, 0, 0, 0, xq, xo, ysum4[ys]),
-                        q5_lane_sum(words, qh, 1, 0, 4, xq, xo + 4, ysum4[ys + 1]),
-                        q5_lane_sum(words, qh, 2, 0, 8, xq, xo + 8, ysum4[ys + 2]),
-                        q5_lane_sum(words, qh, 3, 0, 12, xq, xo + 12, ysum4[ys + 3]),
-                        q5_lane_sum(words, qh, 0, 1, 16, xq, xo + 16, ysum4[ys + 4]),
-                        q5_lane_sum(words, qh, 1, 1, 20, xq, xo + 20, ysum4[ys + 5]),
-                        q5_lane_sum(words, qh, 2, 1, 24, xq, xo + 24, ysum4[ys + 6]),
-                        q5_lane_sum(words, qh, 3, 1, 28, xq, xo + 28, ysum4[ys + 7]),
-                    )
-                    for l in range(8):
-                        vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(lanes[l]), vload(acc, a + 16 * l)))
+        for b in range(nb):
+            o = b * 22
+            vload_half_pairs16(w, rowoff, o, dm)  # d (the second half is qh bytes: unused)
+            transpose_words16(w, rowoff, o + 2, 1, qhw)
+            transpose_words16(w, rowoff, o + 6, 4, words)
+            dw = vload(dm, 0)
+            qh = i32x16_load(qhw, 0)
             for t in range(n_tok):
-                store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vsplat(np.float32(0.0))), g, n_out, res)
+                xo = t * n_in + b * 32
+                ys = (t * nb + b) * 8
+                d = vmul(dw, vsplat(xd[t * nb + b]))
+                a = t * 128
+                lanes = (
+                    q5_lane_sum(words, qh, 0, 0, 0, xq, xo, ysum4[ys]),
+                    q5_lane_sum(words, qh, 1, 0, 4, xq, xo + 4, ysum4[ys + 1]),
+                    q5_lane_sum(words, qh, 2, 0, 8, xq, xo + 8, ysum4[ys + 2]),
+                    q5_lane_sum(words, qh, 3, 0, 12, xq, xo + 12, ysum4[ys + 3]),
+                    q5_lane_sum(words, qh, 0, 1, 16, xq, xo + 16, ysum4[ys + 4]),
+                    q5_lane_sum(words, qh, 1, 1, 20, xq, xo + 20, ysum4[ys + 5]),
+                    q5_lane_sum(words, qh, 2, 1, 24, xq, xo + 24, ysum4[ys + 6]),
+                    q5_lane_sum(words, qh, 3, 1, 28, xq, xo + 28, ysum4[ys + 7]),
+                )
+                for l in range(8):
+                    vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(lanes[l]), vload(acc, a + 16 * l)))
+        for t in range(n_tok):
+            store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vsplat(np.float32(0.0))), g, n_out, res)

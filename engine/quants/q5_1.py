@@ -17,7 +17,6 @@ from ._int8 import (
     i32x16_to_f32,
     i32x16_zero,
     rows16_offsets,
-    task_count,
     store_rows16,
     sum_lanes8,
     transpose_words16,
@@ -120,44 +119,38 @@ def _lane_sum(words, qh, k, high, first_bit, xq, xo):
 def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
     nb = n_in // 32
     rb = nb * 24
-    n_groups = (n_out + 15) // 16
-    n_tasks = task_count(n_groups)
-    for c in prange(n_tasks):
-        rowoff = np.empty(16, dtype=np.int64)
+    for g in prange((n_out + 15) // 16):
+        rowoff = rows16_offsets(g, n_out, rb)
         words = np.empty(64, dtype=np.int32)
         qhw = np.empty(16, dtype=np.int32)
         dm = np.empty(32, dtype=np.float32)
-        acc = np.empty(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
-        msum = np.empty(n_tok * 16, dtype=np.float32)
+        acc = np.zeros(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
+        msum = np.zeros(n_tok * 16, dtype=np.float32)
         res = np.empty(16, dtype=np.float32)
-        for g in range(c * n_groups // n_tasks, (c + 1) * n_groups // n_tasks):
-            rows16_offsets(g, n_out, rb, rowoff)
-            acc[:] = 0.0
-            msum[:] = 0.0
-            for b in range(nb):
-                o = b * 24
-                vload_half_pairs16(w, rowoff, o, dm)
-                transpose_words16(w, rowoff, o + 4, 1, qhw)
-                transpose_words16(w, rowoff, o + 8, 4, words)
-                dw = vload(dm, 0)
-                mw = vload(dm, 16)
-                qh = i32x16_load(qhw, 0)
-                for t in range(n_tok):
-                    xo = t * n_in + b * 32
-                    d = vmul(dw, vsplat(xd[t * nb + b]))
-                    a = t * 128
-                    lanes = (
-                        _lane_sum(words, qh, 0, 0, 0, xq, xo),
-                        _lane_sum(words, qh, 1, 0, 4, xq, xo + 4),
-                        _lane_sum(words, qh, 2, 0, 8, xq, xo + 8),
-                        _lane_sum(words, qh, 3, 0, 12, xq, xo + 12),
-                        _lane_sum(words, qh, 0, 1, 16, xq, xo + 16),
-                        _lane_sum(words, qh, 1, 1, 20, xq, xo + 20),
-                        _lane_sum(words, qh, 2, 1, 24, xq, xo + 24),
-                        _lane_sum(words, qh, 3, 1, 28, xq, xo + 28),
-                    )
-                    for l in range(8):
-                        vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(lanes[l]), vload(acc, a + 16 * l)))
-                    vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
+        for b in range(nb):
+            o = b * 24
+            vload_half_pairs16(w, rowoff, o, dm)
+            transpose_words16(w, rowoff, o + 4, 1, qhw)
+            transpose_words16(w, rowoff, o + 8, 4, words)
+            dw = vload(dm, 0)
+            mw = vload(dm, 16)
+            qh = i32x16_load(qhw, 0)
             for t in range(n_tok):
-                store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vload(msum, 16 * t)), g, n_out, res)
+                xo = t * n_in + b * 32
+                d = vmul(dw, vsplat(xd[t * nb + b]))
+                a = t * 128
+                lanes = (
+                    _lane_sum(words, qh, 0, 0, 0, xq, xo),
+                    _lane_sum(words, qh, 1, 0, 4, xq, xo + 4),
+                    _lane_sum(words, qh, 2, 0, 8, xq, xo + 8),
+                    _lane_sum(words, qh, 3, 0, 12, xq, xo + 12),
+                    _lane_sum(words, qh, 0, 1, 16, xq, xo + 16),
+                    _lane_sum(words, qh, 1, 1, 20, xq, xo + 20),
+                    _lane_sum(words, qh, 2, 1, 24, xq, xo + 24),
+                    _lane_sum(words, qh, 3, 1, 28, xq, xo + 28),
+                )
+                for l in range(8):
+                    vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(lanes[l]), vload(acc, a + 16 * l)))
+                vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
+        for t in range(n_tok):
+            store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vload(msum, 16 * t)), g, n_out, res)

@@ -17,7 +17,6 @@ from ._int8 import (
     i32x16_to_f32,
     int8_group_sums,
     rows16_offsets,
-    task_count,
     store_rows16,
     transpose_words16,
     u8x64_splat_word,
@@ -93,28 +92,23 @@ def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
     nb = n_in // 32
     rb = nb * 34
     ysum = int8_group_sums(xq, 32)
-    n_groups = (n_out + 15) // 16
-    n_tasks = task_count(n_groups)
-    for c in prange(n_tasks):
-        rowoff = np.empty(16, dtype=np.int64)
+    for g in prange((n_out + 15) // 16):
+        rowoff = rows16_offsets(g, n_out, rb)
         words = np.empty(128, dtype=np.int32)
         dm = np.empty(32, dtype=np.float32)
-        acc = np.empty(n_tok * 16, dtype=np.float32)
+        acc = np.zeros(n_tok * 16, dtype=np.float32)
         res = np.empty(16, dtype=np.float32)
-        for g in range(c * n_groups // n_tasks, (c + 1) * n_groups // n_tasks):
-            rows16_offsets(g, n_out, rb, rowoff)
-            acc[:] = 0.0
-            for b in range(nb):
-                o = b * 34
-                vload_half_pairs16(w, rowoff, o, dm)  # d (the second half is qs bytes: unused)
-                transpose_words16(w, rowoff, o + 2, 8, words)
-                dw = vload(dm, 0)
-                for t in range(n_tok):
-                    xo = t * n_in + b * 32
-                    s = i32x16_splat(-128 * ysum[t * nb + b])
-                    for k in range(8):
-                        s = dpbusd(s, i32x16_flip_signs(i32x16_load(words, 16 * k)), u8x64_splat_word(xq, xo + 4 * k))
-                    d = vmul(dw, vsplat(xd[t * nb + b]))
-                    vstore(acc, 16 * t, vfma(i32x16_to_f32(s), d, vload(acc, 16 * t)))
+        for b in range(nb):
+            o = b * 34
+            vload_half_pairs16(w, rowoff, o, dm)  # d (the second half is qs bytes: unused)
+            transpose_words16(w, rowoff, o + 2, 8, words)
+            dw = vload(dm, 0)
             for t in range(n_tok):
-                store_rows16(out, t * n_out, vload(acc, 16 * t), g, n_out, res)
+                xo = t * n_in + b * 32
+                s = i32x16_splat(-128 * ysum[t * nb + b])
+                for k in range(8):
+                    s = dpbusd(s, i32x16_flip_signs(i32x16_load(words, 16 * k)), u8x64_splat_word(xq, xo + 4 * k))
+                d = vmul(dw, vsplat(xd[t * nb + b]))
+                vstore(acc, 16 * t, vfma(i32x16_to_f32(s), d, vload(acc, 16 * t)))
+        for t in range(n_tok):
+            store_rows16(out, t * n_out, vload(acc, 16 * t), g, n_out, res)

@@ -27,6 +27,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from ..quants._common import half_to_f32_exact as f16_to_f32  # noqa: F401 (used by the quantizers)
+
 KERNEL = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", boundscheck=False)
 HELPER = dict(cache=True, fastmath=False, error_model="numpy", boundscheck=False, inline="always")
 
@@ -45,23 +47,6 @@ def f32_bits(typingctx, value):
         return builder.bitcast(args[0], ir.IntType(32))
 
     return types.uint32(value), codegen
-
-
-@intrinsic
-def bits_f32(typingctx, bits):
-    """The float32 whose IEEE bits are the low 32 bits of an integer."""
-    if not isinstance(bits, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        v = args[0]
-        if v.type.width > 32:
-            v = builder.trunc(v, ir.IntType(32))
-        elif v.type.width < 32:
-            v = builder.zext(v, ir.IntType(32))
-        return builder.bitcast(v, ir.FloatType())
-
-    return types.float32(bits), codegen
 
 
 @njit(**HELPER)
@@ -108,19 +93,6 @@ def f32_to_f16(f):
     if rem > 0x1000 or (rem == 0x1000 and (half & 1)):
         half += 1  # a carry into the exponent is right, up to inf
     return sign | half
-
-
-@njit(**HELPER)
-def f16_to_f32(h):
-    """IEEE half bits to float32 (exact)."""
-    sign = (h & 0x8000) << 16
-    em = h & 0x7FFF
-    if em >= 0x7C00:
-        return bits_f32(sign | 0x7F800000 | ((em & 0x3FF) << 13))
-    if em >= 0x0400:
-        return bits_f32(sign | ((em << 13) + (112 << 23)))
-    v = F32(em) * F32(2.0**-24)
-    return -v if sign else v
 
 
 @njit(**HELPER)

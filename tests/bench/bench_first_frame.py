@@ -10,6 +10,7 @@ several launches, and separately when the model's status line appears.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -55,11 +56,14 @@ def main() -> int:
         from engine.default_model import ensure_default_model
 
         args.model = str(ensure_default_model())
+    load_before = os.getloadavg()[0]
     runs = [launch(args.model) for _ in range(args.runs)]
     firsts = sorted(r[0] for r in runs)
     loads = sorted(r[1] for r in runs)
     print(f"first frame: median {statistics.median(firsts):.2f} s (min {firsts[0]:.2f}, max {firsts[-1]:.2f}) over {len(runs)} launches")
     print(f"model ready: median {statistics.median(loads):.2f} s (min {loads[0]:.2f}, max {loads[-1]:.2f})")
+    # Other programs' load slows both: a number is comparable only with one taken as idle.
+    print(f"load average (1 min): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} CPUs")
     return 0
 
 

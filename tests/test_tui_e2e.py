@@ -26,7 +26,8 @@ def test_chat_over_a_file_in_tmux(default_model_file):
         tmux.keys("counter")
         tmux.wait_for(lambda s: "counter.py" in s)
         tmux.keys("Enter")
-        tmux.wait_for(lambda s: "files " in s and "counter.py" in s)  # budget shows the files' share
+        # the file is in the context (panel title) and the budget shows the files' share
+        tmux.wait_for(lambda s: "files " in s and "Context: 1" in s)
         # an instruction, sent with ctrl+j
         tmux.keys("Explain what average_word_length does.")
         tmux.wait_for(lambda s: "average_word_length does." in s)  # typed, as a person would see

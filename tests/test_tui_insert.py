@@ -329,7 +329,7 @@ async def test_delete_and_rename_of_context_files(tmp_path: Path):
         # New files show up in the tree.
         (tmp_path / "fresh.py").write_text("x = 1\n")
         panel = screen.query_one(FilePanel)
-        await wait_until(pilot, lambda: "fresh.py" in {str(n.label) for n in panel.root.children})
+        await wait_until(pilot, lambda: "fresh.py" in {str(n.label) for n in panel.root.children}, timeout=15)
 
 
 async def test_a_gitignore_change_refilters_the_tree(tmp_path: Path):
@@ -341,7 +341,7 @@ async def test_a_gitignore_change_refilters_the_tree(tmp_path: Path):
         assert {"a.py", "b.py"} <= {str(n.label) for n in panel.root.children}
         (tmp_path / ".gitignore").write_text("b.py\n")
         # Reloaded (not just emptied while it reloads): b.py is gone, the others are there.
-        await wait_until(pilot, lambda: {str(n.label) for n in panel.root.children} == {".gitignore", "a.py"})
+        await wait_until(pilot, lambda: {str(n.label) for n in panel.root.children} == {".gitignore", "a.py"}, timeout=15)
 
 
 async def test_many_rapid_writes_cause_one_refresh(tmp_path: Path):

@@ -606,7 +606,8 @@ class MainScreen(Screen[None]):
         state = "stopped" if message.stop_reason == "cancelled" else "done"
         timings = message.timings
         if timings is not None:
-            text += f" · {timings.generated_tokens} tokens"
+            n = timings.generated_tokens
+            text += f" · {n} token" + ("" if n == 1 else "s")
             if timings.generation_tokens_per_second:
                 text += f" · {timings.generation_tokens_per_second:.1f} t/s"
         return state, text

@@ -10,7 +10,6 @@ from scalar loops, so these intrinsics say it directly. Two vector types:
     I32x16  sixteen int32 lanes (LLVM <16 x i32>)
 
     a = u8x64_load(arr, i)            # arr[i:i+64] of a uint8 or int8 array
-    u8x64_store(arr, i, a)
     a = q4x64_load(arr, i)            # 32 bytes of packed nibbles -> 64 values 0..15:
                                       #   the 32 low nibbles, then the 32 high nibbles
     a = q6x64_load(ql, i, qh, j, part)  # 64 six-bit values of a Q6_K half-block (q6_k.py)
@@ -22,10 +21,17 @@ from scalar loops, so these intrinsics say it directly. Two vector types:
     v = dpbusd(acc, a, b)             # v[l] = acc[l] + sum_{k<4} a[4l+k] (u8) * b[4l+k] (s8)
     v = i32x16_load(arr, i), i32x16_store(arr, i, v)   # int32 arrays
     v = i32x16_splat8(p, q)           # lanes 0-7 = p, lanes 8-15 = q
-    v = i32x16_splat4(p, q, r, s)     # four lanes each
     i32x16_add(a, b), i32x16_mul(a, b), i32x16_zero()
     f = i32x16_to_f32(v)              # an _simd.F32x16, each lane converted exactly
     s = f32x16_sum(f)                 # horizontal sum of an F32x16 (pairwise tree)
+
+and for the 32-value block types (16 rows, one lane each):
+
+    transpose_words16(arr, offs, o, n, dst)  # word k of 16 rows' blocks -> dst[16k:16k+16]
+    a = u8x64_splat_word(arr, i)      # the 4 bytes at arr[i:] in every lane
+    a = i32x16_nibbles(v, high)       # each lane's 4 low (or high) nibbles as bytes
+    v = i32x16_bit_bytes(bits, first) # bits first.. of each lane as 16 * bit per byte (Q5)
+    a = i32x16_flip_signs(v)          # int8 bytes as q + 128 (Q8_0)
 
 `dpbusd` is one `vpdpbusd` where the CPU has AVX-512 VNNI; elsewhere it is written in plain
 LLVM vector operations (widen, multiply, add groups of four), which every target compiles;
@@ -118,18 +124,6 @@ def u8x64_load(typingctx, arr, idx):
     return u8x64(arr, idx), codegen
 
 
-@intrinsic
-def u8x64_store(typingctx, arr, idx, v):
-    if not (_is_byte_array(arr) and isinstance(idx, types.Integer) and v == u8x64):
-        return None
-
-    def codegen(context, builder, sig, args):
-        builder.store(args[2], _ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _U8X64), align=1)
-        return context.get_dummy_value()
-
-    return types.none(arr, idx, v), codegen
-
-
 def _concat32(builder, lo, hi):
     return builder.shuffle_vector(lo, hi, _const_vec(ir.VectorType(_I32, 64), range(64)))
 
@@ -175,134 +169,6 @@ def q6x64_load(typingctx, ql, i, qh, j, part):
         return builder.or_(low, builder.shl(high, _const_vec(_U8X64, [4] * 64)))
 
     return u8x64(ql, i, qh, j, part), codegen
-
-
-@intrinsic
-def q4x64_load_pair(typingctx, arr, i, j):
-    """Two Q4 blocks' 16 packed bytes, at arr[i:] and arr[j:], as 64 values 0..15: the low
-    nibbles of the first, its high nibbles, then the same of the second."""
-    if not (_is_byte_array(arr) and isinstance(i, types.Integer) and isinstance(j, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        v16 = ir.VectorType(_I8, 16)
-        a = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], v16), align=1)
-        b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[2], sig.args[2], v16), align=1)
-        ab = builder.shuffle_vector(a, b, _const_vec(ir.VectorType(_I32, 32), range(32)))
-        lo = builder.and_(ab, _const_vec(_U8X32, [15] * 32))
-        hi = builder.lshr(ab, _const_vec(_U8X32, [4] * 32))
-        order = list(range(16)) + list(range(32, 48)) + list(range(16, 32)) + list(range(48, 64))
-        return builder.shuffle_vector(lo, hi, _const_vec(ir.VectorType(_I32, 64), order))
-
-    return u8x64(arr, i, j), codegen
-
-
-def _nibble_pair(context, builder, sig, args, ia, ib):
-    """The 16 packed bytes at arr[ia:] and arr[ib:] as 64 values 0..15 (q4x64_load_pair)."""
-    v16 = ir.VectorType(_I8, 16)
-    a = builder.load(_ptr(context, builder, sig.args[0], args[0], args[ia], sig.args[ia], v16), align=1)
-    b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[ib], sig.args[ib], v16), align=1)
-    ab = builder.shuffle_vector(a, b, _const_vec(ir.VectorType(_I32, 32), range(32)))
-    lo = builder.and_(ab, _const_vec(_U8X32, [15] * 32))
-    hi = builder.lshr(ab, _const_vec(_U8X32, [4] * 32))
-    order = list(range(16)) + list(range(32, 48)) + list(range(16, 32)) + list(range(48, 64))
-    return builder.shuffle_vector(lo, hi, _const_vec(ir.VectorType(_I32, 64), order))
-
-
-@intrinsic
-def q5x64_load_pair(typingctx, arr, qs_a, qh_a, qs_b, qh_b):
-    """Two Q5 blocks (Q5_0, Q5_1) as 64 values 0..31: element e of a block is its nibble
-    (16 packed bytes at qs_*, low nibbles first) plus 16 times bit e of the little-endian
-    32-bit word at qh_*; the first block's 32 values, then the second's."""
-    if not (_is_byte_array(arr) and all(isinstance(t, types.Integer) for t in (qs_a, qh_a, qs_b, qh_b))):
-        return None
-
-    def codegen(context, builder, sig, args):
-        nib = _nibble_pair(context, builder, sig, args, 1, 3)
-        wide = ir.VectorType(_I32, 64)
-        words = []
-        for k in (2, 4):
-            wa = builder.load(_ptr(context, builder, sig.args[0], args[0], args[k], sig.args[k], _I32), align=1)
-            words.append(_splat(builder, wa, 32))
-        both = builder.shuffle_vector(words[0], words[1], _const_vec(wide, range(64)))
-        bits = builder.and_(builder.lshr(both, _const_vec(wide, [e % 32 for e in range(64)])), _const_vec(wide, [1] * 64))
-        high = builder.shl(builder.trunc(bits, _U8X64), _const_vec(_U8X64, [4] * 64))
-        return builder.or_(nib, high)
-
-    return u8x64(arr, qs_a, qh_a, qs_b, qh_b), codegen
-
-
-@intrinsic
-def u8x64_load_dup32(typingctx, arr, idx):
-    """arr[idx:idx+32] twice."""
-    if not (_is_byte_array(arr) and isinstance(idx, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _U8X32), align=1)
-        return builder.shuffle_vector(b, b, _const_vec(ir.VectorType(_I32, 64), list(range(32)) * 2))
-
-    return u8x64(arr, idx), codegen
-
-
-@intrinsic
-def f32x16_halves(typingctx, a, b):
-    """Lanes 0-7: a, lanes 8-15: b (float32)."""
-    if not (isinstance(a, types.Float) and isinstance(b, types.Float)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        v = ir.Constant(_V16, ir.Undefined)
-        for k, (x, t) in enumerate(zip(args, sig.args)):
-            x = context.cast(builder, x, t, types.float32)
-            for lane in range(8 * k, 8 * k + 8):
-                v = builder.insert_element(v, x, ir.Constant(_I32, lane))
-        return v
-
-    return f32x16(a, b), codegen
-
-
-@intrinsic
-def f32x16_half_sum_ggml(typingctx, v, half):
-    """Lanes 8h..8h+7 (h = half) summed in the order of ggml's hsum_float_8:
-    ((a4 + a0) + (a6 + a2)) + ((a5 + a1) + (a7 + a3))."""
-    if not (v == f32x16 and isinstance(half, types.IntegerLiteral)):
-        return None
-    o = 8 * half.literal_value
-
-    def codegen(context, builder, sig, args):
-        lane = lambda k: builder.extract_element(args[0], ir.Constant(_I32, o + k))
-        p = [builder.fadd(lane(4 + k), lane(k)) for k in range(4)]
-        return builder.fadd(builder.fadd(p[0], p[2]), builder.fadd(p[1], p[3]))
-
-    return types.float32(v, half), codegen
-
-
-@intrinsic
-def u8x64_load_pair32(typingctx, arr, i, j):
-    """arr[i:i+32] then arr[j:j+32]."""
-    if not (_is_byte_array(arr) and isinstance(i, types.Integer) and isinstance(j, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        a = builder.load(_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _U8X32), align=1)
-        b = builder.load(_ptr(context, builder, sig.args[0], args[0], args[2], sig.args[2], _U8X32), align=1)
-        return _concat32(builder, a, b)
-
-    return u8x64(arr, i, j), codegen
-
-
-@intrinsic
-def u8x64_sub(typingctx, v, k):
-    """v - k in each byte (k a literal): unsigned values moved to a signed range."""
-    if not (v == u8x64 and isinstance(k, types.IntegerLiteral)):
-        return None
-    kk = k.literal_value
-
-    def codegen(context, builder, sig, args):
-        return builder.sub(args[0], _const_vec(_U8X64, [kk] * 64))
-
-    return u8x64(v, k), codegen
 
 
 @intrinsic
@@ -465,25 +331,6 @@ def dpbusd(typingctx, acc, a, b):
 
 
 @intrinsic
-def dpbssd(typingctx, acc, a, b):
-    """dpbusd with both operands signed: |a| times b with a's sign (llama.cpp's sign trick;
-    b must not hold -128, which 8-bit activations never do)."""
-    if not (acc == i32x16 and a == u8x64 and b == u8x64):
-        return None
-
-    def codegen(context, builder, sig, args):
-        acc, a, b = args
-        zero = ir.Constant(_U8X64, [ir.Constant(_I8, 0)] * 64)
-        neg = builder.icmp_signed("<", a, zero)
-        a_abs = builder.select(neg, builder.sub(zero, a), a)
-        b_signed = builder.select(neg, builder.sub(zero, b), b)
-        impl = _dpbusd_vnni if HAS_VNNI else _dpbusd_portable
-        return impl(builder, acc, a_abs, b_signed)
-
-    return i32x16(acc, a, b), codegen
-
-
-@intrinsic
 def dpbusd_portable(typingctx, acc, a, b):
     """dpbusd without VNNI, whatever the CPU (tests compare the two)."""
     if not (acc == i32x16 and a == u8x64 and b == u8x64):
@@ -540,17 +387,6 @@ def i32x16_splat8(typingctx, p, q):
     return i32x16(p, q), codegen
 
 
-@intrinsic
-def i32x16_splat4(typingctx, p, q, r, s):
-    if not all(isinstance(v, types.Integer) for v in (p, q, r, s)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return _lanes_from(context, builder, args, sig.args)
-
-    return i32x16(p, q, r, s), codegen
-
-
 def _word_bytes(context, builder, word, wordty, shifts):
     """<16 x i32> whose lane l is byte shifts[l] // 8 of the 32-bit `word` (None: lane 0)."""
     w = builder.trunc(context.cast(builder, word, wordty, types.int64), _I32)
@@ -571,20 +407,6 @@ def i32x16_word_bytes8(typingctx, word, k):
         return _word_bytes(context, builder, args[0], sig.args[0], [8 * kk] * 8 + [8 * kk + 8] * 8)
 
     return i32x16(word, k), codegen
-
-
-@intrinsic
-def i32x16_bytes_low8(typingctx, w0, w1):
-    """Lanes 0-3: the bytes of w0, lanes 4-7: the bytes of w1, lanes 8-15: 0."""
-    if not (isinstance(w0, types.Integer) and isinstance(w1, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        a = _word_bytes(context, builder, args[0], sig.args[0], [0, 8, 16, 24] + [None] * 12)
-        b = _word_bytes(context, builder, args[1], sig.args[1], [None] * 4 + [0, 8, 16, 24] + [None] * 8)
-        return builder.or_(a, b)
-
-    return i32x16(w0, w1), codegen
 
 
 @intrinsic
@@ -678,36 +500,6 @@ def i32x16_to_f32(typingctx, v):
         return builder.sitofp(args[0], _V16)
 
     return f32x16(v), codegen
-
-
-@intrinsic
-def i32x16_half_sum(typingctx, v, half):
-    """Sum of lanes 8h..8h+7 (h = half, a literal) as an int32 (exact in any order)."""
-    if not (v == i32x16 and isinstance(half, types.IntegerLiteral)):
-        return None
-    o = 8 * half.literal_value
-
-    def codegen(context, builder, sig, args):
-        x = builder.shuffle_vector(args[0], ir.Constant(_I32X16, ir.Undefined), _const_vec(ir.VectorType(_I32, 8), range(o, o + 8)))
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I32, [x.type]), "llvm.vector.reduce.add.v8i32")
-        return builder.call(fn, [x])
-
-    return types.int32(v, half), codegen
-
-
-@intrinsic
-def fma_f32(typingctx, a, b, c):
-    """a * b + c with one rounding (float32)."""
-    if not all(isinstance(t, types.Float) for t in (a, b, c)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        f = ir.FloatType()
-        vals = [context.cast(builder, v, t, types.float32) for v, t in zip(args, sig.args)]
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f, [f, f, f]), "llvm.fma.f32")
-        return builder.call(fn, vals)
-
-    return types.float32(a, b, c), codegen
 
 
 @intrinsic
@@ -901,12 +693,8 @@ def i32x16_word_bytes16(typingctx, w0, w1, w2, w3):
 __all__ = [
     "HAS_VNNI",
     "dpbusd",
-    "dpbssd",
-    "u8x64_load_pair32",
     "dpbusd_portable",
     "f32x16_sum",
-    "fma_f32",
-    "i32x16_half_sum",
     "accumulate_q8_k",
     "finish_q8_k",
     "i32x16_add",
@@ -917,12 +705,10 @@ __all__ = [
     "i32x16_word_bytes_pairs",
     "i32x16_load",
     "i32x16_mul",
-    "i32x16_splat4",
     "i32x16_splat8",
     "i32x16_store",
     "i32x16_to_f32",
     "i32x16_word_bytes8",
-    "i32x16_bytes_low8",
     "i32x16_zero",
     "q4x64_load",
     "transpose_words16",
@@ -936,15 +722,8 @@ __all__ = [
     "rows16_offsets",
     "store_rows16",
     "sum_lanes8",
-    "q4x64_load_pair",
-    "q5x64_load_pair",
-    "u8x64_load_dup32",
-    "f32x16_halves",
-    "f32x16_half_sum_ggml",
     "q6x64_load",
     "u8x64_load",
-    "u8x64_sub",
-    "u8x64_store",
     "q2x64_load",
     "q3x64_load",
     "q5x64_load",

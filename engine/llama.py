@@ -29,6 +29,7 @@ from .quants import (
     matmul_q8_k,
 )
 from .ggml_math import swiglu
+from .lora import LoraProjection
 from .quants.activations import quantize_activations, quantize_q8_0, quantize_q8_1, quantize_q8_k
 from .rope import apply_rope, rope_angles
 
@@ -164,6 +165,7 @@ def project_many(ws: tuple[QuantMatrix, ...], x: np.ndarray) -> list[np.ndarray]
     rounded: dict[str, tuple] = {}
     out = []
     for w in ws:
+        lora, w = (w, w.base) if isinstance(w, LoraProjection) else (None, w)
         kind = _activation_kind(w.ggml_type)
         parts = rounded.get(kind)
         if parts is None:
@@ -185,6 +187,8 @@ def project_many(ws: tuple[QuantMatrix, ...], x: np.ndarray) -> list[np.ndarray]
         else:  # float kernels on activations rounded per type (types differ in rounding)
             xq, sums = quantize_activations(x, w.ggml_type)
             out.append(matmul(w, xq, x_sums=sums))
+        if lora is not None:  # LoRA adapters: + scale·B·(A·x) on the unrounded x
+            out[-1] = lora.add_delta(out[-1], x)
     return out
 
 

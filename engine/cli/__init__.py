@@ -11,9 +11,9 @@ import sys
 
 from .. import __version__
 from ..errors import CodeupError
-from . import bench, convert, fetch_model, info, quantize, run, serve, synth
+from . import bench, convert, convert_lora, export_lora, fetch_model, info, quantize, run, serve, synth
 
-SUBCOMMANDS = (run, serve, info, fetch_model, synth, bench, quantize, convert)
+SUBCOMMANDS = (run, serve, info, fetch_model, synth, bench, quantize, convert, convert_lora, export_lora)
 EXIT_USAGE = 2
 
 
@@ -43,6 +43,31 @@ def model_overrides(args: argparse.Namespace) -> dict:
         "rope_freq_scale": args.rope_freq_scale,
         "context_length": getattr(args, "context_length", None),
     }
+
+
+class _LoraAction(argparse.Action):
+    """--lora FILE and --lora-scaled FILE SCALE, kept in the order given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string == "--lora-scaled":
+            path, scale = values
+            try:
+                scale = float(scale)
+            except ValueError:
+                parser.error(f"--lora-scaled {path} {scale}: the scale must be a number")
+        else:
+            path, scale = values, 1.0
+        adapters = list(getattr(namespace, self.dest, None) or [])
+        adapters.append((path, scale))
+        setattr(namespace, self.dest, adapters)
+
+
+def add_lora_options(p: argparse.ArgumentParser) -> None:
+    """LoRA adapters (llama.cpp's GGUF adapter format) applied at evaluation."""
+    p.add_argument("--lora", action=_LoraAction, dest="lora", metavar="FILE",
+                   help="apply a LoRA adapter (GGUF adapter file; repeatable)")
+    p.add_argument("--lora-scaled", action=_LoraAction, dest="lora", nargs=2, metavar=("FILE", "SCALE"),
+                   help="apply a LoRA adapter at a scale (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:

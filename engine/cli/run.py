@@ -14,7 +14,7 @@ YELLOW, GREEN, RESET = "\x1b[33m", "\x1b[1;32m", "\x1b[0m"
 
 
 def add_parser(sub) -> None:
-    from . import add_model_overrides
+    from . import add_lora_options, add_model_overrides
 
     p = sub.add_parser(
         "run",
@@ -50,6 +50,7 @@ def add_parser(sub) -> None:
     p.add_argument("-i", "--interactive", action="store_true", help="chat: type instructions, answered in the template's format")
     p.add_argument("-ins", "--instruct", action="store_true", help="instruction mode (with -i; implies it)")
     add_model_overrides(p, context_length=False)
+    add_lora_options(p)
     p.set_defaults(run=run)
 
 
@@ -75,6 +76,8 @@ def _check(args) -> None:
             raise UsageError("-m and --endpoint: give one (a model file here, or a server)")
         if args.threads is not None:
             raise UsageError("-t applies to a model run here, not with --endpoint")
+        if args.lora:
+            raise UsageError("--lora applies to a model run here, not with --endpoint (give it to codeup serve)")
         if args.timeout is not None and not 0 < args.timeout <= 86400:
             raise UsageError(f"--timeout {args.timeout:g}: give seconds, more than 0")
     elif args.timeout is not None:
@@ -198,7 +201,8 @@ def _load(args):
     from . import model_overrides
 
     path = args.model or ensure_default_model(progress=lambda msg: print(msg, file=sys.stderr))
-    return load_model(path, n_ctx=args.ctx_size, n_threads=args.threads, **model_overrides(args))
+    return load_model(path, n_ctx=args.ctx_size, n_threads=args.threads, lora=getattr(args, "lora", None),
+                      **model_overrides(args))
 
 
 def _one_shot(generator, console, args, text, sampling, stops, add_bos, parse_special) -> int:

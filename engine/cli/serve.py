@@ -18,7 +18,7 @@ API_KEY_ENV = "CODEUP_SERVE_API_KEY"
 
 
 def add_parser(sub) -> None:
-    from . import add_model_overrides
+    from . import add_lora_options, add_model_overrides
 
     p = sub.add_parser(
         "serve",
@@ -40,6 +40,7 @@ def add_parser(sub) -> None:
                    help="requests that may wait for the engine; more get 503 (default 64)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
     add_model_overrides(p, context_length=False)
+    add_lora_options(p)
     p.set_defaults(run=run)
 
 

@@ -172,3 +172,32 @@ def test_mismatched_adapter_is_one_line_naming_the_tensor(base_path, lora_path, 
         err = capsys.readouterr().err
         assert err.count("\n") == 1, err
     assert not (tmp_path / "m.gguf").exists()
+
+
+# ---- codeup-tui: the `lora` config key and the flags ----------------------------------------
+def test_tui_lora_config_key_and_flags(base_path, lora_path, tokens, tmp_path):
+    from tui.cli import build_parser, lora_adapters
+    from tui.config import Config, ConfigError, load_config, save_config
+    from tui.model_loader import ModelSource, open_model
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'threads = 2\nlora = [{{ path = "{lora_path}", scale = 0.5 }}, "{lora_path}"]\n')
+    config = load_config(cfg)
+    assert config.lora == ((lora_path, 0.5), (lora_path, 1.0))
+    save_config(Config(cfg, config.values, config.keys, config.lora))  # the settings screen keeps it
+    assert load_config(cfg).lora == config.lora
+    for bad in ('lora = 3\n', 'lora = [{ path = "a.gguf", scale = "x" }]\n', 'lora = [""]\n'):
+        cfg.write_text(bad)
+        with pytest.raises(ConfigError) as e:
+            load_config(cfg)
+        assert "lora" in str(e.value) and "\n" not in str(e.value)
+
+    args = build_parser().parse_args(["--lora-scaled", str(lora_path), "0.25"])
+    assert lora_adapters(args, config) == ((lora_path, 0.25),)  # flags replace the file's list
+    assert lora_adapters(build_parser().parse_args([]), config) == config.lora
+
+    # the local model is loaded with them: same logits as the engine's API
+    model = open_model(ModelSource(path=base_path, lora=((lora_path, 0.5),)), lambda stage, text: None)
+    with model:
+        got = model.logits(tokens)
+    assert np.array_equal(got, logits(base_path, tokens, [(lora_path, 0.5)]))

@@ -102,6 +102,7 @@ class CodeupApp(App[None]):
         n_threads: int | None = None,
         settings: Settings | None = None,
         config: Config | None = None,
+        lora: tuple = (),
     ) -> None:
         """
         Args:
@@ -116,6 +117,7 @@ class CodeupApp(App[None]):
             max_tokens: Most tokens per answer (-1: until the model stops or the context is
                 full); also the room kept for the answer (a quarter of the context when -1).
             n_ctx, n_threads: For the local model (None: the engine's defaults).
+            lora: LoRA adapters ((file, scale), ...) applied to the local model.
             settings: What the settings screen shows (the CLI passes the merged flags, file
                 and defaults); None: read from the arguments above.
             config: The config file the settings screen saves to, with its key remapping
@@ -133,7 +135,8 @@ class CodeupApp(App[None]):
         self.project_dir = Path(project_dir)
         if backend is None:
             source = model_source or ModelSource(
-                path=None if model_path is None else Path(model_path), n_ctx=n_ctx, n_threads=n_threads
+                path=None if model_path is None else Path(model_path), n_ctx=n_ctx, n_threads=n_threads,
+                lora=tuple(lora),
             )
             backend = LocalBackend(source)
         self.backend: Backend = backend

@@ -319,3 +319,35 @@ def test_torch_zip_writer_and_reader_agree_with_pytorch(tmp_path):
     mf.close()
     with zipfile.ZipFile(theirs) as z:
         assert any(n.endswith("data.pkl") for n in z.namelist())
+
+
+def test_llama3_rope_scaling_writes_rope_freqs(tiny, tiny_hf, tmp_path):
+    """Llama 3.1's rope_scaling (type llama3) becomes llama.cpp's generated rope_freqs.weight,
+    the first tensor: factor 1 for the fastest frequencies, `factor` for the slowest."""
+    folder = tmp_path / "llama31"
+    folder.mkdir()
+    config = llama_config(tiny)
+    config["rope_theta"] = 500000.0
+    config["rope_scaling"] = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                              "original_max_position_embeddings": 64}
+    folder.joinpath("config.json").write_text(json.dumps(config))
+    write_spm_tokenizer(folder, tiny)
+    write_safetensors(folder / "model.safetensors", tiny_hf)
+    out = tmp_path / "out.gguf"
+    convert_hf_to_gguf(folder, out, outtype="f32")
+    with engine.open_model_file(out) as mf:
+        assert list(mf.tensors)[0] == "rope_freqs.weight"
+        f = np.asarray(mf.tensor_view("rope_freqs.weight"))
+        assert f.shape == (32,) and f[0] == 1.0 and f[-1] == 8.0 and np.all(np.diff(f) >= 0)
+        assert "llama.rope.scaling.type" not in mf.metadata
+    tokens = json.loads(fixtures_or_skip("tiny-llama", "tiny-llama.json").read_text())["tokens"][:8]
+    with engine.load_model(out) as model:
+        assert model.weights.rope_freqs is not None and np.isfinite(model.logits(tokens)).all()
+
+
+def test_weight_files_given_instead_of_their_folder(capsys, tmp_path):
+    for f in ("hf-bin/pytorch_model-00001-of-00002.bin", "hf-safetensors/model.safetensors"):
+        path = fixtures_or_skip("hf", *f.split("/"))
+        assert main(["convert", str(path), str(tmp_path / "o.gguf")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "give their folder" in err

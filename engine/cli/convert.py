@@ -49,6 +49,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.outtype is not None:
         raise UsageError("--outtype is for Hugging Face folders; a GGML file keeps its tensor types")
+    try:
+        with open(args.input, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        head = b""
+    if head.startswith(b"PK\x03\x04") or (head[:4] != b"GGUF" and head[8:10] == b'{"'):
+        raise UsageError(f"{args.input} looks like PyTorch or safetensors weights: give their folder "
+                         "(with config.json and the tokenizer) to codeup convert")
 
     progress = TensorProgress(f"converting {Path(args.input).name}", quiet=args.quiet)
     try:

@@ -38,8 +38,8 @@ from ..quantize.progress import Progress
 from ..quantize.quantizers import default_threads, quantize
 from ..quantize.type_mix import FILE_TYPES, plan_tensor_types
 from .checkpoint import Checkpoint
-from .metadata import architecture, general_entries, gguf_tensor_name, hparams_entries
-from .tensor_source import FLOAT_DTYPES, LazyTensor, to_float32
+from .metadata import architecture, general_entries, gguf_tensor_name, hparams_entries, llama3_rope_factors
+from .tensor_source import FLOAT_DTYPES, GeneratedTensor, LazyTensor, to_float32
 from .vocab import build_vocab
 
 # convert_hf_to_gguf's own output types: (ggml type of the weights, general.file_type).
@@ -117,6 +117,9 @@ def plan_tensors(ckpt: Checkpoint, config: dict, folder: Path, outtype: str) -> 
     n_head = config["num_attention_heads"]
     n_head_kv = config.get("num_key_value_heads") or n_head
     items = []
+    factors = llama3_rope_factors(config)
+    if factors is not None:  # llama.cpp writes its generated tensors first
+        items.append(("rope_freqs.weight", GeneratedTensor("rope_freqs.weight", factors), (factors.size,), 0))
     for hf_name, t in ckpt.tensors.items():
         try:
             name = gguf_tensor_name(hf_name)

@@ -7,10 +7,13 @@ architecture and how its tensors are renamed and transformed.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import ModelFileError
 
@@ -106,7 +109,7 @@ def hparams_entries(config: dict, folder: Path, spec: ArchSpec, file_type: int) 
         kind = rope_scaling.get("rope_type", rope_scaling.get("type"))
         if kind == "linear" and isinstance(rope_scaling.get("factor"), (int, float)):
             out += [(f"{a}.rope.scaling.type", "linear", "string"), (f"{a}.rope.scaling.factor", float(rope_scaling["factor"]), "f32")]
-        elif kind not in (None, "default", "linear"):
+        elif kind not in (None, "default", "linear", "llama3"):
             raise ModelFileError(folder / "config.json", f"rope_scaling type {kind!r} cannot be converted yet")
     return out
 
@@ -216,3 +219,29 @@ def general_entries(folder: Path, config: dict, total_params: int, name: str | N
         found["size_label"] = size_label(total_params)
     return [(f"general.{k}", found[k], "string") for k in ("name", "version", "organization", "finetune", "basename", "size_label")
             if found.get(k)]
+
+
+def llama3_rope_factors(config: dict) -> np.ndarray | None:
+    """Llama 3.1's per-frequency RoPE factors (rope_scaling type llama3), which llama.cpp
+    stores as the tensor rope_freqs.weight: 1 for high frequencies, `factor` for low ones,
+    a smooth blend between. None for other models."""
+    rs = config.get("rope_scaling") or {}
+    if not isinstance(rs, dict) or str(rs.get("rope_type", rs.get("type", ""))).lower() != "llama3":
+        return None
+    base = float(config.get("rope_theta", 10000.0))
+    dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    freqs = np.float32(1.0) / np.power(np.float32(base), np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim))
+    factor = float(rs.get("factor", 8.0))
+    low, high = float(rs.get("low_freq_factor", 1.0)), float(rs.get("high_freq_factor", 4.0))
+    old_ctx = float(rs.get("original_max_position_embeddings", 8192))
+    out = []
+    for f in freqs:
+        wavelen = np.float32(2 * math.pi) / f
+        if wavelen < old_ctx / high:
+            out.append(1.0)
+        elif wavelen > old_ctx / low:
+            out.append(factor)
+        else:
+            smooth = (old_ctx / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.asarray(out, dtype=np.float32)

@@ -115,3 +115,18 @@ def to_float32(values: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "F32":
         return np.array(values, dtype=np.float32)  # a copy: the map is read-only
     return values.astype(np.float32)
+
+
+class GeneratedTensor:
+    """A tensor the converter computes (llama.cpp's generated ones, e.g. rope_freqs)."""
+
+    def __init__(self, name: str, values: np.ndarray) -> None:
+        self.name, self.values = name, np.ascontiguousarray(values, dtype=np.float32)
+        self.dtype, self.shape = "F32", self.values.shape
+        self.n_elements, self.nbytes = self.values.size, self.values.nbytes
+
+    def array(self) -> np.ndarray:
+        return self.values
+
+    def release(self) -> None:
+        pass

@@ -29,7 +29,14 @@ HF_NAMES = {
     "ffn_gate.weight": "mlp.gate_proj.weight",
     "ffn_up.weight": "mlp.up_proj.weight",
     "ffn_down.weight": "mlp.down_proj.weight",
+    "attn_q.bias": "self_attn.q_proj.bias",
+    "attn_k.bias": "self_attn.k_proj.bias",
+    "attn_v.bias": "self_attn.v_proj.bias",
+    "attn_q_norm.weight": "self_attn.q_norm.weight",
+    "attn_k_norm.weight": "self_attn.k_norm.weight",
+    "ffn_gate_inp.weight": "mlp.gate.weight",
 }
+EXPERT_KINDS = {"ffn_gate_exps.weight": "gate_proj", "ffn_up_exps.weight": "up_proj", "ffn_down_exps.weight": "down_proj"}
 ST_DTYPES = {np.dtype("float32"): "F32", np.dtype("float16"): "F16", np.dtype("uint16"): "BF16"}
 TORCH_STORAGES = {"F32": "FloatStorage", "F16": "HalfStorage", "BF16": "BFloat16Storage"}
 
@@ -167,15 +174,22 @@ def bpe_tokenizer_json(tokens: list[str], types: list[int], merges: list[str], s
 
 
 # ---- a whole folder -----------------------------------------------------------------------------
-def hf_tensors_from_gguf(mf) -> dict[str, np.ndarray]:
-    """The GGUF's float32 tensors under HF names in HF's layout (numpy shape)."""
+def hf_tensors_from_gguf(mf, permuted: bool = True) -> dict[str, np.ndarray]:
+    """The GGUF's float32 tensors under HF names in HF's layout (numpy shape): llama's Q/K
+    rows un-permuted (`permuted`), MoE expert stacks split into one matrix per expert."""
     hp = mf.hparams
     out = {}
     for name in mf.tensors:
         a = np.array(mf.tensor_view(name))
-        if name.endswith("attn_q.weight"):
+        kind = name.split(".", 2)[-1]
+        if kind in EXPERT_KINDS:
+            layer = name.split(".")[1]
+            for x in range(a.shape[0]):
+                out[f"model.layers.{layer}.mlp.experts.{x}.{EXPERT_KINDS[kind]}.weight"] = np.ascontiguousarray(a[x])
+            continue
+        if permuted and name.endswith("attn_q.weight"):
             a = unpermute(a, hp.n_head)
-        elif name.endswith("attn_k.weight"):
+        elif permuted and name.endswith("attn_k.weight"):
             a = unpermute(a, hp.n_head_kv)
         out[hf_name(name)] = a
     return out

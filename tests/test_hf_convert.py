@@ -351,3 +351,55 @@ def test_weight_files_given_instead_of_their_folder(capsys, tmp_path):
         assert main(["convert", str(path), str(tmp_path / "o.gguf")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "give their folder" in err
+
+
+# ---- qwen2, qwen3, qwen3moe --------------------------------------------------------------------
+QWEN_CLASSES = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "qwen3moe": "Qwen3MoeForCausalLM"}
+QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+               r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "qwen3", "qwen3moe"])
+def test_qwen_checkpoints_convert_back_bit_for_bit(arch, tmp_path):
+    """HF checkpoints made from llama.cpp-layout qwen models (no Q/K permutation for these;
+    biases, Q/K norms, experts stacked per layer) give back their tensors and hyperparameters."""
+    ref_path = fixtures_or_skip("archs", f"tiny-{arch}-F32.gguf")
+    shape = json.loads(fixtures_or_skip("archs", f"tiny-{arch}.json").read_text())["config"]
+    folder = tmp_path / f"tiny-{arch}"
+    folder.mkdir()
+    with engine.open_model_file(ref_path) as mf:
+        tensors = hf_tensors_from_gguf(mf, permuted=False)
+        md = dict(mf.metadata)
+        tok = mf.tokenizer
+    config = {"architectures": [QWEN_CLASSES[arch]], "hidden_size": shape["n_embd"], "num_hidden_layers": shape["n_layer"],
+              "num_attention_heads": shape["n_head"], "num_key_value_heads": shape["n_head_kv"],
+              "intermediate_size": shape["n_ff"], "rope_theta": shape["rope_base"], "rms_norm_eps": md[f"{arch}.attention.layer_norm_rms_epsilon"],
+              "max_position_embeddings": 4096, "vocab_size": len(tok.tokens), "tie_word_embeddings": shape["tied"],
+              "bos_token_id": 2000, "eos_token_id": 2002}
+    if "head_dim" in shape:
+        config["head_dim"] = shape["head_dim"]
+    if arch == "qwen3moe":
+        config.update(num_experts=shape["n_expert"], num_experts_per_tok=shape["n_expert_used"], moe_intermediate_size=shape["n_ff_exp"])
+    folder.joinpath("config.json").write_text(json.dumps(config))
+    folder.joinpath("tokenizer.json").write_text(json.dumps(bpe_tokenizer_json(
+        list(tok.tokens), [int(t) for t in tok.token_types], list(tok.merges), QWEN2_SPLIT)))
+    folder.joinpath("tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>", "add_bos_token": False}))
+    names = list(tensors)
+    write_safetensors(folder / "model-00001-of-00002.safetensors", {n: tensors[n] for n in names[::2]})
+    write_safetensors(folder / "model-00002-of-00002.safetensors", {n: tensors[n] for n in names[1::2]})
+    out = tmp_path / "out.gguf"
+    convert_hf_to_gguf(folder, out, outtype="f32")
+    assert_same_tensors(out, ref_path)
+    with engine.open_model_file(out) as mf:
+        got = mf.metadata
+        for key, value in md.items():
+            if key.startswith(f"{arch}.") or key in ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.eos_token_id",
+                                                     "tokenizer.ggml.add_bos_token"):
+                assert _plain(got[key]) == _plain(value), key
+        assert got["tokenizer.ggml.tokens"] == list(tok.tokens)
+    # F16 keeps 1-D tensors, norms and the MoE router in F32
+    convert_hf_to_gguf(folder, tmp_path / "f16.gguf", outtype="f16")
+    with engine.open_model_file(tmp_path / "f16.gguf") as mf:
+        for name, t in mf.tensors.items():
+            want = "F32" if len(t.shape) == 1 or name.endswith(("_norm.weight", "ffn_gate_inp.weight")) else "F16"
+            assert t.ggml_type.name == want, name

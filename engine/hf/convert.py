@@ -2,10 +2,13 @@
 
     result = convert_hf_to_gguf("CodeUp-Llama-2-13b-chat-hf", "codeup-13b-F16.gguf", outtype="f16")
 
+- Architectures (metadata.ARCHITECTURES): llama (Llama 2/3, CodeUp, CodeLlama, Mistral-style),
+  qwen2, qwen3, qwen3moe.
 - Tensors: renamed to GGUF names, in the checkpoint's order; llama attention Q and K rows
-  permuted from HF's rotate-half layout to llama.cpp's interleaved one; values kept exactly
-  (f32/f16/bf16 copied or widened, narrowed with round-to-nearest-even).
-- --outtype f32, f16, bf16, q8_0 as llama.cpp: 1-D tensors and norms stay F32, every other
+  permuted from HF's rotate-half layout to llama.cpp's interleaved one; MoE experts stacked
+  per layer; values kept exactly (f32/f16/bf16 copied or widened, narrowed with
+  round-to-nearest-even).
+- --outtype f32, f16, bf16, q8_0 as llama.cpp: 1-D tensors, norms and MoE routers stay F32, every other
   weight takes the type (q8_0: F16 where a row is not whole blocks). Any other file type
   (Q4_K_M, Q6_K, ...) gives each tensor llama-quantize's type for that file type, in
   llama-quantize's tensor order: the same tensors as converting to F32 and quantizing.
@@ -38,8 +41,10 @@ from ..quantize.progress import Progress
 from ..quantize.quantizers import default_threads, quantize
 from ..quantize.type_mix import FILE_TYPES, plan_tensor_types
 from .checkpoint import Checkpoint
-from .metadata import architecture, general_entries, gguf_tensor_name, hparams_entries, llama3_rope_factors
-from .tensor_source import FLOAT_DTYPES, GeneratedTensor, LazyTensor, to_float32
+from .metadata import (
+    EXPERT_NAMES, EXPERT_TENSOR, architecture, general_entries, gguf_tensor_name, hparams_entries, llama3_rope_factors,
+)
+from .tensor_source import FLOAT_DTYPES, GeneratedTensor, LazyTensor, StackedTensor, to_float32
 from .vocab import build_vocab
 
 # convert_hf_to_gguf's own output types: (ggml type of the weights, general.file_type).
@@ -105,7 +110,7 @@ def permute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def _weight_type(name: str, shape: tuple[int, ...], default: GGMLType) -> GGMLType:
-    if len(shape) <= 1 or name.endswith("_norm.weight"):
+    if len(shape) <= 1 or name.endswith(("_norm.weight", "ffn_gate_inp.weight")):
         return GGMLType.F32
     if default == GGMLType.Q8_0 and shape[0] % TYPE_TRAITS[GGMLType.Q8_0].block_size:
         return GGMLType.F16
@@ -120,15 +125,31 @@ def plan_tensors(ckpt: Checkpoint, config: dict, folder: Path, outtype: str) -> 
     factors = llama3_rope_factors(config)
     if factors is not None:  # llama.cpp writes its generated tensors first
         items.append(("rope_freqs.weight", GeneratedTensor("rope_freqs.weight", factors), (factors.size,), 0))
+    n_expert = config.get("num_experts") if spec.experts else 0
+    experts: dict[int, dict[str, dict[int, LazyTensor]]] = {}
     for hf_name, t in ckpt.tensors.items():
+        if t.dtype not in FLOAT_DTYPES:
+            raise ModelFileError(folder, f"tensor {hf_name} is {t.dtype}, not a float type")
+        m = EXPERT_TENSOR.fullmatch(hf_name) if spec.experts else None
+        if m:  # llama.cpp stacks a layer's experts once it has seen all of them
+            bid, xid, kind = int(m.group(1)), int(m.group(2)), m.group(3)
+            layer = experts.setdefault(bid, {"down": {}, "gate": {}, "up": {}})
+            layer[kind][xid] = t
+            if sum(len(v) for v in layer.values()) == 3 * n_expert:
+                for kind in ("down", "gate", "up"):
+                    parts = [layer[kind].get(x) for x in range(n_expert)]
+                    if any(p is None for p in parts) or len({p.shape for p in parts}) != 1 or len({p.dtype for p in parts}) != 1:
+                        raise ModelFileError(folder, f"layer {bid}: the {kind}_proj experts are not {n_expert} matrices of one shape")
+                    stacked = StackedTensor(EXPERT_NAMES[kind].format(bid=bid), parts)
+                    items.append((stacked.name, stacked, tuple(reversed(stacked.shape)), 0))
+                del experts[bid]
+            continue
         try:
             name = gguf_tensor_name(hf_name)
         except KeyError:
             raise ModelFileError(folder, f"tensor {hf_name}: no GGUF name for it in a {spec.gguf_arch} model") from None
         if name is None:
             continue
-        if t.dtype not in FLOAT_DTYPES:
-            raise ModelFileError(folder, f"tensor {hf_name} is {t.dtype}, not a float type")
         if not 1 <= len(t.shape) <= 4:
             raise ModelFileError(folder, f"tensor {hf_name} has shape {list(t.shape)}")
         heads = 0
@@ -137,6 +158,10 @@ def plan_tensors(ckpt: Checkpoint, config: dict, folder: Path, outtype: str) -> 
             if len(t.shape) != 2 or t.shape[0] % (2 * heads):
                 raise ModelFileError(folder, f"tensor {hf_name}: {t.shape[0]} rows do not split into {heads} heads of rotary pairs")
         items.append((name, t, tuple(reversed(t.shape)), heads))
+    if experts:
+        bid = next(iter(experts))
+        raise ModelFileError(folder, f"layer {bid}: only {sum(len(v) for v in experts[bid].values())} of "
+                                     f"{3 * n_expert} expert matrices are in the checkpoint")
     key = outtype.lower()
     if key in OUTTYPES:
         default, file_type = OUTTYPES[key]
@@ -149,7 +174,7 @@ def plan_tensors(ckpt: Checkpoint, config: dict, folder: Path, outtype: str) -> 
     by_name = {n: (t, s, h) for n, t, s, h in items}
     order = llama_cpp_order(by_name)
     types = plan_tensor_types([(n, by_name[n][1], GGMLType.F32) for n in order], ft, n_layer=config["num_hidden_layers"],
-                              n_head=n_head, n_head_kv=n_head_kv, architecture=spec.gguf_arch)
+                              n_head=n_head, n_head_kv=n_head_kv, n_expert=n_expert or 0, architecture=spec.gguf_arch)
     plans = [TensorPlan(n, by_name[n][0], by_name[n][1], ty, by_name[n][2]) for n, ty in zip(order, types)]
     return plans, ft.ftype, ft.name
 
@@ -208,20 +233,20 @@ def convert_hf_to_gguf(
 
 def _tensor_source(p: TensorPlan, pool, state, report) -> Callable[[], Iterator]:
     def chunks() -> Iterator:
-        t = p.source
-        values = t.array()
-        if p.permute_heads:
-            values = permute_rows(values, p.permute_heads)  # one tensor's copy (a Q/K matrix)
-        rows = values.reshape(-1, p.shape[0]) if values.ndim > 1 else values.reshape(1, -1)
-        per_batch = max(1, _BATCH_VALUES // rows.shape[1])
-        same = (t.dtype, p.ggml_type) in _SAME_BYTES
-        for r in range(0, rows.shape[0], per_batch):
-            batch = np.ascontiguousarray(rows[r : r + per_batch])
-            yield batch if same else quantize(to_float32(batch, t.dtype), p.ggml_type, pool=pool)
-            state["bytes"] += batch.nbytes
-            report(p.name)
-        del values, rows
-        t.release()
+        same = (p.source.dtype, p.ggml_type) in _SAME_BYTES
+        for t in (p.source.parts() if hasattr(p.source, "parts") else [p.source]):  # experts: one at a time
+            values = t.array()
+            if p.permute_heads:
+                values = permute_rows(values, p.permute_heads)  # one tensor's copy (a Q/K matrix)
+            rows = values.reshape(-1, p.shape[0]) if values.ndim > 1 else values.reshape(1, -1)
+            per_batch = max(1, _BATCH_VALUES // rows.shape[1])
+            for r in range(0, rows.shape[0], per_batch):
+                batch = np.ascontiguousarray(rows[r : r + per_batch])
+                yield batch if same else quantize(to_float32(batch, t.dtype), p.ggml_type, pool=pool)
+                state["bytes"] += batch.nbytes
+                report(p.name)
+            del values, rows
+            t.release()
         state["tensors"] += 1
         report(p.name)
 

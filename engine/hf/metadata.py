@@ -22,13 +22,18 @@ from ..errors import ModelFileError
 class ArchSpec:
     gguf_arch: str
     permute_qk: bool  # llama.cpp reorders Q/K rows from HF's rotate-half layout to its own
+    llama_keys: bool = False  # LlamaModel's own keys: vocab_size, rope.dimension_count
+    experts: bool = False  # mixture of experts: per-expert HF tensors stacked into one
 
 
-LLAMA = ArchSpec("llama", permute_qk=True)
+LLAMA = ArchSpec("llama", permute_qk=True, llama_keys=True)
 ARCHITECTURES = {
     "LlamaForCausalLM": LLAMA,
     "LLaMAForCausalLM": LLAMA,
     "MistralForCausalLM": LLAMA,
+    "Qwen2ForCausalLM": ArchSpec("qwen2", permute_qk=False),
+    "Qwen3ForCausalLM": ArchSpec("qwen3", permute_qk=False),
+    "Qwen3MoeForCausalLM": ArchSpec("qwen3moe", permute_qk=False, experts=True),
 }
 
 # HF tensor name pattern -> GGUF name ({bid}: the layer). Names llama.cpp skips map to None.
@@ -46,7 +51,18 @@ TENSOR_NAMES = {
     "model.layers.{bid}.mlp.up_proj.weight": "blk.{bid}.ffn_up.weight",
     "model.layers.{bid}.mlp.down_proj.weight": "blk.{bid}.ffn_down.weight",
     "model.layers.{bid}.self_attn.rotary_emb.inv_freq": None,  # recomputed from rope_theta
+    # qwen2: Q/K/V biases; qwen3: per-head Q/K RMS norms; qwen3moe: the router
+    "model.layers.{bid}.self_attn.q_proj.bias": "blk.{bid}.attn_q.bias",
+    "model.layers.{bid}.self_attn.k_proj.bias": "blk.{bid}.attn_k.bias",
+    "model.layers.{bid}.self_attn.v_proj.bias": "blk.{bid}.attn_v.bias",
+    "model.layers.{bid}.self_attn.q_norm.weight": "blk.{bid}.attn_q_norm.weight",
+    "model.layers.{bid}.self_attn.k_norm.weight": "blk.{bid}.attn_k_norm.weight",
+    "model.layers.{bid}.mlp.gate.weight": "blk.{bid}.ffn_gate_inp.weight",
 }
+# Per-expert HF tensors, stacked (expert-major) into one GGUF tensor per layer and kind.
+EXPERT_TENSOR = re.compile(r"model\.layers\.(\d+)\.mlp\.experts\.(\d+)\.(gate|up|down)_proj\.weight")
+EXPERT_NAMES = {"gate": "blk.{bid}.ffn_gate_exps.weight", "up": "blk.{bid}.ffn_up_exps.weight",
+                "down": "blk.{bid}.ffn_down_exps.weight"}
 _LAYER = re.compile(r"\.(\d+)\.")
 
 
@@ -100,10 +116,16 @@ def hparams_entries(config: dict, folder: Path, spec: ArchSpec, file_type: int) 
         out.append((f"{a}.rope.freq_base", float(config["rope_theta"]), "f32"))
     if isinstance(config.get("rms_norm_eps"), (int, float)):
         out.append((f"{a}.attention.layer_norm_rms_epsilon", float(config["rms_norm_eps"]), "f32"))
+    if spec.experts:
+        out += [(f"{a}.expert_count", _int(config, "num_experts", folder), "u32"),
+                (f"{a}.expert_used_count", _int(config, "num_experts_per_tok", folder), "u32")]
     out += [(f"{a}.attention.key_length", head_dim, "u32"), (f"{a}.attention.value_length", head_dim, "u32"),
             ("general.file_type", file_type, "u32")]
-    vocab_size = _int(config, "vocab_size", folder)
-    out += [(f"{a}.vocab_size", vocab_size, "u32"), (f"{a}.rope.dimension_count", head_dim, "u32")]
+    if spec.experts:
+        out.append((f"{a}.expert_feed_forward_length", _int(config, "moe_intermediate_size", folder), "u32"))
+    if spec.llama_keys:
+        vocab_size = _int(config, "vocab_size", folder)
+        out += [(f"{a}.vocab_size", vocab_size, "u32"), (f"{a}.rope.dimension_count", head_dim, "u32")]
     rope_scaling = config.get("rope_scaling") or {}
     if isinstance(rope_scaling, dict):
         kind = rope_scaling.get("rope_type", rope_scaling.get("type"))

@@ -130,3 +130,17 @@ class GeneratedTensor:
 
     def release(self) -> None:
         pass
+
+
+class StackedTensor:
+    """Tensors of one shape stacked along a new first axis (MoE experts), read part by part."""
+
+    def __init__(self, name: str, parts: list) -> None:
+        self.name, self.part_list = name, parts
+        self.dtype = parts[0].dtype
+        self.shape = (len(parts),) + tuple(parts[0].shape)
+        self.n_elements = sum(p.n_elements for p in parts)
+        self.nbytes = sum(p.nbytes for p in parts)
+
+    def parts(self) -> list:
+        return self.part_list

@@ -36,8 +36,13 @@ class UnsafePickleError(ModelFileError):
 
 
 class _StorageType:
+    __slots__ = ("dtype",)  # no __dict__: a pickle's BUILD cannot retag a storage class
+
     def __init__(self, dtype: str) -> None:
         self.dtype = dtype
+
+    def __setstate__(self, state):
+        raise pickle.UnpicklingError("a storage class cannot be modified")
 
 
 class _Storage:
@@ -91,7 +96,8 @@ class SafeUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         try:
-            return _ALLOWED[(module, name)]
+            found = _ALLOWED[(module, name)]
+            return _StorageType(found.dtype) if isinstance(found, _StorageType) else found
         except KeyError:
             raise UnsafePickleError(
                 self.path, f"refusing the pickled global {module}.{name}: a PyTorch checkpoint needs only tensors"

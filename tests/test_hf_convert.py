@@ -403,3 +403,30 @@ def test_qwen_checkpoints_convert_back_bit_for_bit(arch, tmp_path):
         for name, t in mf.tensors.items():
             want = "F32" if len(t.shape) == 1 or name.endswith(("_norm.weight", "ffn_gate_inp.weight")) else "F16"
             assert t.ggml_type.name == want, name
+
+
+def test_codellama_infill_tokens_and_auto_outtype(tiny, tiny_hf, tmp_path):
+    """A 32016-token llama vocabulary is CodeLlama's: llama.cpp adds its infill token ids;
+    tokenizer_config's add_prefix_space becomes add_space_prefix; --outtype auto keeps bf16."""
+    folder = tmp_path / "CodeLlama-7b-hf"
+    folder.mkdir()
+    config = llama_config(tiny)
+    config["vocab_size"] = 32016  # the tokenizer has fewer pieces: the rest are [PAD] tokens
+    folder.joinpath("config.json").write_text(json.dumps(config))
+    write_spm_tokenizer(folder, tiny)
+    tc = json.loads(folder.joinpath("tokenizer_config.json").read_text())
+    folder.joinpath("tokenizer_config.json").write_text(json.dumps({**tc, "add_prefix_space": False}))
+    write_safetensors(folder / "model.safetensors", {n: (a.view(np.uint32) >> 16).astype(np.uint16) for n, a in tiny_hf.items()})
+    out = tmp_path / "out.gguf"
+    r = convert_hf_to_gguf(folder, out, outtype="auto")
+    assert r.outtype == "bf16"
+    with engine.open_model_file(out) as mf:
+        md = mf.metadata
+        keys = list(md)
+        assert [md[f"tokenizer.ggml.{t}_token_id"] for t in ("prefix", "suffix", "middle", "eot")] == [32007, 32008, 32009, 32010]
+        assert md["tokenizer.ggml.add_space_prefix"] is False
+        assert keys.index("tokenizer.ggml.add_eos_token") < keys.index("tokenizer.ggml.prefix_token_id")
+        toks = md["tokenizer.ggml.tokens"]
+        assert len(toks) == 32016 and toks[4096] == "[PAD4096]" and md["tokenizer.ggml.token_type"][4096] == 5
+        assert md["tokenizer.ggml.scores"][4096] == -10000.0
+        assert mf.tensors["blk.0.attn_q.weight"].ggml_type.name == "BF16"

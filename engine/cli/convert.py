@@ -32,7 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("output", metavar="OUT.gguf", help="the GGUF file to write")
     p.add_argument("--name", help="general.name of the model (default: from the input's name)")
     p.add_argument("--outtype", metavar="TYPE",
-                   help="for a Hugging Face folder: f32, f16 (default), bf16, q8_0, or a quantized file type (Q4_K_M, ...)")
+                   help="for a Hugging Face folder: f32, f16 (default), bf16, q8_0, auto (the checkpoint's 16-bit type), "
+                   "or a quantized file type (Q4_K_M, ...)")
     p.add_argument("-t", "--threads", type=int, metavar="N", help="threads for quantizing (default: every core)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")

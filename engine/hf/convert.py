@@ -163,13 +163,15 @@ def plan_tensors(ckpt: Checkpoint, config: dict, folder: Path, outtype: str) -> 
         raise ModelFileError(folder, f"layer {bid}: only {sum(len(v) for v in experts[bid].values())} of "
                                      f"{3 * n_expert} expert matrices are in the checkpoint")
     key = outtype.lower()
+    if key == "auto":  # llama.cpp: the 16-bit type of the first weight (bf16 stays bf16)
+        key = "bf16" if any(t.dtype == "BF16" for _, t, _, _ in items[:1]) else "f16"
     if key in OUTTYPES:
         default, file_type = OUTTYPES[key]
         plans = [TensorPlan(n, t, s, _weight_type(n, s, default), h) for n, t, s, h in items]
         return plans, file_type, key
     ft = FILE_TYPES.get(outtype.upper())
     if ft is None:
-        known = ", ".join(list(OUTTYPES) + [k for k in FILE_TYPES if k.lower() not in OUTTYPES])
+        known = ", ".join(list(OUTTYPES) + ["auto"] + [k for k in FILE_TYPES if k.lower() not in OUTTYPES])
         raise UsageError(f"unknown --outtype {outtype} (known: {known})")
     by_name = {n: (t, s, h) for n, t, s, h in items}
     order = llama_cpp_order(by_name)
@@ -197,7 +199,7 @@ def convert_hf_to_gguf(
     spec = architecture(config, src)
     with Checkpoint(src) as ckpt:
         plans, file_type, type_name = plan_tensors(ckpt, config, src, outtype)
-        vocab = build_vocab(src, config)
+        vocab = build_vocab(src, config, llama=spec.gguf_arch == "llama")
         total_params = sum(p.source.n_elements for p in plans)
         w = GGUFWriter(out)
         w.add_metadata("general.architecture", spec.gguf_arch, type="string")

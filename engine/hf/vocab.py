@@ -127,8 +127,8 @@ def looks_special(token: str) -> bool:
 def sentencepiece_vocab(folder: Path, vocab_size: int | None) -> tuple[list[str], list[float], list[int]]:
     pieces = read_sentencepiece(folder / "tokenizer.model")
     n = vocab_size if vocab_size is not None else len(pieces)
-    tokens = [f"[PAD{i}]" for i in range(n)]
-    scores = [-1000.0] * n
+    tokens = [f"[PAD{i}]" for i in range(n)]  # ids the model has and the tokenizer lacks
+    scores = [-10000.0] * n
     types = [UNUSED] * n
     for i, (text, score, ptype) in enumerate(pieces[:n]):
         tokens[i], scores[i] = text, score
@@ -205,7 +205,9 @@ def bpe_vocab(folder: Path, vocab_size: int | None) -> tuple[list[str], list[int
     return tokens, types, merges, _pre_tokenizer_name(tok)
 
 
-def build_vocab(folder: Path, config: dict) -> Vocab:
+def build_vocab(folder: Path, config: dict, llama: bool = False) -> Vocab:
+    """The tokenizer keys. `llama`: llama.cpp's LlamaModel extras (CodeLlama's infill
+    tokens, tokenizer_config's add_prefix_space)."""
     v = Vocab()
     vocab_size = config.get("vocab_size") if isinstance(config.get("vocab_size"), int) else None
     merges: list[str] = []
@@ -232,6 +234,13 @@ def build_vocab(folder: Path, config: dict) -> Vocab:
     else:
         raise ModelFileError(folder, "no tokenizer: expected tokenizer.model (SentencePiece) or tokenizer.json (BPE)")
     _special_vocab(v, folder, config, len(tokens), merges, added_tokens)
+    if llama:
+        if config.get("vocab_size", 32000) == 32016:  # CodeLlama: fill-in-the-middle tokens
+            for typ, tid in (("prefix", 32007), ("suffix", 32008), ("middle", 32009), ("eot", 32010)):
+                v.add(f"tokenizer.ggml.{typ}_token_id", tid, "u32")
+        add_prefix = _json(folder / "tokenizer_config.json").get("add_prefix_space")
+        if isinstance(add_prefix, bool):
+            v.add("tokenizer.ggml.add_space_prefix", add_prefix, "bool")
     return v
 
 

@@ -430,3 +430,22 @@ def test_codellama_infill_tokens_and_auto_outtype(tiny, tiny_hf, tmp_path):
         assert len(toks) == 32016 and toks[4096] == "[PAD4096]" and md["tokenizer.ggml.token_type"][4096] == 5
         assert md["tokenizer.ggml.scores"][4096] == -10000.0
         assert mf.tensors["blk.0.attn_q.weight"].ggml_type.name == "BF16"
+
+
+@pytest.mark.parametrize("outtype", ["bf16", "q8_0", "f16"])
+def test_outtypes_are_the_bytes_of_llama_cpps_python_quantizers(outtype, tmp_path):
+    """convert_hf_to_gguf.py rounds with gguf-py (numpy astype for f16, gguf.quants for bf16
+    and q8_0): the same bytes come out of ours."""
+    out = tmp_path / "out.gguf"
+    convert_hf_to_gguf(fixtures_or_skip("hf", "hf-safetensors"), out, outtype=outtype)
+    qtype = {"bf16": gguf.GGMLQuantizationType.BF16, "q8_0": gguf.GGMLQuantizationType.Q8_0}.get(outtype)
+    with engine.open_model_file(out) as got, engine.open_model_file(fixtures_or_skip("tiny-llama", "tiny-llama-F32.gguf")) as ref:
+        for name in ref.tensors:
+            src = np.array(ref.tensor_view(name))
+            if src.ndim == 1:
+                want = src.view(np.uint8)
+            elif qtype is None:
+                want = src.astype(np.float16).view(np.uint8)
+            else:
+                want = gguf.quants.quantize(src, qtype)
+            assert np.array_equal(got.tensor_bytes_view(name), want.reshape(-1)), name

@@ -132,12 +132,13 @@ def write_peft(folder, lora_path, n_head, n_head_kv, torch=False):
         write_safetensors(folder / "adapter_model.safetensors", tensors)
 
 
-@pytest.mark.parametrize("container", ["safetensors", "torch"])
-def test_converted_peft_adapter_equals_the_gguf_adapter(container, base_path, lora_path, tokens, tmp_path, capsys):
+@pytest.mark.parametrize("container,base", [("safetensors", "gguf"), ("torch", "hf-folder")])
+def test_converted_peft_adapter_equals_the_gguf_adapter(container, base, base_path, lora_path, tokens, tmp_path, capsys):
     peft = tmp_path / "peft"
     write_peft(peft, lora_path, 4, 2, torch=container == "torch")
     out = tmp_path / "adapter.gguf"
-    assert main(["convert-lora", str(peft), str(out), "--base", str(base_path), "--outtype", "f32"]) == 0
+    base_arg = base_path if base == "gguf" else fixtures_or_skip("hf", "hf-safetensors")
+    assert main(["convert-lora", str(peft), str(out), "--base", str(base_arg), "--outtype", "f32"]) == 0
     with engine.open_model_file(out) as got, engine.open_model_file(lora_path) as ref:
         assert got.metadata["general.type"] == "adapter" and got.metadata["adapter.type"] == "lora"
         assert got.metadata["adapter.lora.alpha"] == ref.metadata["adapter.lora.alpha"]

@@ -23,7 +23,7 @@ from engine.tokenizer.byte_unicode import BYTE_TO_CHAR, bytes_to_unicode_text, u
 from engine.tokenizer.pieces import clean_up_spaces
 from engine.tokenizer.pretokenizers import PRE_TOKENIZERS, PreTokenizer
 
-VOCABS = ("llama-spm", "gpt-2", "llama-bpe")
+VOCABS = ("llama-spm", "gpt-2", "llama-bpe", "qwen2", "deepseek-coder", "starcoder", "phi-3")
 SEPARATOR = "\n__ggml_vocab_test__\n"
 
 

@@ -192,8 +192,6 @@ class LlamaWeights:
     def _experts(self, prefix: str) -> MoEWeights:
         """The router and the experts of one layer, each expert a view of its rows."""
         hp = self.hp
-        n_exp = hp.n_expert
-        router = self._matrix(prefix + "ffn_gate_inp.weight", hp.n_embd, n_exp)
         n_ff_exp = hp.n_ff_exp
         if not n_ff_exp:  # older files: the width from the tensor
             t = self.mf.tensors.get(prefix + "ffn_gate_exps.weight")
@@ -201,6 +199,7 @@ class LlamaWeights:
         gate = self._expert_slices(prefix + "ffn_gate_exps.weight", hp.n_embd, n_ff_exp)
         up = self._expert_slices(prefix + "ffn_up_exps.weight", hp.n_embd, n_ff_exp)
         down = self._expert_slices(prefix + "ffn_down_exps.weight", n_ff_exp, hp.n_embd)
+        router = self._matrix(prefix + "ffn_gate_inp.weight", hp.n_embd, hp.n_expert)
         return MoEWeights(router=router, gate=gate, up=up, down=down, n_used=hp.n_expert_used)
 
     def _expert_slices(self, name: str, n_in: int, n_out: int) -> tuple[QuantMatrix, ...]:
@@ -208,6 +207,11 @@ class LlamaWeights:
         t = self.mf.tensors.get(name)
         if t is None:
             raise ModelFileError(self.mf.path, f"missing tensor {name}")
+        if len(t.shape) == 3 and t.shape[:2] == (n_in, n_out) and t.shape[2] != n_exp:
+            raise ModelFileError(
+                self.mf.path,
+                f"tensor {name} holds {t.shape[2]} experts, but {self.hp.architecture}.expert_count is {n_exp}",
+            )
         if t.shape != (n_in, n_out, n_exp):
             raise ModelFileError(
                 self.mf.path,

@@ -178,3 +178,21 @@ def test_synth_small_moe_runs(tmp_path):
         assert (model.info.architecture, model.info.n_expert, model.info.n_expert_used) == ("qwen3moe", 8, 2)
         logits = model.logits([1, 5, 9, 200])
     assert logits.shape == (4, 300) and np.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "qwen3"])
+def test_context_shift_rerotates_keys_in_the_neox_style(arch):
+    """Layer 0's keys depend only on the token and its position: after dropping 8 positions
+    the cached keys must be those of a fresh evaluation at the new positions (to the
+    half-precision rounding), which only the architecture's own rotation gives."""
+    from engine.llama import from_f16_bits
+
+    tokens = arch_config(arch)["tokens"]
+    with engine.load_model(arch_file(arch, "F32")) as model:
+        model.eval(tokens[:20])
+        model.shift_context(4, 8)
+        shifted = from_f16_bits(model.cache.k[0, 4:12].copy())
+        model.reset()
+        model.eval(tokens[:4] + tokens[12:20])
+        fresh = from_f16_bits(model.cache.k[0, 4:12].copy())
+    assert np.abs(shifted - fresh).max() <= 2e-3 * np.abs(fresh).max()

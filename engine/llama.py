@@ -36,6 +36,7 @@ from .ggml_math import swiglu
 from .quants.activations import quantize_activations, quantize_q8_0, quantize_q8_1, quantize_q8_k
 from .rope import apply_rope, rope_angles
 
+
 @dataclass(frozen=True)
 class ArchTraits:
     """What an architecture computes differently from llama, as llama.cpp builds its graph."""

@@ -25,6 +25,16 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def active_params(mf: ModelFile) -> int:
+    """Parameters read per token: all but the experts a token does not use (a mixture of
+    experts reads expert_used_count of expert_count expert slices of each *_exps tensor)."""
+    hp = mf.hparams
+    if hp is None or not hp.n_expert:
+        return mf.n_params
+    experts = sum(t.n_elements for name, t in mf.tensors.items() if name.endswith("_exps.weight"))
+    return mf.n_params - experts * (hp.n_expert - hp.n_expert_used) // hp.n_expert
+
+
 def describe(mf: ModelFile) -> dict:
     """A JSON-ready description of a model file."""
     by_type: dict[str, dict[str, int]] = defaultdict(lambda: {"count": 0, "bytes": 0, "elements": 0})
@@ -61,6 +71,7 @@ def describe(mf: ModelFile) -> dict:
         "file_type": mf.file_type_name,
         "file_size": mf.file_size,
         "n_params": mf.n_params,
+        "n_params_active": active_params(mf),
         "tensor_bytes": mf.tensor_bytes,
         "bits_per_weight": round(mf.bits_per_weight, 4),
         "hparams": asdict(mf.hparams) if mf.hparams else None,
@@ -103,6 +114,11 @@ def render_text(d: dict) -> str:
             f"rope base {hp['rope_freq_base']:g}  rope scale {hp['rope_freq_scale']:g}  "
             f"rms eps {hp['rms_eps']:.3g}",
         ]
+        if hp.get("n_expert"):
+            lines.append(
+                f"  experts {hp['n_expert']} ({hp['n_expert_used']} used per token, n_ff {hp['n_ff_exp']} each): "
+                f"{_count(d['n_params_active'])} active parameters per token"
+            )
     tok = d["tokenizer"]
     if tok:
         extra = f", pre-tokenizer {tok['pre']}" if tok["pre"] else ""

@@ -16,6 +16,7 @@ from textual.widgets._tree import TreeNode
 from textual.widgets._directory_tree import DirEntry
 
 from tui.edits.undo import STATE_FOLDER
+from tui.visible import visible_rich
 from tui.project import ProjectFiles, check_file
 from tui.project.git_status import MODIFIED, state_of
 from tui.prompt import short_count
@@ -100,6 +101,10 @@ class FilePanel(DirectoryTree):
             self.project.ignore.clear()
         self.refusals.clear()
         self.reload()
+
+    def process_label(self, label) -> Text:
+        # A file's name is the repository's: shown, never acted on by the terminal.
+        return visible_rich(super().process_label(label))
 
     def render_label(self, node: TreeNode[DirEntry], base_style: Style, style: Style) -> Text:
         label = super().render_label(node, base_style, style)

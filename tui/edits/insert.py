@@ -126,7 +126,9 @@ def parse_line_range(text: str, mode: InsertMode) -> tuple[int, int | None]:
 
 
 def resolve_target(project_dir: Path, rel: str) -> tuple[str, Path]:
-    """(the relative POSIX path, the absolute path); InsertError for a path outside the project."""
+    """(the relative POSIX path, the absolute path): the one check of a path codeup-tui writes
+    (an insert's target, an undo snapshot's file). InsertError for a path outside the project
+    (symlinks resolved: a link out of it is outside), the project itself, or a folder."""
     raw = rel.strip()
     if not raw:
         raise InsertError("no file named")
@@ -139,6 +141,8 @@ def resolve_target(project_dir: Path, rel: str) -> tuple[str, Path]:
         raise InsertError(f"{raw} is outside the project; not written") from None
     if not relative.parts:
         raise InsertError(f"{raw} is the project folder, not a file")
+    if (root / relative).is_dir():
+        raise InsertError(f"{raw} is a folder, not a file")
     return PurePosixPath(*relative.parts).as_posix(), root / relative
 
 

@@ -47,7 +47,8 @@ def test_tui_writes_no_hostile_sequence_to_the_terminal(tmp_path):
         tmux.keys("Enter")
         tmux.wait_for(lambda s: "Context: 1" in s)
         tmux.keys("C-r")  # the prompt, the file's text in it
-        tmux.wait_for(lambda s: "Prompt (exactly as sent)" in s and "the notes" in s)
+        # the file's text in the prompt view, its sequences shown as text
+        tmux.wait_for(lambda s: "Prompt (exactly as sent)" in s and "the notes" in s and "plain \\x1b]52;c;" in s)
         tmux.keys("Escape")
         tmux.wait_for(lambda s: "Prompt (exactly as sent)" not in s)
         tmux.keys("Explain the notes.")

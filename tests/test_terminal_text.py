@@ -152,3 +152,27 @@ def test_codeup_info_shows_a_hostile_name_as_text(tmp_path):
     assert "name plain \\x1b]52;c;" in written, written
     assert leaked(written) == []
     assert status == 0
+
+
+# -- the TUI's renderers ---------------------------------------------------------------------
+
+
+def test_the_tui_shows_file_text_names_and_titles_through_the_sanitiser():
+    from tui.screens.history import summary_line
+    from tui.screens.insert_dialog import diff_text
+    from tui.history import ConversationSummary
+    from tui.visible import visible_content, visible_rich, visible_text
+    from rich.text import Text
+
+    diff = diff_text(f"--- a/x\n+++ b/x\n@@ -1 +1 @@\n-old\n+{PAYLOAD}")
+    assert leaked(diff.plain) == [] and "+plain \\x1b]52;c;" in diff.plain
+    assert any(span.style == "green" for span in diff.spans)  # the added line keeps its colour
+    assert any(span.style == "dim" for span in diff.spans)  # the escapes are dim
+    content = visible_content(PAYLOAD)
+    assert content.plain == visible(PAYLOAD) and leaked(content.plain) == []
+    assert visible_text("a\x1bb").plain == "a\\x1bb"
+    assert visible_rich(Text("name\x9b2J")).plain == "name\\x9b2J"
+    plain = Text("plain", style="bold")
+    assert visible_rich(plain) is plain
+    line = summary_line(ConversationSummary("id", f"title {PAYLOAD}", 0.0, 0.0, 1), now=0.0)
+    assert leaked(line.plain) == []

@@ -165,7 +165,7 @@ class CodeupApp(App[None]):
         """Watches the project on disk (started in a worker; stopped, threads joined, at exit)."""
         self._watch_lock = threading.Lock()
         self._watch_closed = False
-        self.sub_title = str(self.project_dir)
+        self.sub_title = visible(str(self.project_dir))
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen(self.project_dir)

@@ -169,3 +169,12 @@ def test_a_before_file_that_is_a_symlink_is_not_read(layout):
     (folder / "000001.before").symlink_to("/dev/zero")  # would never end
     refused(project, "cannot be read")
     assert os.path.islink(folder / "000001.before")
+
+
+def test_a_planted_git_exclude_symlink_is_not_written_through(layout):
+    project, victim = layout
+    (project / ".git" / "info").mkdir(parents=True)  # an unpacked archive can hold any .git/
+    (project / ".git" / "info" / "exclude").symlink_to(victim)
+    apply_plan(plan_insert(project, "a.py", "b = 2\n", InsertMode.append), UndoStore(project))
+    assert victim.read_bytes() == VICTIM
+    assert (project / ".codeup" / ".gitignore").read_text().splitlines()[-1] == "*"  # still out of git

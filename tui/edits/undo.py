@@ -200,6 +200,8 @@ class UndoStore:
         if git_dir is None:
             return
         exclude = git_dir / "info" / "exclude"
+        if exclude.is_symlink():
+            return  # a project that is no clone (an unpacked archive) can hold a .git/ of its own making
         try:
             current = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
             if EXCLUDE_LINE in (line.strip() for line in current.splitlines()):

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import get_current_worker
@@ -34,6 +35,7 @@ from tui.clipboard import osc52_sequence, save_to_file
 from tui.terminal_keys import register_terminal_keys
 from tui.watch import ProjectWatcher
 from tui.widgets import Conversation, FilePanel, InstructionEditor
+from tui.visible import visible
 
 WATCH_ENV = "CODEUP_TUI_WATCH"
 """``poll``: watch the project by polling (network file systems); ``off``: do not watch it."""
@@ -166,7 +168,7 @@ class CodeupApp(App[None]):
         """Watches the project on disk (started in a worker; stopped, threads joined, at exit)."""
         self._watch_lock = threading.Lock()
         self._watch_closed = False
-        self.sub_title = str(self.project_dir)
+        self.sub_title = visible(str(self.project_dir))
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen(self.project_dir)
@@ -260,6 +262,12 @@ class CodeupApp(App[None]):
                 while not handle.done and time.monotonic() < deadline:
                     time.sleep(0.01)
         self.backend.close()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Textual's notify, through ``tui.visible``: a message or title may hold a file name,
+        a path from an undo record or a server's text, which must not drive the terminal."""
+        super().notify(visible(message), title=visible(title), severity=severity, timeout=timeout, markup=markup)
 
     # -- clipboard -------------------------------------------------------------------
 

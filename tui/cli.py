@@ -28,7 +28,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but every error is one line (no usage block) and exits with 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+        from engine.terminal_text import printable  # the engine (numpy) only now: see the module's doc
+
+        self.exit(2, f"{self.prog}: error: {printable(' '.join(message.split()))}\n")
 
 
 def build_parser() -> ArgumentParser:

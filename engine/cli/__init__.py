@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from .. import __version__
-from ..errors import CodeupError
+from ..errors import CodeupError, printable
 from . import bench, convert, convert_lora, export_lora, fetch_model, info, quantize, run, serve, synth
 
 SUBCOMMANDS = (run, serve, info, fetch_model, synth, bench, quantize, convert, convert_lora, export_lora)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except CodeupError as e:
-        print(f"codeup: error: {e}", file=sys.stderr)
+        print(f"codeup: error: {printable(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("codeup: interrupted", file=sys.stderr)

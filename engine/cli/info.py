@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import asdict
 
 from ..formats import ModelFile, open_model_file
+from ..terminal_text import printable
 
 
 def add_parser(sub) -> None:
@@ -135,7 +136,8 @@ def render_text(d: dict) -> str:
             lines.append(f"              {name:<8} {row['count']:>6} {_size(row['bytes']):>12}  {bpw:>11.2f}")
     for note in d["notes"]:
         lines.append(f"note          {note}")
-    return "\n".join(lines)
+    # Names, paths and notes come from the file: each line shown with its controls escaped.
+    return "\n".join(printable(line) for line in lines)
 
 
 def run(args: argparse.Namespace) -> int:

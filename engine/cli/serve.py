@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 
-from ..errors import UsageError
+from ..errors import UsageError, printable
 
 API_KEY_ENV = "CODEUP_SERVE_API_KEY"
 
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"codeup serve: {app.model_id} (context {model.n_ctx}, chat template {template.name}) on "
+    print(f"codeup serve: {printable(app.model_id)} (context {model.n_ctx}, chat template {template.name}) on "
           f"http://{shown}:{port}/v1" + (" (API key required)" if api_key else "") + " - Ctrl+C stops",
           flush=True)
     try:

@@ -119,6 +119,7 @@ class GenerationHandle:
         self._on_piece = on_piece
         self.result = GenerationResult()
         self.thread: threading.Thread | None = None
+        self.sampler: Sampler | None = None  # the local engine's (its `logprobs`, when asked for)
         self._ended = False
 
     # ---- for the consumer -----------------------------------------------------------------
@@ -211,11 +212,13 @@ class Generator:
         parse_special: bool = False,
         keep: int | None = None,
         on_piece: Callable[[str], None] | None = None,
+        logprobs: int | None = None,
     ) -> GenerationHandle:
         """Tokenize and check the prompt here (errors are raised now), then generate in a
         background thread. `max_tokens` -1 = until EOS, a stop string or the context is full;
         `keep` = on a full context, keep the first `keep` tokens and drop half of the rest
-        (llama.cpp's --keep) instead of stopping."""
+        (llama.cpp's --keep) instead of stopping. `logprobs` (0 or more alternatives): the
+        handle's `sampler.logprobs` gets each picked token's log probability."""
         params = params or SamplingParams()
         tokens = self.tokenize(prompt, add_bos, parse_special)
         n_ctx = self.model.n_ctx
@@ -228,8 +231,9 @@ class Generator:
         if not self._busy.acquire(blocking=False):
             raise UsageError("a generation is already running on this model")
         handle = GenerationHandle(on_piece)
+        handle.sampler = Sampler(params, top_logprobs=logprobs)
         handle.thread = threading.Thread(
-            target=self._run, args=(handle, tokens, Sampler(params), max_tokens, stop, keep),
+            target=self._run, args=(handle, tokens, handle.sampler, max_tokens, stop, keep),
             name="codeup-generate", daemon=True,
         )
         handle.thread.start()

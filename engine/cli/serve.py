@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
         "serve",
         help="serve the model over an OpenAI-compatible HTTP API",
         description="Serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, "
-        "/v1/models, /tokenize, /health), one generation at a time. Without -m, the default model.",
+        "/v1/models, /tokenize, /detokenize, /completion, /infill, /health), one generation at a time. "
+        "Without -m, the default model.",
     )
     p.add_argument("-m", "--model", metavar="PATH", help="GGUF or GGML v3 model (default: the default model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -38,6 +39,9 @@ def add_parser(sub) -> None:
     p.add_argument("-t", "--threads", type=int, metavar="N", help="threads (default: all cores)")
     p.add_argument("--max-queue", type=int, default=64, metavar="N",
                    help="requests that may wait for the engine; more get 503 (default 64)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let web pages from ORIGIN (e.g. http://localhost:3000; * for any) call the server "
+                   "(repeatable; default none: requests with an Origin header are refused)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
     add_model_overrides(p, context_length=False)
     add_lora_options(p)
@@ -59,6 +63,9 @@ def _check(args) -> str | None:
     if not is_loopback(args.host) and not args.allow_external:
         raise UsageError(f"--host {args.host} can be reached from other machines: add --allow-external to "
                          "serve them (and set --api-key)")
+    for origin in args.cors_origin:
+        if origin != "*" and not origin.startswith(("http://", "https://")) or any(c in origin for c in " \r\n,"):
+            raise UsageError(f"--cors-origin {printable(origin)!r}: give an origin like http://localhost:3000, or *")
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
     if api_key is not None and not api_key.strip():
         raise UsageError("--api-key is empty")
@@ -81,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         httpd.server_close()
         raise
     log = (lambda line: print(f"codeup serve: {line}", file=sys.stderr, flush=True)) if args.verbose else None
-    app = httpd.app = CodeupServer(model, template, api_key=api_key, max_queue=args.max_queue, log=log)
+    app = httpd.app = CodeupServer(model, template, api_key=api_key, max_queue=args.max_queue, log=log,
+                                   cors_origins=tuple(args.cors_origin))
     host, port = httpd.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
     if not is_loopback(args.host):

@@ -67,6 +67,7 @@ MAX_BODY = 16 << 20  # bytes of a request body
 POLL_SECONDS = 0.1  # how often a waiting or computing request looks for its client
 KEEPALIVE_SECONDS = 10.0  # an SSE comment after this long without a token (a long prompt)
 MAX_STOP_STRINGS = 16
+BODY_SECONDS = 30.0  # a request body announced but not sent within this long: 408
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit on top_logprobs
 MAX_CHOICES = 16  # `n`
 MAX_LOGIT_BIAS = 1024  # entries of `logit_bias`
@@ -619,7 +620,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if length > MAX_BODY:
             self.close_connection = True
             raise HTTPError(413, f"the request body is over {MAX_BODY >> 20} MiB")
-        raw = self.rfile.read(length) if length > 0 else b""
+        try:
+            self.connection.settimeout(BODY_SECONDS)
+            raw = self.rfile.read(length) if length > 0 else b""
+        except TimeoutError:
+            self.close_connection = True
+            raise HTTPError(408, f"the request body did not arrive within {BODY_SECONDS:g} s") from None
+        finally:
+            self.connection.settimeout(self.timeout)
         try:
             body = json.loads(raw) if raw else None
         except (ValueError, UnicodeDecodeError):

@@ -347,7 +347,10 @@ class CodeupApp(App[None]):
 
     def action_settings(self) -> None:
         if isinstance(self.screen, MainScreen):
-            self.push_screen(SettingsScreen(self.settings, self.config.path, self.save_settings))
+            remote_models = getattr(self.backend, "models", None)  # a server's: F2 offers them
+            current = getattr(getattr(self.backend, "client", None), "model", None)
+            self.push_screen(SettingsScreen(self.settings, self.config.path, self.save_settings,
+                                            remote_models=remote_models, remote_model=current))
 
     def save_settings(self, changes: Mapping[str, object]) -> str:
         """Write the changed settings (None: back to the default) to the config file, then
@@ -357,14 +360,21 @@ class CodeupApp(App[None]):
         the user did not change keep the file's value (a flag's value is not written).
         """
         fresh = load_config(self.config.path)
+        changes = dict(changes)
+        remote = dict(fresh.remote)
+        if "remote_model" in changes:  # the server's model: a key of its own, read at the start
+            remote_model = changes.pop("remote_model")
+            remote.pop("remote_model", None)
+            if remote_model:
+                remote["remote_model"] = str(remote_model)
         values = {name: value for name, value in fresh.values.items() if name not in changes}
         values.update({name: value for name, value in changes.items() if value is not None})
-        config = replace(fresh, values=values)
+        config = replace(fresh, values=values, remote=remote)
         save_config(config)
         self.config = config
         self.apply_settings(self.settings.updated(changes))
         note = f"Saved to {config.path}."
-        if any(name in changes for name in RESTART_FIELDS):
+        if any(name in changes for name in RESTART_FIELDS) or remote != dict(fresh.remote):
             note += " The model, context size and threads apply when codeup-tui restarts."
         return note
 

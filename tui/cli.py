@@ -56,8 +56,13 @@ def build_parser() -> ArgumentParser:
         "--endpoint",
         metavar="URL",
         help="use the model of an OpenAI-compatible server (llama.cpp's, `codeup serve`) instead of a "
-        "local file; the API key comes from $CODEUP_API_KEY, else $OPENAI_API_KEY",
+        "local file (default: the config's endpoint, else $OPENAI_BASE_URL, unless a model file is "
+        "given); the API key comes from $CODEUP_API_KEY, else $OPENAI_API_KEY; $HTTPS_PROXY, "
+        "$HTTP_PROXY and $NO_PROXY are honoured",
     )
+    parser.add_argument("--remote-model", metavar="NAME",
+                        help="the server's model to use (default: the config's remote_model, else the "
+                        "first the server lists; F2 lists them)")
     parser.add_argument("--timeout", type=float, metavar="S",
                         help="with --endpoint: seconds the server may stay silent before the answer "
                         "fails (default: 300)")
@@ -181,11 +186,27 @@ def check_generation_options(settings: Settings, seed: int | None):
         raise ValueError(" ".join(str(exc).split())) from exc
 
 
-def remote_backend(args: argparse.Namespace, settings: Settings):
+def choose_endpoint(args: argparse.Namespace, config, environ=None) -> str | None:
+    """The server to use: --endpoint; else, without --model, the config's `endpoint`; else,
+    with no model file in the config either, $OPENAI_BASE_URL. None: a local model."""
+    if getattr(args, "endpoint", None) or getattr(args, "model", None) is not None:
+        return getattr(args, "endpoint", None)
+    if config is not None and config.remote.get("endpoint"):
+        return config.remote["endpoint"]
+    if config is not None and config.values.get("model") is not None:
+        return None
+    from engine.remote import base_url_from_env
+
+    return base_url_from_env(environ)
+
+
+def remote_backend(args: argparse.Namespace, settings: Settings, config=None):
     """The backend for --endpoint (None without it); ValueError (one line) for bad flags."""
     if not getattr(args, "endpoint", None):
         if getattr(args, "timeout", None) is not None:
             raise ValueError("--timeout applies only with --endpoint")
+        if getattr(args, "remote_model", None) is not None:
+            raise ValueError("--remote-model applies only with --endpoint (a server)")
         return None
     if args.model is not None:
         raise ValueError("--model and --endpoint: give one (a model file here, or a server)")
@@ -199,7 +220,9 @@ def remote_backend(args: argparse.Namespace, settings: Settings):
         Endpoint.parse(args.endpoint)
     except CodeupError as exc:
         raise ValueError(str(exc)) from None
-    return RemoteBackend(args.endpoint, api_key_from_env(), n_ctx=settings.n_ctx, read_timeout=args.timeout)
+    remote_model = getattr(args, "remote_model", None) or (config.remote.get("remote_model") if config else None)
+    return RemoteBackend(args.endpoint, api_key_from_env(), n_ctx=settings.n_ctx, read_timeout=args.timeout,
+                         model=remote_model)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,9 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         project_dir = check_project_dir(args.project_dir)
         path, named = config_path(args.config)
         config = load_config(path, must_exist=named)
+        args.endpoint = choose_endpoint(args, config)
         settings, model_path = resolve_settings(args, config)
         template, sampling = check_generation_options(settings, args.seed)
-        backend = remote_backend(args, settings)
+        backend = remote_backend(args, settings, config)
     except (ValueError, ConfigError) as exc:
         parser.error(str(exc))
 

@@ -361,6 +361,8 @@ class Config:
     """Binding id -> key string (normalized: see ``normalize_keys``)."""
     lora: tuple[tuple[Path, float], ...] = ()
     """LoRA adapters applied to the local model: (adapter file, scale), from ``lora``."""
+    remote: Mapping[str, str] = field(default_factory=dict)
+    """The server to use (``endpoint``) and its model (``remote_model``), when set (see REMOTE_KEYS)."""
 
     @property
     def settings(self) -> Settings:
@@ -399,11 +401,18 @@ def load_config(path: Path, *, must_exist: bool = False) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML: {' '.join(str(exc).split())}") from None
     values: dict[str, Any] = {}
+    remote: dict[str, str] = {}
     for name, value in data.items():
         if name in (KEYS_TABLE, LORA_KEY):
             continue
+        if name in REMOTE_KEYS:
+            try:
+                remote[name] = check_remote(name, value)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {name} {exc}") from None
+            continue
         if name not in FIELDS_BY_NAME:
-            known = [*FIELDS_BY_NAME, LORA_KEY, f"[{KEYS_TABLE}]"]
+            known = [*FIELDS_BY_NAME, *REMOTE_KEYS, LORA_KEY, f"[{KEYS_TABLE}]"]
             alias = _FLAG_NAMES.get(name.replace("-", "_"))
             hint = f" (did you mean {alias!r}?)" if alias else _unknown(name, known)
             raise ConfigError(f"{where}: unknown key {printable(name)!r}{hint} (known: {', '.join(known)})")
@@ -411,10 +420,27 @@ def load_config(path: Path, *, must_exist: bool = False) -> Config:
             values[name] = check_value(name, value)
         except ValueError as exc:
             raise ConfigError(f"{where}: {name} {exc}") from None
-    return Config(path, values, _load_keys(data.get(KEYS_TABLE, {}), where), _load_lora(data.get(LORA_KEY, []), where))
+    return Config(path, values, _load_keys(data.get(KEYS_TABLE, {}), where), _load_lora(data.get(LORA_KEY, []), where),
+                  remote)
 
 
 LORA_KEY = "lora"
+REMOTE_KEYS = ("endpoint", "remote_model")
+"""Keys for a model on a server: its URL (used unless a model file is given), the model there."""
+
+
+def check_remote(name: str, value: object) -> str:
+    """``endpoint`` (an http(s) URL) or ``remote_model`` (a name); ValueError otherwise."""
+    text = _text(value).strip()
+    if name == "endpoint":
+        from engine.errors import CodeupError
+        from engine.remote import Endpoint
+
+        try:
+            Endpoint.parse(text)
+        except CodeupError as exc:
+            raise ValueError(f"is not usable: {exc}") from None
+    return text
 
 
 def _load_lora(value: object, where: str) -> tuple[tuple[Path, float], ...]:
@@ -497,13 +523,16 @@ def _toml_key(key: str) -> str:
     return key if bare else toml_string(key)
 
 
-def render_config(values: Mapping[str, Any], keys: Mapping[str, str], lora=()) -> str:
-    """The TOML text of a config: the settings in FIELDS order, the LoRA adapters, then the
-    [keys] table."""
+def render_config(values: Mapping[str, Any], keys: Mapping[str, str], lora=(), remote=None) -> str:
+    """The TOML text of a config: the settings in FIELDS order, the server, the LoRA
+    adapters, then the [keys] table."""
     lines = [HEADER]
     for spec in FIELDS:
         if values.get(spec.name) is not None:
             lines.append(f"{spec.name} = {_toml_value(values[spec.name])}\n")
+    for name in REMOTE_KEYS:
+        if (remote or {}).get(name):
+            lines.append(f"{name} = {toml_string(remote[name])}\n")
     if lora:
         entries = ", ".join(f"{{ path = {toml_string(str(path))}, scale = {float(scale)!r} }}" for path, scale in lora)
         lines.append(f"{LORA_KEY} = [{entries}]\n")
@@ -519,7 +548,7 @@ def save_config(config: Config) -> None:
     A symlinked config (dotfiles) is written through to its target. ConfigError (one line)
     when it cannot be written; the old file is then untouched.
     """
-    text = render_config(config.values, config.keys, config.lora)
+    text = render_config(config.values, config.keys, config.lora, config.remote)
     target = config.path.resolve() if config.path.is_symlink() else config.path
     try:
         try:

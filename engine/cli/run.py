@@ -24,8 +24,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument("-m", "--model", metavar="PATH", help="GGUF or GGML v3 model (default: the default model)")
     p.add_argument("--endpoint", metavar="URL",
-                   help="generate on an OpenAI-compatible server (llama.cpp's, `codeup serve`) instead; "
-                   "API key from $CODEUP_API_KEY, else $OPENAI_API_KEY")
+                   help="generate on an OpenAI-compatible server (llama.cpp's, `codeup serve`) instead "
+                   "(default without -m: $OPENAI_BASE_URL if set); API key from $CODEUP_API_KEY, else "
+                   "$OPENAI_API_KEY; $HTTPS_PROXY / $HTTP_PROXY / $NO_PROXY honoured")
+    p.add_argument("--remote-model", metavar="NAME",
+                   help="with --endpoint: the server's model to use (default: the first it lists)")
     p.add_argument("--timeout", type=float, metavar="S",
                    help="with --endpoint: seconds the server may stay silent (default 300)")
     src = p.add_mutually_exclusive_group()
@@ -66,6 +69,10 @@ def _sampling(args):
 
 
 def _check(args) -> None:
+    if args.endpoint is None and args.model is None:
+        from ..remote import base_url_from_env
+
+        args.endpoint = base_url_from_env()  # OpenAI's clients' variable: the server to use
     if args.n_predict < -1:
         raise UsageError(f"-n {args.n_predict}: use -1 (until the end) or a count of tokens")
     if args.ctx_size is not None and not 1 <= args.ctx_size <= 1 << 20:
@@ -83,6 +90,8 @@ def _check(args) -> None:
             raise UsageError(f"--timeout {args.timeout:g}: give seconds, more than 0")
     elif args.timeout is not None:
         raise UsageError("--timeout applies only with --endpoint")
+    elif args.remote_model is not None:
+        raise UsageError("--remote-model applies only with --endpoint (a server)")
 
 
 def _read_prompt(args) -> str | None:
@@ -187,7 +196,8 @@ class _RemoteGenerator:
         from ..remote import RemoteClient, api_key_from_env
 
         options = {"read_timeout": args.timeout} if args.timeout is not None else {}
-        client = RemoteClient(args.endpoint, api_key_from_env(), n_ctx=args.ctx_size, **options)
+        client = RemoteClient(args.endpoint, api_key_from_env(), n_ctx=args.ctx_size, model=args.remote_model,
+                              **options)
         info = client.probe()
         note = "" if info.n_ctx_known else f", context {info.n_ctx} assumed (-c sets it)"
         print(f"remote: {printable(info.model)} on {client.endpoint.url}{note}", file=sys.stderr, flush=True)

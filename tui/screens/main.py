@@ -53,6 +53,7 @@ from tui.prompt import (
     PastTurn,
     already_sent,
     answer_reserve,
+    conversation_messages,
     file_block,
     files_to_send,
     render_prompt,
@@ -483,6 +484,9 @@ class MainScreen(Screen[None]):
             turn = PastTurn(request.instruction, input_text, "", tuple((p, text_digest(t)) for p, t in sending))
             exchange_id = next(self._ids)
             self.app.call_from_thread(self._open_exchange, exchange_id, request, turn, dict(files))
+            # a server's chat fallback gets the conversation as messages, not the rendered prompt
+            chat = ({"messages": conversation_messages(template, request.history, request.instruction, input_text)}
+                    if getattr(app.backend, "takes_messages", False) else {})
             handle = app.backend.start(
                 prompt,
                 params=app.sampling,
@@ -490,6 +494,7 @@ class MainScreen(Screen[None]):
                 stop=template.stop,
                 add_bos=template.add_bos,
                 parse_special=template.parse_special,
+                **chat,
             )
         except FileRefusal as refusal:
             self.post_message(SendRefused(f"Not sent: {refusal}."))

@@ -31,7 +31,8 @@ given), `logprobs` / `top_logprobs` (OpenAI's shapes for chat and completions, l
 `n_probs`: the log-softmax of the model's logits), `logit_bias` ({"token id": bias} or
 llama.cpp's [[id or text, bias or false]]), `stream_options.include_usage`. Refused with a
 400 that names the field, never ignored: `tools`, `tool_choice` (but "none"), `functions`,
-`function_call`, `response_format` (but {"type": "text"}), `echo`, `suffix`, `best_of`.
+`function_call`, `response_format` (but {"type": "text"}), `echo`, `best_of` > 1. A
+completion's `suffix` is answered by fill-in-the-middle when the model has FIM tokens.
 
 Browsers: a request that carries an `Origin` is refused (403) unless that origin was given
 with --cors-origin, which also turns on CORS headers and OPTIONS preflights for it; with
@@ -232,9 +233,16 @@ class CodeupServer:
                 raise HTTPError(400, f"token id {bad[0]} is outside the vocabulary of {self.model.info.n_vocab}")
         else:
             raise HTTPError(400, "'prompt' must be a non-empty string or list of token ids (one prompt)")
-        for name in ("echo", "suffix"):
-            if body.get(name) not in (None, False, 0, ""):
-                raise HTTPError(400, f"'{name}' is not supported by this server")
+        if body.get("echo") not in (None, False):
+            raise HTTPError(400, "'echo' is not supported by this server")
+        suffix = body.get("suffix")
+        if suffix not in (None, ""):  # OpenAI's insertion: the text between prompt and suffix, by FIM
+            if not isinstance(suffix, str) or not isinstance(prompt, str):
+                raise HTTPError(400, "'suffix' must be a string, with a text prompt")
+            if self.fim is None:
+                raise HTTPError(400, f"'suffix' needs a model with fill-in-the-middle tokens; {self.model_id} "
+                                     "has none")
+            tokens = infill_tokens(self.model.tokenizer, self.fim, prompt, suffix, budget=self.model.n_ctx * 3 // 4)
         if _get(body, "best_of", int, 1) != 1:
             raise HTTPError(400, "'best_of' must be 1 on this server")
         name = "n_probs" if native else "logprobs"

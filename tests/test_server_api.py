@@ -234,6 +234,8 @@ def test_native_completion_and_detokenize(served, client, model_id):
 def test_infill_without_fim_tokens_is_400(served):
     status, _, answer = served.request("POST", "/infill", {"input_prefix": "def f(", "input_suffix": "\n"})
     assert status == 400 and "fill-in-the-middle" in answer["error"]["message"]
+    status, _, answer = served.request("POST", "/v1/completions", {"prompt": "def f(", "suffix": "\n"})
+    assert status == 400 and "'suffix'" in answer["error"]["message"]
 
 
 @pytest.mark.parametrize("vocab, tokens", [
@@ -312,6 +314,11 @@ def test_infill_with_a_fim_model(tmp_path):
             assert answer["tokens_evaluated"] == len(expected)
             assert expected[:1] == [small.tokenizer.bos_id] and 3 in expected and expected.index(3) < \
                 expected.index(4) < expected.index(5)
+            # OpenAI's `suffix` is the same fill-in-the-middle
+            status, _, answer = server.request("POST", "/v1/completions", {
+                "prompt": "tok9tok10", "suffix": "tok11", "max_tokens": 2, "temperature": 0}, key=None)
+            assert status == 200 and answer["usage"]["prompt_tokens"] == len(
+                infill_tokens(small.tokenizer, fim, "tok9tok10", "tok11"))
             status, _, answer = server.request("POST", "/infill", {"input_prefix": 5}, key=None)
             assert status == 400 and "'input_prefix' must be a string" in answer["error"]["message"]
         finally:

@@ -69,6 +69,7 @@ POLL_SECONDS = 0.1  # how often a waiting or computing request looks for its cli
 KEEPALIVE_SECONDS = 10.0  # an SSE comment after this long without a token (a long prompt)
 MAX_STOP_STRINGS = 16
 BODY_SECONDS = 30.0  # a request body announced but not sent within this long: 408
+HEADER_SECONDS = 30.0  # a request line and headers not complete within this long (slowloris, idle): 408
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit on top_logprobs
 MAX_CHOICES = 16  # `n`
 MAX_LOGIT_BIAS = 1024  # entries of `logit_bias`
@@ -715,6 +716,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def handle_one_request(self) -> None:
+        # The request line and headers must arrive within HEADER_SECONDS in all (a per-read
+        # timeout does not stop a client that sends a byte now and then); the server's
+        # watchdog closes the connection otherwise. parse_request ends the watch.
+        self.server.watch(self.connection)  # type: ignore[attr-defined]
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.unwatch(self.connection)  # type: ignore[attr-defined]
+
+    def parse_request(self) -> bool:
+        try:
+            return super().parse_request()
+        finally:
+            self.server.unwatch(self.connection)  # type: ignore[attr-defined]
+
     def _gone(self) -> bool:
         return client_gone(self.connection)
 
@@ -987,6 +1004,40 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
         self.address_family = family
         self.app = app
         super().__init__(address, _Handler)
+        self._header_deadlines: dict[socket.socket, float] = {}
+        self._watch_lock = threading.Lock()
+        self._watchdog: threading.Thread | None = None
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._watch_lock:
+            self._header_deadlines[sock] = time.monotonic() + HEADER_SECONDS
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._expire, name="codeup-serve-headers", daemon=True)
+                self._watchdog.start()
+
+    def unwatch(self, sock: socket.socket) -> None:
+        with self._watch_lock:
+            self._header_deadlines.pop(sock, None)
+
+    def _expire(self) -> None:
+        """Answer 408 and close the connections whose request has not come in time."""
+        answer = json.dumps({"error": {"message": f"the request did not arrive within {HEADER_SECONDS:g} s",
+                                       "type": "invalid_request_error", "code": 408}}).encode()
+        response = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+        while True:
+            time.sleep(min(0.25, HEADER_SECONDS / 4))
+            now = time.monotonic()
+            with self._watch_lock:
+                late = [sock for sock, deadline in self._header_deadlines.items() if deadline <= now]
+                for sock in late:
+                    del self._header_deadlines[sock]
+            for sock in late:
+                try:
+                    sock.sendall(response)
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already gone
 
     def handle_error(self, request, client_address) -> None:
         error = sys.exc_info()[1]

@@ -21,6 +21,10 @@ presence_penalty) and llama.cpp's (top_k, min_p, repeat_penalty, repeat_last_n, 
 n_keep, parse_special); a field not given takes the engine's default (`codeup run`'s).
 `max_tokens` absent: until the model stops, as llama.cpp's server does. Errors answer with
 OpenAI's shape, {"error": {"message", "type", "code"}}.
+
+Hostile requests cost bounded work: a body over 16 MiB is a 413; JSON nested more than 64
+deep, a prompt (or the text of a chat's messages) over n_ctx x 32 bytes, NaN or infinite
+numbers and sampling numbers beyond +-1e6 are 400s, refused before anything is tokenized.
 """
 
 from __future__ import annotations

@@ -332,7 +332,10 @@ def test_eight_clients_at_once_all_get_their_whole_answer(client, model_id, serv
         t.join(WAIT * 2)
     assert not errors, errors
     assert answers == expected
-    health = served.health()
+    # The last answer reaches its client just before the server frees the engine: let it settle.
+    deadline = time.monotonic() + 5
+    while (health := served.health())["busy"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert health["status"] == "ok" and not health["busy"] and health["queued"] == 0
     assert health["generations"] == before + len(PROMPTS)
     assert health["most_queued"] >= 1  # they did wait their turn

@@ -37,6 +37,10 @@ completion's `suffix` is answered by fill-in-the-middle when the model has FIM t
 Browsers: a request that carries an `Origin` is refused (403) unless that origin was given
 with --cors-origin, which also turns on CORS headers and OPTIONS preflights for it; with
 none (the default) a web page cannot use, or read, a model served on this machine.
+
+Hostile requests cost bounded work: a body over 16 MiB is a 413; JSON nested more than 64
+deep, a prompt (or the text of a chat's messages) over n_ctx x 32 bytes, NaN or infinite
+numbers and sampling numbers beyond +-1e6 are 400s, refused before anything is tokenized.
 """
 
 from __future__ import annotations
@@ -73,6 +77,14 @@ HEADER_SECONDS = 30.0  # a request line and headers not complete within this lon
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit on top_logprobs
 MAX_CHOICES = 16  # `n`
 MAX_LOGIT_BIAS = 1024  # entries of `logit_bias`
+MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a request body; real ones use 4 or 5
+# A prompt is refused by its size in bytes before it is tokenized (which costs ~1 s of CPU
+# a MB): no tokenizer's tokens average anywhere near 32 bytes, so a text over n_ctx x 32
+# bytes cannot fit the context whatever it holds.
+PROMPT_BYTES_PER_TOKEN = 32
+# Sampling numbers beyond this overflow the samplers' float32 arithmetic (a penalty of
+# 1e308 becomes inf); no useful setting comes near it.
+MAX_SAMPLING_MAGNITUDE = 1e6
 
 
 class HTTPError(Exception):
@@ -226,8 +238,10 @@ class CodeupServer:
         if isinstance(prompt, str):
             if not prompt:
                 raise HTTPError(400, "'prompt' is empty")
+            self.check_prompt_bytes(_utf8_length(prompt), "the prompt")
             tokens = self.generator.tokenize(prompt, None, parse_special)
         elif isinstance(prompt, list) and prompt and all(type(t) is int for t in prompt):  # not bools
+            self._check_prompt_tokens(len(prompt))
             tokens = [int(t) for t in prompt]
             bad = [t for t in tokens if not 0 <= t < self.model.info.n_vocab]
             if bad:
@@ -243,6 +257,7 @@ class CodeupServer:
             if self.fim is None:
                 raise HTTPError(400, f"'suffix' needs a model with fill-in-the-middle tokens; {self.model_id} "
                                      "has none")
+            self.check_prompt_bytes(_utf8_length(prompt) + _utf8_length(suffix), "the prompt and suffix")
             tokens = infill_tokens(self.model.tokenizer, self.fim, prompt, suffix, budget=self.model.n_ctx * 3 // 4)
         if _get(body, "best_of", int, 1) != 1:
             raise HTTPError(400, "'best_of' must be 1 on this server")
@@ -276,6 +291,19 @@ class CodeupServer:
                     and isinstance(chunk.get("filename", ""), str)):
                 raise HTTPError(400, f"input_extra[{i}] must be {{\"filename\": string, \"text\": string}}")
             chunks.append((chunk.get("filename") or "file", chunk.get("text", "")))
+        # An editor sends whole files: only what could fit is tokenized (the code nearest the
+        # cursor), so the work stays bounded without refusing a large file.
+        limit = self.model.n_ctx * PROMPT_BYTES_PER_TOKEN
+        texts["input_prefix"] = texts["input_prefix"][-limit:]
+        texts["input_suffix"] = texts["input_suffix"][:limit]
+        self.check_prompt_bytes(_utf8_length(texts["prompt"]), "the prompt")
+        kept, left = [], limit
+        for name, text in chunks:
+            if left <= 0:
+                break
+            kept.append((name[:256], text[-left:]))
+            left -= len(text)
+        chunks = kept
         room = _get(body, "n_predict", int, None)
         room = self.model.n_ctx // 4 if room is None or room < 0 else min(room, self.model.n_ctx - 8)
         tokens = infill_tokens(self.model.tokenizer, self.fim, texts["input_prefix"], texts["input_suffix"],
@@ -289,6 +317,7 @@ class CodeupServer:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise HTTPError(400, "'messages' must be a non-empty list")
+        self.check_prompt_bytes(_messages_utf8_length(messages), "the text of the messages")
         _refuse_tools(body)
         logprobs = None
         if _get(body, "logprobs", bool, False):
@@ -334,6 +363,9 @@ class CodeupServer:
             ("presence_penalty", float, "presence_penalty"),
         ):
             values[key] = _get(body, name, kind, getattr(defaults, key))
+            if kind is float and abs(values[key]) > MAX_SAMPLING_MAGNITUDE:
+                raise HTTPError(400, f"'{name}' must be between {-MAX_SAMPLING_MAGNITUDE:g} and "
+                                     f"{MAX_SAMPLING_MAGNITUDE:g}, got {values[key]:g}")
         seed = _get(body, "seed", int, None)
         values["seed"] = None if seed is None or seed < 0 else seed
         values["logit_bias"] = self._logit_bias(body.get("logit_bias"))
@@ -344,9 +376,7 @@ class CodeupServer:
         keep = _get(body, "n_keep", int, None)
         if keep is not None and keep < 0:
             keep = None  # llama.cpp's -1 (keep all): no shift, stop when full
-        if len(tokens) > self.model.n_ctx:
-            raise HTTPError(400, f"the prompt has {len(tokens)} tokens, more than the context of {self.model.n_ctx}",
-                            "exceed_context_size_error")
+        self._check_prompt_tokens(len(tokens))
         options = body.get("stream_options")
         if options is not None and not isinstance(options, dict):
             raise HTTPError(400, "'stream_options' must be an object")
@@ -390,6 +420,20 @@ class CodeupServer:
                     raise HTTPError(400, f"'logit_bias': token id {token} is outside the vocabulary of {n_vocab}")
                 out.append((token, float(value)))
         return tuple(out)
+
+    def check_prompt_bytes(self, n_bytes: int, what: str) -> None:
+        """Refuse a prompt too large for the context before tokenizing it: tokenizing costs
+        about a second of CPU a MB, outside the engine's queue, and would starve the others."""
+        limit = self.model.n_ctx * PROMPT_BYTES_PER_TOKEN
+        if n_bytes > limit:
+            raise HTTPError(400, f"{what} ({n_bytes} bytes) is over the {limit} bytes this server accepts for its "
+                                 f"context of {self.model.n_ctx} tokens ({PROMPT_BYTES_PER_TOKEN} bytes a token)",
+                            "exceed_context_size_error")
+
+    def _check_prompt_tokens(self, n_tokens: int) -> None:
+        if n_tokens > self.model.n_ctx:
+            raise HTTPError(400, f"the prompt has {n_tokens} tokens, more than the context of {self.model.n_ctx}",
+                            "exceed_context_size_error")
 
     # ---- running one --------------------------------------------------------------------------
     def run(self, request: GenerationRequest, gone: Callable[[], bool],
@@ -512,12 +556,49 @@ class CodeupServer:
                 handle.thread.join(wait)
 
 
+def _utf8_length(text: str) -> int:
+    if len(text) > MAX_BODY:
+        return len(text)  # at least a byte a character: over any limit already, and not worth encoding
+    return len(text.encode("utf-8", "surrogatepass"))  # JSON may hold lone surrogates
+
+
+def _messages_utf8_length(messages: list) -> int:
+    """The bytes of every message's text (string content or text parts), before any check of
+    their shape: what the rendered prompt will hold, less the template's own."""
+    total = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            total += _utf8_length(content)
+        elif isinstance(content, list):
+            for part in content:
+                text = part.get("text") if isinstance(part, dict) else None
+                if isinstance(text, str):
+                    total += _utf8_length(text)
+    return total
+
+
+def _json_depth_over(value: Any, limit: int) -> bool:
+    """True when arrays and objects nest deeper than `limit` (walked without recursion)."""
+    stack = [(value, 1)] if isinstance(value, (list, dict)) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (list, dict)))
+    return False
+
+
 def _get(body: dict, name: str, kind: type, default: Any) -> Any:
-    """A field of the request, checked: int, float (an int is fine), or bool."""
+    """A field of the request, checked: int, float (an int is fine, NaN and infinities are
+    not), or bool."""
     value = body.get(name)
     if value is None:
         return default
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise HTTPError(400, f"'{name}' must be a finite number, got {value}")
         return float(value)
     if kind is int and isinstance(value, float) and value.is_integer():
         return int(value)
@@ -604,6 +685,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.app.log is not None:
             self.app.log(f"{self.address_string()} {format % args}")
 
+    def setup(self) -> None:
+        super().setup()
+        # Every answer is written whole (or an SSE event at a time): with Nagle's algorithm a
+        # write behind an unacknowledged one waits for the peer's delayed ACK (~40 ms), which
+        # made each request on a kept-alive connection cost that much more than a new one.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     # ---- plumbing ------------------------------------------------------------------------------
     def _send_json(self, status: int, payload: Any) -> None:
         data = json.dumps(payload).encode()
@@ -613,8 +701,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if status == 401:
             self.send_header("WWW-Authenticate", "Bearer")
         self._cors_headers()
-        self.end_headers()
-        self.wfile.write(data)
+        # Headers and body in one send: one packet for a small answer.
+        self._headers_buffer.extend((b"\r\n", data))
+        self.flush_headers()
 
     def _send_error(self, error: HTTPError) -> None:
         self._send_json(error.status, {"error": {"message": error.message, "type": error.kind, "code": error.status}})
@@ -637,10 +726,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise HTTPError(408, f"the request body did not arrive within {BODY_SECONDS:g} s") from None
         finally:
             self.connection.settimeout(self.timeout)
+        too_deep = HTTPError(400, f"the request body nests arrays and objects more than {MAX_JSON_DEPTH} deep")
         try:
             body = json.loads(raw) if raw else None
+        except RecursionError:  # the parser's own limit (~1000 deep)
+            raise too_deep from None
         except (ValueError, UnicodeDecodeError):
             raise HTTPError(400, "the request body is not valid JSON") from None
+        # Deep but under the parser's limit: refused too, before code (an error message's
+        # json.dumps, a template) recurses into it. Counting brackets is cheap and bounds
+        # the depth from above (brackets in strings count too), so few bodies are walked.
+        if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _json_depth_over(body, MAX_JSON_DEPTH):
+            raise too_deep
         if not isinstance(body, dict):
             raise HTTPError(400, "the request body must be a JSON object")
         return body

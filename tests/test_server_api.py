@@ -322,6 +322,11 @@ def test_infill_with_a_fim_model(tmp_path):
                 "prompt": "tok9tok10", "suffix": "tok11", "max_tokens": 2, "temperature": 0}, key=None)
             assert status == 200 and answer["usage"]["prompt_tokens"] == len(
                 infill_tokens(small.tokenizer, fim, "tok9tok10", "tok11"))
+            # an editor's whole (large) file: only what could fit is tokenized, and it answers
+            status, _, answer = server.request("POST", "/infill", {
+                "input_prefix": "tok9" * 250_000, "input_suffix": "tok11" * 200_000, "n_predict": 1,
+                "input_extra": [{"filename": "big.py", "text": "tok13" * 200_000}]}, key=None)
+            assert status == 200 and answer["tokens_evaluated"] <= small.n_ctx
             status, _, answer = server.request("POST", "/infill", {"input_prefix": 5}, key=None)
             assert status == 400 and "'input_prefix' must be a string" in answer["error"]["message"]
         finally:

@@ -890,7 +890,10 @@ class MainScreen(Screen[None]):
         # Entries that .gitignore hides (build output, caches) never show: no reload for them.
         if batch.ignore_changed or (batch.tree_changed and any(not self.project.is_ignored(path)
                                                                for path in batch.entries)):
-            self.query_one(FilePanel).reload_for_changes(batch.ignore_changed)
+            # query, not query_one: a batch can arrive while the app is closing and the
+            # panel is already gone.
+            for panel in self.query(FilePanel):
+                panel.reload_for_changes(batch.ignore_changed)
         if touched:
             self._context_changed()
         self.refresh_git()

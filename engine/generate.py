@@ -361,13 +361,18 @@ class Generator:
                     room = min(room, max_tokens - n)
                 draft = drafter.draft(room)
             if not draft:
+                t0 = time.perf_counter()
                 logits = model.eval([token])
+                if drafter is not None:
+                    drafter.observe(1, time.perf_counter() - t0)
                 token = sampler.sample(logits[-1], model.tokens)
                 continue
             # Verify: evaluate the token and the guesses in one batch, keep what the sampler
             # agrees with, forget the cache positions of the rest.
             base = model.n_past
+            t0 = time.perf_counter()
             logits = model.eval([token, *draft], all_logits=True)
+            drafter.observe(1 + len(draft), time.perf_counter() - t0)
             produced = accept(sampler, logits, draft, model.tokens[: base + 1])
             agreed = produced[:-1]
             model.rewind(base + 1 + len(agreed))

@@ -14,7 +14,7 @@ Pieces:
   `--spec-type`, `--draft-ngram-min/max`).
 - `NgramIndex`: where each n-gram of a token sequence was last followed by something.
 - `PromptLookupDrafter`: the index over the current context plus a bounded one over earlier
-  answers, and the adaptive length (drafts that keep failing get shorter, then pause).
+  answers, and the guess length that pays (measured step times, estimated acceptance).
 - `accept`: the verification rule for greedy and for sampling.
 """
 
@@ -118,30 +118,35 @@ class PromptLookupDrafter:
     kept in a bounded second index (`remember_answer`), so a follow-up turn that repeats an
     earlier answer drafts from it even when the prompt no longer holds it.
 
-    Adaptive length: the length starts at draft_max; a step whose guess is wholly rejected
-    halves it and one fully accepted doubles it. After several failures in a row with
-    nothing accepted, drafting pauses for a number of steps, so text with nothing to copy
-    costs (almost) nothing extra.
+    How long a guess is worth: a verification step of m tokens costs T(m) (measured, see
+    `observe`), and a guess of k tokens yields 1 + a + a^2 + ... + a^k tokens on average when
+    each guessed token is right with probability a (estimated per matched n-gram size from the
+    recent results, see `feedback`). The drafter proposes the k that maximises tokens per
+    second, and nothing when a plain step is faster: text with nothing to copy costs only an
+    occasional one-token probe (every PROBE_EVERY declined guesses), so the estimate recovers
+    when the answer starts copying again.
     """
 
     HISTORY_TOKENS = 16384  # earlier answers remembered for drafting
-    PAUSE_AFTER = 3  # wholly rejected drafts in a row before a pause
-    PAUSE_STEPS = 16  # tokens generated without drafting during a pause
+    PROBE_EVERY = 32  # declined guesses between two probes
+    DECAY = 0.9  # weight of the past in the acceptance and timing estimates
+    PRIOR_SLOPE = 0.35  # before any batch was timed: T(m) = T(1) * (1 + PRIOR_SLOPE * (m - 1))
 
     def __init__(self, params: DraftParams) -> None:
         self.params = params
         self.context = NgramIndex(params.ngram_min, params.ngram_max)
         self.history = NgramIndex(params.ngram_min, params.ngram_max, limit=self.HISTORY_TOKENS)
-        self._length = params.draft_max
-        self._failures = 0
-        self._pause = 0
+        # per matched n-gram size: decayed counts of right guesses and of rejections
+        self._right: dict[int, float] = {}
+        self._wrong: dict[int, float] = {}
+        self._times: dict[int, float] = {}  # batch size -> decayed mean seconds
+        self._declined = 0
+        self._last_n = 0
 
     def reset(self, context: Sequence[int]) -> None:
         self.context = NgramIndex(self.params.ngram_min, self.params.ngram_max)
         self.context.extend(context)
-        self._length = self.params.draft_max
-        self._failures = 0
-        self._pause = 0
+        self._declined = 0
 
     def push(self, token: int) -> None:
         self.context.append(token)
@@ -149,43 +154,77 @@ class PromptLookupDrafter:
     def remember_answer(self, tokens: Sequence[int]) -> None:
         self.history.extend(tokens)
 
+    def observe(self, batch: int, seconds: float) -> None:
+        """The time one forward pass of `batch` tokens took."""
+        old = self._times.get(batch)
+        self._times[batch] = seconds if old is None else self.DECAY * old + (1 - self.DECAY) * seconds
+
+    def acceptance(self, n: int) -> float:
+        """The estimated chance that a token guessed from an n-gram match is right."""
+        right, wrong = self._right.get(n, 1.0), self._wrong.get(n, 1.0)  # prior: 1/2
+        return right / (right + wrong)
+
+    def _cost(self, m: int) -> float:
+        """T(m): measured, else interpolated from the widest measured batch, else the prior."""
+        t1 = self._times.get(1)
+        if t1 is None:  # nothing timed yet: relative costs from the prior
+            return 1.0 + self.PRIOR_SLOPE * (m - 1)
+        if m in self._times:
+            return self._times[m]
+        wider = [k for k in self._times if k > 1]
+        if wider:
+            k = max(wider)
+            slope = max(0.0, (self._times[k] - t1) / (k - 1))
+        else:
+            slope = self.PRIOR_SLOPE * t1
+        return t1 + slope * (m - 1)
+
+    def best_length(self, available: int, n: int) -> int:
+        """The guess length (0 = none) with the most expected tokens per second."""
+        a = self.acceptance(n)
+        best, best_rate = 0, 1.0 / self._cost(1)
+        expected, power = 1.0, 1.0
+        for k in range(1, available + 1):
+            power *= a
+            expected += power
+            rate = expected / self._cost(k + 1)
+            if rate > best_rate:
+                best, best_rate = k, rate
+        return best
+
     def draft(self, room: int) -> list[int]:
-        """The guessed continuation of the context: at most min(length, room) tokens, or []."""
+        """The guessed continuation of the context: at most `room` tokens, or []."""
         p = self.params
         if not p.enabled or room <= 0:
             return []
-        if self._pause > 0:
-            self._pause -= 1
-            return []
-        count = min(self._length, room, p.draft_max)
+        count = min(room, p.draft_max)
         toks = self.context.tokens
-        guess: list[int] = []
         for n in range(min(p.ngram_max, len(toks)), p.ngram_min - 1, -1):
             key = toks[len(toks) - n :]
             guess = self.context.continuation(key, count) or self.history.continuation(key, count)
             if guess:
                 break
-        if len(guess) < max(p.draft_min, 1):
+        else:
             return []
-        return guess
+        k = self.best_length(len(guess), n)
+        if k == 0:
+            self._declined += 1
+            if self._declined < self.PROBE_EVERY:
+                return []
+            k = 1  # a probe keeps the estimate honest
+        self._declined = 0
+        if k < max(p.draft_min, 1):
+            return []
+        self._last_n = n
+        return guess[:k]
 
     def feedback(self, drafted: int, accepted: int) -> None:
-        """Adapt the draft length to how much of the last guess was accepted."""
+        """Learn from how much of the last guess was accepted."""
         if drafted == 0:
             return
-        p = self.params
-        if accepted == 0:
-            self._failures += 1
-            self._length = max(1, self._length // 2)
-            if self._failures >= self.PAUSE_AFTER:
-                self._pause = self.PAUSE_STEPS
-                self._failures = 0
-        else:
-            self._failures = 0
-            if accepted == drafted:
-                self._length = min(p.draft_max, self._length * 2)
-            else:
-                self._length = max(1, min(p.draft_max, accepted + 1))
+        n = self._last_n
+        self._right[n] = self.DECAY * self._right.get(n, 1.0) + accepted
+        self._wrong[n] = self.DECAY * self._wrong.get(n, 1.0) + (1 if accepted < drafted else 0)
 
 
 def accept(

@@ -1,6 +1,8 @@
 """Replacing a file's content atomically: a temporary file in the same folder, fsync, then
 `os.replace` onto the name, and an fsync of the folder so the rename itself is durable.
 A crash or a failed write leaves either the old file or the new one, never half of one.
+Once the rename is done the file holds the new bytes: a failure after it (the folder's fsync
+or close) is returned as a warning, never raised as if the file were unchanged.
 
 Used for model files (formats/gguf_writer.py), the TUI's config and the user's source files
 (tui/config.py, tui/edits/file_write.py).
@@ -8,6 +10,7 @@ Used for model files (formats/gguf_writer.py), the TUI's config and the user's s
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -25,23 +28,35 @@ def default_mode() -> int:
     return 0o644
 
 
-def fsync_folder(folder: Path) -> None:
-    """Make a rename in `folder` durable (best effort: not every system opens a folder)."""
+_FSYNC_UNSUPPORTED = (errno.EINVAL, errno.ENOTSUP, errno.EBADF)
+"""What a file system that cannot fsync a folder answers: nothing to warn about."""
+
+
+def fsync_folder(folder: Path) -> str | None:
+    """Make a rename in `folder` durable (best effort: not every system opens or syncs a
+    folder). None, or why it may not be durable (one line) when the sync or close failed."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
-        return
+        return None
+    warning = None
     try:
         os.fsync(fd)
-    except OSError:
-        pass
-    finally:
+    except OSError as e:
+        if e.errno not in _FSYNC_UNSUPPORTED:
+            warning = f"syncing its folder failed ({e.strerror or e})"
+    try:
         os.close(fd)
+    except OSError as e:
+        warning = warning or f"closing its folder failed ({e.strerror or e})"
+    return warning
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int, *, temp_suffix: str = ".tmp") -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int, *, temp_suffix: str = ".tmp") -> str | None:
     """Make `path` hold exactly `data` with permission bits `mode`, atomically. Raises
-    OSError when it cannot; `path` is then untouched and no temporary file is left."""
+    OSError when it cannot; `path` is then untouched and no temporary file is left.
+    Returns None, or a warning (one line) when `path` was replaced but the rename may not
+    survive a crash (see `fsync_folder`)."""
     folder = path.parent
     tmp: str | None = None
     try:
@@ -56,7 +71,8 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int, *, temp_suffix: str =
             os.close(fd)
         os.replace(tmp, path)
         tmp = None
-        fsync_folder(folder)
+        # Done: `path` holds `data`. Nothing after this point may report a failure.
+        return fsync_folder(folder)
     finally:
         if tmp is not None:
             try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .terminal_text import printable  # re-exported: errors name untrusted text through it
+
 
 class CodeupError(Exception):
     """Base class of the errors the engine reports to a user."""
@@ -21,14 +23,6 @@ class ModelFileError(CodeupError):
         self.path = str(path)
         self.problem = printable(problem)
         super().__init__(f"{printable(self.path)}: {self.problem}")
-
-
-def printable(text: str) -> str:
-    """Text from a file, made safe for one terminal line: control characters (and anything
-    else unprintable, such as escape sequences) are shown as escapes."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class DefaultModelError(CodeupError):

@@ -1,9 +1,13 @@
-"""The Llama forward pass, top to bottom.
+"""The Llama forward pass, top to bottom, and its relatives (qwen2, qwen3, qwen3moe).
 
 Weights stay packed in the mapped file (QuantMatrix); activations are float32. One code
 path evaluates a batch of prompt tokens and a single generated token alike: `forward`
 takes n ≥ 1 tokens at positions start_pos.., writes their keys and values into the cache
 and returns logits.
+
+What differs between architectures is data (ARCHITECTURES: which optional tensors a layer
+has, the rope style, a dense or mixture-of-experts feed-forward); `forward` applies what
+the loaded weights hold.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .attention import attention
-from .errors import ModelFileError
+from .errors import ModelFileError, UsageError
 from .formats import LlamaHParams, ModelFile
 from .quants import (
     HAS_Q8_0_KERNEL,
@@ -29,10 +33,41 @@ from .quants import (
     matmul_q8_k,
 )
 from .ggml_math import swiglu
+from .lora import LoraProjection
 from .quants.activations import quantize_activations, quantize_q8_0, quantize_q8_1, quantize_q8_k
 from .rope import apply_rope, rope_angles
 
-SUPPORTED_ARCHITECTURES = frozenset({"llama"})
+
+@dataclass(frozen=True)
+class ArchTraits:
+    """What an architecture computes differently from llama, as llama.cpp builds its graph."""
+
+    qkv_bias: bool  # attn_{q,k,v}.bias added to the projections (qwen2)
+    rope_style: str  # "normal" (adjacent pairs) or "neox" (the two halves): rope.ROPE_KERNELS
+    qk_norm: bool  # RMS norm of each head's query and key before RoPE (qwen3)
+    moe: bool  # feed-forward is a mixture of experts: router ffn_gate_inp, ffn_*_exps
+
+
+ARCHITECTURES: dict[str, ArchTraits] = {
+    "llama": ArchTraits(qkv_bias=False, rope_style="normal", qk_norm=False, moe=False),
+    "qwen2": ArchTraits(qkv_bias=True, rope_style="neox", qk_norm=False, moe=False),
+    "qwen3": ArchTraits(qkv_bias=False, rope_style="neox", qk_norm=True, moe=False),
+    "qwen3moe": ArchTraits(qkv_bias=False, rope_style="neox", qk_norm=True, moe=True),
+}
+
+SUPPORTED_ARCHITECTURES = frozenset(ARCHITECTURES)
+
+
+@dataclass(frozen=True)
+class MoEWeights:
+    """A mixture-of-experts feed-forward: the router and each expert's three matrices, the
+    experts being zero-copy slices of the 3-D ffn_{gate,up,down}_exps tensors."""
+
+    router: QuantMatrix  # n_embd -> n_expert
+    gate: tuple[QuantMatrix, ...]  # per expert, n_embd -> n_ff_exp
+    up: tuple[QuantMatrix, ...]  # per expert, n_embd -> n_ff_exp
+    down: tuple[QuantMatrix, ...]  # per expert, n_ff_exp -> n_embd
+    n_used: int  # experts per token
 
 
 @dataclass(frozen=True)
@@ -43,9 +78,16 @@ class LayerWeights:
     wv: QuantMatrix  # n_embd -> n_head_kv * head_dim
     wo: QuantMatrix  # n_head * head_dim -> n_embd
     ffn_norm: np.ndarray  # (n_embd,) float32
-    w_gate: QuantMatrix  # n_embd -> n_ff
-    w_up: QuantMatrix  # n_embd -> n_ff
-    w_down: QuantMatrix  # n_ff -> n_embd
+    w_gate: QuantMatrix | None  # n_embd -> n_ff (None with experts)
+    w_up: QuantMatrix | None  # n_embd -> n_ff
+    w_down: QuantMatrix | None  # n_ff -> n_embd
+    # what only some architectures have (ArchTraits), else None
+    bq: np.ndarray | None = None  # (n_head * head_dim,) float32
+    bk: np.ndarray | None = None  # (n_head_kv * head_dim,)
+    bv: np.ndarray | None = None
+    q_norm: np.ndarray | None = None  # (head_dim,) float32
+    k_norm: np.ndarray | None = None
+    moe: MoEWeights | None = None
 
 
 class KVCache:
@@ -94,8 +136,15 @@ class LlamaWeights:
             )
         if hp.n_rot != hp.head_dim:
             raise ModelFileError(path, f"rope dimension {hp.n_rot} differs from the head size {hp.head_dim}, which llama does not allow")
+        value_length = mf.metadata.get(f"{hp.architecture}.attention.value_length", hp.head_dim)
+        if value_length != hp.head_dim:
+            raise ModelFileError(path, f"value head size {value_length} differs from the key head size {hp.head_dim}, which is not supported")
+        traits = ARCHITECTURES[mf.architecture]
+        if traits.moe and not hp.n_expert:
+            raise ModelFileError(path, f"{mf.architecture} needs {mf.architecture}.expert_count and expert_used_count in its metadata")
         self.hp = hp
         self.mf = mf
+        self.traits = traits
         q_width, kv_width = hp.n_head * hp.head_dim, hp.n_head_kv * hp.head_dim
         self.token_embd = self._matrix("token_embd.weight", hp.n_embd, hp.n_vocab)
         self.output_norm = self._vector("output_norm.weight", hp.n_embd)
@@ -108,6 +157,27 @@ class LlamaWeights:
         self.layers = []
         for i in range(hp.n_layer):
             b = f"blk.{i}."
+            optional = {}
+            if traits.qkv_bias:
+                optional.update(
+                    bq=self._vector(b + "attn_q.bias", q_width),
+                    bk=self._vector(b + "attn_k.bias", kv_width),
+                    bv=self._vector(b + "attn_v.bias", kv_width),
+                )
+            if traits.qk_norm:
+                optional.update(
+                    q_norm=self._vector(b + "attn_q_norm.weight", hp.head_dim),
+                    k_norm=self._vector(b + "attn_k_norm.weight", hp.head_dim),
+                )
+            if traits.moe:
+                optional["moe"] = self._experts(b)
+                dense = dict(w_gate=None, w_up=None, w_down=None)
+            else:
+                dense = dict(
+                    w_gate=self._matrix(b + "ffn_gate.weight", hp.n_embd, hp.n_ff),
+                    w_up=self._matrix(b + "ffn_up.weight", hp.n_embd, hp.n_ff),
+                    w_down=self._matrix(b + "ffn_down.weight", hp.n_ff, hp.n_embd),
+                )
             self.layers.append(
                 LayerWeights(
                     attn_norm=self._vector(b + "attn_norm.weight", hp.n_embd),
@@ -116,11 +186,46 @@ class LlamaWeights:
                     wv=self._matrix(b + "attn_v.weight", hp.n_embd, kv_width),
                     wo=self._matrix(b + "attn_output.weight", q_width, hp.n_embd),
                     ffn_norm=self._vector(b + "ffn_norm.weight", hp.n_embd),
-                    w_gate=self._matrix(b + "ffn_gate.weight", hp.n_embd, hp.n_ff),
-                    w_up=self._matrix(b + "ffn_up.weight", hp.n_embd, hp.n_ff),
-                    w_down=self._matrix(b + "ffn_down.weight", hp.n_ff, hp.n_embd),
+                    **dense,
+                    **optional,
                 )
             )
+
+    def _experts(self, prefix: str) -> MoEWeights:
+        """The router and the experts of one layer, each expert a view of its rows."""
+        hp = self.hp
+        n_ff_exp = hp.n_ff_exp
+        if not n_ff_exp:  # older files: the width from the tensor
+            t = self.mf.tensors.get(prefix + "ffn_gate_exps.weight")
+            n_ff_exp = int(t.shape[1]) if t is not None and len(t.shape) == 3 else 0
+        gate = self._expert_slices(prefix + "ffn_gate_exps.weight", hp.n_embd, n_ff_exp)
+        up = self._expert_slices(prefix + "ffn_up_exps.weight", hp.n_embd, n_ff_exp)
+        down = self._expert_slices(prefix + "ffn_down_exps.weight", n_ff_exp, hp.n_embd)
+        router = self._matrix(prefix + "ffn_gate_inp.weight", hp.n_embd, hp.n_expert)
+        return MoEWeights(router=router, gate=gate, up=up, down=down, n_used=hp.n_expert_used)
+
+    def _expert_slices(self, name: str, n_in: int, n_out: int) -> tuple[QuantMatrix, ...]:
+        n_exp = self.hp.n_expert
+        t = self.mf.tensors.get(name)
+        if t is None:
+            raise ModelFileError(self.mf.path, f"missing tensor {name}")
+        if len(t.shape) == 3 and t.shape[:2] == (n_in, n_out) and t.shape[2] != n_exp:
+            raise ModelFileError(
+                self.mf.path,
+                f"tensor {name} holds {t.shape[2]} experts, but {self.hp.architecture}.expert_count is {n_exp}",
+            )
+        if t.shape != (n_in, n_out, n_exp):
+            raise ModelFileError(
+                self.mf.path,
+                f"tensor {name} has shape {list(t.shape)}, expected {[n_in, n_out, n_exp]} "
+                f"({n_exp} experts of {n_in} x {n_out})",
+            )
+        self._tensor(name, (n_in, n_out, n_exp))
+        experts = self.mf.tensor_view(name).reshape(n_exp, n_out, -1)
+        try:
+            return tuple(QuantMatrix(t.ggml_type, n_in, n_out, experts[e]) for e in range(n_exp))
+        except UsageError as e:
+            raise ModelFileError(self.mf.path, f"{name}: {e}") from None
 
     def _tensor(self, name: str, shape: tuple[int, ...]):
         t = self.mf.tensors.get(name)
@@ -164,6 +269,7 @@ def project_many(ws: tuple[QuantMatrix, ...], x: np.ndarray) -> list[np.ndarray]
     rounded: dict[str, tuple] = {}
     out = []
     for w in ws:
+        lora, w = (w, w.base) if isinstance(w, LoraProjection) else (None, w)
         kind = _activation_kind(w.ggml_type)
         parts = rounded.get(kind)
         if parts is None:
@@ -185,6 +291,8 @@ def project_many(ws: tuple[QuantMatrix, ...], x: np.ndarray) -> list[np.ndarray]
         else:  # float kernels on activations rounded per type (types differ in rounding)
             xq, sums = quantize_activations(x, w.ggml_type)
             out.append(matmul(w, xq, x_sums=sums))
+        if lora is not None:  # LoRA adapters: + scale·B·(A·x) on the unrounded x
+            out[-1] = lora.add_delta(out[-1], x)
     return out
 
 
@@ -198,28 +306,72 @@ def forward(w: LlamaWeights, cache: KVCache, tokens: np.ndarray, start_pos: int,
     scale = np.float32(1.0 / np.sqrt(hd))
     x = dequantize_rows(w.token_embd, tokens)  # (n, n_embd)
     attn_out = np.empty((n, hp.n_head, hd), dtype=np.float32)
+    rope_style = w.traits.rope_style
     for layer, L in enumerate(w.layers):
         # attention
         h = rms_norm(x, L.attn_norm, hp.rms_eps)
         q, k, v = project_many((L.wq, L.wk, L.wv), h)
+        if L.bq is not None:  # qwen2
+            q, k, v = q + L.bq, k + L.bk, v + L.bv
         q = q.reshape(n, hp.n_head, hd)
         k = k.reshape(n, hp.n_head_kv, hd)
         v = v.reshape(n, hp.n_head_kv, hd)
-        apply_rope(q, cos, sin, hp.n_rot)
-        apply_rope(k, cos, sin, hp.n_rot)
+        if L.q_norm is not None:  # qwen3: each head's query and key RMS-normed
+            q = rms_norm(q, L.q_norm, hp.rms_eps)
+            k = rms_norm(k, L.k_norm, hp.rms_eps)
+        apply_rope(q, cos, sin, hp.n_rot, rope_style)
+        apply_rope(k, cos, sin, hp.n_rot, rope_style)
         cache.k[layer, start_pos : start_pos + n] = to_f16_bits(k)
         cache.v[layer, start_pos : start_pos + n] = to_f16_bits(v)
         attention(q, cache.k[layer], cache.v[layer], start_pos, scale, attn_out)
         x = x + project(L.wo, attn_out.reshape(n, hp.n_head * hd))
-        # feed-forward (SwiGLU)
+        # feed-forward (SwiGLU), dense or a mixture of experts
         m = rms_norm(x, L.ffn_norm, hp.rms_eps)
-        gate, up = project_many((L.w_gate, L.w_up), m)
-        x = x + project(L.w_down, swiglu(gate, up))
+        if L.moe is None:
+            gate, up = project_many((L.w_gate, L.w_up), m)
+            x = x + project(L.w_down, swiglu(gate, up))
+        else:
+            x = x + moe_feed_forward(L.moe, m)
     cache.n_past = start_pos + n
     if not all_logits:
         x = x[-1:]
     x = rms_norm(x, w.output_norm, hp.rms_eps)
     return project(w.output, np.ascontiguousarray(x))
+
+
+def route(router: QuantMatrix, m: np.ndarray, n_used: int) -> tuple[np.ndarray, np.ndarray]:
+    """The experts each token goes to and their weights, as llama.cpp's softmax gating: the
+    router's logits softmaxed over all experts (float32 exps summed in double), the
+    `n_used` most probable kept, best first, their probabilities renormalised to sum 1.
+    Returns chosen (n, n_used) int64 and weights (n, n_used) float32."""
+    logits = project(router, m)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = e * (1.0 / e.sum(axis=1, dtype=np.float64, keepdims=True)).astype(np.float32)
+    chosen = np.argsort(-probs, axis=1, kind="stable")[:, :n_used]
+    weights = np.take_along_axis(probs, chosen, axis=1)
+    total = weights.sum(axis=1, dtype=np.float64, keepdims=True).astype(np.float32)
+    return chosen, weights / total
+
+
+def moe_feed_forward(moe: MoEWeights, m: np.ndarray) -> np.ndarray:
+    """Σ over each token's chosen experts of weight · down(swiglu(gate·m, up·m)).
+
+    Only the chosen experts' matrices are read; the batch is grouped by expert, so each
+    expert's rows are read once for all the tokens that chose it. The weighted outputs are
+    added in the order of the choice (best first), as llama.cpp adds its expert views."""
+    n = len(m)
+    chosen, weights = route(moe.router, m, moe.n_used)
+    outs = np.empty((n, moe.n_used, moe.down[0].n_out), dtype=np.float32)
+    for e in np.unique(chosen):
+        tok, slot = np.nonzero(chosen == e)
+        h = m[tok] if n > 1 else m
+        gate, up = project_many((moe.gate[e], moe.up[e]), h)
+        y = project(moe.down[e], swiglu(gate, up))
+        outs[tok, slot] = y * weights[tok, slot][:, None]
+    total = outs[:, 0]
+    for slot in range(1, moe.n_used):
+        total = total + outs[:, slot]
+    return total
 
 
 def shift_kv_cache(hp: LlamaHParams, cache: KVCache, n_keep: int, n_discard: int, rope_freqs) -> None:
@@ -232,9 +384,10 @@ def shift_kv_cache(hp: LlamaHParams, cache: KVCache, n_keep: int, n_discard: int
     src = slice(n_keep + n_discard, n_past)
     dst = slice(n_keep, n_past - n_discard)
     cos, sin = rope_angles(np.full(1, -n_discard), hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, rope_freqs)
+    rope_style = ARCHITECTURES[hp.architecture].rope_style
     for layer in range(hp.n_layer):
         k = from_f16_bits(cache.k[layer, src])
-        apply_rope(k, np.broadcast_to(cos, (len(k), cos.shape[1])), np.broadcast_to(sin, (len(k), sin.shape[1])), hp.n_rot)
+        apply_rope(k, np.broadcast_to(cos, (len(k), cos.shape[1])), np.broadcast_to(sin, (len(k), sin.shape[1])), hp.n_rot, rope_style)
         cache.k[layer, dst] = to_f16_bits(k)  # llama.cpp re-rotates its half-precision cache in place
         cache.v[layer, dst] = cache.v[layer, src].copy()
     cache.n_past = n_past - n_discard

@@ -11,6 +11,7 @@ import numpy as np
 from .errors import ModelFileError, UsageError
 from .formats import LlamaHParams, ModelFile, open_model_file
 from .llama import KVCache, LlamaWeights, forward, shift_kv_cache
+from .lora import apply_lora, load_adapters
 from .threads import ThreadPolicy
 from .tokenizer import Tokenizer, build_tokenizer
 
@@ -31,12 +32,16 @@ class ModelInfo(LlamaHParams):
 class Model:
     """A loaded model. Not thread-safe: one evaluation at a time."""
 
-    def __init__(self, mf: ModelFile, n_ctx: int | None = None, n_threads: int | None = None) -> None:
+    def __init__(self, mf: ModelFile, n_ctx: int | None = None, n_threads: int | None = None, lora=None) -> None:
         self.file = mf
         # the thread count each evaluation runs on: n_threads, or adapted to the machine
         self.threads = ThreadPolicy(n_threads)
         self.weights = LlamaWeights(mf)
         hp = self.weights.hp
+        # LoRA adapters [(path, scale), ...], applied at evaluation (engine/lora.py)
+        self.adapters = load_adapters(lora, mf.architecture) if lora else []
+        if self.adapters:
+            apply_lora(self.weights, self.adapters)
         if mf.tokenizer is None:
             raise ModelFileError(mf.path, "the file has no tokenizer vocabulary")
         self.tokenizer: Tokenizer = build_tokenizer(mf.tokenizer)
@@ -133,8 +138,12 @@ def load_model(
     rope_freq_base: float | None = None,
     rope_freq_scale: float | None = None,
     context_length: int | None = None,
+    lora=None,
 ) -> Model:
     """Open a GGUF or GGML v3 llama model and make it ready to evaluate.
+
+    `lora`: LoRA adapters applied without merging, [(adapter.gguf, scale), ...] (a bare
+    path means scale 1.0).
 
     Raises ModelFileError (one line) for files that cannot be read or are not supported.
     """
@@ -145,7 +154,7 @@ def load_model(
         rope_freq_scale=rope_freq_scale, context_length=context_length,
     )
     try:
-        return Model(mf, n_ctx=n_ctx, n_threads=n_threads)
+        return Model(mf, n_ctx=n_ctx, n_threads=n_threads, lora=lora)
     except BaseException:
         mf.close()
         raise

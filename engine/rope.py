@@ -3,6 +3,8 @@
 "Normal" mode (ggml rope mode 0): each head's adjacent pairs (x[2i], x[2i+1]) are rotated
 by θ_i = pos · freq_scale · base^(-2i/n_rot). The converters permuted the Q and K rows of
 Hugging Face checkpoints so that adjacent pairs are right for these files.
+"NeoX" mode (ggml rope mode 2, qwen2/qwen3): the pairs are (x[i], x[i + n_rot/2]), the two
+halves of the rotated part, with the same angles; those converters do not permute.
 
 The arithmetic is ggml's, bit for bit (the rotated keys and queries are rounded to half
 next, where a last-bit difference can flip a rounding): θ built by repeated float32
@@ -82,8 +84,31 @@ def _rotate(x, cos, sin, n_rot):
 _rotate_serial = njit(cache=True, fastmath=False, error_model="numpy", boundscheck=False)(_rotate.py_func)
 
 
-def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, n_rot: int) -> None:
-    """Rotate x (n_tok, n_heads, head_dim) float32 in place; only the first n_rot dims rotate."""
+@njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+def _rotate_neox(x, cos, sin, n_rot):
+    n_tok, n_heads, _ = x.shape
+    half = n_rot // 2
+    for t in prange(n_tok):
+        for h in range(n_heads):
+            for i in range(half):
+                c = cos[t, i]
+                s = sin[t, i]
+                x0 = x[t, h, i]
+                x1 = x[t, h, i + half]
+                x[t, h, i] = fma32(x0, c, -(x1 * s))
+                x[t, h, i + half] = fma32(x0, s, x1 * c)
+
+
+_rotate_neox_serial = njit(cache=True, fastmath=False, error_model="numpy", boundscheck=False)(_rotate_neox.py_func)
+
+# The rotation of each rope style: (batch kernel, one-token kernel).
+ROPE_KERNELS = {"normal": (_rotate, _rotate_serial), "neox": (_rotate_neox, _rotate_neox_serial)}
+
+
+def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, n_rot: int, style: str = "normal") -> None:
+    """Rotate x (n_tok, n_heads, head_dim) float32 in place; only the first n_rot dims rotate.
+    `style`: "normal" (adjacent pairs) or "neox" (the two halves), see ROPE_KERNELS."""
     if not (x.dtype == np.float32 and x.flags.c_contiguous):
         raise ValueError("apply_rope needs a C-contiguous float32 array")
-    (_rotate if x.shape[0] > 1 else _rotate_serial)(x, np.ascontiguousarray(cos, dtype=np.float32), np.ascontiguousarray(sin, dtype=np.float32), n_rot)
+    batch, one = ROPE_KERNELS[style]
+    (batch if x.shape[0] > 1 else one)(x, np.ascontiguousarray(cos, dtype=np.float32), np.ascontiguousarray(sin, dtype=np.float32), n_rot)

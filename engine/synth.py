@@ -1,4 +1,5 @@
-"""Random-weight llama GGUF files with real model shapes, for benchmarks and tests.
+"""Random-weight GGUF files with real model shapes (llama, qwen2, qwen3, qwen3moe), for
+benchmarks and tests.
 
     synth_model("/tmp/llama-7b-Q4_K_M.gguf", "7b", "Q4_K_M", seed=0)
 
@@ -26,12 +27,14 @@ from .errors import UsageError
 from .formats.gguf_writer import GGUFValueType, GGUFWriter
 from .ggml_types import TYPE_TRAITS, GGMLType
 from .quantize.type_mix import FILE_TYPES as ALL_FILE_TYPES
-from .quantize.type_mix import FileType, llama_tensor_type, use_more_bits  # noqa: F401 - re-exported
+from .quantize.type_mix import FileType, llama_tensor_type, plan_tensor_types, use_more_bits  # noqa: F401 - re-exported
 
 CHUNK_BYTES = 8 << 20  # bytes of tensor data generated at a time
 DEFAULT_WEIGHT_STD = 0.02
 # Where the Llama SentencePiece vocabulary lies in a checkout with ../shared beside it.
 SHARED_SPM_VOCAB = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "vocab" / "ggml-vocab-llama-spm.gguf"
+# ... and the Qwen2/2.5/3 byte-level BPE one (151936 tokens with the padding rows).
+SHARED_QWEN2_VOCAB = SHARED_SPM_VOCAB.with_name("ggml-vocab-qwen2.gguf")
 
 
 @dataclass(frozen=True)
@@ -46,15 +49,29 @@ class Shape:
     n_ctx: int = 4096
     rms_eps: float = 1e-5
     rope_freq_base: float = 10000.0
+    architecture: str = "llama"
+    key_length: int = 0  # head size when it is not n_embd / n_head (qwen3)
+    n_expert: int = 0  # mixture of experts (qwen3moe): experts, used per token, their n_ff
+    n_expert_used: int = 0
+    n_ff_exp: int = 0
 
     @property
     def head_dim(self) -> int:
-        return self.n_embd // self.n_head
+        return self.key_length or self.n_embd // self.n_head
 
 
 SHAPES: dict[str, Shape] = {
     "7b": Shape("7b", n_vocab=32000, n_embd=4096, n_ff=11008, n_layer=32, n_head=32, n_head_kv=32),
     "13b": Shape("13b", n_vocab=32000, n_embd=5120, n_ff=13824, n_layer=40, n_head=40, n_head_kv=40),
+    # Qwen2.5-Coder-7B and Qwen3-8B, and Qwen3-(Coder-)30B-A3B: 128 experts of which 8 are read
+    # per token (their config.json shapes).
+    "qwen2.5-7b": Shape("qwen2.5-7b", n_vocab=152064, n_embd=3584, n_ff=18944, n_layer=28, n_head=28,
+                        n_head_kv=4, n_ctx=32768, rms_eps=1e-6, rope_freq_base=1e6, architecture="qwen2"),
+    "qwen3-8b": Shape("qwen3-8b", n_vocab=151936, n_embd=4096, n_ff=12288, n_layer=36, n_head=32, n_head_kv=8,
+                      n_ctx=40960, rms_eps=1e-6, rope_freq_base=1e6, architecture="qwen3", key_length=128),
+    "qwen3-30b-a3b": Shape("qwen3-30b-a3b", n_vocab=151936, n_embd=2048, n_ff=6144, n_layer=48, n_head=32,
+                           n_head_kv=4, n_ctx=40960, rms_eps=1e-6, rope_freq_base=1e6, architecture="qwen3moe",
+                           key_length=128, n_expert=128, n_expert_used=8, n_ff_exp=768),
     # Small enough for tests (a few MB), with rows that every k-quant accepts.
     "tiny": Shape("tiny", n_vocab=512, n_embd=256, n_ff=768, n_layer=4, n_head=4, n_head_kv=4, n_ctx=512),
 }
@@ -66,8 +83,12 @@ FILE_TYPES: dict[str, FileType] = {name: ft for name, ft in ALL_FILE_TYPES.items
 
 
 def tensor_plan(shape: Shape, ftype: FileType | str) -> list[tuple[str, GGMLType, tuple[int, ...]]]:
-    """(name, type, ggml shape) of every tensor, in file order."""
+    """(name, type, ggml shape) of every tensor, in file order; the tensors an architecture
+    has are the forward pass's (llama.ARCHITECTURES)."""
+    from .llama import ARCHITECTURES
+
     s = shape
+    traits = ARCHITECTURES[s.architecture]
     q, kv = s.n_head * s.head_dim, s.n_head_kv * s.head_dim
     shapes: list[tuple[str, tuple[int, ...]]] = [("token_embd.weight", (s.n_embd, s.n_vocab))]
     for i in range(s.n_layer):
@@ -77,17 +98,33 @@ def tensor_plan(shape: Shape, ftype: FileType | str) -> list[tuple[str, GGMLType
             (b + "attn_q.weight", (s.n_embd, q)),
             (b + "attn_k.weight", (s.n_embd, kv)),
             (b + "attn_v.weight", (s.n_embd, kv)),
-            (b + "attn_output.weight", (q, s.n_embd)),
-            (b + "ffn_norm.weight", (s.n_embd,)),
-            (b + "ffn_gate.weight", (s.n_embd, s.n_ff)),
-            (b + "ffn_up.weight", (s.n_embd, s.n_ff)),
-            (b + "ffn_down.weight", (s.n_ff, s.n_embd)),
         ]
+        if traits.qkv_bias:
+            shapes += [(b + "attn_q.bias", (q,)), (b + "attn_k.bias", (kv,)), (b + "attn_v.bias", (kv,))]
+        if traits.qk_norm:
+            shapes += [(b + "attn_q_norm.weight", (s.head_dim,)), (b + "attn_k_norm.weight", (s.head_dim,))]
+        shapes += [(b + "attn_output.weight", (q, s.n_embd)), (b + "ffn_norm.weight", (s.n_embd,))]
+        if traits.moe:
+            e, f = s.n_expert, s.n_ff_exp
+            shapes += [
+                (b + "ffn_gate_inp.weight", (s.n_embd, e)),
+                (b + "ffn_gate_exps.weight", (s.n_embd, f, e)),
+                (b + "ffn_up_exps.weight", (s.n_embd, f, e)),
+                (b + "ffn_down_exps.weight", (f, s.n_embd, e)),
+            ]
+        else:
+            shapes += [
+                (b + "ffn_gate.weight", (s.n_embd, s.n_ff)),
+                (b + "ffn_up.weight", (s.n_embd, s.n_ff)),
+                (b + "ffn_down.weight", (s.n_ff, s.n_embd)),
+            ]
     shapes += [("output_norm.weight", (s.n_embd,)), ("output.weight", (s.n_embd, s.n_vocab))]
-    return [
-        (name, llama_tensor_type(name, ftype, shp, n_layer=s.n_layer, n_head=s.n_head, n_head_kv=s.n_head_kv), shp)
-        for name, shp in shapes
-    ]
+    # llama-quantize's rules, counting attn_v and ffn_down in this (file) order
+    types = plan_tensor_types(
+        shapes, ftype, n_layer=s.n_layer, n_head=s.n_head, n_head_kv=s.n_head_kv, n_expert=s.n_expert,
+        architecture=s.architecture,
+    )
+    return [(name, t, shp) for (name, shp), t in zip(shapes, types)]
 
 
 # ---- random blocks with valid scales -------------------------------------------------------
@@ -278,12 +315,15 @@ def generated_vocabulary(n_vocab: int) -> Vocabulary:
 
 def resolve_vocabulary(vocab: Vocabulary | str | Path | None, shape: Shape) -> Vocabulary:
     """`vocab`: a GGUF path; "generated"; or None/"auto": the Llama SPM vocabulary from
-    ../shared when present and the shape has its 32000 tokens, else a generated one."""
+    ../shared when present and the shape has its 32000 tokens (the Qwen2 BPE one for the
+    qwen shapes), else a generated one."""
     if isinstance(vocab, Vocabulary):
         return vocab
     if vocab is None or vocab == "auto":
         if shape.n_vocab == 32000 and SHARED_SPM_VOCAB.is_file():
             return load_vocabulary(SHARED_SPM_VOCAB)
+        if shape.architecture != "llama" and SHARED_QWEN2_VOCAB.is_file():
+            return load_vocabulary(SHARED_QWEN2_VOCAB)
         return generated_vocabulary(shape.n_vocab)
     if vocab == "generated":
         return generated_vocabulary(shape.n_vocab)
@@ -358,23 +398,31 @@ def synth_model(
     shp = replace(shp, n_vocab=vocabulary.n_vocab)
     plan = tensor_plan(shp, ft)
 
+    a = shp.architecture
     w = GGUFWriter(out)
-    w.add_metadata("general.architecture", "llama")
-    w.add_metadata("general.name", f"synth-llama-{shp.name}-{ft.name}")
+    w.add_metadata("general.architecture", a)
+    w.add_metadata("general.name", f"synth-{a}-{shp.name}-{ft.name}")
     w.add_metadata("general.file_type", ft.ftype, type=GGUFValueType.U32)
     if ft.default not in (GGMLType.F32, GGMLType.F16):
         w.add_metadata("general.quantization_version", 2, type=GGUFValueType.U32)
     u32 = GGUFValueType.U32
-    w.add_metadata("llama.vocab_size", shp.n_vocab, type=u32)
-    w.add_metadata("llama.context_length", shp.n_ctx, type=u32)
-    w.add_metadata("llama.embedding_length", shp.n_embd, type=u32)
-    w.add_metadata("llama.block_count", shp.n_layer, type=u32)
-    w.add_metadata("llama.feed_forward_length", shp.n_ff, type=u32)
-    w.add_metadata("llama.attention.head_count", shp.n_head, type=u32)
-    w.add_metadata("llama.attention.head_count_kv", shp.n_head_kv, type=u32)
-    w.add_metadata("llama.rope.dimension_count", shp.head_dim, type=u32)
-    w.add_metadata("llama.attention.layer_norm_rms_epsilon", shp.rms_eps, type=GGUFValueType.F32)
-    w.add_metadata("llama.rope.freq_base", shp.rope_freq_base, type=GGUFValueType.F32)
+    w.add_metadata(f"{a}.vocab_size", shp.n_vocab, type=u32)
+    w.add_metadata(f"{a}.context_length", shp.n_ctx, type=u32)
+    w.add_metadata(f"{a}.embedding_length", shp.n_embd, type=u32)
+    w.add_metadata(f"{a}.block_count", shp.n_layer, type=u32)
+    w.add_metadata(f"{a}.feed_forward_length", shp.n_ff, type=u32)
+    w.add_metadata(f"{a}.attention.head_count", shp.n_head, type=u32)
+    w.add_metadata(f"{a}.attention.head_count_kv", shp.n_head_kv, type=u32)
+    w.add_metadata(f"{a}.rope.dimension_count", shp.head_dim, type=u32)
+    if shp.key_length:
+        w.add_metadata(f"{a}.attention.key_length", shp.key_length, type=u32)
+        w.add_metadata(f"{a}.attention.value_length", shp.key_length, type=u32)
+    if shp.n_expert:
+        w.add_metadata(f"{a}.expert_count", shp.n_expert, type=u32)
+        w.add_metadata(f"{a}.expert_used_count", shp.n_expert_used, type=u32)
+        w.add_metadata(f"{a}.expert_feed_forward_length", shp.n_ff_exp, type=u32)
+    w.add_metadata(f"{a}.attention.layer_norm_rms_epsilon", shp.rms_eps, type=GGUFValueType.F32)
+    w.add_metadata(f"{a}.rope.freq_base", shp.rope_freq_base, type=GGUFValueType.F32)
     w.add_metadata("codeup.synth.shape", shp.name)
     w.add_metadata("codeup.synth.seed", seed, type=GGUFValueType.U64)
     w.add_metadata("codeup.synth.weight_std", weight_std, type=GGUFValueType.F32)

@@ -23,7 +23,7 @@ from engine.tokenizer.byte_unicode import BYTE_TO_CHAR, bytes_to_unicode_text, u
 from engine.tokenizer.pieces import clean_up_spaces
 from engine.tokenizer.pretokenizers import PRE_TOKENIZERS, PreTokenizer
 
-VOCABS = ("llama-spm", "gpt-2", "llama-bpe")
+VOCABS = ("llama-spm", "gpt-2", "llama-bpe", "qwen2", "deepseek-coder", "starcoder", "phi-3")
 SEPARATOR = "\n__ggml_vocab_test__\n"
 
 
@@ -109,7 +109,7 @@ def test_round_trip_limits_of_spm(vocab_tokenizers):
 
 
 def test_defaults_from_metadata(vocab_tokenizers):
-    spm, gpt2, llama3 = (vocab_tokenizers[n] for n in VOCABS)
+    spm, gpt2, llama3 = (vocab_tokenizers[n] for n in ("llama-spm", "gpt-2", "llama-bpe"))
     assert (spm.model, spm.pre, spm.bos_id, spm.eos_id, spm.add_bos, spm.add_space_prefix) == (
         "llama", None, 1, 2, True, True)
     assert spm.eog_ids == {2}

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import get_current_worker
@@ -34,6 +35,7 @@ from tui.clipboard import osc52_sequence, save_to_file
 from tui.terminal_keys import register_terminal_keys
 from tui.watch import ProjectWatcher
 from tui.widgets import Conversation, FilePanel, InstructionEditor
+from tui.visible import visible
 
 WATCH_ENV = "CODEUP_TUI_WATCH"
 """``poll``: watch the project by polling (network file systems); ``off``: do not watch it."""
@@ -102,6 +104,7 @@ class CodeupApp(App[None]):
         n_threads: int | None = None,
         settings: Settings | None = None,
         config: Config | None = None,
+        lora: tuple = (),
     ) -> None:
         """
         Args:
@@ -116,6 +119,7 @@ class CodeupApp(App[None]):
             max_tokens: Most tokens per answer (-1: until the model stops or the context is
                 full); also the room kept for the answer (a quarter of the context when -1).
             n_ctx, n_threads: For the local model (None: the engine's defaults).
+            lora: LoRA adapters ((file, scale), ...) applied to the local model.
             settings: What the settings screen shows (the CLI passes the merged flags, file
                 and defaults); None: read from the arguments above.
             config: The config file the settings screen saves to, with its key remapping
@@ -133,7 +137,8 @@ class CodeupApp(App[None]):
         self.project_dir = Path(project_dir)
         if backend is None:
             source = model_source or ModelSource(
-                path=None if model_path is None else Path(model_path), n_ctx=n_ctx, n_threads=n_threads
+                path=None if model_path is None else Path(model_path), n_ctx=n_ctx, n_threads=n_threads,
+                lora=tuple(lora),
             )
             backend = LocalBackend(source)
         self.backend: Backend = backend
@@ -163,7 +168,7 @@ class CodeupApp(App[None]):
         """Watches the project on disk (started in a worker; stopped, threads joined, at exit)."""
         self._watch_lock = threading.Lock()
         self._watch_closed = False
-        self.sub_title = str(self.project_dir)
+        self.sub_title = visible(str(self.project_dir))
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen(self.project_dir)
@@ -257,6 +262,12 @@ class CodeupApp(App[None]):
                 while not handle.done and time.monotonic() < deadline:
                     time.sleep(0.01)
         self.backend.close()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Textual's notify, through ``tui.visible``: a message or title may hold a file name,
+        a path from an undo record or a server's text, which must not drive the terminal."""
+        super().notify(visible(message), title=visible(title), severity=severity, timeout=timeout, markup=markup)
 
     # -- clipboard -------------------------------------------------------------------
 

@@ -28,7 +28,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but every error is one line (no usage block) and exits with 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+        from engine.terminal_text import printable  # the engine (numpy) only now: see the module's doc
+
+        self.exit(2, f"{self.prog}: error: {printable(' '.join(message.split()))}\n")
 
 
 def build_parser() -> ArgumentParser:
@@ -67,6 +69,10 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("-c", "--ctx-size", "--ctx", dest="ctx_size", type=int, metavar="N",
                         help="context size in tokens (default: the model's, at most 4096)")
     parser.add_argument("-t", "--threads", type=int, metavar="N", help="CPU threads (default: all)")
+    parser.add_argument("--lora", action="append", dest="lora", metavar="FILE", type=lambda p: (p, 1.0),
+                        help="apply a LoRA adapter (GGUF adapter file; repeatable; replaces the config's lora)")
+    parser.add_argument("--lora-scaled", action="append", dest="lora", nargs=2, metavar=("FILE", "SCALE"),
+                        help="apply a LoRA adapter at a scale (repeatable)")
     parser.add_argument("-n", "--max-tokens", type=int, metavar="N",
                         help="most tokens per answer (default: -1, until the model stops; a quarter "
                         "of the context is then kept free for the answer)")
@@ -151,6 +157,19 @@ def resolve_settings(args: argparse.Namespace, config: Config) -> tuple[Settings
     return settings, model_path
 
 
+def lora_adapters(args: argparse.Namespace, config: Config) -> tuple:
+    """((file, scale), ...): the flags', else the config file's; ValueError for a bad scale."""
+    if not getattr(args, "lora", None):
+        return tuple(config.lora)
+    out = []
+    for path, scale in (entry if isinstance(entry, tuple) else tuple(entry) for entry in args.lora):
+        try:
+            out.append((Path(path).expanduser(), float(scale)))
+        except ValueError:
+            raise ValueError(f"--lora-scaled {path} {scale}: the scale must be a number") from None
+    return tuple(out)
+
+
 def check_generation_options(settings: Settings, seed: int | None):
     """The template and sampling settings; ValueError (one line) for a bad one."""
     from engine.errors import CodeupError
@@ -204,8 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_binding_ids(config, CodeupApp.binding_ids())
     except ConfigError as exc:
         parser.error(str(exc))
+    try:
+        lora = lora_adapters(args, config)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if lora and backend is not None:
+        parser.error("--lora applies to a local model, not with --endpoint")
     app = CodeupApp(
         project_dir,
+        lora=lora,
         model_path=None if backend is not None else model_path,
         backend=backend,
         template=template,

@@ -359,6 +359,8 @@ class Config:
     """The settings the file sets (checked), by field name; unset ones are absent."""
     keys: Mapping[str, str] = field(default_factory=dict)
     """Binding id -> key string (normalized: see ``normalize_keys``)."""
+    lora: tuple[tuple[Path, float], ...] = ()
+    """LoRA adapters applied to the local model: (adapter file, scale), from ``lora``."""
 
     @property
     def settings(self) -> Settings:
@@ -398,10 +400,10 @@ def load_config(path: Path, *, must_exist: bool = False) -> Config:
         raise ConfigError(f"{where}: not valid TOML: {' '.join(str(exc).split())}") from None
     values: dict[str, Any] = {}
     for name, value in data.items():
-        if name == KEYS_TABLE:
+        if name in (KEYS_TABLE, LORA_KEY):
             continue
         if name not in FIELDS_BY_NAME:
-            known = [*FIELDS_BY_NAME, f"[{KEYS_TABLE}]"]
+            known = [*FIELDS_BY_NAME, LORA_KEY, f"[{KEYS_TABLE}]"]
             alias = _FLAG_NAMES.get(name.replace("-", "_"))
             hint = f" (did you mean {alias!r}?)" if alias else _unknown(name, known)
             raise ConfigError(f"{where}: unknown key {printable(name)!r}{hint} (known: {', '.join(known)})")
@@ -409,7 +411,27 @@ def load_config(path: Path, *, must_exist: bool = False) -> Config:
             values[name] = check_value(name, value)
         except ValueError as exc:
             raise ConfigError(f"{where}: {name} {exc}") from None
-    return Config(path, values, _load_keys(data.get(KEYS_TABLE, {}), where))
+    return Config(path, values, _load_keys(data.get(KEYS_TABLE, {}), where), _load_lora(data.get(LORA_KEY, []), where))
+
+
+LORA_KEY = "lora"
+
+
+def _load_lora(value: object, where: str) -> tuple[tuple[Path, float], ...]:
+    """``lora = "a.gguf"``, ``lora = ["a.gguf", ...]`` or ``lora = [{path = "a.gguf", scale = 0.5}]``."""
+    items = [value] if isinstance(value, (str, dict)) else value
+    if not isinstance(items, list):
+        raise ConfigError(f"{where}: lora must be an adapter file or a list of them, got {_show(value)}")
+    out = []
+    for item in items:
+        path, scale = (item.get("path"), item.get("scale", 1.0)) if isinstance(item, dict) else (item, 1.0)
+        if not isinstance(path, str) or not path.strip():
+            raise ConfigError(f"{where}: lora entries are \"file.gguf\" or {{path = \"file.gguf\", scale = 0.5}}, "
+                              f"got {_show(item)}")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale != scale:
+            raise ConfigError(f"{where}: lora scale of {printable(path)} must be a number, got {_show(scale)}")
+        out.append((Path(path).expanduser(), float(scale)))
+    return tuple(out)
 
 
 def _load_keys(table: object, where: str) -> dict[str, str]:
@@ -475,12 +497,16 @@ def _toml_key(key: str) -> str:
     return key if bare else toml_string(key)
 
 
-def render_config(values: Mapping[str, Any], keys: Mapping[str, str]) -> str:
-    """The TOML text of a config: the settings in FIELDS order, then the [keys] table."""
+def render_config(values: Mapping[str, Any], keys: Mapping[str, str], lora=()) -> str:
+    """The TOML text of a config: the settings in FIELDS order, the LoRA adapters, then the
+    [keys] table."""
     lines = [HEADER]
     for spec in FIELDS:
         if values.get(spec.name) is not None:
             lines.append(f"{spec.name} = {_toml_value(values[spec.name])}\n")
+    if lora:
+        entries = ", ".join(f"{{ path = {toml_string(str(path))}, scale = {float(scale)!r} }}" for path, scale in lora)
+        lines.append(f"{LORA_KEY} = [{entries}]\n")
     if keys:
         lines.append(f"\n[{KEYS_TABLE}]\n")
         lines.extend(f"{_toml_key(binding_id)} = {toml_string(key)}\n" for binding_id, key in keys.items())
@@ -493,7 +519,7 @@ def save_config(config: Config) -> None:
     A symlinked config (dotfiles) is written through to its target. ConfigError (one line)
     when it cannot be written; the old file is then untouched.
     """
-    text = render_config(config.values, config.keys)
+    text = render_config(config.values, config.keys, config.lora)
     target = config.path.resolve() if config.path.is_symlink() else config.path
     try:
         try:

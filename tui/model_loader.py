@@ -60,10 +60,10 @@ class LoadCancelled(Exception):
     """Raised from a progress callback to abandon a load (the app is quitting)."""
 
 
-def _engine_load_model(path: Path, n_ctx: int | None = None, n_threads: int | None = None) -> ModelLike:
+def _engine_load_model(path: Path, n_ctx: int | None = None, n_threads: int | None = None, lora=None) -> ModelLike:
     from engine import load_model
 
-    return load_model(path, n_ctx=n_ctx, n_threads=n_threads)
+    return load_model(path, n_ctx=n_ctx, n_threads=n_threads, lora=lora)
 
 
 def _engine_ensure_default_model(
@@ -94,6 +94,8 @@ class ModelSource:
     """``load_model(path, n_ctx=None, n_threads=None)``: the weights ready to evaluate."""
     n_ctx: int | None = None
     n_threads: int | None = None
+    lora: tuple = ()
+    """LoRA adapters ((file, scale), ...) given to ``load_model`` as ``lora=`` when any."""
     ensure_default_model: Callable[..., Path] = field(default=_engine_ensure_default_model)
     cached_default_model: Callable[[], Path | None] = field(default=_engine_cached_default_model)
 
@@ -216,4 +218,6 @@ def open_model(
         path = source.ensure_default_model(progress=report_download, cancel=cancel)
     path = Path(path)
     progress("loading", f"loading {path.name}…")
+    if source.lora:
+        return source.load_model(path, n_ctx=source.n_ctx, n_threads=source.n_threads, lora=list(source.lora))
     return source.load_model(path, n_ctx=source.n_ctx, n_threads=source.n_threads)

@@ -10,10 +10,10 @@ import argparse
 import sys
 
 from .. import __version__
-from ..errors import CodeupError
-from . import bench, convert, fetch_model, info, quantize, run, serve, synth
+from ..errors import CodeupError, printable
+from . import bench, convert, convert_lora, export_lora, fetch_model, info, quantize, run, serve, synth
 
-SUBCOMMANDS = (run, serve, info, fetch_model, synth, bench, quantize, convert)
+SUBCOMMANDS = (run, serve, info, fetch_model, synth, bench, quantize, convert, convert_lora, export_lora)
 EXIT_USAGE = 2
 
 
@@ -45,6 +45,31 @@ def model_overrides(args: argparse.Namespace) -> dict:
     }
 
 
+class _LoraAction(argparse.Action):
+    """--lora FILE and --lora-scaled FILE SCALE, kept in the order given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string == "--lora-scaled":
+            path, scale = values
+            try:
+                scale = float(scale)
+            except ValueError:
+                parser.error(f"--lora-scaled {path} {scale}: the scale must be a number")
+        else:
+            path, scale = values, 1.0
+        adapters = list(getattr(namespace, self.dest, None) or [])
+        adapters.append((path, scale))
+        setattr(namespace, self.dest, adapters)
+
+
+def add_lora_options(p: argparse.ArgumentParser) -> None:
+    """LoRA adapters (llama.cpp's GGUF adapter format) applied at evaluation."""
+    p.add_argument("--lora", action=_LoraAction, dest="lora", metavar="FILE",
+                   help="apply a LoRA adapter (GGUF adapter file; repeatable)")
+    p.add_argument("--lora-scaled", action=_LoraAction, dest="lora", nargs=2, metavar=("FILE", "SCALE"),
+                   help="apply a LoRA adapter at a scale (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="codeup", description="The codeup engine: llama.cpp model files on your CPU.")
     parser.add_argument("--version", action="version", version=f"codeup {__version__}")
@@ -61,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except CodeupError as e:
-        print(f"codeup: error: {e}", file=sys.stderr)
+        print(f"codeup: error: {printable(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("codeup: interrupted", file=sys.stderr)

@@ -43,6 +43,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..bench import BenchParams, format_table, run_bench
+    from ..terminal_text import visible
     from ..errors import UsageError
 
     if args.llama_cpp_python and not args.compare_llama_cpp:
@@ -71,5 +72,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        print(format_table(report))
+        print(visible(format_table(report)))  # the model's name comes from its file
     return 0

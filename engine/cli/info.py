@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import asdict
 
 from ..formats import ModelFile, open_model_file
+from ..terminal_text import printable
 
 
 def add_parser(sub) -> None:
@@ -23,6 +24,16 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the description as JSON")
     add_model_overrides(p)
     p.set_defaults(run=run)
+
+
+def active_params(mf: ModelFile) -> int:
+    """Parameters read per token: all but the experts a token does not use (a mixture of
+    experts reads expert_used_count of expert_count expert slices of each *_exps tensor)."""
+    hp = mf.hparams
+    if hp is None or not hp.n_expert:
+        return mf.n_params
+    experts = sum(t.n_elements for name, t in mf.tensors.items() if name.endswith("_exps.weight"))
+    return mf.n_params - experts * (hp.n_expert - hp.n_expert_used) // hp.n_expert
 
 
 def describe(mf: ModelFile) -> dict:
@@ -61,6 +72,7 @@ def describe(mf: ModelFile) -> dict:
         "file_type": mf.file_type_name,
         "file_size": mf.file_size,
         "n_params": mf.n_params,
+        "n_params_active": active_params(mf),
         "tensor_bytes": mf.tensor_bytes,
         "bits_per_weight": round(mf.bits_per_weight, 4),
         "hparams": asdict(mf.hparams) if mf.hparams else None,
@@ -103,6 +115,11 @@ def render_text(d: dict) -> str:
             f"rope base {hp['rope_freq_base']:g}  rope scale {hp['rope_freq_scale']:g}  "
             f"rms eps {hp['rms_eps']:.3g}",
         ]
+        if hp.get("n_expert"):
+            lines.append(
+                f"  experts {hp['n_expert']} ({hp['n_expert_used']} used per token, n_ff {hp['n_ff_exp']} each): "
+                f"{_count(d['n_params_active'])} active parameters per token"
+            )
     tok = d["tokenizer"]
     if tok:
         extra = f", pre-tokenizer {tok['pre']}" if tok["pre"] else ""
@@ -119,7 +136,8 @@ def render_text(d: dict) -> str:
             lines.append(f"              {name:<8} {row['count']:>6} {_size(row['bytes']):>12}  {bpw:>11.2f}")
     for note in d["notes"]:
         lines.append(f"note          {note}")
-    return "\n".join(lines)
+    # Names, paths and notes come from the file: each line shown with its controls escaped.
+    return "\n".join(printable(line) for line in lines)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,13 +8,14 @@ import argparse
 import os
 import sys
 
-from ..errors import CodeupError, UsageError
+from ..errors import CodeupError, UsageError, printable
+from ..terminal_text import VisibleStream, is_terminal
 
 YELLOW, GREEN, RESET = "\x1b[33m", "\x1b[1;32m", "\x1b[0m"
 
 
 def add_parser(sub) -> None:
-    from . import add_model_overrides
+    from . import add_lora_options, add_model_overrides
 
     p = sub.add_parser(
         "run",
@@ -50,6 +51,7 @@ def add_parser(sub) -> None:
     p.add_argument("-i", "--interactive", action="store_true", help="chat: type instructions, answered in the template's format")
     p.add_argument("-ins", "--instruct", action="store_true", help="instruction mode (with -i; implies it)")
     add_model_overrides(p, context_length=False)
+    add_lora_options(p)
     p.set_defaults(run=run)
 
 
@@ -75,6 +77,8 @@ def _check(args) -> None:
             raise UsageError("-m and --endpoint: give one (a model file here, or a server)")
         if args.threads is not None:
             raise UsageError("-t applies to a model run here, not with --endpoint")
+        if args.lora:
+            raise UsageError("--lora applies to a model run here, not with --endpoint (give it to codeup serve)")
         if args.timeout is not None and not 0 < args.timeout <= 86400:
             raise UsageError(f"--timeout {args.timeout:g}: give seconds, more than 0")
     elif args.timeout is not None:
@@ -94,10 +98,18 @@ def _read_prompt(args) -> str | None:
 
 
 class Console:
-    def __init__(self, color: bool) -> None:
+    """Where the prompt echo and the answer go. On a terminal they are shown through
+    `terminal_text` (an escape sequence from the model or a prompt file is shown, never acted
+    on); redirected, they are written exactly (`codeup run > out.py` keeps the model's text)."""
+
+    def __init__(self, color: bool, terminal: bool | None = None) -> None:
         self.color = color and "NO_COLOR" not in os.environ
+        self.terminal = is_terminal(sys.stdout) if terminal is None else terminal
+        self._visible = VisibleStream()
 
     def out(self, text: str, style: str = "") -> None:
+        if self.terminal:
+            text = self._visible.feed(text)
         if self.color and style and text:
             text = f"{style}{text}{RESET}"
         sys.stdout.write(text)
@@ -178,7 +190,7 @@ class _RemoteGenerator:
         client = RemoteClient(args.endpoint, api_key_from_env(), n_ctx=args.ctx_size, **options)
         info = client.probe()
         note = "" if info.n_ctx_known else f", context {info.n_ctx} assumed (-c sets it)"
-        print(f"remote: {info.model} on {client.endpoint.url}{note}", file=sys.stderr, flush=True)
+        print(f"remote: {printable(info.model)} on {client.endpoint.url}{note}", file=sys.stderr, flush=True)
         return cls(client, info.n_ctx)
 
     def tokenize(self, text: str, add_bos=None, parse_special: bool = False) -> _RemotePrompt:
@@ -198,7 +210,8 @@ def _load(args):
     from . import model_overrides
 
     path = args.model or ensure_default_model(progress=lambda msg: print(msg, file=sys.stderr))
-    return load_model(path, n_ctx=args.ctx_size, n_threads=args.threads, **model_overrides(args))
+    return load_model(path, n_ctx=args.ctx_size, n_threads=args.threads, lora=getattr(args, "lora", None),
+                      **model_overrides(args))
 
 
 def _one_shot(generator, console, args, text, sampling, stops, add_bos, parse_special) -> int:
@@ -265,7 +278,7 @@ def _chat(generator, console, args, template, first, sampling, stops, add_bos) -
                                      parse_special=template.parse_special)
             interrupted = stream(handle, console)
         except CodeupError as e:  # a bad prompt, or the server failed: the chat goes on
-            console.note(f"\ncodeup: error: {e}")
+            console.note(f"\ncodeup: error: {printable(str(e))}")
             console.note("(the answer so far is shown above but not kept; send the instruction again to retry)")
             continue
         if interrupted:

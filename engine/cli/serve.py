@@ -12,13 +12,13 @@ import os
 import signal
 import sys
 
-from ..errors import UsageError
+from ..errors import UsageError, printable
 
 API_KEY_ENV = "CODEUP_SERVE_API_KEY"
 
 
 def add_parser(sub) -> None:
-    from . import add_model_overrides
+    from . import add_lora_options, add_model_overrides
 
     p = sub.add_parser(
         "serve",
@@ -40,6 +40,7 @@ def add_parser(sub) -> None:
                    help="requests that may wait for the engine; more get 503 (default 64)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
     add_model_overrides(p, context_length=False)
+    add_lora_options(p)
     p.set_defaults(run=run)
 
 
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"codeup serve: {app.model_id} (context {model.n_ctx}, chat template {template.name}) on "
+    print(f"codeup serve: {printable(app.model_id)} (context {model.n_ctx}, chat template {template.name}) on "
           f"http://{shown}:{port}/v1" + (" (API key required)" if api_key else "") + " - Ctrl+C stops",
           flush=True)
     try:

@@ -18,9 +18,9 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser(
         "synth",
-        help="write a random-weight llama GGUF with Llama-2 shapes (for benchmarks)",
+        help="write a random-weight GGUF with Llama-2 or Qwen shapes (for benchmarks)",
         description=(
-            "Write a llama GGUF with random weights: Llama-2 shapes, llama.cpp's per-tensor type "
+            "Write a GGUF with random weights: Llama-2 or Qwen2.5/Qwen3 shapes, llama.cpp's per-tensor type "
             "mix for --type, valid block scales (weights ~N(0, 0.02)-like, norms 1). It runs in "
             "this engine and in llama.cpp, and says nonsense. Same seed, same file."
         ),

@@ -48,6 +48,11 @@ class LlamaHParams:
     rope_freq_base: float
     rope_freq_scale: float
     rms_eps: float
+    # Mixture of experts (qwen3moe): experts per layer, experts used per token, and each
+    # expert's feed-forward width; 0 for a dense model.
+    n_expert: int
+    n_expert_used: int
+    n_ff_exp: int
 
     @property
     def gqa(self) -> int:
@@ -111,6 +116,11 @@ def llama_hparams(
     n_ctx = overrides.context_length or _scalar(path, metadata, f"{a}.context_length", int, 0)
     eps = overrides.rms_eps or _scalar(path, metadata, f"{a}.attention.layer_norm_rms_epsilon", float, 1e-5)
     base = overrides.rope_freq_base or _scalar(path, metadata, f"{a}.rope.freq_base", float, 10000.0)
+    n_expert = _scalar(path, metadata, f"{a}.expert_count", int, 0)
+    n_expert_used = _scalar(path, metadata, f"{a}.expert_used_count", int, 0)
+    n_ff_exp = _scalar(path, metadata, f"{a}.expert_feed_forward_length", int, 0)
+    if n_expert < 0 or not 0 <= n_expert_used <= n_expert or (n_expert and not n_expert_used):
+        raise ModelFileError(path, f"inconsistent expert counts: {n_expert_used} used of {n_expert} experts")
     if overrides.rope_freq_scale:
         scale = overrides.rope_freq_scale
     else:
@@ -132,4 +142,7 @@ def llama_hparams(
         rope_freq_base=base,
         rope_freq_scale=scale,
         rms_eps=eps,
+        n_expert=n_expert,
+        n_expert_used=n_expert_used,
+        n_ff_exp=n_ff_exp,
     )

@@ -109,12 +109,13 @@ def read_text(path: Path, display: str | None = None) -> TextFile | None:
     return TextFile(raw, text, stat.S_IMODE(st.st_mode))
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int | None = None, display: str | None = None) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None, display: str | None = None) -> str | None:
     """Replace ``path``'s content with ``data`` atomically (see the module's doc).
 
     ``mode``: the permission bits to give it (None: the file's own, or a new file's default).
     A symlink is written through to its target. WriteError (one line) when it cannot be
-    done; the file is then untouched and no temporary file is left behind.
+    done; the file is then untouched and no temporary file is left behind. Returns None, or
+    a warning (one line) when the file was written but may not survive a crash.
     """
     name = display or str(path)
     target = path.resolve() if path.is_symlink() else path
@@ -137,6 +138,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None, display: s
         mode = default_mode()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(target, data, mode, temp_suffix=TEMP_SUFFIX)
+        warning = atomic_write_bytes(target, data, mode, temp_suffix=TEMP_SUFFIX)
     except OSError as exc:
         raise WriteError(f"cannot write {name}: {reason(exc)}") from None
+    return None if warning is None else f"{name} was written, but {warning}: a crash now could undo it"

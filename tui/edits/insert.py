@@ -126,7 +126,9 @@ def parse_line_range(text: str, mode: InsertMode) -> tuple[int, int | None]:
 
 
 def resolve_target(project_dir: Path, rel: str) -> tuple[str, Path]:
-    """(the relative POSIX path, the absolute path); InsertError for a path outside the project."""
+    """(the relative POSIX path, the absolute path): the one check of a path codeup-tui writes
+    (an insert's target, an undo snapshot's file). InsertError for a path outside the project
+    (symlinks resolved: a link out of it is outside), the project itself, or a folder."""
     raw = rel.strip()
     if not raw:
         raise InsertError("no file named")
@@ -139,6 +141,8 @@ def resolve_target(project_dir: Path, rel: str) -> tuple[str, Path]:
         raise InsertError(f"{raw} is outside the project; not written") from None
     if not relative.parts:
         raise InsertError(f"{raw} is the project folder, not a file")
+    if (root / relative).is_dir():
+        raise InsertError(f"{raw} is a folder, not a file")
     return PurePosixPath(*relative.parts).as_posix(), root / relative
 
 
@@ -204,11 +208,13 @@ def replan_with_text(plan: InsertPlan, new_text: str) -> InsertPlan:
     return InsertPlan(plan.rel, plan.path, plan.mode, plan.before, new_text, edited=True)
 
 
-def apply_plan(plan: InsertPlan, undo: UndoStore, before_write: Callable[[InsertPlan], None] | None = None
-               ) -> UndoEntry:
+def apply_plan(plan: InsertPlan, undo: UndoStore, before_write: Callable[[InsertPlan], None] | None = None,
+               warn: Callable[[str], None] | None = None) -> UndoEntry:
     """Write the plan's bytes, having checked the file is still as the plan read it and
     saved an undo snapshot. ``before_write`` runs just before the write (the watcher is told
-    to expect it). InsertError, with the file untouched, when it cannot be done."""
+    to expect it). InsertError, with the file untouched, when it cannot be done. Once the file
+    is written the insert is done and its snapshot kept: a problem after that (the folder's
+    fsync) goes to ``warn``."""
     try:
         current = read_text(plan.path, plan.rel)
     except WriteError as exc:
@@ -224,8 +230,11 @@ def apply_plan(plan: InsertPlan, undo: UndoStore, before_write: Callable[[Insert
     if before_write is not None:
         before_write(plan)
     try:
-        atomic_write(plan.path, plan.new_bytes, mode=plan.before.mode if plan.before else None, display=plan.rel)
+        warning = atomic_write(plan.path, plan.new_bytes, mode=plan.before.mode if plan.before else None,
+                               display=plan.rel)
     except WriteError as exc:
         undo.discard(entry)
         raise InsertError(f"{exc}; {plan.rel} is unchanged") from None
+    if warning is not None and warn is not None:
+        warn(warning)
     return entry

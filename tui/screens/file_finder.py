@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from tui.project import ProjectFiles, fuzzy_filter
+from tui.visible import visible_rich
 
 FinderResult = tuple[str, bool]
 """(relative path, whether it is ignored by .gitignore) of the file picked."""
@@ -78,7 +79,7 @@ class FileFinder(ModalScreen[FinderResult | None]):
             for position in positions:
                 label.stylize("bold underline", position, position + 1)
             mark = Text("✓ " if path in self.selected else "  ", style="green")
-            options.append(Option(Text.assemble(mark, label), id=f"path:{path}"))
+            options.append(Option(Text.assemble(mark, visible_rich(label)), id=f"path:{path}"))
         results.clear_options()
         results.add_options(options)
         if options:

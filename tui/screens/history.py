@@ -16,6 +16,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui.history import BackgroundHistory, ConversationSummary
+from tui.visible import visible, visible_text
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def summary_line(conversation: ConversationSummary, current: bool = False, now: 
         ("• " if current else "  ", "bold"),
         (f"{when(conversation.updated, now):>11}", "dim"),
         (f" {turns:>8}  ", "dim"),
-        conversation.title,
+        visible_text(conversation.title),  # the first instruction: it may hold pasted controls
     )
     line.no_wrap = True
     line.overflow = "ellipsis"
@@ -63,7 +64,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm"):
-            yield Static(self.question, id="confirm-question", markup=False)
+            yield Static(visible(self.question), id="confirm-question", markup=False)
             yield Static("y / Enter: yes · n / escape: no", id="confirm-keys", markup=False)
 
 

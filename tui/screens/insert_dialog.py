@@ -45,6 +45,7 @@ from tui.edits.insert import (
     resolve_target,
 )
 from tui.project import ProjectFiles
+from tui.visible import visible, visible_content, visible_text
 
 OTHER_PATH = "\0other"
 FIND_FILE = "\0find"
@@ -115,7 +116,7 @@ def diff_text(diff: str) -> Text:
             style = "red"
         elif line.startswith("@@"):
             style = "cyan"
-        text.append(line + "\n", style=style)
+        text.append_text(visible_text(line + "\n", style))  # the file's lines: shown, never acted on
     return text
 
 
@@ -162,17 +163,18 @@ class InsertDialog(ModalScreen[InsertOutcome | None]):
 
     def on_mount(self) -> None:
         block = self.request.block
-        self.query_one("#insert", Vertical).border_title = f"Insert block {self.request.position} ({block.label()})"
+        title = f"Insert block {self.request.position} ({visible(block.label())})"
+        self.query_one("#insert", Vertical).border_title = title
         targets = self.query_one("#insert-targets", OptionList)
         for rel in self.request.targets:
-            targets.add_option(Option(rel, id=rel))
+            targets.add_option(Option(visible(rel), id=rel))
         targets.add_option(Option("Find a project file… (ctrl+o)", id=FIND_FILE))
         targets.add_option(Option("Another path (a new file)…", id=OTHER_PATH))
         self._show("target")
 
     def _show(self, step: str, error: str = "") -> None:
         self.step = step
-        visible = {
+        showing = {
             "target": ("#insert-targets",),
             "path": ("#insert-path",),
             "mode": ("#insert-modes",),
@@ -181,12 +183,12 @@ class InsertDialog(ModalScreen[InsertOutcome | None]):
             "stale": ("#insert-preview",),
         }[step]
         for selector in ("#insert-targets", "#insert-path", "#insert-modes", "#insert-lines", "#insert-preview"):
-            self.query_one(selector).display = selector in visible
+            self.query_one(selector).display = selector in showing
         question, keys = self._texts(step)
-        self.query_one("#insert-question", Static).update(question)
+        self.query_one("#insert-question", Static).update(visible_content(question))
         self.query_one("#insert-keys", Static).update(keys)
         self.show_error(error)
-        self.query_one(visible[0]).focus()
+        self.query_one(showing[0]).focus()
         self.refresh_bindings()
 
     def _texts(self, step: str) -> tuple[str, str]:
@@ -217,7 +219,7 @@ class InsertDialog(ModalScreen[InsertOutcome | None]):
 
     def show_error(self, message: str) -> None:
         error = self.query_one("#insert-error", Static)
-        error.update(message)
+        error.update(visible_content(message))
         error.display = bool(message)
 
     # -- steps ----------------------------------------------------------------------------------

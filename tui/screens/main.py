@@ -785,12 +785,16 @@ class MainScreen(Screen[None]):
     @work(thread=True, group="edits", exit_on_error=False)
     def write_insert(self, plan: InsertPlan) -> None:
         """Write a confirmed insert (snapshot first); a refusal is told, the file untouched."""
+        warnings: list[str] = []
         try:
             with self._edit_lock:
-                apply_plan(plan, self.undo_store, lambda p: self._expect_write(p.path, p.new_bytes))
+                apply_plan(plan, self.undo_store, lambda p: self._expect_write(p.path, p.new_bytes), warnings.append)
         except InsertError as exc:
             self.app.call_from_thread(self.notify, str(exc), title="Not inserted", severity="error", timeout=10)
             return
+        for warning in warnings:  # written (and undoable): only its durability is in doubt
+            self.app.call_from_thread(self.notify, warning, title="Inserted, with a warning", severity="warning",
+                                      timeout=10)
         self.app.call_from_thread(self._file_written, plan.rel, plan.new_text,
                                   f"Wrote {plan.rel} ({plan.summary}).")
 
@@ -812,7 +816,11 @@ class MainScreen(Screen[None]):
                 self.app.call_from_thread(self.notify, "Nothing to undo.", severity="warning")
                 return
             try:
-                self._expect_write(self.project_dir / entry.path, entry.before())
+                try:
+                    expected = entry.before()
+                except OSError:
+                    expected = None  # the undo itself says why it cannot be read
+                self._expect_write(self.project_dir / entry.path, expected)
                 restored = self.undo_store.undo(entry)
             except (UndoError, OSError) as exc:
                 self.app.call_from_thread(self.notify, str(exc), title="Not undone", severity="error", timeout=10)

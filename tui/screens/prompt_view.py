@@ -10,9 +10,13 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static, TextArea
 
+from tui.visible import visible, visible_content
+
 
 class PromptView(ModalScreen[None]):
-    """The rendered prompt, read-only (it can be selected and scrolled)."""
+    """The rendered prompt, read-only (it can be selected and scrolled). Shown through
+    ``tui.visible``: a control sequence in a context file is seen as text (``\\x1b``), not
+    acted on by the terminal; the prompt sent keeps it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,ctrl+r", "dismiss(None)", "Close", id="prompt-close", tooltip="Close the prompt view."),
@@ -25,8 +29,8 @@ class PromptView(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt-view"):
-            yield TextArea(self.prompt, read_only=True, soft_wrap=True, show_line_numbers=False, id="prompt-text")
-            yield Static(self.summary, id="prompt-summary", markup=False)
+            yield TextArea(visible(self.prompt), read_only=True, soft_wrap=True, show_line_numbers=False, id="prompt-text")
+            yield Static(visible_content(self.summary), id="prompt-summary", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#prompt-view", Vertical).border_title = "Prompt (exactly as sent)"

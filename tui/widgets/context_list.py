@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from textual.content import Content
 from textual.widgets import Static
 
 from tui.context import ContextFiles
 from tui.prompt import short_count
+from tui.visible import printable, visible_content
 
 
 class ContextList(Static):
@@ -39,8 +39,8 @@ class ContextList(Static):
                 notes += (" (changed)" if entry.changed and not entry.missing else "") + (
                     " (missing)" if entry.missing else "")
                 # The count first: a long path is cut at the right edge, the count never is.
-                lines.append(f"{tokens:>4} {entry.path}{notes}")
+                lines.append(f"{tokens:>4} {printable(entry.path)}{notes}")
             self.text = "\n".join(lines)
             self.border_title = f"Context: {len(files)} · {short_count(files.total_tokens)} tok"
         self.set_class(not len(files), "-empty")
-        self.update(Content(self.text))
+        self.update(visible_content(self.text))

@@ -9,6 +9,7 @@ from textual.widgets import Markdown, Static
 from textual.widgets._markdown import MarkdownFence, MarkdownStream
 
 from tui.edits.code_blocks import CodeBlock, find_code_blocks
+from tui.visible import VisibleStream, visible, visible_content
 
 
 class Exchange(Vertical):
@@ -23,6 +24,10 @@ class Exchange(Vertical):
     outlined (class ``-selected-block``) and a line under the answer names it and the keys.
     ``file_digests`` are the (path -> digest) of the files the prompt was built from, and
     ``file_texts`` their text then (for showing what changed before an insert).
+
+    Everything shown goes through ``tui.visible``: an escape sequence in the answer (or an
+    instruction pasted from elsewhere) is shown as text, never sent to the terminal. ``answer``
+    keeps the exact text: code blocks are inserted and copied from it.
     """
 
     def __init__(
@@ -46,6 +51,7 @@ class Exchange(Vertical):
         self.state = state
         self.state_text = state_text
         self._stream: MarkdownStream | None = None
+        self._visible = VisibleStream()
         self.file_digests: dict[str, str] = dict(file_digests or {})
         self.file_texts: dict[str, str] = dict(file_texts or {})
         self.selected_block: int | None = None
@@ -54,10 +60,10 @@ class Exchange(Vertical):
         head = "› " + self.instruction.replace("\n", "\n  ")
         if self.files:
             head += "\n  files: " + ", ".join(self.files)
-        yield Static(Content(head), classes="instruction", markup=False)
-        yield Markdown(self.answer, classes="answer")
+        yield Static(visible_content(head), classes="instruction", markup=False)
+        yield Markdown(visible(self.answer), classes="answer")
         yield Static("", classes="block-bar", markup=False)
-        yield Static(Content(self.state_text), classes="state", markup=False)
+        yield Static(visible_content(self.state_text), classes="state", markup=False)
 
     def on_mount(self) -> None:
         self.add_class(f"-{self.state}")
@@ -72,12 +78,17 @@ class Exchange(Vertical):
         if self._stream is None:
             self._stream = Markdown.get_stream(self.markdown)
         self.answer += text
-        await self._stream.write(text)
+        shown = self._visible.feed(text)
+        if shown:
+            await self._stream.write(shown)
 
     async def flush(self) -> None:
         """Wait until everything appended is rendered."""
         if self._stream is not None:
             stream, self._stream = self._stream, None
+            rest = self._visible.end()  # a final CR held back
+            if rest:
+                await stream.write(rest)
             await stream.stop()
 
     def set_state(self, state: str, text: str) -> None:
@@ -85,7 +96,7 @@ class Exchange(Vertical):
         self.state = state
         self.state_text = text
         self.add_class(f"-{state}")
-        self.query_one(".state", Static).update(Content(text))
+        self.query_one(".state", Static).update(visible_content(text))
 
     # -- code blocks ------------------------------------------------------------------------
 
@@ -119,7 +130,7 @@ class Exchange(Vertical):
         self.selected_block = index
         block = blocks[index]
         fence = self.fence_widget(index)
-        title = f"▶ block {index + 1}/{len(blocks)} · {block.label()}"
+        title = f"▶ block {index + 1}/{len(blocks)} · {visible(block.label())}"
         if fence is not None:
             # Named on its own border too: the line under the answer may be out of view.
             fence.add_class("-selected-block")

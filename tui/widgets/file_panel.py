@@ -16,6 +16,7 @@ from textual.widgets._tree import TreeNode
 from textual.widgets._directory_tree import DirEntry
 
 from tui.edits.undo import STATE_FOLDER
+from tui.visible import visible, visible_rich
 from tui.project import ProjectFiles, check_file
 from tui.project.git_status import MODIFIED, state_of
 from tui.prompt import short_count
@@ -61,7 +62,7 @@ class FilePanel(DirectoryTree):
         self.project_dir = project_dir
         self.project = ProjectFiles(project_dir)
         self.show_root = False
-        self.border_title = project_dir.name or str(project_dir)
+        self.border_title = visible(project_dir.name or str(project_dir))
         self.selected: dict[Path, int | None] = {}
         """Selected files (absolute paths) and their token counts (None: not counted yet)."""
         self.refusals: dict[Path, str] = {}
@@ -100,6 +101,10 @@ class FilePanel(DirectoryTree):
             self.project.ignore.clear()
         self.refusals.clear()
         self.reload()
+
+    def process_label(self, label) -> Text:
+        # A file's name is the repository's: shown, never acted on by the terminal.
+        return visible_rich(super().process_label(label))
 
     def render_label(self, node: TreeNode[DirEntry], base_style: Style, style: Style) -> Text:
         label = super().render_label(node, base_style, style)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.content import Content
 from textual.widgets import Static
 
 from tui.model_loader import ModelStatus
+from tui.visible import printable, visible_content
 
 
 NAME_WIDTH = 20
@@ -62,10 +62,11 @@ class StatusBar(Static):
         if status.state != "ready" or status.summary is None:
             return status.text
         s = status.summary
-        name = s.name if not self.speed or len(s.name) <= NAME_WIDTH else s.name[: NAME_WIDTH - 1] + "…"
+        name = printable(s.name)  # from the model file or the server: one line, no controls
+        name = name if not self.speed or len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 1] + "…"
         # A remote model says where it runs instead of its file type; counts a server could
         # not make are estimates, and say so.
-        where = s.location or s.file_type
+        where = printable(s.location or s.file_type)
         if s.estimated_counts:
             context = f"ctx ~{self.context_used}/{s.context_text}" + ("" if self.speed else " (estimated)")
         else:
@@ -77,7 +78,7 @@ class StatusBar(Static):
         return f"{line} │ {self.speed}" if self.speed else line
 
     def _refresh_text(self) -> None:
-        self.update(Content(self.text))
+        self.update(visible_content(self.text))
 
     def show_status(self, status: ModelStatus) -> None:
         self.status = status

@@ -9,6 +9,7 @@ from pathlib import Path
 from textual.widgets import Markdown
 
 from tui.model_loader import ModelStatus
+from tui.visible import visible
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 
@@ -44,7 +45,8 @@ def model_line(status: ModelStatus) -> str:
 
 
 def welcome_markdown(project_dir: Path, status: ModelStatus) -> str:
-    return "\n\n".join(
+    # The model's name and notes come from its file (or a server): shown, never acted on.
+    return visible("\n\n".join(
         [
             f"**Project:** {code_span(str(project_dir))}",
             model_line(status),
@@ -52,7 +54,7 @@ def welcome_markdown(project_dir: Path, status: ModelStatus) -> str:
             "line, **escape** stops the answer. In the file tree, space or Enter adds a file to "
             "the context; **ctrl+o** finds one by name. **F1** lists every key.",
         ]
-    )
+    ))
 
 
 class WelcomePanel(Markdown):

@@ -21,6 +21,10 @@ presence_penalty) and llama.cpp's (top_k, min_p, repeat_penalty, repeat_last_n, 
 n_keep, parse_special); a field not given takes the engine's default (`codeup run`'s).
 `max_tokens` absent: until the model stops, as llama.cpp's server does. Errors answer with
 OpenAI's shape, {"error": {"message", "type", "code"}}.
+
+Hostile requests cost bounded work: a body over 16 MiB is a 413; JSON nested more than 64
+deep, a prompt (or the text of a chat's messages) over n_ctx x 32 bytes, NaN or infinite
+numbers and sampling numbers beyond +-1e6 are 400s, refused before anything is tokenized.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import hmac
 import http.server
 import ipaddress
 import json
+import math
 import select
 import socket
 import sys
@@ -49,6 +54,14 @@ MAX_BODY = 16 << 20  # bytes of a request body
 POLL_SECONDS = 0.1  # how often a waiting or computing request looks for its client
 KEEPALIVE_SECONDS = 10.0  # an SSE comment after this long without a token (a long prompt)
 MAX_STOP_STRINGS = 16
+MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a request body; real ones use 4 or 5
+# A prompt is refused by its size in bytes before it is tokenized (which costs ~1 s of CPU
+# a MB): no tokenizer's tokens average anywhere near 32 bytes, so a text over n_ctx x 32
+# bytes cannot fit the context whatever it holds.
+PROMPT_BYTES_PER_TOKEN = 32
+# Sampling numbers beyond this overflow the samplers' float32 arithmetic (a penalty of
+# 1e308 becomes inf); no useful setting comes near it.
+MAX_SAMPLING_MAGNITUDE = 1e6
 
 
 class HTTPError(Exception):
@@ -189,8 +202,10 @@ class CodeupServer:
         if isinstance(prompt, str):
             if not prompt:
                 raise HTTPError(400, "'prompt' is empty")
+            self.check_prompt_bytes(_utf8_length(prompt), "the prompt")
             tokens = self.generator.tokenize(prompt, None, parse_special)
         elif isinstance(prompt, list) and prompt and all(type(t) is int for t in prompt):  # not bools
+            self._check_prompt_tokens(len(prompt))
             tokens = [int(t) for t in prompt]
             bad = [t for t in tokens if not 0 <= t < self.model.info.n_vocab]
             if bad:
@@ -208,6 +223,7 @@ class CodeupServer:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise HTTPError(400, "'messages' must be a non-empty list")
+        self.check_prompt_bytes(_messages_utf8_length(messages), "the text of the messages")
         system, turns, instruction = _conversation(messages)
         template = self.template
         text = template.render_conversation(turns, instruction, system=system)
@@ -242,6 +258,9 @@ class CodeupServer:
             ("presence_penalty", float, "presence_penalty"),
         ):
             values[key] = _get(body, name, kind, getattr(defaults, key))
+            if kind is float and abs(values[key]) > MAX_SAMPLING_MAGNITUDE:
+                raise HTTPError(400, f"'{name}' must be between {-MAX_SAMPLING_MAGNITUDE:g} and "
+                                     f"{MAX_SAMPLING_MAGNITUDE:g}, got {values[key]:g}")
         seed = _get(body, "seed", int, None)
         values["seed"] = None if seed is None or seed < 0 else seed
         try:
@@ -251,13 +270,25 @@ class CodeupServer:
         keep = _get(body, "n_keep", int, None)
         if keep is not None and keep < 0:
             keep = None  # llama.cpp's -1 (keep all): no shift, stop when full
-        if len(tokens) > self.model.n_ctx:
-            raise HTTPError(400, f"the prompt has {len(tokens)} tokens, more than the context of {self.model.n_ctx}",
-                            "exceed_context_size_error")
+        self._check_prompt_tokens(len(tokens))
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         return GenerationRequest(chat, tokens, params, max_tokens, stops + [s for s in stop if s], keep,
                                  stream=_get(body, "stream", bool, False), include_usage=include_usage)
+
+    def check_prompt_bytes(self, n_bytes: int, what: str) -> None:
+        """Refuse a prompt too large for the context before tokenizing it: tokenizing costs
+        about a second of CPU a MB, outside the engine's queue, and would starve the others."""
+        limit = self.model.n_ctx * PROMPT_BYTES_PER_TOKEN
+        if n_bytes > limit:
+            raise HTTPError(400, f"{what} ({n_bytes} bytes) is over the {limit} bytes this server accepts for its "
+                                 f"context of {self.model.n_ctx} tokens ({PROMPT_BYTES_PER_TOKEN} bytes a token)",
+                            "exceed_context_size_error")
+
+    def _check_prompt_tokens(self, n_tokens: int) -> None:
+        if n_tokens > self.model.n_ctx:
+            raise HTTPError(400, f"the prompt has {n_tokens} tokens, more than the context of {self.model.n_ctx}",
+                            "exceed_context_size_error")
 
     # ---- running one --------------------------------------------------------------------------
     def run(self, request: GenerationRequest, gone: Callable[[], bool],
@@ -365,12 +396,49 @@ class CodeupServer:
                 handle.thread.join(wait)
 
 
+def _utf8_length(text: str) -> int:
+    if len(text) > MAX_BODY:
+        return len(text)  # at least a byte a character: over any limit already, and not worth encoding
+    return len(text.encode("utf-8", "surrogatepass"))  # JSON may hold lone surrogates
+
+
+def _messages_utf8_length(messages: list) -> int:
+    """The bytes of every message's text (string content or text parts), before any check of
+    their shape: what the rendered prompt will hold, less the template's own."""
+    total = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            total += _utf8_length(content)
+        elif isinstance(content, list):
+            for part in content:
+                text = part.get("text") if isinstance(part, dict) else None
+                if isinstance(text, str):
+                    total += _utf8_length(text)
+    return total
+
+
+def _json_depth_over(value: Any, limit: int) -> bool:
+    """True when arrays and objects nest deeper than `limit` (walked without recursion)."""
+    stack = [(value, 1)] if isinstance(value, (list, dict)) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (list, dict)))
+    return False
+
+
 def _get(body: dict, name: str, kind: type, default: Any) -> Any:
-    """A field of the request, checked: int, float (an int is fine), or bool."""
+    """A field of the request, checked: int, float (an int is fine, NaN and infinities are
+    not), or bool."""
     value = body.get(name)
     if value is None:
         return default
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise HTTPError(400, f"'{name}' must be a finite number, got {value}")
         return float(value)
     if kind is int and isinstance(value, float) and value.is_integer():
         return int(value)
@@ -439,6 +507,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.app.log is not None:
             self.app.log(f"{self.address_string()} {format % args}")
 
+    def setup(self) -> None:
+        super().setup()
+        # Every answer is written whole (or an SSE event at a time): with Nagle's algorithm a
+        # write behind an unacknowledged one waits for the peer's delayed ACK (~40 ms), which
+        # made each request on a kept-alive connection cost that much more than a new one.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     # ---- plumbing ------------------------------------------------------------------------------
     def _send_json(self, status: int, payload: Any) -> None:
         data = json.dumps(payload).encode()
@@ -447,8 +522,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         if status == 401:
             self.send_header("WWW-Authenticate", "Bearer")
-        self.end_headers()
-        self.wfile.write(data)
+        # Headers and body in one send: one packet for a small answer.
+        self._headers_buffer.extend((b"\r\n", data))
+        self.flush_headers()
 
     def _send_error(self, error: HTTPError) -> None:
         self._send_json(error.status, {"error": {"message": error.message, "type": error.kind, "code": error.status}})
@@ -464,10 +540,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             raise HTTPError(413, f"the request body is over {MAX_BODY >> 20} MiB")
         raw = self.rfile.read(length) if length > 0 else b""
+        too_deep = HTTPError(400, f"the request body nests arrays and objects more than {MAX_JSON_DEPTH} deep")
         try:
             body = json.loads(raw) if raw else None
+        except RecursionError:  # the parser's own limit (~1000 deep)
+            raise too_deep from None
         except (ValueError, UnicodeDecodeError):
             raise HTTPError(400, "the request body is not valid JSON") from None
+        # Deep but under the parser's limit: refused too, before code (an error message's
+        # json.dumps, a template) recurses into it. Counting brackets is cheap and bounds
+        # the depth from above (brackets in strings count too), so few bodies are walked.
+        if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _json_depth_over(body, MAX_JSON_DEPTH):
+            raise too_deep
         if not isinstance(body, dict):
             raise HTTPError(400, "the request body must be a JSON object")
         return body

@@ -47,6 +47,9 @@ _GLOBAL_NAMES = {
     "output.weight": "output.weight",
 }
 _LAYER_RE = re.compile(r"layers\.(\d+)\.(.+)\.weight")
+# The smallest tensor record a layer can have: n_dims, name length, type, one dimension
+# (4 bytes each), the shortest layer tensor name, and no data (a zero dimension).
+_MIN_LAYER_RECORD = 16 + len("layers.0.ffn_norm.weight")
 
 # Before ggjt v3 the Q4_0, Q4_1 and Q8_0 blocks had f32 scales; before ggjt v2 every
 # quantized block had its nibbles interleaved. Which tensor types still read correctly:
@@ -57,12 +60,18 @@ _UNQUANTIZED = {GGMLType.F32, GGMLType.F16}
 
 
 def gguf_tensor_name(name: str) -> str | None:
+    return _gguf_name_and_layer(name)[0]
+
+
+def _gguf_name_and_layer(name: str) -> tuple[str | None, int | None]:
+    """The GGUF name of a GGML tensor and its layer (None for the global tensors)."""
     if name in _GLOBAL_NAMES:
-        return _GLOBAL_NAMES[name]
+        return _GLOBAL_NAMES[name], None
     m = _LAYER_RE.fullmatch(name)
     if m and m.group(2) in _LAYER_NAMES:
-        return f"blk.{int(m.group(1))}.{_LAYER_NAMES[m.group(2)]}.weight"
-    return None
+        layer = int(m.group(1))
+        return f"blk.{layer}.{_LAYER_NAMES[m.group(2)]}.weight", layer
+    return None, None
 
 
 def _gguf_token(token_id: int, raw: bytes) -> tuple[str, int]:
@@ -131,6 +140,15 @@ def parse_ggml(buf, path: str, overrides: HParamOverrides):
     cur.require_count(n_vocab, 8 if has_scores else 4, "vocabulary entry")
     tokens, scores, types = _read_vocab(cur, n_vocab, has_scores)
 
+    # n_layer drives how many tensor names are expected: an untrusted count, so it must fit
+    # in what is left of the file before anything is built from it.
+    n_layer = header["n_layer"]
+    if n_layer * len(_LAYER_NAMES) * _MIN_LAYER_RECORD > cur.remaining:
+        raise cur.fail(
+            f"corrupt: n_layer {n_layer} needs at least {n_layer * len(_LAYER_NAMES)} tensor "
+            f"records, which cannot fit in the {cur.remaining} bytes left after the vocabulary"
+        )
+
     tensors = []
     seen = set()
     while cur.remaining > 0:
@@ -146,11 +164,14 @@ def parse_ggml(buf, path: str, overrides: HParamOverrides):
             name = raw_name.decode("utf-8")
         except UnicodeDecodeError:
             raise cur.fail(f"tensor name at byte {cur.pos - name_len} is not valid UTF-8") from None
-        gguf_name = gguf_tensor_name(name)
+        gguf_name, layer = _gguf_name_and_layer(name)
         if gguf_name is None:
             raise cur.fail(f"unknown tensor {name!r} in a GGML llama file")
         if gguf_name in seen:
             raise cur.fail(f"duplicate tensor {name!r}")
+        if layer is not None and layer >= n_layer:
+            # Checked here so that no more than the 9 x n_layer + 3 expected records are kept.
+            raise cur.fail(f"tensor {gguf_name} belongs to a layer beyond n_layer {n_layer}")
         seen.add(gguf_name)
         try:
             gtype = GGMLType(type_id)
@@ -178,14 +199,18 @@ def parse_ggml(buf, path: str, overrides: HParamOverrides):
         tensors.append((gguf_name, gtype, shape, cur.pos, nbytes))
         cur.pos += nbytes
 
-    _check_complete(cur, header["n_layer"], seen)
+    _check_complete(cur, n_layer, seen)
+    _check_dimensions(cur, header, tensors)
     metadata = _gguf_metadata(cur, header, tensors, tokens, scores, types, overrides)
     return label, header, metadata, tensors
 
 
 def _check_complete(cur: ByteCursor, n_layer: int, names: set[str]) -> None:
     """GGML files carry no tensor count: a file cut between two tensor records would look
-    whole. A llama file has a known set of tensors; check it is all there."""
+    whole. A llama file has a known set of tensors; check it is all there.
+
+    n_layer was checked against the file's size and every record against n_layer, so the
+    expected names cost no more than the records that were read could."""
     expected = set(_GLOBAL_NAMES.values())
     for layer in range(n_layer):
         expected.update(f"blk.{layer}.{part}.weight" for part in _LAYER_NAMES.values())
@@ -199,6 +224,19 @@ def _check_complete(cur: ByteCursor, n_layer: int, names: set[str]) -> None:
     extra = names - expected
     if extra:
         raise cur.fail(f"tensor {sorted(extra)[0]} belongs to a layer beyond n_layer {n_layer}")
+
+
+def _check_dimensions(cur: ByteCursor, header: dict[str, int], tensors) -> None:
+    """The header's n_vocab and n_embd must be what the token embeddings hold: the rest of
+    the engine sizes its buffers by them."""
+    for gguf_name, _gtype, shape, _offset, _nbytes in tensors:
+        if gguf_name == "token_embd.weight":
+            if shape != (header["n_embd"], header["n_vocab"]):
+                raise cur.fail(
+                    f"the header says n_embd {header['n_embd']} and n_vocab {header['n_vocab']}, "
+                    f"but tok_embeddings.weight has shape {list(shape)}"
+                )
+            return
 
 
 def _gguf_metadata(cur, header, tensors, tokens, scores, types, overrides) -> dict[str, Any]:

@@ -19,6 +19,15 @@ DEFAULT_ALIGNMENT = 32
 MAX_NAME_BYTES = 64  # GGML_MAX_NAME: llama.cpp refuses longer tensor names
 MAX_DIMS = 4
 MAX_ARRAY_DEPTH = 8
+# Arrays of arrays appear in no llama.cpp model, yet each inner array (or string in one) is
+# a Python object costing ~100 bytes for the 12 bytes it takes in the file: bound them in
+# total, per file, as well as in depth.
+MAX_NESTED_ARRAY_ITEMS = 65_536
+# Each metadata pair and tensor info becomes several Python objects (~300 bytes and a few
+# microseconds) for as little as 13 or 33 bytes of file. Real models have tens of keys and
+# a few thousand tensors at most (unmerged experts included): refuse absurd counts up front.
+MAX_METADATA_KEYS = 65_536
+MAX_TENSORS = 65_536
 _INT64_MAX = (1 << 63) - 1
 
 # GGUF value types -> numpy dtype for the fixed-size ones.
@@ -49,6 +58,7 @@ class GGUFParser:
         self.cur = ByteCursor(buf, path)
         self.path = path
         self.version = 0
+        self.nested_items_left = MAX_NESTED_ARRAY_ITEMS
 
     # ---- primitives ----------------------------------------------------------------------
     def _length(self, what: str) -> int:
@@ -105,9 +115,12 @@ class GGUFParser:
                 return arr.astype(bool) if etype == _BOOL else arr
             if etype == _STRING:
                 cur.require_count(count, 4 if self.version == 1 else 8, f"metadata {key} string")
+                if depth > 0:
+                    self._spend_nested(count, key)
                 return self._string_array(count, key)
             if etype == _ARRAY:
                 cur.require_count(count, 8 if self.version == 1 else 12, f"metadata {key} array")
+                self._spend_nested(count, key)
                 return [self._value(_ARRAY, key, depth + 1) for _ in range(count)]
             raise cur.fail(f"metadata {key}: unknown array element type {etype}")
         dtype = _NUMERIC.get(vtype)
@@ -115,6 +128,14 @@ class GGUFParser:
             raise cur.fail(f"metadata {key}: unknown value type {vtype}")
         value = cur.array(dtype, 1, f"value of {key}")[0].item()
         return bool(value) if vtype == _BOOL else value
+
+    def _spend_nested(self, count: int, key: str) -> None:
+        if count > self.nested_items_left:
+            raise self.cur.fail(
+                f"metadata {key}: arrays of arrays hold more than {MAX_NESTED_ARRAY_ITEMS} "
+                "items in all (no model has any)"
+            )
+        self.nested_items_left -= count
 
     # ---- sections --------------------------------------------------------------------------
     def parse(self):
@@ -134,6 +155,8 @@ class GGUFParser:
         n_kv = self._length("metadata count")
         # A KV pair is at least a key length, a value type and a one-byte value.
         cur.require_count(n_kv, (4 if version == 1 else 8) + 4 + 1, "metadata")
+        if n_kv > MAX_METADATA_KEYS:
+            raise cur.fail(f"corrupt: metadata count {n_kv} is more than the {MAX_METADATA_KEYS} allowed")
 
         metadata: dict[str, Any] = {}
         value_types: dict[str, int] = {}
@@ -156,6 +179,8 @@ class GGUFParser:
 
         # A tensor info is at least a name length, n_dims, one dim, a type and an offset.
         cur.require_count(n_tensors, (4 if version == 1 else 8) + 4 + 4 + 4 + 8, "tensor")
+        if n_tensors > MAX_TENSORS:
+            raise cur.fail(f"corrupt: tensor count {n_tensors} is more than the {MAX_TENSORS} any model has")
         infos = [self._tensor_info(i) for i in range(n_tensors)]
         cur.skip_to_alignment(alignment)
         data_start = cur.pos

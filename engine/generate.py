@@ -205,7 +205,7 @@ class Generator:
 
     `draft` sets speculative decoding (engine/speculative.py), on by default: tokens guessed
     from the prompt and earlier answers are verified in one batch; the text is the same as
-    without it (greedy) or has the same distribution (sampling). A start() may override it.
+    without it (greedy, or sampling with the same seed). A start() may override it.
     """
 
     def __init__(self, model: Model, draft: DraftParams | None = None) -> None:

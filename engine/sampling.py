@@ -382,14 +382,6 @@ class Sampler:
         ids, vals = min_p(ids, vals, params.min_p, min_keep)
         return ids, softmax(apply_temperature(vals, params.temperature))
 
-    def uniform(self) -> float:
-        """One number in [0, 1) from the sampler's stream (speculative decoding's accept test)."""
-        return float(self._rng.random())
-
-    def draw_index(self, probs: np.ndarray) -> int:
-        """The index of one draw from `probs` (need not be normalized), from the sampler's stream."""
-        return draw(probs, self._rng)
-
     def sample(self, logits: np.ndarray, history: Sequence[int] | np.ndarray = ()) -> int:
         """The next token id. `history` is every token of the context so far (prompt and
         generated), used by the penalties."""

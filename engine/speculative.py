@@ -6,8 +6,8 @@ of the session — the tokens that followed them then are a cheap guess of what 
 (llama.cpp's `ngram-simple` / prompt-lookup decoding). The generator evaluates the sampled
 token together with the guessed ones in one forward pass: the weights are read once for all
 of them, so every accepted guess is almost free. `accept` decides which guesses stand, with
-the sampler's own chain, so the text (greedy) or its distribution (sampling) is exactly what
-it is without drafting.
+the sampler's own chain and its random stream used exactly as without drafting, so the text
+is the same with drafting as without (greedy, and sampling with a seed).
 
 Pieces:
 - `DraftParams`: the knobs, with llama.cpp's names (`--draft-max`, `--draft-min`,
@@ -15,12 +15,11 @@ Pieces:
 - `NgramIndex`: where each n-gram of a token sequence was last followed by something.
 - `PromptLookupDrafter`: the index over the current context plus a bounded one over earlier
   answers, and the guess length that pays (measured step times, estimated acceptance).
-- `accept`: the verification rule for greedy and for sampling.
+- `accept`: the verification rule (one rule for greedy and sampling).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -232,39 +231,25 @@ def accept(
 ) -> list[int]:
     """The tokens a verification step produces, in order.
 
-    `logits[i]` are the logits after `history + draft[:i]` (len(draft) + 1 rows). Each drafted
-    token is checked against the sampler: greedy keeps it while it equals the sampler's
-    choice; sampling keeps it with probability p(token) under the sampler's whole chain and,
-    on rejection, draws from p with that token removed (renormalised) — the rule that makes
-    a deterministic draft leave the output distribution unchanged. The first rejection (or,
-    when all are kept, one more token sampled after the last) ends the list, so it is the
-    accepted draft plus exactly one token the model chose. `history` is not modified.
+    `logits[i]` are the logits after `history + draft[:i]` (len(draft) + 1 rows). At each
+    position the sampler picks a token exactly as it would without drafting (its whole
+    chain, one random number per token); a drafted token stands while it equals the pick.
+    The first pick that differs (or, when all are kept, one more pick after the last) ends
+    the list, so it is the accepted draft plus exactly one token the model chose.
+
+    For a deterministic draft this is the speculative sampling rule: the guess x is kept with
+    probability p(x), and on rejection the token is distributed as p with x removed and
+    renormalised — and since the random stream is used exactly as without drafting, a seed
+    gives the same text with drafting as without, not only the same distribution.
+    `history` is not modified.
     """
     out: list[int] = []
     seen = list(history)
     for i, guess in enumerate(draft):
-        if sampler.params.greedy:
-            token = sampler.sample(logits[i], seen)
-            out.append(token)
-            if token != guess:
-                return out
-        else:
-            ids, probs = sampler.distribution(logits[i], seen)
-            where = np.flatnonzero(ids == guess)
-            p = float(probs[where[0]]) if where.size else 0.0
-            if p > 0.0 and sampler.uniform() < p:
-                out.append(int(guess))
-                sampler.record(logits[i], out[-1])
-            else:
-                rest = probs.copy()
-                if where.size:
-                    rest[where[0]] = 0.0
-                if not rest.sum() > 0.0 or not math.isfinite(float(rest.sum())):
-                    out.append(int(guess))  # p was 1 up to rounding: nothing else can be drawn
-                else:
-                    out.append(int(ids[sampler.draw_index(rest)]))
-                sampler.record(logits[i], out[-1])
-                return out
-        seen.append(out[-1])
+        token = sampler.sample(logits[i], seen)
+        out.append(token)
+        if token != guess:
+            return out
+        seen.append(token)
     out.append(sampler.sample(logits[len(draft)], seen))
     return out

@@ -15,6 +15,7 @@ from test_quants import random_matrix
 import engine
 import engine.generate
 from engine.generate import Generator
+from engine.speculative import DraftParams
 from engine.llama import project
 from engine.quants import KERNELS
 from engine.sampling import SamplingParams
@@ -100,7 +101,7 @@ def test_regenerating_at_temperature_zero_repeats_the_answer(default_model_file,
             return logits
 
         model.eval = recording_eval
-        gen = Generator(model)
+        gen = Generator(model, draft=DraftParams(spec_type="none"))  # one eval per token (drafting: tests/test_speculative.py)
         first = gen.start(prompt, SamplingParams(temperature=0), max_tokens=24)
         first_text = first.text()  # waits for the end
         first_logits, seen[:] = seen[-25:-1], []

@@ -258,11 +258,14 @@ def test_cancel_stops_within_one_verification_step(default_model):
     assert len(handle.result.tokens) == 3  # no token is shown after the cancel
 
 
-def test_sampled_generation_with_drafting_runs_and_reports_drafts(default_model):
-    default_model.reset()
+def test_sampling_with_a_seed_gives_the_same_text_with_drafting_as_without(default_model):
     params = SamplingParams(temperature=0.7, seed=7)
-    handle = Generator(default_model).start(_copy_prompt(), params, max_tokens=60)
-    handle.text()
-    t = handle.result.timings
+    results = []
+    for draft in (OFF, DraftParams()):
+        default_model.reset()
+        handle = Generator(default_model, draft=draft).start(_copy_prompt(), params, max_tokens=60)
+        results.append((handle.text(), handle.result.tokens, handle.result.timings))
+    assert results[1][:2] == results[0][:2]
+    t = results[1][2]
     assert t.generated_tokens > 0 and t.drafted_tokens > 0
     assert "accepted" in t.summary()

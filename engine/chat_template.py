@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -109,6 +109,7 @@ class ChatTemplate:
     add_bos: bool | None = False  # the template writes BOS itself when the model wants it
     parse_special: bool = True  # its <|im_start|>-style text is special tokens
     path: Path | None = None
+    system: str = ""  # the system text sent when the caller gives none ("": the template's own default)
 
     def __post_init__(self) -> None:
         jinja2, _ = _jinja()
@@ -159,10 +160,21 @@ class ChatTemplate:
                             system: str | None = None) -> str:
         """The prompt for `instruction` after the earlier (instruction, input, answer) `turns`.
 
-        `system`: None or "" for none (the template's own default, if it has one), else the
-        system message's text.
+        `system`: None for `self.system` (left out when the template has no system role),
+        "" for none (the template's own default, if it has one), else the system message.
         """
+        if system is None:
+            system = self.system if self.system and self.supports_system else ""
         return self.render_messages(self.messages(turns, instruction, input_text, system))
+
+    @property
+    def supports_system(self) -> bool:
+        """Whether the template accepts a system message (gemma's raises on one)."""
+        try:
+            self.render_messages([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
+        except ChatTemplateError:
+            return False
+        return True
 
     def render(self, instruction: str, input_text: str | None = None, system: str | None = None) -> str:
         return self.render_conversation((), instruction, input_text, system)
@@ -205,19 +217,28 @@ def read_chat_template_file(path: str | Path, model_file=None) -> ChatTemplate:
                         description=f"chat template from {printable(str(path))}", path=Path(path))
 
 
-def resolve_template(name: str | None, model_file=None):
+def resolve_template(name: str | None, model_file=None, system: str = ""):
     """The template `name` stands for with this model file: `model` (or None) is the file's
-    chat template, Alpaca when it has none; any other name is a TOML template."""
+    chat template, Alpaca when it has none; any other name is a TOML template. `system`:
+    the system text a chat template sends by default ("": the template's own)."""
     from .templates import load_template
 
     if name in (None, MODEL_TEMPLATE):
         own = model_chat_template(model_file) if model_file is not None else None
-        return own if own is not None else load_template(FALLBACK_TEMPLATE)
+        if own is None:
+            return load_template(FALLBACK_TEMPLATE)
+        return replace(own, system=system) if system else own
     return load_template(name)
 
 
+# Marks of the common chat formats, to name a model's template to the user (first match).
+FORMAT_MARKS = (("<|im_start|>", "ChatML"), ("<|start_header_id|>", "Llama 3"), ("<start_of_turn>", "Gemma"),
+                ("<|user|>", "Phi"), ("<｜User｜>", "DeepSeek"), ("[INST]", "[INST]"))
+
+
 def format_label(template) -> str:
-    """How a template in use is named to the user: `alpaca`, or `model (chat template)`."""
+    """How the template in use is named to the user: `alpaca`, `model: ChatML`."""
     if isinstance(template, ChatTemplate) and template.name == MODEL_TEMPLATE:
-        return "model's chat template"
+        family = next((label for mark, label in FORMAT_MARKS if mark in template.source), "chat template")
+        return f"{MODEL_TEMPLATE}: {family}"
     return template.name

@@ -280,6 +280,7 @@ class MainScreen(Screen[None]):
         return self.codeup.model_status.state == "ready"
 
     async def _show_model_status(self, status: ModelStatus) -> None:
+        self.show_prompt_format()
         self.query_one(StatusBar).show_status(status)
         await self.query_one(Conversation).show_model_status(status)
         if status.state == "ready":
@@ -287,6 +288,10 @@ class MainScreen(Screen[None]):
                 if entry.tokens is None:
                     self.count_file(entry.path)
             self.request_budget()
+
+    def show_prompt_format(self) -> None:
+        """The status bar names the prompt format in use (it follows the model and F2)."""
+        self.query_one(StatusBar).show_format(self.codeup.template_label)
 
     # -- files in the context -----------------------------------------------------------
 
@@ -658,7 +663,7 @@ class MainScreen(Screen[None]):
             self.app.call_from_thread(self.notify, describe_error(exc), title="Cannot build the prompt",
                                       severity="error")
             return
-        template = self.codeup.template.name
+        template = self.codeup.template_label
         self.app.call_from_thread(self.app.push_screen, PromptView(prompt, f"{template} · {summary}"))
 
     # -- code blocks: select, copy, insert, undo (tui/edits) ----------------------------------

@@ -43,8 +43,12 @@ class SettingsScreen(ModalScreen[bool]):
                 tooltip="The previous field (shift+tab works too)."),
     ]
 
-    def __init__(self, settings: Settings, config_path: Path, save: SaveSettings) -> None:
+    def __init__(self, settings: Settings, config_path: Path, save: SaveSettings,
+                 in_use: Mapping[str, str] | None = None) -> None:
+        """``in_use``: what a field's setting amounts to now, shown with its hint (the
+        template: "in use: model: ChatML")."""
         super().__init__()
+        self.in_use = dict(in_use or {})
         self.settings = settings
         self.config_path = config_path
         self.save = save
@@ -61,7 +65,8 @@ class SettingsScreen(ModalScreen[bool]):
                         yield Label(spec.label, classes="setting-label")
                         yield Input(self.initial[spec.name], id=f"setting-{spec.name}", classes="setting-input",
                                     select_on_focus=False)
-                        yield Static(spec.hint, classes="setting-hint", markup=False)
+                        hint = spec.hint + (f" · in use: {self.in_use[spec.name]}" if spec.name in self.in_use else "")
+                        yield Static(hint, classes="setting-hint", markup=False)
                     yield Static("", id=f"error-{spec.name}", classes="setting-error", markup=False)
             yield Static(
                 f"Config file: {self.config_path}. The model file, context size and threads apply "

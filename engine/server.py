@@ -4,6 +4,7 @@
     GET  /v1/models              the model, with its context size in `meta`
     GET  /props                  llama.cpp's: the context size, the chat template's name
     POST /tokenize               llama.cpp's: {"content", "add_special", "parse_special"} -> {"tokens"}
+    POST /apply-template         llama.cpp's: {"messages"} -> {"prompt"}, the chat template applied
     POST /v1/completions         a prompt (text or token ids); `stream` for server-sent events
     POST /v1/chat/completions    messages, rendered with a template from templates/
 
@@ -43,6 +44,7 @@ from .errors import CodeupError, UsageError
 from .generate import GenerationHandle, Generator, StopReason
 from .model import Model
 from .sampling import SamplingParams
+from .chat_template import ChatTemplate
 from .templates import PromptTemplate, Turn
 
 MAX_BODY = 16 << 20  # bytes of a request body
@@ -208,12 +210,28 @@ class CodeupServer:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise HTTPError(400, "'messages' must be a non-empty list")
-        system, turns, instruction = _conversation(messages)
         template = self.template
-        text = template.render_conversation(turns, instruction, system=system)
+        text = self.render_chat(messages)
         tokens = self.generator.tokenize(text, template.wants_bos(self.model.tokenizer.add_bos),
                                          template.parse_special)
         return self._generation_request(body, tokens, list(template.stop), chat=True)
+
+    def render_chat(self, messages: list) -> str:
+        """The prompt for chat `messages`, ending where the assistant's answer starts. A model's
+        own (Jinja) chat template gets the messages as they are, as Hugging Face renders them."""
+        system, turns, instruction = _conversation(messages)  # checks them
+        if isinstance(self.template, ChatTemplate):
+            plain = [{"role": "system" if m.get("role") == "developer" else m.get("role"), "content": _content(m, i)}
+                     for i, m in enumerate(messages)]
+            return self.template.render_messages(plain)
+        return self.template.render_conversation(turns, instruction, system=system)
+
+    def apply_template(self, body: dict) -> dict:
+        """llama.cpp's POST /apply-template: {"messages": [...]} -> {"prompt": "..."}."""
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise HTTPError(400, "'messages' must be a non-empty list")
+        return {"prompt": self.render_chat(messages)}
 
     def _generation_request(self, body: dict, tokens: list[int], stops: list[str], chat: bool) -> GenerationRequest:
         if _get(body, "n", int, 1) != 1:
@@ -476,7 +494,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
         routes_get = {"/health": self.app.health, "/v1/health": self.app.health, "/v1/models": self.app.models,
                       "/models": self.app.models, "/props": self.app.props}
-        routes_post = {"/tokenize": self._tokenize, "/v1/completions": self._completions,
+        routes_post = {"/tokenize": self._tokenize, "/apply-template": self._apply_template,
+                       "/v1/completions": self._completions,
                        "/completions": self._completions, "/v1/chat/completions": self._chat,
                        "/chat/completions": self._chat}
         try:
@@ -520,6 +539,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # ---- endpoints ---------------------------------------------------------------------------
     def _tokenize(self, body: dict) -> None:
         self._send_json(200, self.app.tokenize(body))
+
+    def _apply_template(self, body: dict) -> None:
+        self._send_json(200, self.app.apply_template(body))
 
     def _completions(self, body: dict) -> None:
         self._generate(self.app.completion_request(body))

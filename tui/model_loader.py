@@ -124,6 +124,12 @@ class ModelSummary:
         info = model.info
         notes = getattr(getattr(model, "file", None), "notes", ()) or ()
         chat_template = None
+        if getattr(getattr(model, "file", None), "hparams", None) is not None:
+            from engine.memory import estimate, memory_warning
+
+            warning = memory_warning(estimate(model.file, int(info.n_ctx)))  # type: ignore[attr-defined]
+            if warning:
+                notes = (*notes, warning)
         if getattr(getattr(model, "file", None), "metadata", None):
             from engine.chat_template import model_chat_template
             from engine.errors import CodeupError

@@ -109,7 +109,8 @@ def unknown_option_message(parser: argparse.ArgumentParser, extras: list[str]) -
     return f"unknown option {flag}" + (f" (closest: {close[0]})" if close else "")
 
 
-def add_model_overrides(p: argparse.ArgumentParser, context_length: bool = True) -> None:
+def add_model_overrides(p: argparse.ArgumentParser, context_length: bool = True,
+                        context_help: str = "training context length (GGML default 2048)") -> None:
     """Options for what GGML v3 files did not store (llama.cpp's 2023 flags)."""
     g = p.add_argument_group("hyperparameter overrides (needed for GGML v3 files)")
     g.add_argument("--gqa", type=int, metavar="N", help="grouped-query factor n_head/n_head_kv (8 for Llama-2-70B)")
@@ -117,7 +118,7 @@ def add_model_overrides(p: argparse.ArgumentParser, context_length: bool = True)
     g.add_argument("--rope-freq-base", type=float, metavar="X", help="RoPE frequency base (default 10000)")
     g.add_argument("--rope-freq-scale", type=float, metavar="X", help="RoPE linear frequency scale (default 1)")
     if context_length:
-        g.add_argument("-c", "--context-length", type=int, metavar="N", help="training context length (GGML default 2048)")
+        g.add_argument("-c", "--context-length", type=int, metavar="N", help=context_help)
 
 
 def model_overrides(args: argparse.Namespace) -> dict:

@@ -269,7 +269,14 @@ def _load(args):
     from . import model_overrides
 
     path = args.model or ensure_default_model(progress=lambda msg: print(msg, file=sys.stderr))
-    return load_model(path, n_ctx=args.ctx_size, n_threads=args.threads, **model_overrides(args))
+    model = load_model(path, n_ctx=args.ctx_size, n_threads=args.threads, **model_overrides(args))
+    from ..memory import estimate, memory_warning
+
+    # the weights are mapped, not read yet: warn before the first answer makes the system swap
+    warning = memory_warning(estimate(model.file, model.n_ctx))
+    if warning:
+        print(f"codeup: {warning}", file=sys.stderr, flush=True)
+    return model
 
 
 def _one_shot(generator, console, args, text, sampling, stops, add_bos, parse_special) -> int:

@@ -263,13 +263,55 @@ class _RemoteGenerator:
                                  parse_special=parse_special, keep=keep)
 
 
+class StatusLine:
+    """Progress on stderr: one line rewritten in place on a terminal; elsewhere (a log, a
+    pipe) a line each time the news changes, not each time the seconds do."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.last = ""
+        self.open = False
+
+    def __call__(self, text: str) -> None:
+        import re
+
+        if self.tty:
+            self.stream.write(f"\r\x1b[K{text}")
+            self.open = True
+        else:
+            news = re.sub(r"(, [\d.]+ [KMG]?B/s)?(, \d+ s)?$", "", text)
+            if news != self.last:
+                self.stream.write(text + "\n")
+            self.last = news
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.open = False
+
+
 def _load(args):
     from ..default_model import ensure_default_model
+    from ..kernel_cache import warm_up
     from ..model import load_model
     from . import model_overrides
 
-    path = args.model or ensure_default_model(progress=lambda msg: print(msg, file=sys.stderr))
+    status = StatusLine()
+    try:
+        path = args.model or ensure_default_model(progress=status)
+    finally:
+        status.end()
     model = load_model(path, n_ctx=args.ctx_size, n_threads=args.threads, **model_overrides(args))
+    try:
+        warm_up(model, status)  # a first run: the kernels compile here, visibly
+    except BaseException:
+        model.close()
+        raise
+    finally:
+        status.end()
     from ..memory import estimate, memory_warning
 
     # the weights are mapped, not read yet: warn before the first answer makes the system swap

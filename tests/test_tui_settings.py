@@ -229,7 +229,7 @@ async def test_template_change_applies_at_once(tmp_path: Path, config_file: Path
         await ready(pilot)
         screen = await open_settings(pilot)
         # the fake model has no chat template: the default `model` falls back to alpaca, and says so
-        assert str(screen.query_one("#row-template .setting-hint").render()).endswith("· in use: alpaca")
+        assert str(screen.query_one("#row-template .setting-hint").render()) == "in use: alpaca"
         await focus_field(pilot, screen, "template")
         await retype(pilot, "nope")
         await pilot.press("ctrl+s")

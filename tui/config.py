@@ -249,7 +249,7 @@ FIELDS: tuple[Field, ...] = (
     Field("n_ctx", "Context size", "--ctx-size", _check_n_ctx, int, "empty: model's, ≤ 4096"),
     Field("threads", "Threads", "--threads", _check_threads, int, "empty: all cores"),
     Field("template", "Template", "--template", _check_template, str,
-          f"default {MODEL_TEMPLATE}: the model's own"),
+          f"default {MODEL_TEMPLATE} (its own)"),
     Field("temperature", "Temperature", "--temp", _check_temperature, float,
           f"0 = greedy; default {_ENGINE.temperature:g}"),
     Field("top_k", "Top-k", "--top-k", _check_top_k, int, f"0 = off; default {_ENGINE.top_k}"),

@@ -189,7 +189,10 @@ def remote_backend(args: argparse.Namespace, settings: Settings):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    from engine.cli import normalize_options
+
+    # `--ctx_size` is `--ctx-size`, as llama.cpp's 2023 spellings (and `codeup run`) have it
+    args = parser.parse_args(normalize_options(list(sys.argv[1:] if argv is None else argv), parser))
     from tui.config import ConfigError, check_binding_ids, config_path, load_config
 
     try:

@@ -1,6 +1,7 @@
 """`codeup run`: generate from a prompt, or chat (-i --instruct) in the model's own prompt
-format (its chat template; Alpaca for files without one), with llama.cpp main's flags. Text streams to stdout; timings go to stderr. With --endpoint the
-model is an OpenAI-compatible server's (engine/remote.py); everything else is the same."""
+format (its chat template; Alpaca for files without one), with llama.cpp main's flags.
+Text streams to stdout; timings go to stderr. With --endpoint the model is an
+OpenAI-compatible server's (engine/remote.py); everything else is the same."""
 
 from __future__ import annotations
 

@@ -882,7 +882,8 @@ class MainScreen(Screen[None]):
         # Entries that .gitignore hides (build output, caches) never show: no reload for them.
         if batch.ignore_changed or (batch.tree_changed and any(not self.project.is_ignored(path)
                                                                for path in batch.entries)):
-            self.query_one(FilePanel).reload_for_changes(batch.ignore_changed)
+            for panel in self.query(FilePanel):  # none while the app tears the screen down at exit
+                panel.reload_for_changes(batch.ignore_changed)
         if touched:
             self._context_changed()
         self.refresh_git()

@@ -5,6 +5,7 @@
     GET  /props                  llama.cpp's: the context size, the chat template's name
     POST /tokenize               llama.cpp's: {"content", "add_special", "parse_special"} -> {"tokens"}
     POST /detokenize             llama.cpp's: {"tokens"} -> {"content"}
+    POST /apply-template         llama.cpp's: {"messages"} -> {"prompt"}, the chat template applied
     POST /v1/completions         a prompt (text or token ids); `stream` for server-sent events
     POST /v1/chat/completions    messages, rendered with a template from templates/
     POST /completion             llama.cpp's own completion ({"content", "stop", ...}; `n_probs`)
@@ -66,6 +67,7 @@ from .fim import find_fim_tokens, infill_tokens
 from .generate import GenerationHandle, Generator, StopReason
 from .model import Model
 from .sampling import SamplingParams
+from .chat_template import ChatTemplate
 from .templates import PromptTemplate, Turn
 
 MAX_BODY = 16 << 20  # bytes of a request body
@@ -326,12 +328,29 @@ class CodeupServer:
                 raise HTTPError(400, f"'top_logprobs' must be between 0 and {MAX_TOP_LOGPROBS}")
         elif body.get("top_logprobs") is not None:
             raise HTTPError(400, "'top_logprobs' needs 'logprobs': true")
-        system, turns, instruction = _conversation(messages)
         template = self.template
-        text = template.render_conversation(turns, instruction, system=system)
+        text = self.render_chat(messages)
         tokens = self.generator.tokenize(text, template.wants_bos(self.model.tokenizer.add_bos),
                                          template.parse_special)
         return self._generation_request(body, tokens, list(template.stop), chat=True, logprobs=logprobs)
+
+    def render_chat(self, messages: list) -> str:
+        """The prompt for chat `messages`, ending where the assistant's answer starts. A model's
+        own (Jinja) chat template gets the messages as they are, as Hugging Face renders them."""
+        system, turns, instruction = _conversation(messages)  # checks them
+        if isinstance(self.template, ChatTemplate):
+            plain = [{"role": "system" if m.get("role") == "developer" else m.get("role"), "content": _content(m, i)}
+                     for i, m in enumerate(messages)]
+            return self.template.render_messages(plain)
+        return self.template.render_conversation(turns, instruction, system=system)
+
+    def apply_template(self, body: dict) -> dict:
+        """llama.cpp's POST /apply-template: {"messages": [...]} -> {"prompt": "..."}."""
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise HTTPError(400, "'messages' must be a non-empty list")
+        self.check_prompt_bytes(_messages_utf8_length(messages), "the text of the messages")
+        return {"prompt": self.render_chat(messages)}
 
     def _generation_request(self, body: dict, tokens: list[int], stops: list[str], chat: bool,
                             logprobs: int | None = None, native: bool = False) -> GenerationRequest:
@@ -746,7 +765,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
         routes_get = {"/health": self.app.health, "/v1/health": self.app.health, "/v1/models": self.app.models,
                       "/models": self.app.models, "/props": self.app.props}
-        routes_post = {"/tokenize": self._tokenize, "/v1/completions": self._completions,
+        routes_post = {"/tokenize": self._tokenize, "/apply-template": self._apply_template,
+                       "/v1/completions": self._completions,
                        "/completions": self._completions, "/v1/chat/completions": self._chat,
                        "/chat/completions": self._chat, "/detokenize": self._detokenize,
                        "/completion": self._native_completion, "/infill": self._infill}
@@ -838,6 +858,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _detokenize(self, body: dict) -> None:
         self._send_json(200, self.app.detokenize(body))
+
+    def _apply_template(self, body: dict) -> None:
+        self._send_json(200, self.app.apply_template(body))
 
     def _completions(self, body: dict) -> None:
         self._generate(self.app.completion_request(body))

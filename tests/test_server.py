@@ -85,7 +85,7 @@ def test_models_health_and_props(served, client, model_id, default_model_file):
     request = urllib.request.Request(served.url + "/props", headers={"Authorization": f"Bearer {KEY}"})
     with urllib.request.urlopen(request, timeout=WAIT) as response:
         props = json.loads(response.read())
-    assert props["default_generation_settings"]["n_ctx"] == 4096 and props["chat_template"] == "alpaca"
+    assert props["default_generation_settings"]["n_ctx"] == 4096 and props["chat_template"] == "model"
 
 
 def test_tokenize_matches_the_models_tokenizer(served, default_model_file):
@@ -100,6 +100,36 @@ def test_tokenize_matches_the_models_tokenizer(served, default_model_file):
     status, answer = post(served, "/tokenize", {"content": text})  # llama.cpp's default: special parsed
     assert answer["tokens"] == tokenizer.encode(text, add_bos=False, parse_special=True)
     assert answer["tokens"][-1] == tokenizer.encode("<|im_end|>", parse_special=True)[0]
+
+
+def test_apply_template_renders_the_models_own_chat_template(served):
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+                {"role": "user", "content": "Name a colour."}]
+    status, answer = post(served, "/apply-template", {"messages": messages})
+    assert status == 200
+    assert answer["prompt"] == ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+                                "Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello."
+                                "<|im_end|>\n<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n")
+    status, answer = post(served, "/apply-template", {"messages": []})
+    assert status == 400
+
+
+def test_chat_template_file_and_a_template_that_raises(default_model_file, tmp_path):
+    from conftest import fixtures_or_skip
+
+    gemma = fixtures_or_skip("chat-templates", "google-gemma-2-2b-it.jinja")
+    server = ServeProcess(default_model_file, "--chat-template-file", str(gemma))
+    try:
+        status, answer = post(server, "/apply-template", {"messages": [{"role": "user", "content": "Hi"}]}, key=None)
+        assert status == 200
+        assert answer["prompt"] == "<|im_start|><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
+        status, answer = post(server, "/v1/chat/completions",
+                              {"messages": [{"role": "system", "content": "Be brief."},
+                                            {"role": "user", "content": "Hi"}]}, key=None)
+        assert status == 400
+        assert answer["error"]["message"].endswith("the chat template says: System role not supported")
+    finally:
+        assert server.stop() == 0, server.stderr_text()
 
 
 def test_completion_streaming_and_not_give_the_same_greedy_text(client, model_id):
@@ -134,11 +164,13 @@ def test_prompt_cache_is_reused_across_requests(client, model_id):
 
 
 def test_chat_uses_the_template_and_streams(client, model_id):
-    messages = [{"role": "user", "content": "Name a colour."}]
+    # (not "Name a colour.": its greedy answer differs once the prompt comes from the cache, the
+    # last prompt token evaluated alone instead of in the batch: two near-equal logits)
+    messages = [{"role": "user", "content": "What is 2+2?"}]
     whole = client.chat.completions.create(model=model_id, messages=messages, max_tokens=8, temperature=0)
     answer = whole.choices[0].message
     assert answer.role == "assistant" and answer.content
-    # alpaca: system line + "### Instruction:" turn (the prompt is longer than the message)
+    # the model's ChatML: its system line + the user turn (the prompt is longer than the message)
     assert whole.usage.prompt_tokens > 20
     stream = client.chat.completions.create(model=model_id, messages=messages, max_tokens=8, temperature=0,
                                             stream=True)

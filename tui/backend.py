@@ -101,6 +101,10 @@ class LocalBackend:
     def load(self, progress: ProgressCallback, cancel: threading.Event) -> ModelSummary:
         model = open_model(self.source, progress, cancel)
         try:
+            if hasattr(model, "eval"):  # an engine model: a first run compiles its kernels here, visibly
+                from engine.kernel_cache import warm_up
+
+                warm_up(model, lambda text: progress("loading", text))
             summary = ModelSummary.from_model(model, threads=self._threads())
         except BaseException:
             model.close()

@@ -69,7 +69,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--template",
         metavar="NAME",
-        help="prompt template (default: alpaca; see `codeup run --help` and templates/)",
+        help="prompt template (default: model, the model file's own chat template, alpaca for a file without "
+        "one; see `codeup run --help` and templates/)",
     )
     parser.add_argument("-c", "--ctx-size", "--ctx", dest="ctx_size", type=int, metavar="N",
                         help="context size in tokens (default: the model's, at most 4096)")
@@ -177,11 +178,14 @@ def lora_adapters(args: argparse.Namespace, config: Config) -> tuple:
 
 def check_generation_options(settings: Settings, seed: int | None):
     """The template and sampling settings; ValueError (one line) for a bad one."""
+    from engine.chat_template import MODEL_TEMPLATE
     from engine.errors import CodeupError
     from engine.templates import load_template
 
     try:
-        return load_template(settings.template), settings.sampling_params(seed)
+        # `model`: the model file's own template, resolved once the model is loaded
+        template = settings.template if settings.template == MODEL_TEMPLATE else load_template(settings.template)
+        return template, settings.sampling_params(seed)
     except CodeupError as exc:
         raise ValueError(" ".join(str(exc).split())) from exc
 
@@ -227,7 +231,10 @@ def remote_backend(args: argparse.Namespace, settings: Settings, config=None):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    from engine.cli import normalize_options
+
+    # `--ctx_size` is `--ctx-size`, as llama.cpp's 2023 spellings (and `codeup run`) have it
+    args = parser.parse_args(normalize_options(list(sys.argv[1:] if argv is None else argv), parser))
     from tui.config import ConfigError, check_binding_ids, config_path, load_config
 
     try:

@@ -34,7 +34,8 @@ from typing import Any
 from engine.atomic_file import atomic_write_bytes
 from engine.errors import CodeupError, printable
 from engine.sampling import SamplingParams
-from engine.templates import DEFAULT_TEMPLATE, load_template, template_names
+from engine.chat_template import MODEL_TEMPLATE
+from engine.templates import load_template, template_names
 
 CONFIG_ENV = "CODEUP_TUI_CONFIG"
 """An environment variable naming the config file (``--config`` wins over it)."""
@@ -85,7 +86,8 @@ class Settings:
     """Context size in tokens; None: the model's, at most 4096."""
     threads: int | None = None
     """CPU threads; None: all cores."""
-    template: str = DEFAULT_TEMPLATE
+    template: str = MODEL_TEMPLATE
+    """The prompt format: `model` (the model file's chat template; alpaca without one) or a template's name."""
     temperature: float = _ENGINE.temperature
     top_k: int = _ENGINE.top_k
     top_p: float = _ENGINE.top_p
@@ -180,7 +182,9 @@ def _check_threads(value: object) -> int:
 
 def _check_template(value: object) -> str:
     name = _text(value)
-    known = template_names()
+    if name == MODEL_TEMPLATE:
+        return name
+    known = [MODEL_TEMPLATE, *template_names()]
     if name not in known:
         raise ValueError(f"must be one of {', '.join(known)}, got {printable(name)!r}")
     try:
@@ -244,7 +248,8 @@ FIELDS: tuple[Field, ...] = (
     Field("model", "Model file", "--model", _check_model, Path, "empty: default model"),
     Field("n_ctx", "Context size", "--ctx-size", _check_n_ctx, int, "empty: model's, ≤ 4096"),
     Field("threads", "Threads", "--threads", _check_threads, int, "empty: all cores"),
-    Field("template", "Template", "--template", _check_template, str, f"default {DEFAULT_TEMPLATE}"),
+    Field("template", "Template", "--template", _check_template, str,
+          f"default {MODEL_TEMPLATE} (its own)"),
     Field("temperature", "Temperature", "--temp", _check_temperature, float,
           f"0 = greedy; default {_ENGINE.temperature:g}"),
     Field("top_k", "Top-k", "--top-k", _check_top_k, int, f"0 = off; default {_ENGINE.top_k}"),

@@ -32,6 +32,11 @@ NAMES: dict[str, str] = {
 }
 
 
+CODING_SYSTEM = "You are a helpful coding assistant."
+"""The system message sent with a model's own chat template (when it takes one): the
+TUI is for code, and the small default model answers a code request with code given it."""
+
+
 def language_tag(path: str) -> str:
     """The fence's language tag for a path ("" when unknown)."""
     pure = PurePosixPath(path)

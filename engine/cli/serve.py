@@ -18,14 +18,14 @@ API_KEY_ENV = "CODEUP_SERVE_API_KEY"
 
 
 def add_parser(sub) -> None:
-    from . import add_lora_options, add_model_overrides
+    from . import add_llama_cpp_options, add_lora_options, add_model_overrides
 
     p = sub.add_parser(
         "serve",
         help="serve the model over an OpenAI-compatible HTTP API",
         description="Serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, "
-        "/v1/models, /tokenize, /detokenize, /completion, /infill, /health), one generation at a time. "
-        "Without -m, the default model.",
+        "/v1/models, /tokenize, /detokenize, /apply-template, /completion, /infill, /health), one generation "
+        "at a time. Without -m, the default model.",
     )
     p.add_argument("-m", "--model", metavar="PATH", help="GGUF or GGML v3 model (default: the default model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -34,7 +34,10 @@ def add_parser(sub) -> None:
                    help="allow --host to be an address other machines can reach")
     p.add_argument("--api-key", metavar="KEY",
                    help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set, else no key)")
-    p.add_argument("--template", metavar="NAME", help="prompt template for /v1/chat/completions (default alpaca)")
+    p.add_argument("--template", "--chat-template", metavar="NAME",
+                   help="prompt template for /v1/chat/completions (default: model, the model file's own chat "
+                   "template, alpaca for a file without one)")
+    p.add_argument("--chat-template-file", metavar="FILE", help="a Jinja chat template to use instead")
     p.add_argument("-c", "--ctx-size", type=int, metavar="N", help="context size (default: the model's, at most 4096)")
     p.add_argument("-t", "--threads", type=int, metavar="N", help="threads (default: all cores)")
     p.add_argument("--max-queue", type=int, default=64, metavar="N",
@@ -45,6 +48,7 @@ def add_parser(sub) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
     add_model_overrides(p, context_length=False)
     add_lora_options(p)
+    add_llama_cpp_options(p)
     p.set_defaults(run=run)
 
 
@@ -73,12 +77,19 @@ def _check(args) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..chat_template import MODEL_TEMPLATE, read_chat_template_file, resolve_template
     from ..server import CodeupServer, is_loopback, make_http_server
     from ..templates import load_template
-    from .run import _load
+    from . import llama_cpp_notices
+    from .run import LLAMA_CPP_TEMPLATE_NAMES, _load
 
     api_key = _check(args)
-    template = load_template(args.template or "alpaca")
+    llama_cpp_notices(args)
+    name = LLAMA_CPP_TEMPLATE_NAMES.get(args.template, args.template) or MODEL_TEMPLATE
+    if args.chat_template_file is not None and args.template is not None:
+        raise UsageError("--template and --chat-template-file: give one")
+    if name != MODEL_TEMPLATE:
+        load_template(name)  # a bad name fails before the model loads
     # Bind before loading: a port in use fails at once. Connections made while the model
     # loads wait in the listen backlog.
     httpd = make_http_server(None, args.host, args.port)
@@ -86,6 +97,15 @@ def run(args: argparse.Namespace) -> int:
         model = _load(args)
     except BaseException:
         httpd.server_close()
+        raise
+    try:
+        if args.chat_template_file is not None:
+            template = read_chat_template_file(args.chat_template_file, model.file)
+        else:
+            template = resolve_template(name, model.file)
+    except BaseException:
+        httpd.server_close()
+        model.close()
         raise
     log = (lambda line: print(f"codeup serve: {line}", file=sys.stderr, flush=True)) if args.verbose else None
     app = httpd.app = CodeupServer(model, template, api_key=api_key, max_queue=args.max_queue, log=log,
@@ -100,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"codeup serve: {printable(app.model_id)} (context {model.n_ctx}, chat template {template.name}) on "
+    from ..chat_template import format_label
+
+    print(f"codeup serve: {printable(app.model_id)} (context {model.n_ctx}, chat template {format_label(template)}) on "
           f"http://{shown}:{port}/v1" + (" (API key required)" if api_key else "") + " - Ctrl+C stops",
           flush=True)
     try:

@@ -281,6 +281,7 @@ class MainScreen(Screen[None]):
         return self.codeup.model_status.state == "ready"
 
     async def _show_model_status(self, status: ModelStatus) -> None:
+        self.show_prompt_format()
         self.query_one(StatusBar).show_status(status)
         await self.query_one(Conversation).show_model_status(status)
         if status.state == "ready":
@@ -288,6 +289,10 @@ class MainScreen(Screen[None]):
                 if entry.tokens is None:
                     self.count_file(entry.path)
             self.request_budget()
+
+    def show_prompt_format(self) -> None:
+        """The status bar names the prompt format in use (it follows the model and F2)."""
+        self.query_one(StatusBar).show_format(self.codeup.template_label)
 
     # -- files in the context -----------------------------------------------------------
 
@@ -663,7 +668,7 @@ class MainScreen(Screen[None]):
             self.app.call_from_thread(self.notify, describe_error(exc), title="Cannot build the prompt",
                                       severity="error")
             return
-        template = self.codeup.template.name
+        template = self.codeup.template_label
         self.app.call_from_thread(self.app.push_screen, PromptView(prompt, f"{template} · {summary}"))
 
     # -- code blocks: select, copy, insert, undo (tui/edits) ----------------------------------
@@ -890,9 +895,7 @@ class MainScreen(Screen[None]):
         # Entries that .gitignore hides (build output, caches) never show: no reload for them.
         if batch.ignore_changed or (batch.tree_changed and any(not self.project.is_ignored(path)
                                                                for path in batch.entries)):
-            # query, not query_one: a batch can arrive while the app is closing and the
-            # panel is already gone.
-            for panel in self.query(FilePanel):
+            for panel in self.query(FilePanel):  # none while the app tears the screen down at exit
                 panel.reload_for_changes(batch.ignore_changed)
         if touched:
             self._context_changed()

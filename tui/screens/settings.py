@@ -48,8 +48,12 @@ class SettingsScreen(ModalScreen[bool]):
     ]
 
     def __init__(self, settings: Settings, config_path: Path, save: SaveSettings,
-                 remote_models: Sequence[str] | None = None, remote_model: str | None = None) -> None:
+                 remote_models: Sequence[str] | None = None, remote_model: str | None = None,
+                 in_use: Mapping[str, str] | None = None) -> None:
+        """``in_use``: what a field's setting amounts to now, shown instead of its hint (the
+        template: "in use: model: ChatML")."""
         super().__init__()
+        self.in_use = dict(in_use or {})
         self.settings = settings
         self.config_path = config_path
         self.save = save
@@ -70,7 +74,9 @@ class SettingsScreen(ModalScreen[bool]):
                         yield Label(spec.label, classes="setting-label")
                         yield Input(self.initial[spec.name], id=f"setting-{spec.name}", classes="setting-input",
                                     select_on_focus=False)
-                        yield Static(spec.hint, classes="setting-hint", markup=False)
+                        # what the setting amounts to now says more than its default (the column is narrow)
+                        hint = f"in use: {self.in_use[spec.name]}" if spec.name in self.in_use else spec.hint
+                        yield Static(hint, classes="setting-hint", markup=False)
                     yield Static("", id=f"error-{spec.name}", classes="setting-error", markup=False)
                 if self.remote_models is not None:
                     with Horizontal(classes="setting-row", id=f"row-{REMOTE_MODEL}"):

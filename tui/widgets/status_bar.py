@@ -53,6 +53,8 @@ class StatusBar(Static):
         self.status = status or ModelStatus.starting()
         self.context_used = 0
         self.speed = ""
+        self.prompt_format = ""
+        """The prompt format in use ("model: ChatML", "alpaca"); shown while no speed is."""
         self.show_status(self.status)
 
     @property
@@ -74,6 +76,8 @@ class StatusBar(Static):
         parts = [name, where, context]
         if s.threads:
             parts.append(f"{s.threads} thr")
+        if self.prompt_format and not self.speed:  # 80 columns: the speeds win the room
+            parts.append(self.prompt_format)
         line = " · ".join(parts)
         return f"{line} │ {self.speed}" if self.speed else line
 
@@ -85,6 +89,10 @@ class StatusBar(Static):
         self.set_class(status.busy, "-busy")
         self.set_class(status.state == "ready", "-ready")
         self.set_class(status.state == "error", "-error")
+        self._refresh_text()
+
+    def show_format(self, prompt_format: str) -> None:
+        self.prompt_format = prompt_format
         self._refresh_text()
 
     def show_context(self, used: int) -> None:

@@ -67,6 +67,7 @@ from .fim import find_fim_tokens, infill_tokens
 from .generate import GenerationHandle, Generator, StopReason
 from .model import Model
 from .sampling import SamplingParams
+from .speculative import DraftParams
 from .chat_template import ChatTemplate
 from .templates import PromptTemplate, Turn
 
@@ -215,9 +216,10 @@ class CodeupServer:
         max_queue: int = 64,
         log: Callable[[str], None] | None = None,
         cors_origins: tuple[str, ...] = (),
+        draft: DraftParams | None = None,
     ) -> None:
         self.model = model
-        self.generator = Generator(model)
+        self.generator = Generator(model, draft=draft)
         self.template = template
         self.model_id = model_id or model.info.path.name
         self.api_key = api_key or None
@@ -505,6 +507,8 @@ class CodeupServer:
             "stop_reason": result.stop_reason.value if result.stop_reason else None,
             "prompt_tokens": result.timings.prompt_tokens,
             "generated_tokens": result.timings.generated_tokens,
+            "drafted_tokens": result.timings.drafted_tokens,  # speculative decoding's guesses
+            "accepted_tokens": result.timings.accepted_tokens,
             "client_left": bool(noticed),
             "tokens_after_client_left": result.timings.generated_tokens - noticed[0] if noticed else None,
         }
@@ -991,7 +995,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return {"cache_n": t.prompt_tokens - t.prompt_evaluated, "prompt_n": t.prompt_evaluated,
                 "prompt_ms": t.prompt_seconds * 1000, "predicted_n": t.generated_tokens,
                 "predicted_ms": t.generation_seconds * 1000,
-                "predicted_per_second": t.generation_tokens_per_second}
+                "predicted_per_second": t.generation_tokens_per_second,
+                "draft_n": t.drafted_tokens, "draft_n_accepted": t.accepted_tokens}
 
     def _native_summary(self, request: GenerationRequest, handle: GenerationHandle, content: str,
                         records: list) -> dict:

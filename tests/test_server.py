@@ -467,3 +467,14 @@ def test_codeup_run_endpoint_without_the_key_says_so(served):
                           env=env_with(CODEUP_API_KEY="", OPENAI_API_KEY=""))
     assert proc.returncode == 2 and "401" in proc.stderr and "CODEUP_API_KEY" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_speculative_drafts_are_reported_in_timings_and_health(served):
+    # Text that repeats itself: the continuation can be guessed from the prompt.
+    prompt = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(12))
+    status, answer = post(served, "/v1/completions", {"prompt": prompt, "max_tokens": 40, "temperature": 0})
+    assert status == 200
+    timings = answer["timings"]
+    assert 0 < timings["draft_n_accepted"] <= timings["draft_n"]
+    last = served.health()["last_generation"]
+    assert (last["drafted_tokens"], last["accepted_tokens"]) == (timings["draft_n"], timings["draft_n_accepted"])

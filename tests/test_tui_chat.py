@@ -392,3 +392,26 @@ async def test_a_template_that_raises_is_said_instead_of_sending(tmp_path: Path)
         message = "Not sent: fake-model.gguf: the chat template says: Conversation roles must alternate"
         await wait_until(pilot, lambda: any(n.message == message for n in app._notifications))
         assert backend.prompts == []
+
+
+# -- speculative decoding ----------------------------------------------------------------------
+
+
+async def test_the_draft_setting_reaches_the_engine_and_the_status_shows_acceptance(tmp_path: Path):
+    from engine.generate import Timings
+    from tui.config import Settings
+    from tui.widgets.status_bar import speed_text
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    backend = FakeBackend(answers=[["ok"]])
+    app = make_app(tmp_path, backend, settings=Settings(draft_max=5))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+e", *"hello", "ctrl+j")
+        await wait_until(pilot, lambda: backend.prompts)
+        assert backend.drafts[-1].draft_max == 5 and backend.drafts[-1].enabled
+    drafted = Timings(prompt_tokens=10, prompt_evaluated=10, prompt_seconds=0.1, generated_tokens=40,
+                      generation_seconds=1.0, drafted_tokens=50, accepted_tokens=39)
+    assert speed_text(drafted, generating=False) == "prompt 100 t/s · gen 40.0 t/s · draft 78%"
+    assert "draft" not in speed_text(Timings(prompt_tokens=10, prompt_evaluated=10, prompt_seconds=0.1,
+                                             generated_tokens=4, generation_seconds=1.0), generating=False)

@@ -82,8 +82,10 @@ class Backend(Protocol):
         stop: Sequence[str] = (),
         add_bos: bool | None = None,
         parse_special: bool = False,
+        draft: Any = None,
     ) -> GenerationHandleLike:
-        """Start generating in the background; raises (one-line ``CodeupError``) on a bad prompt."""
+        """Start generating in the background; raises (one-line ``CodeupError``) on a bad prompt.
+        ``draft``: speculative decoding's settings (``engine.speculative.DraftParams``)."""
 
     def close(self) -> None:
         """Release the model (safe to call more than once, and before ``load``)."""
@@ -152,6 +154,7 @@ class LocalBackend:
         stop: Sequence[str] = (),
         add_bos: bool | None = None,
         parse_special: bool = False,
+        draft: Any = None,
     ) -> GenerationHandleLike:
         model = self._model()
         with self._lock:
@@ -161,7 +164,8 @@ class LocalBackend:
                 self._generator = Generator(model)
             generator = self._generator
         return generator.start(
-            prompt, params, max_tokens=max_tokens, stop=stop, add_bos=add_bos, parse_special=parse_special
+            prompt, params, max_tokens=max_tokens, stop=stop, add_bos=add_bos, parse_special=parse_special,
+            draft=draft,
         )
 
     def close(self) -> None:

@@ -82,6 +82,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("-n", "--max-tokens", type=int, metavar="N",
                         help="most tokens per answer (default: -1, until the model stops; a quarter "
                         "of the context is then kept free for the answer)")
+    parser.add_argument("--draft-max", type=int, metavar="N",
+                        help="speculative decoding: most tokens guessed from the prompt and verified in one "
+                        "batch per step, the same text faster; 0 = off (default: 16)")
     parser.add_argument("--temp", type=float, metavar="T", help="sampling temperature; 0 = greedy (default: 0.8)")
     parser.add_argument("--top-k", type=int, metavar="K", help="top-k; 0 = off (default: 40)")
     parser.add_argument("--top-p", type=float, metavar="P", help="top-p, 0 to 1; 1 = off (default: 0.95)")
@@ -106,6 +109,7 @@ FLAG_FIELDS = {
     "min_p": "min_p",
     "repeat_penalty": "repeat_penalty",
     "max_tokens": "max_tokens",
+    "draft_max": "draft_max",
 }
 """argparse dest -> the setting it overrides."""
 

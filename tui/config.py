@@ -34,6 +34,7 @@ from typing import Any
 from engine.atomic_file import atomic_write_bytes
 from engine.errors import CodeupError, printable
 from engine.sampling import SamplingParams
+from engine.speculative import DraftParams
 from engine.chat_template import MODEL_TEMPLATE
 from engine.templates import load_template, template_names
 
@@ -95,6 +96,11 @@ class Settings:
     repeat_penalty: float = _ENGINE.repeat_penalty
     max_tokens: int = -1
     """Most tokens per answer; -1: until the model stops or the context is full."""
+    draft_max: int = DraftParams().draft_max
+    """Speculative decoding: most tokens guessed from the prompt per step; 0: off."""
+
+    def draft_params(self) -> DraftParams:
+        return DraftParams(draft_max=self.draft_max)
 
     def sampling_params(self, seed: int | None = None) -> SamplingParams:
         return SamplingParams(seed=seed, **{name: getattr(self, name) for name in SAMPLING_FIELDS})
@@ -229,6 +235,13 @@ def _check_max_tokens(value: object) -> int:
     return n
 
 
+def _check_draft_max(value: object) -> int:
+    n = _int(value)
+    if not 0 <= n <= 256:
+        raise ValueError(f"must be between 0 (off) and 256, got {n}")
+    return n
+
+
 @dataclass(frozen=True)
 class Field:
     """One setting: its TOML key (= the Settings attribute), how it is checked and shown."""
@@ -258,6 +271,8 @@ FIELDS: tuple[Field, ...] = (
     Field("repeat_penalty", "Repeat penalty", "--repeat-penalty", _check_repeat_penalty, float,
           f"1 = off; default {_ENGINE.repeat_penalty:g}"),
     Field("max_tokens", "Max tokens", "--max-tokens", _check_max_tokens, int, "-1: until done"),
+    Field("draft_max", "Draft tokens", "--draft-max", _check_draft_max, int,
+          f"0 = off; default {DraftParams().draft_max}"),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 _FLAG_NAMES = {f.flag.lstrip("-").replace("-", "_"): f.name for f in FIELDS} | {"ctx": "n_ctx"}

@@ -113,7 +113,9 @@ class RemoteBackend:
         add_bos: bool | None = None,
         parse_special: bool = False,
         messages: Sequence[dict] | None = None,
+        draft: Any = None,
     ) -> GenerationHandleLike:
+        # `draft` is the local engine's: a server drafts (or not) by its own settings.
         return self._client().start(prompt, params, max_tokens=max_tokens, stop=stop, add_bos=add_bos,
                                     parse_special=parse_special, messages=messages)
 

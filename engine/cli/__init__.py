@@ -156,6 +156,33 @@ def add_lora_options(p: argparse.ArgumentParser) -> None:
                    help="apply a LoRA adapter at a scale (repeatable)")
 
 
+def add_draft_options(p: argparse.ArgumentParser) -> None:
+    """Speculative decoding from the prompt (engine/speculative.py), with llama.cpp's names."""
+    from ..speculative import SPEC_TYPES, DraftParams
+
+    d = DraftParams()
+    g = p.add_argument_group("speculative decoding (guesses from the prompt, verified in one batch; same text)")
+    g.add_argument("--spec-type", choices=SPEC_TYPES, default=d.spec_type,
+                   help=f"how to guess: ngram (look the last tokens up in the prompt and earlier answers) "
+                   f"or none (default {d.spec_type})")
+    g.add_argument("--draft-max", "--draft", "--draft-n", dest="draft_max", type=int, default=d.draft_max,
+                   metavar="N", help=f"at most N guessed tokens per step; 0 turns drafting off (default {d.draft_max})")
+    g.add_argument("--draft-min", type=int, default=d.draft_min, metavar="N",
+                   help=f"guess only when at least N tokens can be guessed (default {d.draft_min})")
+    g.add_argument("--draft-ngram-min", type=int, default=d.ngram_min, metavar="N",
+                   help=f"shortest n-gram looked up (default {d.ngram_min})")
+    g.add_argument("--draft-ngram-max", type=int, default=d.ngram_max, metavar="N",
+                   help=f"longest n-gram looked up, tried first (default {d.ngram_max})")
+
+
+def draft_params(args: argparse.Namespace):
+    """The DraftParams the draft options ask for (UsageError, one line, when out of range)."""
+    from ..speculative import DraftParams
+
+    return DraftParams(spec_type=args.spec_type, draft_max=args.draft_max, draft_min=args.draft_min,
+                       ngram_min=args.draft_ngram_min, ngram_max=args.draft_ngram_max)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="codeup", description="The codeup engine: llama.cpp model files on your CPU.")
     parser.add_argument("--version", action="version", version=f"codeup {__version__}")

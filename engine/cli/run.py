@@ -16,7 +16,7 @@ YELLOW, GREEN, RESET = "\x1b[33m", "\x1b[1;32m", "\x1b[0m"
 
 
 def add_parser(sub) -> None:
-    from . import add_llama_cpp_options, add_lora_options, add_model_overrides
+    from . import add_draft_options, add_llama_cpp_options, add_lora_options, add_model_overrides
 
     p = sub.add_parser(
         "run",
@@ -70,6 +70,7 @@ def add_parser(sub) -> None:
     p.add_argument("--in-suffix", default="", metavar="TEXT", help="text put after each instruction in a chat")
     add_model_overrides(p, context_length=False)
     add_lora_options(p)
+    add_draft_options(p)
     add_llama_cpp_options(p)
     p.set_defaults(run=run)
 
@@ -206,10 +207,11 @@ def _interactive(args) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from ..templates import load_template
-    from . import llama_cpp_notices
+    from . import draft_params, llama_cpp_notices
 
     _check(args)
     llama_cpp_notices(args)
+    draft = draft_params(args)  # a bad value fails before the model loads
     _escapes(args)
     sampling = _sampling(args)
     if args.template not in (None, "model") and args.chat_template_file is None:
@@ -226,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
         model = _load(args)
         from ..generate import Generator
 
-        generator = Generator(model)
+        generator = Generator(model, draft=draft)
         template = choose_template(args, model.file)
         bos_default = model.tokenizer.add_bos
     console = Console(args.color)

@@ -18,7 +18,7 @@ API_KEY_ENV = "CODEUP_SERVE_API_KEY"
 
 
 def add_parser(sub) -> None:
-    from . import add_llama_cpp_options, add_lora_options, add_model_overrides
+    from . import add_draft_options, add_llama_cpp_options, add_lora_options, add_model_overrides
 
     p = sub.add_parser(
         "serve",
@@ -48,6 +48,7 @@ def add_parser(sub) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
     add_model_overrides(p, context_length=False)
     add_lora_options(p)
+    add_draft_options(p)
     add_llama_cpp_options(p)
     p.set_defaults(run=run)
 
@@ -80,11 +81,12 @@ def run(args: argparse.Namespace) -> int:
     from ..chat_template import MODEL_TEMPLATE, read_chat_template_file, resolve_template
     from ..server import CodeupServer, is_loopback, make_http_server
     from ..templates import load_template
-    from . import llama_cpp_notices
+    from . import draft_params, llama_cpp_notices
     from .run import LLAMA_CPP_TEMPLATE_NAMES, _load
 
     api_key = _check(args)
     llama_cpp_notices(args)
+    draft = draft_params(args)  # a bad value fails before the model loads
     name = LLAMA_CPP_TEMPLATE_NAMES.get(args.template, args.template) or MODEL_TEMPLATE
     if args.chat_template_file is not None and args.template is not None:
         raise UsageError("--template and --chat-template-file: give one")
@@ -109,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     log = (lambda line: print(f"codeup serve: {line}", file=sys.stderr, flush=True)) if args.verbose else None
     app = httpd.app = CodeupServer(model, template, api_key=api_key, max_queue=args.max_queue, log=log,
+                                   draft=draft,
                                    cors_origins=tuple(args.cors_origin))
     host, port = httpd.server_address[:2]
     shown = f"[{host}]" if ":" in host else host

@@ -64,6 +64,7 @@ from tui.screens.history import HistoryOutcome, HistoryScreen
 from tui.screens.insert_dialog import InsertDialog, InsertOutcome, InsertRequest
 from tui.screens.prompt_view import PromptView
 from tui.widgets import ContextList, Conversation, Exchange, FilePanel, InstructionEditor, StatusBar
+from tui.widgets.status_bar import draft_text
 
 if TYPE_CHECKING:
     from tui.app import CodeupApp
@@ -496,6 +497,7 @@ class MainScreen(Screen[None]):
                 prompt,
                 params=app.sampling,
                 max_tokens=app.max_tokens,
+                draft=app.settings.draft_params(),
                 stop=template.stop,
                 add_bos=template.add_bos,
                 parse_special=template.parse_special,
@@ -620,6 +622,8 @@ class MainScreen(Screen[None]):
             text += f" · {n} token" + ("" if n == 1 else "s")
             if timings.generation_tokens_per_second:
                 text += f" · {timings.generation_tokens_per_second:.1f} t/s"
+            if (drafts := draft_text(timings)):
+                text += f" · {drafts}"
         return state, text
 
     def action_stop(self) -> None:

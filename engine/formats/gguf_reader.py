@@ -6,13 +6,13 @@ checked against the bytes that are left before it is used.
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import numpy as np
 
 from ..ggml_types import TYPE_TRAITS, GGMLType, ggml_type_name
 from .byte_cursor import ByteCursor
+from .string_array import StringArray
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -54,8 +54,11 @@ _VALUE_TYPE_NAMES = {
 class GGUFParser:
     """Parses the header of a mapped GGUF file; `parse()` returns the pieces of a ModelFile."""
 
-    def __init__(self, buf, path: str) -> None:
+    def __init__(self, buf, path: str, *, lazy_strings: bool = False) -> None:
+        """`lazy_strings`: arrays of strings come as `StringArray`s that read the buffer when
+        used (it must stay open); otherwise as lists of str."""
         self.cur = ByteCursor(buf, path)
+        self.lazy_strings = lazy_strings
         self.path = path
         self.version = 0
         self.nested_items_left = MAX_NESTED_ARRAY_ITEMS
@@ -76,28 +79,11 @@ class GGUFParser:
             # Values keep their bytes (a vocabulary may hold a broken piece); keys never do.
             return data.decode("utf-8", "surrogateescape")
 
-    def _string_array(self, count: int, key: str) -> list[str]:
-        # Vocabularies hold 10^5 strings: one tight loop, no per-string method calls.
-        cur = self.cur
-        buf, size, pos = cur.buf, cur.size, cur.pos
-        length = struct.Struct("<I" if self.version == 1 else "<Q")
-        width = length.size
-        out = []
-        append = out.append
-        for i in range(count):
-            if pos + width > size:
-                cur.pos = pos
-                cur.need(width, f"length of element {i} of {key}")
-            (n,) = length.unpack_from(buf, pos)
-            pos += width
-            end = pos + n
-            if end > size:
-                cur.pos = pos
-                cur.need(n, f"element {i} of {key}")
-            append(str(buf[pos:end], "utf-8", "surrogateescape"))
-            pos = end
-        cur.pos = pos
-        return out
+    def _string_array(self, count: int, key: str) -> StringArray | list[str]:
+        strings = StringArray.scan(
+            self.cur, count, 4 if self.version == 1 else 8, lambda i: f"element {i} of {key}"
+        )
+        return strings if self.lazy_strings else strings.tolist()
 
     def _value(self, vtype: int, key: str, depth: int = 0) -> Any:
         cur = self.cur

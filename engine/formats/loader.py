@@ -61,7 +61,12 @@ def open_model_file(
     try:
         return _describe(p, mm, size, overrides)
     except BaseException:
-        mm.close()
+        try:
+            mm.close()
+        except BufferError:
+            # The error's traceback still holds what was read (a vocabulary's view into
+            # the map): the map goes when the error does.
+            pass
         raise
 
 
@@ -79,7 +84,7 @@ def _describe(p: Path, mm, size: int, overrides: HParamOverrides) -> ModelFile:
     head = mm[:4]
     (magic,) = struct.unpack("<I", head)
     if head == GGUF_MAGIC:
-        version, metadata, _types, infos, data_start, alignment = GGUFParser(mm, path).parse()
+        version, metadata, _types, infos, data_start, alignment = GGUFParser(mm, path, lazy_strings=True).parse()
         tensors = _place_gguf_tensors(path, infos, data_start, alignment, size)
         fmt, version_label = "GGUF", str(version)
         notes: list[str] = []
@@ -100,6 +105,7 @@ def _describe(p: Path, mm, size: int, overrides: HParamOverrides) -> ModelFile:
         raise ModelFileError(path, f"not a GGUF or GGML model file (magic bytes {head.hex()})")
 
     tok = tokenizer_data(path, metadata)
+    _check_vocabulary_size(path, tok, tensors)
     hparams = llama_hparams(path, metadata, tok.n_vocab if tok else None, overrides)
     return ModelFile(
         path=p,
@@ -113,6 +119,21 @@ def _describe(p: Path, mm, size: int, overrides: HParamOverrides) -> ModelFile:
         _mm=mm,
         notes=notes,
     )
+
+
+def _check_vocabulary_size(path: str, tok, tensors: dict[str, TensorInfo]) -> None:
+    """A model's vocabulary has one token per row of its token embeddings (llama.cpp
+    requires it too). Checked before anything reads the vocabulary's strings, so a model's
+    vocabulary is bounded by its own tensor data; vocabulary-only files have no embeddings."""
+    embd = tensors.get("token_embd.weight")
+    if tok is None or embd is None or len(embd.shape) != 2:
+        return
+    if embd.shape[1] != tok.n_vocab:
+        raise ModelFileError(
+            path,
+            f"the vocabulary has {tok.n_vocab} tokens, but token_embd.weight has {embd.shape[1]} "
+            "rows (one per token): the file is corrupt",
+        )
 
 
 def _place_gguf_tensors(path, infos, data_start, alignment, size) -> dict[str, TensorInfo]:

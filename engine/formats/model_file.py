@@ -10,7 +10,7 @@ from __future__ import annotations
 import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -64,10 +64,10 @@ class TokenizerData:
 
     model: str  # "llama" (SentencePiece), "gpt2" (byte-level BPE), ...
     pre: str | None  # pre-tokenizer name for BPE vocabularies
-    tokens: list[str]
+    tokens: Sequence[str]  # from a file, a StringArray: its strings are built when read
     scores: np.ndarray | None  # float32 [n_vocab]
     token_types: np.ndarray | None  # int32 [n_vocab], 1 normal .. 6 byte
-    merges: list[str] | None
+    merges: Sequence[str] | None
     bos_id: int | None
     eos_id: int | None
     unk_id: int | None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import struct
-from array import array
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ import numpy as np
 from ..ggml_types import GGML_V3_TYPES, TYPE_TRAITS, GGMLType, file_type_name, ggml_type_name
 from .byte_cursor import ByteCursor
 from .hparams import GGML_DEFAULTS, HParamOverrides
-from .string_array import StringArray
+from .string_array import StringArray, read_uints
 
 MAGIC_GGML = 0x67676D6C  # unversioned, no scores, no padding
 MAGIC_GGMF = 0x67676D66  # versioned (1), scores, no padding
@@ -106,25 +105,16 @@ def _scan_vocab(cur: ByteCursor, n_vocab: int, has_scores: bool) -> StringArray:
 def _vocab_scores_and_types(buf, tokens: StringArray, has_scores: bool):
     """Per-token scores and GGUF token types, read once the file has passed its checks."""
     n_vocab = len(tokens)
-    scores = array("f")
-    empty = []
-    u32, f32 = struct.Struct("<I").unpack_from, struct.Struct("<f").unpack_from
-    pos = tokens.start
-    for i in range(n_vocab):
-        (length,) = u32(buf, pos)
-        pos += 4 + length
-        if not length:
-            empty.append(i)
-        if has_scores:
-            scores.append(f32(buf, pos)[0])
-            pos += 4
+    scores = np.zeros(n_vocab, dtype=np.float32)
     types = np.full(n_vocab, TOKEN_NORMAL, dtype=np.int32)
-    types[empty] = TOKEN_CONTROL
+    u8 = np.frombuffer(buf, dtype=np.uint8)
+    for index, start, length in tokens.walk():
+        if has_scores:  # the f32 right after the text
+            scores[index] = read_uints(u8, start + length, 4).astype(np.uint32).view(np.float32)
+        types[index[length == 0]] = TOKEN_CONTROL
     for i in range(min(n_vocab, 259)):  # the special and byte tokens depend on their text
         types[i] = _gguf_token(i, tokens.raw(i))[1]
-    if not has_scores:
-        return np.zeros(n_vocab, dtype=np.float32), types
-    return np.frombuffer(scores, dtype=np.float32), types
+    return scores, types
 
 
 def parse_ggml(buf, path: str, overrides: HParamOverrides):

@@ -146,7 +146,7 @@ def infer_value_type(value: Any) -> GGUFValueType:
         return GGUFValueType.F32
     if isinstance(value, (str, bytes, bytearray)):
         return GGUFValueType.STRING
-    if isinstance(value, (list, tuple, np.ndarray)):
+    if isinstance(value, (list, tuple, np.ndarray, StringArray)):
         return GGUFValueType.ARRAY
     raise TypeError(f"cannot store a {type(value).__name__} as GGUF metadata")
 

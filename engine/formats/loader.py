@@ -104,8 +104,9 @@ def _describe(p: Path, mm, size: int, overrides: HParamOverrides) -> ModelFile:
     else:
         raise ModelFileError(path, f"not a GGUF or GGML model file (magic bytes {head.hex()})")
 
-    tok = tokenizer_data(path, metadata)
-    _check_vocabulary_size(path, tok, tensors)
+    embd = tensors.get("token_embd.weight")
+    embedding_rows = embd.shape[1] if embd is not None and len(embd.shape) == 2 else None
+    tok = tokenizer_data(path, metadata, embedding_rows)
     hparams = llama_hparams(path, metadata, tok.n_vocab if tok else None, overrides)
     return ModelFile(
         path=p,
@@ -119,21 +120,6 @@ def _describe(p: Path, mm, size: int, overrides: HParamOverrides) -> ModelFile:
         _mm=mm,
         notes=notes,
     )
-
-
-def _check_vocabulary_size(path: str, tok, tensors: dict[str, TensorInfo]) -> None:
-    """A model's vocabulary has one token per row of its token embeddings (llama.cpp
-    requires it too). Checked before anything reads the vocabulary's strings, so a model's
-    vocabulary is bounded by its own tensor data; vocabulary-only files have no embeddings."""
-    embd = tensors.get("token_embd.weight")
-    if tok is None or embd is None or len(embd.shape) != 2:
-        return
-    if embd.shape[1] != tok.n_vocab:
-        raise ModelFileError(
-            path,
-            f"the vocabulary has {tok.n_vocab} tokens, but token_embd.weight has {embd.shape[1]} "
-            "rows (one per token): the file is corrupt",
-        )
 
 
 def _place_gguf_tensors(path, infos, data_start, alignment, size) -> dict[str, TensorInfo]:

@@ -75,6 +75,10 @@ class TokenizerData:
     add_bos: bool | None
     add_eos: bool | None
     add_space_prefix: bool | None
+    # Rows of the file's token_embd.weight (None in a vocabulary-only file): a model has one
+    # token per row, checked before the vocabulary's strings are built (a lying vocabulary
+    # is then bounded by the model's own tensor data).
+    embedding_rows: int | None = None
 
     @property
     def n_vocab(self) -> int:

@@ -32,7 +32,7 @@ def _is_string_array(value: Any) -> bool:
     )
 
 
-def tokenizer_data(path: str, metadata: Mapping[str, Any]) -> TokenizerData | None:
+def tokenizer_data(path: str, metadata: Mapping[str, Any], embedding_rows: int | None = None) -> TokenizerData | None:
     model = metadata.get("tokenizer.ggml.model")
     tokens = metadata.get("tokenizer.ggml.tokens")
     if model is None and tokens is None:
@@ -71,4 +71,5 @@ def tokenizer_data(path: str, metadata: Mapping[str, Any]) -> TokenizerData | No
         add_bos=_flag(metadata, "tokenizer.ggml.add_bos_token"),
         add_eos=_flag(metadata, "tokenizer.ggml.add_eos_token"),
         add_space_prefix=_flag(metadata, "tokenizer.ggml.add_space_prefix"),
+        embedding_rows=embedding_rows,
     )

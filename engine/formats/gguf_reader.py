@@ -2,6 +2,8 @@
 
 Layout: ../shared/docs/engine-reference.md §1. Every count and length in the file is
 checked against the bytes that are left before it is used.
+Arrays of strings (vocabularies, merges) stay in the file as `StringArray`s until read, so
+a file of millions of short strings costs no more than its own size to open.
 """
 
 from __future__ import annotations

@@ -189,6 +189,17 @@ class StringArray(Sequence[str]):
     def __reversed__(self) -> Iterator[str]:
         return reversed(self.tolist())
 
+    # Searching reads every string anyway: once, through the list, not one walk each.
+    def __contains__(self, value) -> bool:
+        return value in self.tolist()
+
+    def index(self, value, start: int = 0, stop: int | None = None) -> int:
+        items = self.tolist()
+        return items.index(value, start, len(items) if stop is None else stop)
+
+    def count(self, value) -> int:
+        return self.tolist().count(value)
+
     def __eq__(self, other) -> bool:
         if isinstance(other, (StringArray, list, tuple)):
             return len(self) == len(other) and all(a == b for a, b in zip(self, other))

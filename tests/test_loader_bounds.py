@@ -27,8 +27,20 @@ MAX_RSS_GROWTH_MB = 100
 _OPEN_AND_MEASURE = """
 import json, resource, sys, time
 from engine import ModelFileError, open_model_file
-from engine.tokenizer import build_tokenizer
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def peak_rss_kb():
+    # VmHWM is this process's own peak; ru_maxrss starts from the parent's size at fork
+    # (Linux keeps it across exec), which hides growth when the test process is large.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+before = peak_rss_kb()
 t0 = time.process_time()
 try:
     mf = open_model_file(sys.argv[1])
@@ -36,7 +48,7 @@ try:
 except ModelFileError as e:
     outcome = str(e)
 cpu = time.process_time() - t0
-growth_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+growth_kb = peak_rss_kb() - before
 print(json.dumps({"outcome": outcome, "cpu_s": cpu, "rss_growth_mb": growth_kb / 1024}))
 """
 

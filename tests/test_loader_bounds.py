@@ -258,3 +258,14 @@ def test_gguf_string_arrays_read_as_sequences_of_str_even_after_close(tmp_path, 
     assert list(tokens) == expected_tokens and tokens == expected_tokens
     assert stored == words and list(reversed(stored)) == words[::-1] and stored[-1] == "na\u00efve \u2581x"
     assert "w5" in stored and stored.index("w69") == 69
+
+
+@pytest.mark.parametrize("element_type, item_size", [(7, 1), (5, 4)], ids=["bool", "i32"])
+def test_gguf_large_numeric_array_opens_within_twice_its_size(tmp_path, element_type, item_size):
+    count = 24_000_000 // item_size
+    data = _gguf_header(0, 1) + _gguf_key(b"numbers") + struct.pack("<IIQ", ARRAY, element_type, count)
+    path = tmp_path / "numbers.gguf"
+    path.write_bytes(data + b"\1" * (count * item_size))
+    result = open_in_child(path)
+    assert result["outcome"] == "opened", result
+    assert_at_most_twice_the_file(result, path)

@@ -99,8 +99,14 @@ class GGUFParser:
             if etype in _NUMERIC:
                 dtype = _NUMERIC[etype]
                 cur.require_count(count, dtype.itemsize, f"metadata {key} element")
-                arr = cur.array(dtype, count, f"array {key}")
-                return arr.astype(bool) if etype == _BOOL else arr
+                if etype == _BOOL:
+                    # Compared in place, not copied first: one array the size of the
+                    # file's bytes, not two.
+                    cur.need(count, f"array {key}")
+                    arr = np.frombuffer(cur.buf, dtype=dtype, count=count, offset=cur.pos) != 0
+                    cur.pos += count
+                    return arr
+                return cur.array(dtype, count, f"array {key}")
             if etype == _STRING:
                 cur.require_count(count, 4 if self.version == 1 else 8, f"metadata {key} string")
                 if depth > 0:

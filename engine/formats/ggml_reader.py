@@ -18,6 +18,7 @@ import numpy as np
 from ..ggml_types import GGML_V3_TYPES, TYPE_TRAITS, GGMLType, file_type_name, ggml_type_name
 from .byte_cursor import ByteCursor
 from .hparams import GGML_DEFAULTS, HParamOverrides
+from .string_array import StringArray, read_uints
 
 MAGIC_GGML = 0x67676D6C  # unversioned, no scores, no padding
 MAGIC_GGMF = 0x67676D66  # versioned (1), scores, no padding
@@ -90,30 +91,30 @@ def _gguf_token(token_id: int, raw: bytes) -> tuple[str, int]:
     return text.replace(" ", SENTENCEPIECE_SPACE), TOKEN_NORMAL
 
 
-def _read_vocab(cur: ByteCursor, n_vocab: int, has_scores: bool):
-    # One tight loop: a 32000-token vocabulary must not cost a method call per field.
-    buf, size, pos = cur.buf, cur.size, cur.pos
-    tokens: list[str] = []
-    types = np.empty(n_vocab, dtype=np.int32)
+def _vocab_text(token_id: int, raw: bytes) -> str:
+    return _gguf_token(token_id, bytes(raw))[0]
+
+
+def _scan_vocab(cur: ByteCursor, n_vocab: int, has_scores: bool) -> StringArray:
+    """Where the vocabulary lies (u32 length, bytes, f32 score per token); its texts are
+    built when the tokenizer reads them, after the model's checks."""
+    return StringArray.scan(cur, n_vocab, 4, lambda i: f"token {i}", trailer=4 if has_scores else 0,
+                            decode=_vocab_text)
+
+
+def _vocab_scores_and_types(buf, tokens: StringArray, has_scores: bool):
+    """Per-token scores and GGUF token types, read once the file has passed its checks."""
+    n_vocab = len(tokens)
     scores = np.zeros(n_vocab, dtype=np.float32)
-    u32, f32 = struct.Struct("<I"), struct.Struct("<f")
-    for i in range(n_vocab):
-        if pos + 4 > size:
-            cur.pos = pos
-            cur.need(4, f"length of token {i}")
-        (length,) = u32.unpack_from(buf, pos)
-        end = pos + 4 + length
-        if end + (4 if has_scores else 0) > size:
-            cur.pos = pos + 4
-            cur.need(length + (4 if has_scores else 0), f"token {i}")
-        text, types[i] = _gguf_token(i, bytes(buf[pos + 4 : end]))
-        tokens.append(text)
-        if has_scores:
-            (scores[i],) = f32.unpack_from(buf, end)
-            end += 4
-        pos = end
-    cur.pos = pos
-    return tokens, scores, types
+    types = np.full(n_vocab, TOKEN_NORMAL, dtype=np.int32)
+    u8 = np.frombuffer(buf, dtype=np.uint8)
+    for index, start, length in tokens.walk():
+        if has_scores:  # the f32 right after the text
+            scores[index] = read_uints(u8, start + length, 4).astype(np.uint32).view(np.float32)
+        types[index[length == 0]] = TOKEN_CONTROL
+    for i in range(min(n_vocab, 259)):  # the special and byte tokens depend on their text
+        types[i] = _gguf_token(i, tokens.raw(i))[1]
+    return scores, types
 
 
 def parse_ggml(buf, path: str, overrides: HParamOverrides):
@@ -138,7 +139,7 @@ def parse_ggml(buf, path: str, overrides: HParamOverrides):
     has_scores = kind != "ggml"
     n_vocab = header["n_vocab"]
     cur.require_count(n_vocab, 8 if has_scores else 4, "vocabulary entry")
-    tokens, scores, types = _read_vocab(cur, n_vocab, has_scores)
+    tokens = _scan_vocab(cur, n_vocab, has_scores)
 
     # n_layer drives how many tensor names are expected: an untrusted count, so it must fit
     # in what is left of the file before anything is built from it.
@@ -201,6 +202,7 @@ def parse_ggml(buf, path: str, overrides: HParamOverrides):
 
     _check_complete(cur, n_layer, seen)
     _check_dimensions(cur, header, tensors)
+    scores, types = _vocab_scores_and_types(buf, tokens, has_scores)
     metadata = _gguf_metadata(cur, header, tensors, tokens, scores, types, overrides)
     return label, header, metadata, tensors
 

@@ -2,17 +2,19 @@
 
 Layout: ../shared/docs/engine-reference.md §1. Every count and length in the file is
 checked against the bytes that are left before it is used.
+Arrays of strings (vocabularies, merges) stay in the file as `StringArray`s until read, so
+a file of millions of short strings costs no more than its own size to open.
 """
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import numpy as np
 
 from ..ggml_types import TYPE_TRAITS, GGMLType, ggml_type_name
 from .byte_cursor import ByteCursor
+from .string_array import StringArray
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -54,8 +56,11 @@ _VALUE_TYPE_NAMES = {
 class GGUFParser:
     """Parses the header of a mapped GGUF file; `parse()` returns the pieces of a ModelFile."""
 
-    def __init__(self, buf, path: str) -> None:
+    def __init__(self, buf, path: str, *, lazy_strings: bool = False) -> None:
+        """`lazy_strings`: arrays of strings come as `StringArray`s that read the buffer when
+        used (it must stay open); otherwise as lists of str."""
         self.cur = ByteCursor(buf, path)
+        self.lazy_strings = lazy_strings
         self.path = path
         self.version = 0
         self.nested_items_left = MAX_NESTED_ARRAY_ITEMS
@@ -76,28 +81,11 @@ class GGUFParser:
             # Values keep their bytes (a vocabulary may hold a broken piece); keys never do.
             return data.decode("utf-8", "surrogateescape")
 
-    def _string_array(self, count: int, key: str) -> list[str]:
-        # Vocabularies hold 10^5 strings: one tight loop, no per-string method calls.
-        cur = self.cur
-        buf, size, pos = cur.buf, cur.size, cur.pos
-        length = struct.Struct("<I" if self.version == 1 else "<Q")
-        width = length.size
-        out = []
-        append = out.append
-        for i in range(count):
-            if pos + width > size:
-                cur.pos = pos
-                cur.need(width, f"length of element {i} of {key}")
-            (n,) = length.unpack_from(buf, pos)
-            pos += width
-            end = pos + n
-            if end > size:
-                cur.pos = pos
-                cur.need(n, f"element {i} of {key}")
-            append(str(buf[pos:end], "utf-8", "surrogateescape"))
-            pos = end
-        cur.pos = pos
-        return out
+    def _string_array(self, count: int, key: str) -> StringArray | list[str]:
+        strings = StringArray.scan(
+            self.cur, count, 4 if self.version == 1 else 8, lambda i: f"element {i} of {key}"
+        )
+        return strings if self.lazy_strings else strings.tolist()
 
     def _value(self, vtype: int, key: str, depth: int = 0) -> Any:
         cur = self.cur
@@ -111,8 +99,14 @@ class GGUFParser:
             if etype in _NUMERIC:
                 dtype = _NUMERIC[etype]
                 cur.require_count(count, dtype.itemsize, f"metadata {key} element")
-                arr = cur.array(dtype, count, f"array {key}")
-                return arr.astype(bool) if etype == _BOOL else arr
+                if etype == _BOOL:
+                    # Compared in place, not copied first: one array the size of the
+                    # file's bytes, not two.
+                    cur.need(count, f"array {key}")
+                    arr = np.frombuffer(cur.buf, dtype=dtype, count=count, offset=cur.pos) != 0
+                    cur.pos += count
+                    return arr
+                return cur.array(dtype, count, f"array {key}")
             if etype == _STRING:
                 cur.require_count(count, 4 if self.version == 1 else 8, f"metadata {key} string")
                 if depth > 0:

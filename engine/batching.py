@@ -37,7 +37,6 @@ from .errors import UsageError
 from .generate import GenerationHandle, StopReason, StopStringFilter
 from .llama import (
     LlamaWeights,
-    from_f16_bits,  # noqa: F401 - re-exported for tests that read a slot's cache
     moe_feed_forward,
     project,
     project_many,

@@ -1,20 +1,23 @@
 """`codeup serve`: one loaded model behind an OpenAI-compatible HTTP API.
 
-    GET  /health                 {"status": "ok", "busy": ..., "queued": ..., ...} (no key needed)
-    GET  /v1/models              the model, with its context size in `meta`
-    GET  /props                  llama.cpp's: the context size, the chat template's name
+    GET  /health                 {"status": "ok", "busy", "queued", "slots_idle", "tokens_per_second", ...}
+                                 (no key needed)
+    GET  /slots                  llama.cpp's: each slot's state, n_past and prompt
+    GET  /v1/models              the model, with its context size (a slot's) in `meta`
+    GET  /props                  llama.cpp's: the context size, the slots, the chat template's name
     POST /tokenize               llama.cpp's: {"content", "add_special", "parse_special"} -> {"tokens"}
     POST /v1/completions         a prompt (text or token ids); `stream` for server-sent events
     POST /v1/chat/completions    messages, rendered with a template from templates/
 
-Standard library only (http.server.ThreadingHTTPServer): a thread per connection, and one
-generation at a time on the engine. The others wait their turn in a FIFO queue (503 when
-more than `max_queue` wait). A client that goes away (closes its connection while waiting,
-while its answer is computed or streamed) gives its place up: the generation is cancelled
-as soon as the server notices, which it checks after every generated token, between chunks
-of the prompt, and every 0.1 s. The engine's prompt cache (generate.Generator's KV cache)
-is shared by all requests, so a request that begins like the previous one (a chat's next
-turn) evaluates only what is new.
+Standard library only (http.server.ThreadingHTTPServer): a thread per connection. The
+engine generates for up to `n_parallel` requests at once (engine/batching.py: one batched
+forward pass per step, each request in its own slot of the KV cache, -c split over the
+slots); the others wait their turn in a FIFO queue (503 when more than `max_queue` wait).
+A client that goes away (closes its connection while waiting, while its answer is computed
+or streamed) gives its place up: the generation is cancelled as soon as the server
+notices, which it checks after every generated token and every 0.1 s, and its slot is free
+at the next step. Each slot keeps its KV cache, and a request takes the idle slot whose
+cache begins like its prompt, so a chat's next turn evaluates only what is new.
 
 Sampling fields: OpenAI's (temperature, top_p, max_tokens, stop, seed, frequency_penalty,
 presence_penalty) and llama.cpp's (top_k, min_p, repeat_penalty, repeat_last_n, n_predict,
@@ -25,7 +28,6 @@ OpenAI's shape, {"error": {"message", "type", "code"}}.
 
 from __future__ import annotations
 
-import collections
 import hmac
 import http.server
 import ipaddress
@@ -39,6 +41,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .batching import DEFAULT_SLOTS, BatchScheduler, QueueFull
 from .errors import CodeupError, UsageError
 from .generate import GenerationHandle, Generator, StopReason
 from .model import Model
@@ -85,50 +88,6 @@ def client_gone(sock: socket.socket) -> bool:
         return True
 
 
-class EngineQueue:
-    """One holder at a time; the others wait in arrival order."""
-
-    def __init__(self, max_waiting: int) -> None:
-        self.max_waiting = max_waiting
-        self._cond = threading.Condition()
-        self._waiting: collections.deque = collections.deque()
-        self._busy = False
-        self.most_waiting = 0  # the longest the queue has been
-
-    @property
-    def busy(self) -> bool:
-        return self._busy
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
-
-    def acquire(self, gone: Callable[[], bool]) -> bool:
-        """Wait for the turn; False if `gone()` said the client left first. HTTPError 503
-        when the queue is full."""
-        ticket = object()
-        with self._cond:
-            if len(self._waiting) >= self.max_waiting:
-                raise HTTPError(503, f"the server is busy: {len(self._waiting)} requests are waiting; try again",
-                                "server_busy")
-            self._waiting.append(ticket)
-            self.most_waiting = max(self.most_waiting, len(self._waiting) - (not self._busy))
-            while self._busy or self._waiting[0] is not ticket:
-                self._cond.wait(POLL_SECONDS)
-                if gone():
-                    self._waiting.remove(ticket)
-                    self._cond.notify_all()
-                    return False
-            self._waiting.popleft()
-            self._busy = True
-            return True
-
-    def release(self) -> None:
-        with self._cond:
-            self._busy = False
-            self._cond.notify_all()
-
-
 @dataclass
 class GenerationRequest:
     """A completion or chat request, checked and tokenized."""
@@ -154,8 +113,9 @@ class Stats:
 
 
 class CodeupServer:
-    """The engine side: the model, its generator (one prompt cache for all requests), the
-    queue, the chat template and the optional API key."""
+    """The engine side: the model, its scheduler (n_parallel slots generating together, each
+    with its own prompt cache; the others wait in a queue), the chat template and the
+    optional API key."""
 
     def __init__(
         self,
@@ -166,18 +126,18 @@ class CodeupServer:
         api_key: str | None = None,
         max_queue: int = 64,
         log: Callable[[str], None] | None = None,
+        n_parallel: int = DEFAULT_SLOTS,
     ) -> None:
         self.model = model
-        self.generator = Generator(model)
+        self.generator = Generator(model)  # its tokenizer; generations run on the scheduler
+        self.scheduler = BatchScheduler(model, n_parallel, max_queue)
         self.template = template
         self.model_id = model_id or model.info.path.name
         self.api_key = api_key or None
-        self.queue = EngineQueue(max_queue)
         self.stats = Stats()
         self.created = int(time.time())
         self.log = log
         self._stats_lock = threading.Lock()
-        self._running: GenerationHandle | None = None
         self._closing = threading.Event()
 
     # ---- requests into generation requests --------------------------------------------------
@@ -251,8 +211,9 @@ class CodeupServer:
         keep = _get(body, "n_keep", int, None)
         if keep is not None and keep < 0:
             keep = None  # llama.cpp's -1 (keep all): no shift, stop when full
-        if len(tokens) > self.model.n_ctx:
-            raise HTTPError(400, f"the prompt has {len(tokens)} tokens, more than the context of {self.model.n_ctx}",
+        n_ctx = self.scheduler.n_ctx_slot  # a request's context: its slot's share of -c
+        if len(tokens) > n_ctx:
+            raise HTTPError(400, f"the prompt has {len(tokens)} tokens, more than the context of {n_ctx}",
                             "exceed_context_size_error")
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -262,11 +223,10 @@ class CodeupServer:
     # ---- running one --------------------------------------------------------------------------
     def run(self, request: GenerationRequest, gone: Callable[[], bool],
             consume: Callable[[GenerationHandle, Callable[[], None]], None]) -> GenerationHandle | None:
-        """Wait for the engine, start the generation and hand it to `consume(handle, left)`
-        (which reads it; it calls `left()` when it finds the client gone). None if the client
-        left while waiting. The engine is free again when this returns."""
-        if not self.queue.acquire(gone):
-            return None
+        """Queue the generation for a slot and hand it to `consume(handle, left)` (which reads
+        it, waiting while it waits for a slot; it calls `left()` when it finds the client
+        gone). None if the client left before it got a slot. The slot is free again when
+        this returns."""
         handle: GenerationHandle | None = None
         noticed: list[int] = []
 
@@ -279,29 +239,24 @@ class CodeupServer:
             if gone():
                 left()
 
+        if self._closing.is_set():
+            raise HTTPError(503, "the server is shutting down", "server_busy")
         try:
-            if self._closing.is_set():
-                raise HTTPError(503, "the server is shutting down", "server_busy")
-            try:
-                handle = self.generator.start(request.tokens, request.params, max_tokens=request.max_tokens,
-                                              stop=request.stop, keep=request.keep, on_piece=on_piece)
-            except UsageError as e:
-                raise HTTPError(400, str(e)) from None
-            self._running = handle
-            try:
-                consume(handle, left)
-            finally:
-                if not handle.done:
-                    left()  # the reader failed: never leave the engine running for no one
-                handle.wait()
-                if handle.thread is not None:
-                    handle.thread.join()  # the generator's own lock is free once its thread ends
-            return handle
+            handle = self.scheduler.submit(request.tokens, request.params, max_tokens=request.max_tokens,
+                                           stop=request.stop, keep=request.keep, on_piece=on_piece)
+        except QueueFull as e:
+            raise HTTPError(503, f"the server is busy: {e}; try again", "server_busy") from None
+        except UsageError as e:
+            raise HTTPError(400, str(e)) from None
+        try:
+            consume(handle, left)
         finally:
-            self._running = None
-            if handle is not None:
+            if not handle.done:
+                left()  # the reader failed: never leave a slot running for no one
+            handle.wait()
+            if handle.started:
                 self._record(handle, noticed)
-            self.queue.release()
+        return handle if handle.started else None
 
     def _record(self, handle: GenerationHandle, noticed: list[int]) -> None:
         result = handle.result
@@ -321,20 +276,28 @@ class CodeupServer:
         with self._stats_lock:
             stats = {"generations": self.stats.generations, "client_disconnects": self.stats.disconnects,
                      "last_generation": dict(self.stats.last) or None}
-        return {"status": "ok", "model": self.model_id, "busy": self.queue.busy, "queued": self.queue.waiting,
-                "most_queued": self.queue.most_waiting, **stats}
+        scheduler = self.scheduler
+        slots = scheduler.slot_report()
+        busy = sum(s["is_processing"] for s in slots)
+        return {"status": "ok", "model": self.model_id, "busy": busy > 0, "queued": scheduler.waiting,
+                "most_queued": scheduler.most_waiting, "slots_idle": len(slots) - busy, "slots_processing": busy,
+                "tokens_per_second": round(scheduler.tokens_per_second(), 2), **stats}
+
+    def slots(self) -> list[dict]:
+        """llama.cpp's /slots: each slot's state, cached positions and request."""
+        return self.scheduler.slot_report()
 
     def models(self) -> dict:
         info = self.model.info
         return {"object": "list", "data": [{
             "id": self.model_id, "object": "model", "created": self.created, "owned_by": "codeup",
-            "meta": {"n_ctx": self.model.n_ctx, "n_ctx_train": info.n_ctx_train, "n_vocab": info.n_vocab,
+            "meta": {"n_ctx": self.scheduler.n_ctx_slot, "n_ctx_train": info.n_ctx_train, "n_vocab": info.n_vocab,
                      "file_type": info.file_type, "format": info.format_name},
         }]}
 
     def props(self) -> dict:
-        return {"default_generation_settings": {"n_ctx": self.model.n_ctx, "model": self.model_id},
-                "total_slots": 1, "chat_template": self.template.name, "model_path": str(self.model.info.path)}
+        return {"default_generation_settings": {"n_ctx": self.scheduler.n_ctx_slot, "model": self.model_id},
+                "total_slots": len(self.scheduler.slots), "chat_template": self.template.name, "model_path": str(self.model.info.path)}
 
     def tokenize(self, body: dict) -> dict:
         content = body.get("content")
@@ -354,15 +317,10 @@ class CodeupServer:
         return hmac.compare_digest(header[len("Bearer "):].strip().encode(), self.api_key.encode())
 
     def close(self, wait: float = 5.0) -> None:
-        """Refuse new generations and stop the one running (waiting for it: the model may be
-        closed next, and must not be in use)."""
+        """Refuse new generations and stop the running ones (waiting for them: the model may
+        be closed next, and must not be in use)."""
         self._closing.set()
-        handle = self._running
-        if handle is not None:
-            handle.cancel()
-            handle.wait(wait)
-            if handle.thread is not None:
-                handle.thread.join(wait)
+        self.scheduler.close(wait)
 
 
 def _get(body: dict, name: str, kind: type, default: Any) -> Any:
@@ -475,7 +433,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
         routes_get = {"/health": self.app.health, "/v1/health": self.app.health, "/v1/models": self.app.models,
-                      "/models": self.app.models, "/props": self.app.props}
+                      "/models": self.app.models, "/props": self.app.props, "/slots": self.app.slots}
         routes_post = {"/tokenize": self._tokenize, "/v1/completions": self._completions,
                        "/completions": self._completions, "/v1/chat/completions": self._chat,
                        "/chat/completions": self._chat}

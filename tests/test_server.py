@@ -23,6 +23,8 @@ from serve_process import ServeProcess, env_with
 openai = pytest.importorskip("openai", reason="the `openai` client is a test dependency (pip install -e .[test])")
 
 KEY = "sk-codeup-test"
+SLOTS = 4  # codeup serve's default -np
+SLOT_CTX = 4096 // SLOTS  # the default model's context (4096), split over the slots: a request's context
 WAIT = 120  # seconds: a bound on a hang only
 
 
@@ -73,7 +75,7 @@ def test_listens_on_loopback_by_default(served):
 def test_models_health_and_props(served, client, model_id, default_model_file):
     models = client.models.list().data
     assert [m.id for m in models] == [default_model_file.name]
-    assert models[0].model_extra["meta"]["n_ctx"] == 4096
+    assert models[0].model_extra["meta"]["n_ctx"] == SLOT_CTX
     health = served.health()  # no key needed: a load balancer's probe
     assert health["status"] == "ok" and health["model"] == model_id
     status, props = post(served, "/props", {})
@@ -81,7 +83,8 @@ def test_models_health_and_props(served, client, model_id, default_model_file):
     request = urllib.request.Request(served.url + "/props", headers={"Authorization": f"Bearer {KEY}"})
     with urllib.request.urlopen(request, timeout=WAIT) as response:
         props = json.loads(response.read())
-    assert props["default_generation_settings"]["n_ctx"] == 4096 and props["chat_template"] == "alpaca"
+    assert props["default_generation_settings"]["n_ctx"] == SLOT_CTX and props["chat_template"] == "alpaca"
+    assert props["total_slots"] == SLOTS
 
 
 def test_tokenize_matches_the_models_tokenizer(served, default_model_file):
@@ -157,7 +160,7 @@ def test_chat_with_earlier_turns_and_a_system_message(client, model_id):
 def test_bad_requests_are_400_with_a_message(client, model_id, served):
     with pytest.raises(openai.BadRequestError, match="top_p must be between 0 and 1"):
         client.completions.create(model=model_id, prompt="x", top_p=5.0)
-    with pytest.raises(openai.BadRequestError, match="more than the context of 4096"):
+    with pytest.raises(openai.BadRequestError, match=f"more than the context of {SLOT_CTX}"):
         client.completions.create(model=model_id, prompt="word " * 5000, max_tokens=1)
     with pytest.raises(openai.BadRequestError, match="the last message must be the user's"):
         client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "x"},
@@ -178,7 +181,7 @@ def test_api_key_is_enforced(served, model_id):
         wrong.models.list()
 
 
-# ---- one at a time: queued clients, a client that leaves -----------------------------------------
+# ---- more clients than slots: queued clients, a client that leaves ------------------------------
 
 PROMPTS = [
     "The capital of France is", "def add(a, b):", "Water boils at", "My favourite animal is",
@@ -248,20 +251,23 @@ def test_a_client_that_disconnects_mid_stream_frees_the_engine_within_one_token(
 
 
 def test_a_queued_client_that_leaves_gives_up_its_place(served, client, model_id):
-    # counting goes on and on: it is still running while the second request waits
-    busy_conn, busy = open_stream(served, {"prompt": "1, 2, 3, 4, 5, 6, 7,", "max_tokens": 1000, "temperature": 0})
-    busy.readline()
+    # counting goes on and on: every slot is still busy while the next request waits
+    busy = [open_stream(served, {"prompt": f"{i}, 2, 3, 4, 5, 6, 7,", "max_tokens": 1000, "temperature": 0})
+            for i in range(SLOTS)]
+    for _conn, response in busy:
+        response.readline()
     waiting = http.client.HTTPConnection(served.host, served.port, timeout=WAIT)
     waiting.request("POST", "/v1/completions", body=json.dumps({"prompt": "x", "max_tokens": 50}),
                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
-    wait_for(lambda: served.health()["queued"] == 1, "the second request queued")
+    wait_for(lambda: served.health()["queued"] == 1, "the next request queued")
     before = served.health()["generations"]
     waiting.sock.shutdown(2)
     waiting.close()
     wait_for(lambda: served.health()["queued"] == 0, "the queued request left")
-    busy_conn.close()
+    for conn, _response in busy:
+        conn.close()
     wait_for(lambda: not served.health()["busy"], "the engine is free")
-    assert served.health()["generations"] == before + 1  # the one that left never ran
+    assert served.health()["generations"] == before + SLOTS  # the one that left never ran
 
 
 # ---- binding, and the command line -----------------------------------------------------------------

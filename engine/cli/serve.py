@@ -15,6 +15,7 @@ import sys
 from ..errors import UsageError, printable
 
 API_KEY_ENV = "CODEUP_SERVE_API_KEY"
+DEFAULT_PARALLEL = 4  # llama.cpp's -np default (batching.DEFAULT_SLOTS; not imported: it loads numba)
 
 
 def add_parser(sub) -> None:
@@ -24,7 +25,7 @@ def add_parser(sub) -> None:
         "serve",
         help="serve the model over an OpenAI-compatible HTTP API",
         description="Serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, "
-        "/v1/models, /tokenize, /health), one generation at a time. Without -m, the default model.",
+        "/v1/models, /tokenize, /health, /slots), several generations at once (-np). Without -m, the default model.",
     )
     p.add_argument("-m", "--model", metavar="PATH", help="GGUF or GGML v3 model (default: the default model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -36,8 +37,11 @@ def add_parser(sub) -> None:
     p.add_argument("--template", metavar="NAME", help="prompt template for /v1/chat/completions (default alpaca)")
     p.add_argument("-c", "--ctx-size", type=int, metavar="N", help="context size (default: the model's, at most 4096)")
     p.add_argument("-t", "--threads", type=int, metavar="N", help="threads (default: all cores)")
+    p.add_argument("-np", "--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
+                   help=f"sequences generated at once, batched in one pass; -c is split over them "
+                   f"(default {DEFAULT_PARALLEL})")
     p.add_argument("--max-queue", type=int, default=64, metavar="N",
-                   help="requests that may wait for the engine; more get 503 (default 64)")
+                   help="requests that may wait for a free slot; more get 503 (default 64)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
     add_model_overrides(p, context_length=False)
     add_lora_options(p)
@@ -54,6 +58,10 @@ def _check(args) -> str | None:
         raise UsageError(f"--max-queue {args.max_queue}: use 0 or more")
     if args.ctx_size is not None and not 1 <= args.ctx_size <= 1 << 20:
         raise UsageError(f"-c {args.ctx_size}: the context size must be between 1 and {1 << 20}")
+    if not 1 <= args.parallel <= 256:
+        raise UsageError(f"-np {args.parallel}: the number of parallel sequences must be between 1 and 256")
+    if args.ctx_size is not None and args.ctx_size < args.parallel:
+        raise UsageError(f"-c {args.ctx_size} is too small to split over -np {args.parallel} slots")
     if args.threads is not None and not 1 <= args.threads <= 1024:
         raise UsageError(f"-t {args.threads}: threads must be between 1 and 1024")
     if not is_loopback(args.host) and not args.allow_external:
@@ -81,7 +89,13 @@ def run(args: argparse.Namespace) -> int:
         httpd.server_close()
         raise
     log = (lambda line: print(f"codeup serve: {line}", file=sys.stderr, flush=True)) if args.verbose else None
-    app = httpd.app = CodeupServer(model, template, api_key=api_key, max_queue=args.max_queue, log=log)
+    try:
+        app = httpd.app = CodeupServer(model, template, api_key=api_key, max_queue=args.max_queue, log=log,
+                                       n_parallel=args.parallel)
+    except BaseException:
+        httpd.server_close()
+        model.close()
+        raise
     host, port = httpd.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
     if not is_loopback(args.host):
@@ -92,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"codeup serve: {printable(app.model_id)} (context {model.n_ctx}, chat template {template.name}) on "
+    print(f"codeup serve: {printable(app.model_id)} (context {model.n_ctx}, {args.parallel} slots, "
+          f"chat template {template.name}) on "
           f"http://{shown}:{port}/v1" + (" (API key required)" if api_key else "") + " - Ctrl+C stops",
           flush=True)
     try:

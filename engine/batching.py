@@ -219,6 +219,7 @@ class BatchScheduler:
         model.rewind(0)  # the single-sequence view of the cache no longer describes it
         self.max_waiting = max_waiting
         self.most_waiting = 0
+        self.most_in_step = 0  # the most sequences one step has evaluated together
         self._waiting: collections.deque[_Job] = collections.deque()
         self._cond = threading.Condition()
         self._closing = False
@@ -397,6 +398,7 @@ class BatchScheduler:
             budget -= take
         if not chunks:
             return
+        self.most_in_step = max(self.most_in_step, len(chunks))
         t0 = time.perf_counter()
         results = forward_many(self.model.weights, chunks)
         elapsed = time.perf_counter() - t0

@@ -281,6 +281,7 @@ class CodeupServer:
         busy = sum(s["is_processing"] for s in slots)
         return {"status": "ok", "model": self.model_id, "busy": busy > 0, "queued": scheduler.waiting,
                 "most_queued": scheduler.most_waiting, "slots_idle": len(slots) - busy, "slots_processing": busy,
+                "most_parallel": scheduler.most_in_step,
                 "tokens_per_second": round(scheduler.tokens_per_second(), 2), **stats}
 
     def slots(self) -> list[dict]:

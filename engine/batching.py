@@ -10,8 +10,8 @@ evaluates the next token of every generating sequence together with chunks of th
 being read, so each weight matrix is read once per step for all of them — what a
 memory-bound CPU gains. Prompts are read in chunks sized to keep a step short, so running
 streams keep flowing while a long prompt comes in. A request takes the idle slot whose cache
-shares the longest prefix with its prompt; a cancelled request frees its slot at the next
-step.
+shares the longest prefix with its prompt (at least half of it; else the least recently
+used one); a cancelled request frees its slot at the next step.
 
 Batch invariance: a request's greedy text does not depend on what runs beside it. Every
 row of the step goes through the same row-wise kernels as it would alone (projections,
@@ -55,6 +55,8 @@ DEFAULT_SLOTS = 4  # llama.cpp's -np default
 STEP_SECONDS = 0.25  # prompt tokens per step are sized to keep a step about this long beside streams
 IDLE_STEP_SECONDS = 1.0  # ... and this long when no stream waits on the step
 MAX_PROMPT_PER_STEP = 256  # llama.cpp's n_batch-like cap on prompt tokens in one step
+FIRST_PROMPT_PER_STEP = 16  # before a step has been timed
+PROMPT_SIMILARITY = 0.5  # the share of a prompt a slot's cache must hold to be chosen for it
 RATE_WINDOW_SECONDS = 10.0  # /health's tokens per second: over this last while
 
 
@@ -223,7 +225,7 @@ class BatchScheduler:
         self._waiting: collections.deque[_Job] = collections.deque()
         self._cond = threading.Condition()
         self._closing = False
-        self._seconds_per_token = 0.0  # of the last step: sizes the next step's prompt chunks
+        self._seconds_per_token = 0.0  # of the last step with a prompt chunk: sizes the next ones
         self._rate: collections.deque[tuple[float, int]] = collections.deque()
         self._rate_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="codeup-batch", daemon=True)
@@ -358,7 +360,13 @@ class BatchScheduler:
                     n += 1
                 return n
 
-            slot = max(idle, key=lambda s: (shared(s), -s.last_used))
+            best = max(idle, key=lambda s: (shared(s), -s.last_used))
+            # a slot whose cache holds little of the prompt is not worth emptying: the least
+            # recently used one is taken instead (llama.cpp's --slot-prompt-similarity)
+            if shared(best) >= PROMPT_SIMILARITY * len(prompt):
+                slot = best
+            else:
+                slot = min(idle, key=lambda s: s.last_used)
             # the last prompt token is always evaluated again: its logits start the answer
             reuse = min(shared(slot), len(prompt) - 1)
             slot.rewind(reuse)
@@ -381,7 +389,7 @@ class BatchScheduler:
             owners.append(s)
         # prompt chunks: as many tokens as keep the step about STEP_SECONDS long
         target = STEP_SECONDS if streaming else IDLE_STEP_SECONDS
-        budget = MAX_PROMPT_PER_STEP
+        budget = FIRST_PROMPT_PER_STEP
         if self._seconds_per_token > 0:
             budget = int(min(MAX_PROMPT_PER_STEP, max(2, target / self._seconds_per_token - len(streaming))))
         for s in active:
@@ -402,7 +410,9 @@ class BatchScheduler:
         t0 = time.perf_counter()
         results = forward_many(self.model.weights, chunks)
         elapsed = time.perf_counter() - t0
-        self._seconds_per_token = elapsed / sum(len(c.tokens) for c in chunks)
+        n_prompt = sum(len(c.tokens) for c in chunks) - len(streaming)
+        if n_prompt >= 2:  # a step of single tokens costs more per token: it would shrink the chunks
+            self._seconds_per_token = elapsed / (n_prompt + len(streaming))
         now = time.perf_counter()
         generated = 0
         for s, c, logits in zip(owners, chunks, results):

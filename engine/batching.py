@@ -52,8 +52,14 @@ from .sampling import Sampler, SamplingParams
 from .tokenizer import IncrementalDecoder
 
 DEFAULT_SLOTS = 4  # llama.cpp's -np default
-STEP_SECONDS = 0.25  # prompt tokens per step are sized to keep a step about this long beside streams
-IDLE_STEP_SECONDS = 1.0  # ... and this long when no stream waits on the step
+# Prompt tokens per step. Beside streams, a step's prompt chunk may cost about as much as
+# the step's generated tokens do (the streams go on at half speed or better while a prompt
+# is read), and at least STEP_SECONDS; with no stream waiting, steps take IDLE_STEP_SECONDS
+# or four generating steps. Chunks of fewer than MIN_PROMPT_PER_STEP tokens would pay a
+# whole reading of the weights for very little.
+STEP_SECONDS = 0.25
+IDLE_STEP_SECONDS = 1.0
+MIN_PROMPT_PER_STEP = 8
 MAX_PROMPT_PER_STEP = 256  # llama.cpp's n_batch-like cap on prompt tokens in one step
 FIRST_PROMPT_PER_STEP = 16  # before a step has been timed
 PROMPT_SIMILARITY = 0.5  # the share of a prompt a slot's cache must hold to be chosen for it
@@ -74,6 +80,12 @@ class SlotCache:
         self.v = v
         self.n_ctx = k.shape[1]
         self.n_past = 0
+
+
+def _smooth(estimate: float, measured: float) -> float:
+    """A running estimate of a step's cost, following changes (the machine is shared) but not
+    one odd step."""
+    return measured if estimate == 0.0 else 0.7 * estimate + 0.3 * measured
 
 
 @dataclass
@@ -157,11 +169,21 @@ def forward_many(w: LlamaWeights, chunks: Sequence[SequenceChunk]) -> list[np.nd
     return results
 
 
+class SlotHandle(GenerationHandle):
+    """A generation on the scheduler: generate.GenerationHandle, and whether it got a slot
+    (a request cancelled while it waited never ran)."""
+
+    def __init__(self, on_piece: Callable[[str], None] | None) -> None:
+        super().__init__(on_piece)
+        self.started = False
+        self.slot: int | None = None
+
+
 @dataclass
 class _Job:
     """One request: its prompt, sampling and stopping, and where it has got to."""
 
-    handle: GenerationHandle
+    handle: SlotHandle
     prompt: list[int]
     sampler: Sampler
     max_tokens: int
@@ -188,12 +210,6 @@ class Slot:
         self.exact = 0
         self.job: _Job | None = None
         self.last_used = 0.0
-
-    @property
-    def state(self) -> str:
-        if self.job is None:
-            return "idle"
-        return "prompt" if self.job.prompt_done < len(self.job.prompt) else "generating"
 
     def rewind(self, n_past: int) -> None:
         self.cache.n_past = n_past
@@ -225,7 +241,10 @@ class BatchScheduler:
         self._waiting: collections.deque[_Job] = collections.deque()
         self._cond = threading.Condition()
         self._closing = False
-        self._seconds_per_token = 0.0  # of the last step with a prompt chunk: sizes the next ones
+        # running estimates that size the prompt chunks: the cost of a step of generated
+        # tokens only, and the cost per token of a step with a prompt chunk
+        self._decode_seconds = 0.0
+        self._seconds_per_token = 0.0
         self._rate: collections.deque[tuple[float, int]] = collections.deque()
         self._rate_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="codeup-batch", daemon=True)
@@ -241,7 +260,7 @@ class BatchScheduler:
         stop: Sequence[str] = (),
         keep: int | None = None,
         on_piece: Callable[[str], None] | None = None,
-    ) -> GenerationHandle:
+    ) -> SlotHandle:
         """Queue a generation; it starts when a slot is free. UsageError for a prompt that
         does not fit a slot, QueueFull when too many wait."""
         prompt = [int(t) for t in tokens]
@@ -254,8 +273,7 @@ class BatchScheduler:
             )
         if keep is not None and not 0 <= keep < self.n_ctx_slot:
             raise UsageError(f"n_keep {keep} must be between 0 and the slot's context size {self.n_ctx_slot}")
-        handle = GenerationHandle(on_piece)
-        handle.started = False  # type: ignore[attr-defined] - set once it has a slot
+        handle = SlotHandle(on_piece)
         tok = self.model.tokenizer
         job = _Job(handle, prompt, Sampler(params or SamplingParams()), max_tokens, StopStringFilter(stop), keep,
                    IncrementalDecoder(tok, strip_leading_space=False))
@@ -295,8 +313,9 @@ class BatchScheduler:
         """Each slot as llama.cpp's /slots shows it (a snapshot; it changes every step)."""
         report = []
         for s in self.slots:
-            job = s.job
-            entry = {"id": s.id, "state": s.state, "is_processing": job is not None, "n_ctx": s.cache.n_ctx,
+            job = s.job  # once: the stepping thread may change it meanwhile
+            state = "idle" if job is None else "prompt" if job.prompt_done < len(job.prompt) else "generating"
+            entry = {"id": s.id, "state": state, "is_processing": job is not None, "n_ctx": s.cache.n_ctx,
                      "n_past": s.cache.n_past}
             if job is not None:
                 entry.update(prompt_tokens=len(job.prompt), prompt_processed=job.prompt_done,
@@ -373,7 +392,8 @@ class BatchScheduler:
             slot.job = job
             job.prompt_done = reuse
             job.prompt_started = time.perf_counter()
-            job.handle.started = True  # type: ignore[attr-defined]
+            job.handle.started = True
+            job.handle.slot = slot.id
             job.handle._set_timings(prompt_tokens=len(prompt), prompt_evaluated=0)
 
     def _step(self, active: list[Slot]) -> None:
@@ -387,11 +407,13 @@ class BatchScheduler:
         for s in streaming:
             chunks.append(SequenceChunk(s.cache, np.array([s.job.pending]), s.cache.n_past, True))
             owners.append(s)
-        # prompt chunks: as many tokens as keep the step about STEP_SECONDS long
-        target = STEP_SECONDS if streaming else IDLE_STEP_SECONDS
+        if streaming:
+            target = max(STEP_SECONDS, self._decode_seconds)
+        else:
+            target = max(IDLE_STEP_SECONDS, 4 * self._decode_seconds)
         budget = FIRST_PROMPT_PER_STEP
         if self._seconds_per_token > 0:
-            budget = int(min(MAX_PROMPT_PER_STEP, max(2, target / self._seconds_per_token - len(streaming))))
+            budget = int(min(MAX_PROMPT_PER_STEP, max(MIN_PROMPT_PER_STEP, target / self._seconds_per_token)))
         for s in active:
             job = s.job
             left = len(job.prompt) - job.prompt_done
@@ -411,8 +433,10 @@ class BatchScheduler:
         results = forward_many(self.model.weights, chunks)
         elapsed = time.perf_counter() - t0
         n_prompt = sum(len(c.tokens) for c in chunks) - len(streaming)
-        if n_prompt >= 2:  # a step of single tokens costs more per token: it would shrink the chunks
-            self._seconds_per_token = elapsed / (n_prompt + len(streaming))
+        if n_prompt == 0:
+            self._decode_seconds = _smooth(self._decode_seconds, elapsed)
+        elif n_prompt >= MIN_PROMPT_PER_STEP:  # smaller chunks cost more per token than they will
+            self._seconds_per_token = _smooth(self._seconds_per_token, elapsed / (n_prompt + len(streaming)))
         now = time.perf_counter()
         generated = 0
         for s, c, logits in zip(owners, chunks, results):

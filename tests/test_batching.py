@@ -130,3 +130,25 @@ def test_a_cancelled_request_frees_its_slot_and_a_queued_one_never_starts(model)
         assert [s["state"] for s in scheduler.slot_report()] == ["idle"]
     finally:
         scheduler.close()
+
+
+@pytest.mark.parametrize("name", ["tiny-llama/tiny-llama-Q8_0", "archs/tiny-qwen2-Q8_0", "archs/tiny-qwen3-Q8_0",
+                                  "archs/tiny-qwen3moe-Q8_0"])
+def test_the_batched_pass_is_the_forward_pass_of_every_architecture(name):
+    """A prompt evaluated by forward_many, beside another sequence, gives the bits of the
+    engine's own forward pass (both take the batch order for a chunk of several tokens)."""
+    from engine.llama import forward
+
+    folder, stem = name.split("/")
+    m = load_model(fixtures_or_skip(folder, stem + ".gguf"), n_ctx=N_CTX * 2)
+    try:
+        rng = np.random.default_rng(5)
+        prompt = rng.integers(1, m.info.n_vocab, size=23)
+        other = rng.integers(1, m.info.n_vocab, size=9)
+        expected = forward(m.weights, m.cache, prompt, 0, all_logits=False)
+        caches = slot_caches(m, 2)
+        got = forward_many(m.weights, [SequenceChunk(caches[0], other, 0, False),
+                                       SequenceChunk(caches[1], prompt, 0, True)])
+        assert got[0] is None and np.array_equal(got[1], expected)
+    finally:
+        m.close()

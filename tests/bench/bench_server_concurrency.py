@@ -6,10 +6,13 @@ of tokens each) and reports: aggregate generation tok/s (all clients' tokens ove
 wall time from the first request to the last token), its ratio to one client's, p50/p95
 time to first token, and the median per-client tok/s (after its first token).
 
-Optionally the same runs against another server command for comparison:
-  --baseline-repo DIR    `codeup serve` of another checkout (e.g. the single-sequence one)
-  --llama-python PY      llama.cpp's server through llama-cpp-python[server] (`PY -m
-                         llama_cpp.server`), skipped with a line when that is not installed
+Optionally, for comparison:
+  --baseline-repo DIR    `codeup serve` of another checkout (e.g. the single-sequence one),
+                         one client
+  --llama-python PY      llama.cpp's own continuous batching of the same prompts, in process
+                         through llama-cpp-python (llama_cpp_batched.py: what `llama-server
+                         -np N` computes, less the HTTP; llama-cpp-python's own server runs
+                         one request at a time, so it is not the comparison)
 
     python tests/bench/bench_server_concurrency.py [-m MODEL] [-n 32] [--clients 1,4,8] [-np 4]
 
@@ -47,10 +50,10 @@ def prompt_for(i: int) -> str:
 class Server:
     """A server subprocess on a free port, found from its first line of output."""
 
-    def __init__(self, argv: list[str], cwd: Path, env: dict, pattern: str, port: int | None = None) -> None:
+    def __init__(self, argv: list[str], cwd: Path, env: dict, pattern: str) -> None:
         self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, text=True)
-        self.port = port
+        self.port = 0
         lines: list[str] = []
         found = threading.Event()
 
@@ -59,8 +62,7 @@ class Server:
                 lines.append(line)
                 match = re.search(pattern, line)
                 if match and not found.is_set():
-                    if self.port is None:
-                        self.port = int(match[1])
+                    self.port = int(match[1])
                     found.set()
 
         threading.Thread(target=read, daemon=True).start()
@@ -118,7 +120,10 @@ def run_clients(port: int, model: str, clients: int, n: int, offset: int) -> dic
     ttft = sorted(r["arrivals"][0] - r["sent"] for r in results if r["arrivals"])
     per_client = [(len(r["arrivals"]) - 1) / (r["arrivals"][-1] - r["arrivals"][0])
                   for r in results if len(r["arrivals"]) > 1 and r["arrivals"][-1] > r["arrivals"][0]]
+    first = min(r["arrivals"][0] for r in results if r["arrivals"])
+    after_first = sum(max(len(r["arrivals"]) - 1, 0) for r in results)
     return {"clients": clients, "tokens": tokens, "seconds": end - begin, "aggregate": tokens / (end - begin),
+            "generation": after_first / (end - first) if end > first else 0.0,
             "ttft_p50": statistics.median(ttft), "ttft_p95": ttft[min(len(ttft) - 1, int(0.95 * len(ttft)))],
             "per_client": statistics.median(per_client) if per_client else 0.0}
 
@@ -135,13 +140,18 @@ def bench(name: str, port: int, model: str, counts: list[int], n: int) -> list[d
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'server':<16} {'clients':>7} {'tokens':>6} {'wall s':>7} {'agg tok/s':>9} {'x one':>6} "
-          f"{'TTFT p50':>8} {'TTFT p95':>8} {'client tok/s':>12}")
-    one = {r["name"]: r["aggregate"] for r in rows if r["clients"] == 1}
+    print("all tok/s: every token over the wall time from the requests to the last token (prompts included);")
+    print("gen tok/s: tokens after each client's first one, from the first first token to the last token")
+    print(f"{'server':<16} {'clients':>7} {'tokens':>6} {'wall s':>7} {'all tok/s':>9} {'x one':>6} "
+          f"{'gen tok/s':>9} {'x one':>6} {'TTFT p50':>8} {'TTFT p95':>8} {'client tok/s':>12}")
+    one = {r["name"]: r for r in rows if r["clients"] == 1}
     for r in rows:
-        ratio = r["aggregate"] / one[r["name"]] if one.get(r["name"]) else float("nan")
+        base = one.get(r["name"])
+        ratio = r["aggregate"] / base["aggregate"] if base else float("nan")
+        gen_ratio = r["generation"] / base["generation"] if base and base["generation"] else float("nan")
         print(f"{r['name']:<16} {r['clients']:>7} {r['tokens']:>6} {r['seconds']:>7.1f} {r['aggregate']:>9.2f} "
-              f"{ratio:>6.2f} {r['ttft_p50']:>7.2f}s {r['ttft_p95']:>7.2f}s {r['per_client']:>12.2f}")
+              f"{ratio:>6.2f} {r['generation']:>9.2f} {gen_ratio:>6.2f} {r['ttft_p50']:>7.2f}s "
+              f"{r['ttft_p95']:>7.2f}s {r['per_client']:>12.2f}")
 
 
 def codeup_serve(repo: Path, args, np_slots: int | None) -> Server:
@@ -157,6 +167,32 @@ def codeup_serve(repo: Path, args, np_slots: int | None) -> Server:
     return Server(argv, repo, env, r"http://127\.0\.0\.1:(\d+)/v1")
 
 
+def llama_cpp_rows(args, counts: list[int]) -> list[dict]:
+    """llama.cpp's own batched decoding of the same prompts (llama_cpp_batched.py, run by the
+    interpreter that has llama-cpp-python): what `llama-server -np N` computes, without HTTP."""
+    from engine.default_model import ensure_default_model
+
+    model = args.model or str(ensure_default_model())
+    argv = [args.llama_python, str(Path(__file__).with_name("llama_cpp_batched.py")), model,
+            "--clients", ",".join(map(str, counts)), "-n", str(args.n), "-c", str(args.ctx)]
+    if args.threads:
+        argv += ["-t", str(args.threads)]
+    argv += [prompt_for(i) for i in range(max(counts))]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        reason = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"llama.cpp comparison skipped: {reason}")
+        return []
+    rows = []
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            row = json.loads(line)
+            row["name"] = "llama.cpp batch"
+            print(f"  llama.cpp batch: {row['clients']} client(s): {row['aggregate']:.2f} tok/s aggregate", flush=True)
+            rows.append(row)
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-m", "--model", help="model file (default: the default model)")
@@ -166,7 +202,7 @@ def main() -> int:
     ap.add_argument("-np", "--parallel", type=int, default=4, help="codeup serve's slots (default 4)")
     ap.add_argument("--clients", default="1,4,8", help="client counts (default 1,4,8)")
     ap.add_argument("--baseline-repo", type=Path, help="also run this checkout's `codeup serve` (1 client)")
-    ap.add_argument("--llama-python", help="an interpreter with llama-cpp-python[server]: compare with it")
+    ap.add_argument("--llama-python", help="an interpreter with llama-cpp-python: compare with llama.cpp")
     args = ap.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     rows: list[dict] = []
@@ -182,24 +218,7 @@ def main() -> int:
         finally:
             base.stop()
     if args.llama_python:
-        check = subprocess.run([args.llama_python, "-c", "import llama_cpp.server.app"], capture_output=True, text=True)
-        if check.returncode != 0:
-            reason = (check.stderr.strip().splitlines() or ["?"])[-1]
-            print(f"llama.cpp comparison skipped: llama_cpp.server does not import ({reason})")
-        else:
-            from engine.default_model import ensure_default_model
-
-            model = args.model or str(ensure_default_model())
-            port = 18000 + os.getpid() % 1000
-            argv = [args.llama_python, "-m", "llama_cpp.server", "--model", model, "--n_ctx", str(args.ctx),
-                    "--port", str(port), "--host", "127.0.0.1"]
-            if args.threads:
-                argv += ["--n_threads", str(args.threads)]
-            llama = Server(argv, REPO, dict(os.environ), r"Uvicorn running on", port=port)
-            try:
-                rows += bench("llama-cpp-python", port, model, counts, args.n)
-            finally:
-                llama.stop()
+        rows += llama_cpp_rows(args, counts)
     print(f"model: {args.model or 'default'}, {args.n} tokens per client, context {args.ctx}, "
           f"threads {args.threads or 'all'}")
     print_table(rows)

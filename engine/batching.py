@@ -4,8 +4,10 @@
     handle = scheduler.submit(tokens, SamplingParams(temperature=0), max_tokens=200, stop=[...])
     for piece in handle: ...      # the same GenerationHandle as generate.Generator's
 
-Each slot is one sequence with its own region of the model's KV cache (llama.cpp's split of
--c over the slots). One thread runs every step: a single forward pass (`forward_many`)
+Each slot is one sequence with its own KV cache: a region of the model's (llama.cpp's split
+of -c over the slots), or, unified, a cache of the whole context for each slot, the slots
+together held to -c positions (idle slots' caches are given up for running requests, and a
+request waits while the pool has no room for its prompt). One thread runs every step: a single forward pass (`forward_many`)
 evaluates the next token of every generating sequence together with chunks of the prompts
 being read, so each weight matrix is read once per step for all of them — what a
 memory-bound CPU gains. Prompts are read in chunks sized to keep a step short, so running
@@ -219,21 +221,28 @@ class Slot:
 
 class BatchScheduler:
     """Runs every request on `model` in `n_slots` parallel sequences, one thread doing the
-    steps. `submit` is thread-safe; the handles it returns are generate.GenerationHandle."""
+    steps. `submit` is thread-safe; the handles it returns are generate.GenerationHandles."""
 
-    def __init__(self, model: Model, n_slots: int = DEFAULT_SLOTS, max_waiting: int = 64) -> None:
+    def __init__(self, model: Model, n_slots: int = DEFAULT_SLOTS, max_waiting: int = 64, *,
+                 unified: bool = False) -> None:
+        """`unified` False: the model's context is split evenly over the slots, each request
+        gets its slot's share. True (llama.cpp's --kv-unified): the context is one pool of
+        positions the slots share, and any request may use all of it; the idle slots' caches
+        are given up, least recently used first, when the running ones need room."""
         if n_slots < 1:
             raise UsageError(f"the number of parallel sequences must be at least 1, got {n_slots}")
-        per_slot = model.n_ctx // n_slots
+        per_slot = model.n_ctx if unified else model.n_ctx // n_slots
         if per_slot < 1:
             raise UsageError(f"a context of {model.n_ctx} cannot be split over {n_slots} slots")
         self.model = model
-        self.n_ctx_slot = per_slot
-        cache = model.cache  # the model's own cache, cut in one region per slot
-        self.slots = [
-            Slot(i, SlotCache(cache.k[:, i * per_slot : (i + 1) * per_slot], cache.v[:, i * per_slot : (i + 1) * per_slot]))
-            for i in range(n_slots)
-        ]
+        self.unified = unified
+        self.n_ctx_slot = per_slot  # the most positions one request may use
+        if unified:
+            self.slots = [Slot(i, self._empty_cache()) for i in range(n_slots)]
+        else:
+            cache = model.cache  # the model's own cache, cut in one region per slot
+            regions = [slice(i * per_slot, (i + 1) * per_slot) for i in range(n_slots)]
+            self.slots = [Slot(i, SlotCache(cache.k[:, r], cache.v[:, r])) for i, r in enumerate(regions)]
         model.rewind(0)  # the single-sequence view of the cache no longer describes it
         self.max_waiting = max_waiting
         self.most_waiting = 0
@@ -249,6 +258,40 @@ class BatchScheduler:
         self._rate_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="codeup-batch", daemon=True)
         self._thread.start()
+
+    def _empty_cache(self) -> SlotCache:
+        """A slot's own cache for the whole context (unified). Fresh zeroed pages: memory is
+        taken only as positions are written, so the slots together hold no more than the
+        pool's positions (the model's own cache, never written then, takes none)."""
+        hp = self.model.weights.hp
+        shape = (hp.n_layer, self.model.n_ctx, hp.n_head_kv, hp.head_dim)
+        return SlotCache(np.zeros(shape, dtype=np.uint16), np.zeros(shape, dtype=np.uint16))
+
+    def _in_use(self) -> int:
+        """Positions of the pool held or promised: every slot's cached tokens, the prompt
+        tokens its request has yet to evaluate, and the sampled token it evaluates next."""
+        total = 0
+        for s in self.slots:
+            total += len(s.tokens)
+            if s.job is not None:
+                total += len(s.job.prompt) - s.job.prompt_done + (s.job.pending is not None)
+        return total
+
+    def _make_room(self, need: int, spare: Slot | None = None) -> bool:
+        """Whether `need` more positions fit the pool, giving up idle slots' caches (least
+        recently used first; never `spare`'s) until they do. Always True when split."""
+        if not self.unified:
+            return True
+        free = self.model.n_ctx - self._in_use()
+        idle = sorted((s for s in self.slots if s.job is None and s.tokens and s is not spare),
+                      key=lambda s: s.last_used)
+        for s in idle:
+            if free >= need:
+                break
+            free += len(s.tokens)
+            s.tokens, s.exact = [], 0
+            s.cache = self._empty_cache()  # its written pages go back to the system
+        return free >= need
 
     # ---- for request threads -----------------------------------------------------------------
     def submit(
@@ -267,10 +310,8 @@ class BatchScheduler:
         if not prompt:
             raise UsageError("the prompt is empty")
         if len(prompt) > self.n_ctx_slot:
-            raise UsageError(
-                f"the prompt has {len(prompt)} tokens, more than the context of a slot, {self.n_ctx_slot} "
-                f"(-c {self.model.n_ctx} over {len(self.slots)} parallel slots)"
-            )
+            where = "" if self.unified else f" (-c {self.model.n_ctx} split over {len(self.slots)} slots)"
+            raise UsageError(f"the prompt has {len(prompt)} tokens, more than the context of {self.n_ctx_slot}{where}")
         if keep is not None and not 0 <= keep < self.n_ctx_slot:
             raise UsageError(f"n_keep {keep} must be between 0 and the slot's context size {self.n_ctx_slot}")
         handle = SlotHandle(on_piece)
@@ -389,6 +430,9 @@ class BatchScheduler:
             # the last prompt token is always evaluated again: its logits start the answer
             reuse = min(shared(slot), len(prompt) - 1)
             slot.rewind(reuse)
+            if not self._make_room(len(prompt) - reuse, spare=slot):
+                self._waiting.appendleft(job)  # the pool is full: it waits for a request to end
+                return
             slot.job = job
             job.prompt_done = reuse
             job.prompt_started = time.perf_counter()
@@ -483,7 +527,7 @@ class BatchScheduler:
             self._finish(s, StopReason.STOP_STRING)
             return 1
         cache = s.cache
-        if cache.n_past >= cache.n_ctx:
+        if cache.n_past >= cache.n_ctx or not self._make_room(1):
             if job.keep is None:
                 self._end(s, StopReason.CONTEXT_FULL)
                 return 1

@@ -127,10 +127,11 @@ class CodeupServer:
         max_queue: int = 64,
         log: Callable[[str], None] | None = None,
         n_parallel: int = DEFAULT_SLOTS,
+        kv_unified: bool = False,
     ) -> None:
         self.model = model
         self.generator = Generator(model)  # its tokenizer; generations run on the scheduler
-        self.scheduler = BatchScheduler(model, n_parallel, max_queue)
+        self.scheduler = BatchScheduler(model, n_parallel, max_queue, unified=kv_unified)
         self.template = template
         self.model_id = model_id or model.info.path.name
         self.api_key = api_key or None
@@ -298,7 +299,8 @@ class CodeupServer:
 
     def props(self) -> dict:
         return {"default_generation_settings": {"n_ctx": self.scheduler.n_ctx_slot, "model": self.model_id},
-                "total_slots": len(self.scheduler.slots), "chat_template": self.template.name, "model_path": str(self.model.info.path)}
+                "total_slots": len(self.scheduler.slots), "chat_template": self.template.name,
+                "model_path": str(self.model.info.path)}
 
     def tokenize(self, body: dict) -> dict:
         content = body.get("content")

@@ -12,6 +12,7 @@ import pytest
 from conftest import fixtures_or_skip
 from engine.batching import BatchScheduler, SequenceChunk, SlotCache, forward_many
 from engine.model import load_model
+from engine.errors import UsageError
 from engine.sampling import SamplingParams
 
 TYPES = ["F32", "Q8_0", "Q4_K_M"]
@@ -152,3 +153,30 @@ def test_the_batched_pass_is_the_forward_pass_of_every_architecture(name):
         assert got[0] is None and np.array_equal(got[1], expected)
     finally:
         m.close()
+
+
+def test_unified_slots_share_the_context_and_give_up_idle_caches(model):
+    rng = np.random.default_rng(11)
+    pool = model.n_ctx
+    long_a, long_b, long_c = (list(rng.integers(1, model.info.n_vocab, size=int(pool * 0.6))) for _ in range(3))
+    greedy = SamplingParams(temperature=0)
+    scheduler = BatchScheduler(model, 2, unified=True)
+    try:
+        assert scheduler.n_ctx_slot == pool  # one request may use all of it
+        first = scheduler.submit(long_a, greedy, max_tokens=3)
+        assert first.wait(60) and first.result.stop_reason.value in ("limit", "eos")
+        held = [s["n_past"] for s in scheduler.slot_report()]
+        assert max(held) >= len(long_a)
+        # the next long prompt does not fit beside that idle cache: the cache is given up
+        second = scheduler.submit(long_b, greedy, max_tokens=3)
+        alone_b = second.text()
+        assert sorted(s["n_past"] for s in scheduler.slot_report())[0] == 0
+        # two long prompts at once do not fit together: the second waits for the first
+        together = [scheduler.submit(long_c, greedy, max_tokens=5), scheduler.submit(long_b, greedy, max_tokens=3)]
+        assert together[1].text() == alone_b and together[0].wait(60)
+        assert together[0].result.stop_reason.value in ("limit", "eos")
+        assert scheduler.most_in_step == 1  # never two of them in one step
+        with pytest.raises(UsageError, match="more than the context"):
+            scheduler.submit(list(range(1, pool + 2)), greedy)
+    finally:
+        scheduler.close()

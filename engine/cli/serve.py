@@ -37,9 +37,11 @@ def add_parser(sub) -> None:
     p.add_argument("--template", metavar="NAME", help="prompt template for /v1/chat/completions (default alpaca)")
     p.add_argument("-c", "--ctx-size", type=int, metavar="N", help="context size (default: the model's, at most 4096)")
     p.add_argument("-t", "--threads", type=int, metavar="N", help="threads (default: all cores)")
-    p.add_argument("-np", "--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
-                   help=f"sequences generated at once, batched in one pass; -c is split over them "
-                   f"(default {DEFAULT_PARALLEL})")
+    p.add_argument("-np", "--parallel", type=int, metavar="N",
+                   help=f"requests generated at once, batched in one pass, each in its slot with its share of -c "
+                   f"(default {DEFAULT_PARALLEL}, sharing all of -c as with --kv-unified)")
+    p.add_argument("--kv-unified", action="store_true",
+                   help="the slots share one pool of -c positions: any request may use the whole context")
     p.add_argument("--max-queue", type=int, default=64, metavar="N",
                    help="requests that may wait for a free slot; more get 503 (default 64)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
@@ -58,9 +60,10 @@ def _check(args) -> str | None:
         raise UsageError(f"--max-queue {args.max_queue}: use 0 or more")
     if args.ctx_size is not None and not 1 <= args.ctx_size <= 1 << 20:
         raise UsageError(f"-c {args.ctx_size}: the context size must be between 1 and {1 << 20}")
-    if not 1 <= args.parallel <= 256:
+    if args.parallel is not None and not 1 <= args.parallel <= 256:
         raise UsageError(f"-np {args.parallel}: the number of parallel sequences must be between 1 and 256")
-    if args.ctx_size is not None and args.ctx_size < args.parallel:
+    split = args.parallel is not None and not args.kv_unified
+    if split and args.ctx_size is not None and args.ctx_size < args.parallel:
         raise UsageError(f"-c {args.ctx_size} is too small to split over -np {args.parallel} slots")
     if args.threads is not None and not 1 <= args.threads <= 1024:
         raise UsageError(f"-t {args.threads}: threads must be between 1 and 1024")
@@ -90,8 +93,11 @@ def run(args: argparse.Namespace) -> int:
         raise
     log = (lambda line: print(f"codeup serve: {line}", file=sys.stderr, flush=True)) if args.verbose else None
     try:
+        # as llama.cpp: -np not given, 4 slots sharing the context; -np N, -c split over N
+        # (unless --kv-unified)
         app = httpd.app = CodeupServer(model, template, api_key=api_key, max_queue=args.max_queue, log=log,
-                                       n_parallel=args.parallel)
+                                       n_parallel=args.parallel or DEFAULT_PARALLEL,
+                                       kv_unified=args.kv_unified or args.parallel is None)
     except BaseException:
         httpd.server_close()
         model.close()
@@ -106,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"codeup serve: {printable(app.model_id)} (context {model.n_ctx}, {args.parallel} slots, "
+    slots = app.scheduler
+    sharing = "sharing it" if slots.unified else f"{slots.n_ctx_slot} each"
+    print(f"codeup serve: {printable(app.model_id)} (context {model.n_ctx}, {len(slots.slots)} slots {sharing}, "
           f"chat template {template.name}) on "
           f"http://{shown}:{port}/v1" + (" (API key required)" if api_key else "") + " - Ctrl+C stops",
           flush=True)

@@ -378,7 +378,6 @@ class BatchScheduler:
 
     # ---- the stepping thread -----------------------------------------------------------------
     def _loop(self) -> None:
-        self.model.threads.apply()  # numba's thread count is per calling thread
         while True:
             with self._cond:
                 self._drop_cancelled_waiting()
@@ -410,35 +409,44 @@ class BatchScheduler:
             if not idle:
                 return
             job = self._waiting.popleft()
-            prompt = job.prompt
+            try:
+                if not self._place(job, idle):
+                    self._waiting.appendleft(job)  # the pool is full: it waits for a request to end
+                    return
+            except Exception as e:  # noqa: BLE001 - (no memory for a cache) that request fails, not the server
+                job.handle._finish(StopReason.ERROR, e)
 
-            def shared(slot: Slot) -> int:
-                n = 0
-                for a, b in zip(slot.tokens[: slot.exact], prompt):
-                    if a != b:
-                        break
-                    n += 1
-                return n
+    def _place(self, job: _Job, idle: list[Slot]) -> bool:
+        """Give `job` one of the `idle` slots; False when the pool has no room for it yet."""
+        prompt = job.prompt
 
-            best = max(idle, key=lambda s: (shared(s), -s.last_used))
-            # a slot whose cache holds little of the prompt is not worth emptying: the least
-            # recently used one is taken instead (llama.cpp's --slot-prompt-similarity)
-            if shared(best) >= PROMPT_SIMILARITY * len(prompt):
-                slot = best
-            else:
-                slot = min(idle, key=lambda s: s.last_used)
-            # the last prompt token is always evaluated again: its logits start the answer
-            reuse = min(shared(slot), len(prompt) - 1)
-            slot.rewind(reuse)
-            if not self._make_room(len(prompt) - reuse, spare=slot):
-                self._waiting.appendleft(job)  # the pool is full: it waits for a request to end
-                return
-            slot.job = job
-            job.prompt_done = reuse
-            job.prompt_started = time.perf_counter()
-            job.handle.started = True
-            job.handle.slot = slot.id
-            job.handle._set_timings(prompt_tokens=len(prompt), prompt_evaluated=0)
+        def shared(slot: Slot) -> int:
+            n = 0
+            for a, b in zip(slot.tokens[: slot.exact], prompt):
+                if a != b:
+                    break
+                n += 1
+            return n
+
+        best = max(idle, key=lambda s: (shared(s), -s.last_used))
+        # a slot whose cache holds little of the prompt is not worth emptying: the least
+        # recently used one is taken instead (llama.cpp's --slot-prompt-similarity)
+        if shared(best) >= PROMPT_SIMILARITY * len(prompt):
+            slot = best
+        else:
+            slot = min(idle, key=lambda s: s.last_used)
+        # the last prompt token is always evaluated again: its logits start the answer
+        reuse = min(shared(slot), len(prompt) - 1)
+        slot.rewind(reuse)
+        if not self._make_room(len(prompt) - reuse, spare=slot):
+            return False
+        slot.job = job
+        job.prompt_done = reuse
+        job.prompt_started = time.perf_counter()
+        job.handle.started = True
+        job.handle.slot = slot.id
+        job.handle._set_timings(prompt_tokens=len(prompt), prompt_evaluated=0)
+        return True
 
     def _step(self, active: list[Slot]) -> None:
         chunks: list[SequenceChunk] = []
@@ -473,6 +481,7 @@ class BatchScheduler:
         if not chunks:
             return
         self.most_in_step = max(self.most_in_step, len(chunks))
+        self.model.threads.apply()  # on this thread, and as the machine's other load allows now
         t0 = time.perf_counter()
         results = forward_many(self.model.weights, chunks)
         elapsed = time.perf_counter() - t0

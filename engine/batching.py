@@ -54,11 +54,11 @@ from .sampling import Sampler, SamplingParams
 from .tokenizer import IncrementalDecoder
 
 DEFAULT_SLOTS = 4  # llama.cpp's -np default
-# Prompt tokens per step. Beside streams, a step's prompt chunk may cost about as much as
-# the step's generated tokens do (the streams go on at half speed or better while a prompt
-# is read), and at least STEP_SECONDS; with no stream waiting, steps take IDLE_STEP_SECONDS
-# or four generating steps. Chunks of fewer than MIN_PROMPT_PER_STEP tokens would pay a
-# whole reading of the weights for very little.
+# Prompt tokens per step. Beside streams, a step's prompt chunk may cost about twice what
+# the step's generated tokens do (the streams go on at a third of their speed or better
+# while a prompt is read; bigger chunks would stall them, smaller ones pay a whole reading
+# of the weights for few tokens), and at least STEP_SECONDS; with no stream waiting, steps
+# take IDLE_STEP_SECONDS or four generating steps. Never fewer than MIN_PROMPT_PER_STEP.
 STEP_SECONDS = 0.25
 IDLE_STEP_SECONDS = 1.0
 MIN_PROMPT_PER_STEP = 8
@@ -460,7 +460,7 @@ class BatchScheduler:
             chunks.append(SequenceChunk(s.cache, np.array([s.job.pending]), s.cache.n_past, True))
             owners.append(s)
         if streaming:
-            target = max(STEP_SECONDS, self._decode_seconds)
+            target = max(STEP_SECONDS, 2 * self._decode_seconds)
         else:
             target = max(IDLE_STEP_SECONDS, 4 * self._decode_seconds)
         budget = FIRST_PROMPT_PER_STEP

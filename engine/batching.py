@@ -54,11 +54,12 @@ from .sampling import Sampler, SamplingParams
 from .tokenizer import IncrementalDecoder
 
 DEFAULT_SLOTS = 4  # llama.cpp's -np default
-# Prompt tokens per step. Beside streams, a step's prompt chunk may cost about twice what
-# the step's generated tokens do (the streams go on at a third of their speed or better
-# while a prompt is read; bigger chunks would stall them, smaller ones pay a whole reading
-# of the weights for few tokens), and at least STEP_SECONDS; with no stream waiting, steps
-# take IDLE_STEP_SECONDS or four generating steps. Never fewer than MIN_PROMPT_PER_STEP.
+# Prompt tokens per step. Beside streams, a step with a prompt chunk may take about three
+# generating steps (the streams go on at a third of their speed or better while a prompt is
+# read; bigger chunks would stall them, smaller ones leave the new sequences out of the
+# batch longer and pay a whole reading of the weights for few tokens), and at least
+# STEP_SECONDS; with no stream waiting, IDLE_STEP_SECONDS or four generating steps. Never
+# fewer than MIN_PROMPT_PER_STEP tokens.
 STEP_SECONDS = 0.25
 IDLE_STEP_SECONDS = 1.0
 MIN_PROMPT_PER_STEP = 8
@@ -460,7 +461,7 @@ class BatchScheduler:
             chunks.append(SequenceChunk(s.cache, np.array([s.job.pending]), s.cache.n_past, True))
             owners.append(s)
         if streaming:
-            target = max(STEP_SECONDS, 2 * self._decode_seconds)
+            target = max(STEP_SECONDS, 3 * self._decode_seconds)
         else:
             target = max(IDLE_STEP_SECONDS, 4 * self._decode_seconds)
         budget = FIRST_PROMPT_PER_STEP

@@ -7,11 +7,11 @@
 Each slot is one sequence with its own KV cache: a region of the model's (llama.cpp's split
 of -c over the slots), or, unified, a cache of the whole context for each slot, the slots
 together held to -c positions (idle slots' caches are given up for running requests, and a
-request waits while the pool has no room for its prompt). One thread runs every step: a single forward pass (`forward_many`)
-evaluates the next token of every generating sequence together with chunks of the prompts
-being read, so each weight matrix is read once per step for all of them — what a
-memory-bound CPU gains. Prompts are read in chunks sized to keep a step short, so running
-streams keep flowing while a long prompt comes in. A request takes the idle slot whose cache
+request waits while the pool has no room for its prompt). One thread runs every step: a
+single forward pass (`forward_many`) evaluates the next token of every generating sequence
+together with chunks of the prompts being read, so each weight matrix is read once per step
+for all of them — what a memory-bound CPU gains. Prompts are read in chunks sized to keep a
+step short, so running streams keep flowing while a long prompt comes in. A request takes the idle slot whose cache
 shares the longest prefix with its prompt (at least half of it; else the least recently
 used one); a cancelled request frees its slot at the next step.
 
@@ -74,9 +74,9 @@ class QueueFull(Exception):
 
 
 class SlotCache:
-    """One slot's region of the model's KV cache: views (n_layer, n_ctx_slot, n_head_kv,
-    head_dim) into it, each layer's part contiguous. The same attributes as llama.KVCache,
-    so llama.shift_kv_cache works on it."""
+    """One slot's keys and values, (n_layer, n_ctx_slot, n_head_kv, head_dim): views into the
+    model's KV cache (split), or arrays of its own (unified); each layer's part contiguous.
+    The same attributes as llama.KVCache, so llama.shift_kv_cache works on it."""
 
     def __init__(self, k: np.ndarray, v: np.ndarray) -> None:
         self.k = k
@@ -211,6 +211,9 @@ class Slot:
         # leading positions whose keys and values are what a fresh evaluation of those tokens
         # gives (not a context shift's re-rotated ones, not a first token alone): reusable
         self.exact = 0
+        # unified: the most positions written since its cache was allocated (their memory is
+        # taken, whatever the slot holds now)
+        self.high_water = 0
         self.job: _Job | None = None
         self.last_used = 0.0
 
@@ -268,31 +271,40 @@ class BatchScheduler:
         shape = (hp.n_layer, self.model.n_ctx, hp.n_head_kv, hp.head_dim)
         return SlotCache(np.zeros(shape, dtype=np.uint16), np.zeros(shape, dtype=np.uint16))
 
-    def _in_use(self) -> int:
-        """Positions of the pool held or promised: every slot's cached tokens, the prompt
-        tokens its request has yet to evaluate, and the sampled token it evaluates next."""
-        total = 0
-        for s in self.slots:
-            total += len(s.tokens)
-            if s.job is not None:
-                total += len(s.job.prompt) - s.job.prompt_done + (s.job.pending is not None)
-        return total
+    @staticmethod
+    def _held(s: Slot) -> int:
+        """Positions of the pool a slot takes: those written into its cache, or those it holds
+        and will write (its request's prompt still to read, the sampled token next)."""
+        wanted = len(s.tokens)
+        if s.job is not None:
+            wanted += len(s.job.prompt) - s.job.prompt_done + (s.job.pending is not None)
+        return max(s.high_water, wanted)
 
     def _make_room(self, need: int, spare: Slot | None = None) -> bool:
         """Whether `need` more positions fit the pool, giving up idle slots' caches (least
         recently used first; never `spare`'s) until they do. Always True when split."""
         if not self.unified:
             return True
-        free = self.model.n_ctx - self._in_use()
-        idle = sorted((s for s in self.slots if s.job is None and s.tokens and s is not spare),
+        free = self.model.n_ctx - sum(self._held(s) for s in self.slots)
+        idle = sorted((s for s in self.slots if s.job is None and s.high_water and s is not spare),
                       key=lambda s: s.last_used)
         for s in idle:
             if free >= need:
                 break
-            free += len(s.tokens)
-            s.tokens, s.exact = [], 0
+            free += self._held(s)
+            s.tokens, s.exact, s.high_water = [], 0, 0
             s.cache = self._empty_cache()  # its written pages go back to the system
         return free >= need
+
+    def _compact(self, s: Slot) -> None:
+        """Give back the pages a slot wrote beyond what it holds: its cached prefix copied
+        into a fresh cache."""
+        n = len(s.tokens)
+        fresh = self._empty_cache()
+        fresh.k[:, :n] = s.cache.k[:, :n]
+        fresh.v[:, :n] = s.cache.v[:, :n]
+        fresh.n_past = n
+        s.cache, s.high_water = fresh, n
 
     # ---- for request threads -----------------------------------------------------------------
     def submit(
@@ -439,8 +451,13 @@ class BatchScheduler:
         # the last prompt token is always evaluated again: its logits start the answer
         reuse = min(shared(slot), len(prompt) - 1)
         slot.rewind(reuse)
-        if not self._make_room(len(prompt) - reuse, spare=slot):
-            return False
+        before = self._held(slot)
+        if not self._make_room(max(slot.high_water, len(prompt)) - before, spare=slot):
+            if not self.unified or slot.high_water <= len(prompt):
+                return False
+            self._compact(slot)  # it wrote more than this prompt needs: that memory is given back
+            if not self._make_room(len(prompt) - self._held(slot), spare=slot):
+                return False
         slot.job = job
         job.prompt_done = reuse
         job.prompt_started = time.perf_counter()
@@ -497,6 +514,7 @@ class BatchScheduler:
             job = s.job
             s.tokens.extend(int(t) for t in c.tokens)
             s.last_used = now
+            s.high_water = max(s.high_water, s.cache.n_past)
             if s.exact == c.start and not (c.start == 0 and len(c.tokens) == 1):
                 s.exact = len(s.tokens)
             if job.pending is not None:
@@ -537,7 +555,7 @@ class BatchScheduler:
             self._finish(s, StopReason.STOP_STRING)
             return 1
         cache = s.cache
-        if cache.n_past >= cache.n_ctx or not self._make_room(1):
+        if cache.n_past >= cache.n_ctx or not self._make_room(int(cache.n_past + 1 > s.high_water)):
             if job.keep is None:
                 self._end(s, StopReason.CONTEXT_FULL)
                 return 1

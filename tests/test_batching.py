@@ -176,6 +176,15 @@ def test_unified_slots_share_the_context_and_give_up_idle_caches(model):
         assert together[1].text() == alone_b and together[0].wait(60)
         assert together[0].result.stop_reason.value in ("limit", "eos")
         assert scheduler.most_in_step == 1  # never two of them in one step
+        # memory, not only tokens, is what the pool holds: slots that wrote long prompts
+        # before give those pages back before a new long prompt may run beside them
+        short = [scheduler.submit(list(rng.integers(1, model.info.n_vocab, size=9)), greedy, max_tokens=2)
+                 for _ in range(2)]
+        assert all(h.wait(60) for h in short)
+        assert sum(s.high_water for s in scheduler.slots) <= pool
+        last = scheduler.submit(long_a, greedy, max_tokens=2)
+        assert last.wait(60) and last.result.stop_reason.value in ("limit", "eos")
+        assert sum(s.high_water for s in scheduler.slots) <= pool
         with pytest.raises(UsageError, match="more than the context"):
             scheduler.submit(list(range(1, pool + 2)), greedy)
     finally:

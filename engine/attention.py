@@ -6,12 +6,22 @@ softmax weights are rounded to half for the weighted sum of values. Between them
 soft_max: scores scaled in float32, exp by ggml's own vector expf (ggml_math.ggml_expf) of
 score - max, summed in double per 16 lanes, then multiplied by (float)(1/sum). This kernel
 does the same; the caller stores keys and values already rounded to half (KVCache). The two
-half-precision dot products are summed in llama.cpp's order, which differs between a batch
-(llamafile's tinyBLAS: 16 lanes) and a single token (ggml_vec_dot_f16: 4 x 16 lanes).
-Heads run in parallel.
+half-precision dot products are summed in one of llama.cpp's two orders: a single token's
+(ggml_vec_dot_f16: 4 x 16 lanes) or a batch's (llamafile's tinyBLAS: 16 lanes). llama.cpp
+itself switches between them by batch size, so its logits for a token depend on how many
+tokens were evaluated with it (the default model's differ by up to about 2 from position 17
+on). This engine sums every token in the single-token order by default, in a batch or not
+(BATCH_INVARIANT): a token's logits are then the same bits however the prompt was split,
+regenerating at temperature 0 repeats the answer, and a generated token (llama.cpp's one
+token at a time) is summed as llama.cpp sums it; prompt positions past the 16th then differ
+from llama.cpp's batched ones in the last bits. `summation_order(LLAMA_CPP)` switches to llama.cpp's own batch-dependent choice,
+which reproduces its batched prompt logits bit for bit (how the parity tests check the
+batch order). Heads run in parallel.
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numpy as np
 from numba import njit, prange
@@ -62,11 +72,36 @@ def _dot64(a, b, lanes):
     return np.float32(total)
 
 
-@njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+BATCH_INVARIANT = "batch-invariant"  # every token in the single-token order
+LLAMA_CPP = "llama.cpp"  # llama.cpp's choice: single-token order alone, tinyBLAS in a batch
+_order = BATCH_INVARIANT
+
+
+@contextmanager
+def summation_order(order: str):
+    """Within the block, attention sums in `order` (BATCH_INVARIANT or LLAMA_CPP); process-wide,
+    for checking one order against llama.cpp's reference logits."""
+    global _order
+    if order not in (BATCH_INVARIANT, LLAMA_CPP):
+        raise ValueError(f"unknown attention summation order {order!r}")
+    before, _order = _order, order
+    try:
+        yield
+    finally:
+        _order = before
+
+
 def attention(q, k_cache, v_cache, start_pos, scale, out):
     """q: (n_tok, n_head, hd) float32 for positions start_pos..start_pos+n_tok-1;
     k_cache, v_cache: (n_ctx, n_head_kv, hd) uint16, the half-precision bits of the keys
     and values of positions 0..start_pos+n_tok-1; out: (n_tok, n_head, hd) float32."""
+    one_token_order = _order == BATCH_INVARIANT or q.shape[0] == 1
+    _attention(q, k_cache, v_cache, start_pos, scale, out, one_token_order)
+
+
+@njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+def _attention(q, k_cache, v_cache, start_pos, scale, out, one):
+    """attention, every token in ggml_vec_dot_f16's order (one) or tinyBLAS's."""
     n_tok, n_head, hd = q.shape
     n_head_kv = k_cache.shape[1]
     group = n_head // n_head_kv  # consecutive query heads share one KV head
@@ -77,7 +112,6 @@ def attention(q, k_cache, v_cache, start_pos, scale, out):
         qh = np.empty(hd, dtype=np.float32)
         lanes = np.empty(64, dtype=np.float32)
         acc = np.empty((64, hd), dtype=np.float32)
-        one = n_tok == 1  # llama.cpp's vec_dot path, else its tinyBLAS (sgemm) path
         for t in range(n_tok):
             last = start_pos + t  # causal: a token sees itself and what came before
             for d in range(hd):

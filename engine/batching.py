@@ -18,10 +18,10 @@ used one); a cancelled request frees its slot at the next step.
 Batch invariance: a request's greedy text does not depend on what runs beside it. Every
 row of the step goes through the same row-wise kernels as it would alone (projections,
 norms, RoPE: the matmul kernels give each row the same bits whatever the batch), attention
-runs per sequence over that sequence's own cache, and every position is attended in one
-summation order — the batch order (`_attend`) — whether it came in a chunk of a prompt, as
-a generated token, or alone. So the keys and values a slot holds are the same bits however
-the prompt was chunked, and a cached prefix can be reused exactly.
+runs per sequence over that sequence's own cache, and attention sums every position in one
+order whether it came in a chunk of a prompt, as a generated token, or alone (attention.py's
+BATCH_INVARIANT). So the keys and values a slot holds are the same bits however the prompt
+was chunked, and a cached prefix — generated tokens included — can be reused exactly.
 """
 
 from __future__ import annotations
@@ -101,20 +101,6 @@ class SequenceChunk:
     want_logits: bool  # logits of its last token (a prompt's end, or a generated token)
 
 
-def _attend(q: np.ndarray, k_layer: np.ndarray, v_layer: np.ndarray, start: int, scale, out: np.ndarray) -> None:
-    """attention() for one sequence, always in its batch summation order. A single token
-    would take the one-token order (attention.py), which rounds differently: it is evaluated
-    with a throwaway row for the position before it, so it gets the batch order. Only a
-    first token alone (start 0) has no position before it."""
-    if len(q) == 1 and start > 0:
-        pair = np.concatenate((q, q))
-        pair_out = np.empty_like(pair)
-        attention(pair, k_layer, v_layer, start - 1, scale, pair_out)
-        out[0] = pair_out[1]
-    else:
-        attention(q, k_layer, v_layer, start, scale, out)
-
-
 def forward_many(w: LlamaWeights, chunks: Sequence[SequenceChunk]) -> list[np.ndarray | None]:
     """One forward pass over several sequences: the rows of every chunk go through the
     projections together (each weight read once), attention runs per sequence over its own
@@ -150,7 +136,7 @@ def forward_many(w: LlamaWeights, chunks: Sequence[SequenceChunk]) -> list[np.nd
             cache_k, cache_v = c.cache.k[layer], c.cache.v[layer]
             cache_k[c.start : c.start + b - a] = to_f16_bits(k[a:b])
             cache_v[c.start : c.start + b - a] = to_f16_bits(v[a:b])
-            _attend(q[a:b], cache_k, cache_v, c.start, scale, attn_out[a:b])
+            attention(q[a:b], cache_k, cache_v, c.start, scale, attn_out[a:b])
         x = x + project(L.wo, attn_out.reshape(n, hp.n_head * hd))
         m = rms_norm(x, L.ffn_norm, hp.rms_eps)
         if L.moe is None:
@@ -209,7 +195,7 @@ class Slot:
         self.cache = cache
         self.tokens: list[int] = []  # the token at each cached position
         # leading positions whose keys and values are what a fresh evaluation of those tokens
-        # gives (not a context shift's re-rotated ones, not a first token alone): reusable
+        # gives (not a context shift's re-rotated ones): reusable
         self.exact = 0
         # unified: the most positions written since its cache was allocated (their memory is
         # taken, whatever the slot holds now)
@@ -316,9 +302,11 @@ class BatchScheduler:
         stop: Sequence[str] = (),
         keep: int | None = None,
         on_piece: Callable[[str], None] | None = None,
+        logprobs: int | None = None,
     ) -> SlotHandle:
         """Queue a generation; it starts when a slot is free. UsageError for a prompt that
-        does not fit a slot, QueueFull when too many wait."""
+        does not fit a slot, QueueFull when too many wait. `logprobs` (0 or more
+        alternatives): the handle's `sampler.logprobs` gets each picked token's."""
         prompt = [int(t) for t in tokens]
         if not prompt:
             raise UsageError("the prompt is empty")
@@ -328,8 +316,9 @@ class BatchScheduler:
         if keep is not None and not 0 <= keep < self.n_ctx_slot:
             raise UsageError(f"n_keep {keep} must be between 0 and the slot's context size {self.n_ctx_slot}")
         handle = SlotHandle(on_piece)
+        handle.sampler = Sampler(params or SamplingParams(), top_logprobs=logprobs)
         tok = self.model.tokenizer
-        job = _Job(handle, prompt, Sampler(params or SamplingParams()), max_tokens, StopStringFilter(stop), keep,
+        job = _Job(handle, prompt, handle.sampler, max_tokens, StopStringFilter(stop), keep,
                    IncrementalDecoder(tok, strip_leading_space=False))
         with self._cond:
             if self._closing:
@@ -490,8 +479,6 @@ class BatchScheduler:
             if left <= 0 or job.pending is not None or budget <= 0:
                 continue
             take = min(left, budget)
-            if job.prompt_done == 0 and left > 1:
-                take = max(take, 2)  # a first token alone would be attended in the one-token order
             part = np.array(job.prompt[job.prompt_done : job.prompt_done + take])
             chunks.append(SequenceChunk(s.cache, part, s.cache.n_past, job.prompt_done + take == len(job.prompt)))
             owners.append(s)
@@ -515,7 +502,7 @@ class BatchScheduler:
             s.tokens.extend(int(t) for t in c.tokens)
             s.last_used = now
             s.high_water = max(s.high_water, s.cache.n_past)
-            if s.exact == c.start and not (c.start == 0 and len(c.tokens) == 1):
+            if s.exact == c.start:
                 s.exact = len(s.tokens)
             if job.pending is not None:
                 job.pending = None

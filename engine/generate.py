@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 from .errors import UsageError
 from .model import Model
 from .sampling import Sampler, SamplingParams
+from .speculative import DraftParams, PromptLookupDrafter, accept
 from .tokenizer import IncrementalDecoder
 
 CHUNK_SECONDS = 0.2  # prompt evaluation checks for cancel at least this often (roughly)
@@ -47,6 +48,8 @@ class Timings:
     prompt_seconds: float = 0.0
     generated_tokens: int = 0
     generation_seconds: float = 0.0
+    drafted_tokens: int = 0  # tokens guessed by speculative drafting and verified
+    accepted_tokens: int = 0  # of which the model agreed with (each one saved a forward pass)
 
     @property
     def prompt_tokens_per_second(self) -> float:
@@ -56,13 +59,22 @@ class Timings:
     def generation_tokens_per_second(self) -> float:
         return self.generated_tokens / self.generation_seconds if self.generation_seconds > 0 else 0.0
 
+    @property
+    def acceptance(self) -> float | None:
+        """The share of drafted tokens that were accepted; None when nothing was drafted."""
+        return self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else None
+
     def summary(self) -> str:
         cached = self.prompt_tokens - self.prompt_evaluated
         reuse = f" ({cached} reused from the cache)" if cached else ""
+        drafts = (
+            f"; drafts: {self.accepted_tokens} of {self.drafted_tokens} accepted ({100 * self.acceptance:.0f}%)"
+            if self.drafted_tokens else ""
+        )
         return (
             f"prompt: {self.prompt_evaluated} tokens{reuse} in {self.prompt_seconds:.2f} s "
             f"({self.prompt_tokens_per_second:.1f} tok/s); generation: {self.generated_tokens} tokens "
-            f"in {self.generation_seconds:.2f} s ({self.generation_tokens_per_second:.1f} tok/s)"
+            f"in {self.generation_seconds:.2f} s ({self.generation_tokens_per_second:.1f} tok/s){drafts}"
         )
 
 
@@ -119,6 +131,7 @@ class GenerationHandle:
         self._on_piece = on_piece
         self.result = GenerationResult()
         self.thread: threading.Thread | None = None
+        self.sampler: Sampler | None = None  # the local engine's (its `logprobs`, when asked for)
         self._ended = False
 
     # ---- for the consumer -----------------------------------------------------------------
@@ -188,10 +201,17 @@ class GenerationHandle:
 
 
 class Generator:
-    """Runs generations on one model, one at a time, reusing the KV cache between them."""
+    """Runs generations on one model, one at a time, reusing the KV cache between them.
 
-    def __init__(self, model: Model) -> None:
+    `draft` sets speculative decoding (engine/speculative.py), on by default: tokens guessed
+    from the prompt and earlier answers are verified in one batch; the text is the same as
+    without it (greedy, or sampling with the same seed). A start() may override it.
+    """
+
+    def __init__(self, model: Model, draft: DraftParams | None = None) -> None:
         self.model = model
+        self.draft = DraftParams() if draft is None else draft
+        self._drafter: PromptLookupDrafter | None = None
         self._busy = threading.Lock()
 
     def tokenize(self, prompt: str | Sequence[int], add_bos: bool | None = None, parse_special: bool = False) -> list[int]:
@@ -211,11 +231,14 @@ class Generator:
         parse_special: bool = False,
         keep: int | None = None,
         on_piece: Callable[[str], None] | None = None,
+        logprobs: int | None = None,
+        draft: DraftParams | None = None,
     ) -> GenerationHandle:
         """Tokenize and check the prompt here (errors are raised now), then generate in a
         background thread. `max_tokens` -1 = until EOS, a stop string or the context is full;
         `keep` = on a full context, keep the first `keep` tokens and drop half of the rest
-        (llama.cpp's --keep) instead of stopping."""
+        (llama.cpp's --keep) instead of stopping. `logprobs` (0 or more alternatives): the
+        handle's `sampler.logprobs` gets each picked token's log probability."""
         params = params or SamplingParams()
         tokens = self.tokenize(prompt, add_bos, parse_special)
         n_ctx = self.model.n_ctx
@@ -228,17 +251,29 @@ class Generator:
         if not self._busy.acquire(blocking=False):
             raise UsageError("a generation is already running on this model")
         handle = GenerationHandle(on_piece)
+        handle.sampler = Sampler(params, top_logprobs=logprobs)
+        drafter = self._drafter_for(self.draft if draft is None else draft)
         handle.thread = threading.Thread(
-            target=self._run, args=(handle, tokens, Sampler(params), max_tokens, stop, keep),
+            target=self._run, args=(handle, tokens, handle.sampler, max_tokens, stop, keep, drafter),
             name="codeup-generate", daemon=True,
         )
         handle.thread.start()
         return handle
 
+    def _drafter_for(self, params: DraftParams) -> PromptLookupDrafter | None:
+        """The session's drafter (it remembers earlier answers), or None with drafting off."""
+        if not params.enabled:
+            return None
+        if self._drafter is None or self._drafter.params != params:
+            self._drafter = PromptLookupDrafter(params)
+        return self._drafter
+
     # ---- the worker ------------------------------------------------------------------------------
-    def _run(self, h: GenerationHandle, tokens: list[int], sampler: Sampler, max_tokens: int, stop, keep) -> None:
+    def _run(self, h: GenerationHandle, tokens: list[int], sampler: Sampler, max_tokens: int, stop, keep, drafter) -> None:
         try:
-            reason = self._generate(h, tokens, sampler, max_tokens, stop, keep)
+            reason = self._generate(h, tokens, sampler, max_tokens, stop, keep, drafter)
+            if drafter is not None:
+                drafter.remember_answer(h.result.tokens)
             h._finish(reason)
         except BaseException as e:  # reported through the handle; the thread never dies loudly
             h._finish(StopReason.ERROR, e)
@@ -273,7 +308,7 @@ class Generator:
             h._set_timings(prompt_evaluated=done, prompt_seconds=time.perf_counter() - start)
         return logits
 
-    def _generate(self, h: GenerationHandle, tokens, sampler: Sampler, max_tokens: int, stop, keep) -> StopReason:
+    def _generate(self, h: GenerationHandle, tokens, sampler: Sampler, max_tokens: int, stop, keep, drafter) -> StopReason:
         model, tok = self.model, self.model.tokenizer
         logits = self._eval_prompt(h, tokens)
         if logits is None:
@@ -281,33 +316,75 @@ class Generator:
         decoder = IncrementalDecoder(tok, strip_leading_space=False)
         stops = StopStringFilter(stop)
         start = time.perf_counter()
-        n = 0
+        n = drafted = accepted_total = 0
+        if drafter is not None:
+            drafter.reset(tokens)
+
+        def timings() -> None:
+            h._set_timings(generated_tokens=n, generation_seconds=time.perf_counter() - start,
+                           drafted_tokens=drafted, accepted_tokens=accepted_total)
 
         def end(reason: StopReason) -> StopReason:
             # Show what the decoder and the stop filter still hold, unless it ends in a stop.
             text, hit = stops.feed(decoder.flush())
             h._emit(text if hit else text + stops.flush())
-            h._set_timings(generated_tokens=n, generation_seconds=time.perf_counter() - start)
+            timings()
             return reason
 
-        while True:
+        def take(token: int) -> StopReason | None:
+            """One token the model chose, shown unless something ends the answer before it."""
+            nonlocal n
             if h.cancelled:
                 return end(StopReason.CANCELLED)
             if max_tokens >= 0 and n >= max_tokens:
                 return end(StopReason.LIMIT)
-            token = sampler.sample(logits[-1], model.tokens)
             if tok.is_eog(token):
                 return end(StopReason.EOS)
             n += 1
             h.result.tokens.append(token)
             text, hit = stops.feed(decoder.push(token))
             h._emit(text)
-            h._set_timings(generated_tokens=n, generation_seconds=time.perf_counter() - start)
-            if hit:
-                return StopReason.STOP_STRING
+            timings()
+            return StopReason.STOP_STRING if hit else None
+
+        token = sampler.sample(logits[-1], model.tokens)
+        while True:
+            # `token` was chosen by the model and is not in the cache yet.
+            if (reason := take(token)) is not None:
+                return reason
             if model.n_past >= model.n_ctx:
                 if keep is None:
                     return end(StopReason.CONTEXT_FULL)
                 n_keep = min(keep, model.n_past)
                 model.shift_context(n_keep, max((model.n_past - n_keep) // 2, 1))
-            logits = model.eval([token])
+            draft: list[int] = []
+            if drafter is not None:
+                drafter.push(token)
+                room = model.n_ctx - model.n_past - 1
+                if max_tokens >= 0:
+                    room = min(room, max_tokens - n)
+                draft = drafter.draft(room)
+            if not draft:
+                t0 = time.perf_counter()
+                logits = model.eval([token])
+                if drafter is not None:
+                    drafter.observe(1, time.perf_counter() - t0)
+                token = sampler.sample(logits[-1], model.tokens)
+                continue
+            # Verify: evaluate the token and the guesses in one batch, keep what the sampler
+            # agrees with, forget the cache positions of the rest.
+            base = model.n_past
+            t0 = time.perf_counter()
+            logits = model.eval([token, *draft], all_logits=True)
+            drafter.observe(1 + len(draft), time.perf_counter() - t0)
+            produced = accept(sampler, logits, draft, model.tokens[: base + 1])
+            agreed = produced[:-1]
+            model.rewind(base + 1 + len(agreed))
+            drafter.feedback(len(draft), len(agreed))
+            drafted += len(draft)
+            accepted_total += len(agreed)
+            for t in agreed:
+                if (reason := take(t)) is not None:
+                    return reason
+                drafter.push(t)
+            token = produced[-1]

@@ -44,7 +44,7 @@ class Model:
             apply_lora(self.weights, self.adapters)
         if mf.tokenizer is None:
             raise ModelFileError(mf.path, "the file has no tokenizer vocabulary")
-        self.tokenizer: Tokenizer = build_tokenizer(mf.tokenizer)
+        self.tokenizer: Tokenizer = build_tokenizer(mf.tokenizer, str(mf.path))
         if n_ctx is None:
             n_ctx = min(hp.n_ctx_train or DEFAULT_MAX_CTX, DEFAULT_MAX_CTX)
         if n_ctx < 1:

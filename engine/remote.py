@@ -18,6 +18,19 @@ shuts the socket down at once; the server sees the stream close.
 
 Token counts come from llama.cpp's `/tokenize` where the server has it (`codeup serve`
 does); otherwise they are estimated (about 4 characters a token), and `estimated` says so.
+The context size is the server's where it says it (llama.cpp's `meta.n_ctx` and `/props`,
+vLLM's `max_model_len`, `context_length`), and the counts of an answer its `usage`.
+
+The model: the one named (`model=`, `--remote-model`), which must be among those the server
+lists when it lists any; else the first it lists. `models` holds the list (the TUI's F2).
+When the conversation is given as `messages` (system, user and assistant turns, the files
+inside the user's message), the chat fallback sends them as they are.
+
+Proxies: $HTTPS_PROXY / $HTTP_PROXY (or the lower-case names) and $NO_PROXY are honoured as
+curl and urllib do: an https:// server through the proxy's CONNECT tunnel, an http:// one
+with the full URL as the request target; `user:password@` in the proxy URL is sent as Basic
+proxy authorization. A server on this machine (localhost, 127.0.0.0/8, ::1) is never reached
+through a proxy: the proxy's loopback is not this one.
 
 Every failure (no such host, refused connection, a timeout, an HTTP error answer, a
 malformed or truncated event stream) is a `RemoteError`: one line. A generation that fails
@@ -26,7 +39,9 @@ midway keeps the text it had (`result.text`) and finishes with stop reason ERROR
 
 from __future__ import annotations
 
+import base64
 import http.client
+import ipaddress
 import json
 import os
 import socket
@@ -34,6 +49,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -41,6 +57,8 @@ from .errors import CodeupError, UsageError, printable
 from .generate import GenerationHandle, StopReason, StopStringFilter
 
 API_KEY_ENVS = ("CODEUP_API_KEY", "OPENAI_API_KEY")
+BASE_URL_ENV = "OPENAI_BASE_URL"
+"""The server used when none is given (and no model file either), as OpenAI's own clients do."""
 """Where the API key is read from, in this order (a key on the command line would show in `ps`)."""
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a connection (and for the answer to a small request)."""
@@ -72,6 +90,64 @@ def api_key_from_env(environ: os._Environ | dict | None = None) -> str | None:
         if value:
             return value
     return None
+
+
+def base_url_from_env(environ: os._Environ | dict | None = None) -> str | None:
+    """$OPENAI_BASE_URL, or None when it is not set."""
+    environ = os.environ if environ is None else environ
+    return environ.get(BASE_URL_ENV, "").strip() or None
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """An HTTP proxy: where it is, and its Basic credentials (None without)."""
+
+    host: str
+    port: int
+    authorization: str | None = None
+
+    @classmethod
+    def for_url(cls, scheme: str, host: str, environ: os._Environ | dict | None = None) -> "Proxy | None":
+        """The proxy $HTTPS_PROXY / $HTTP_PROXY name for a `scheme` server at `host`, unless
+        $NO_PROXY excludes it; UsageError for a proxy URL that cannot be used."""
+        environ = os.environ if environ is None else environ
+        proxies: dict[str, str] = {}
+        for name, value in environ.items():  # urllib's rules: lower case wins, REQUEST_METHOD means CGI
+            lower = name.lower()
+            if value and lower.endswith("_proxy"):
+                if name == "HTTP_PROXY" and "REQUEST_METHOD" in environ:
+                    continue
+                if lower == name or lower[:-6] not in proxies:
+                    proxies[lower[:-6]] = value
+        url = proxies.get(scheme)
+        if not url:
+            return None
+        if urllib.request.proxy_bypass_environment(host, proxies) or _is_loopback_name(host):
+            return None  # a proxy's own loopback is not this machine's: never proxied
+        text = url if "://" in url else "http://" + url
+        try:
+            parts = urllib.parse.urlsplit(text)
+            port = parts.port
+        except ValueError as e:
+            raise UsageError(f"${scheme.upper()}_PROXY {printable(url)!r} is not a URL: {e}") from None
+        if parts.scheme != "http" or not parts.hostname:
+            raise UsageError(f"${scheme.upper()}_PROXY {printable(url)!r}: give an http:// proxy URL "
+                             "(a proxy reached over TLS is not supported)")
+        authorization = None
+        if parts.username is not None:
+            user = urllib.parse.unquote(parts.username)
+            password = urllib.parse.unquote(parts.password or "")
+            authorization = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        return cls(parts.hostname, port or 80, authorization)
+
+
+def _is_loopback_name(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -115,11 +191,26 @@ class Endpoint:
     def url(self) -> str:
         return f"{self.scheme}://{self.display}{self.prefix}"
 
-    def connection(self, timeout: float) -> http.client.HTTPConnection:
+    def connection(self, timeout: float, proxy: Proxy | None = None) -> http.client.HTTPConnection:
+        """A connection to the server, or to the proxy (a CONNECT tunnel for https)."""
         if self.scheme == "https":
-            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+            if proxy is None:
+                return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                                   context=ssl.create_default_context())
+            conn = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=timeout,
                                                context=ssl.create_default_context())
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+            conn.set_tunnel(self.host, self.port,
+                            headers={"Proxy-Authorization": proxy.authorization} if proxy.authorization else None)
+            return conn
+        if proxy is None:
+            return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        return http.client.HTTPConnection(proxy.host, proxy.port, timeout=timeout)
+
+    def target(self, path: str, proxy: Proxy | None = None) -> str:
+        """The request target: the path, or the full URL when an http proxy forwards it."""
+        if proxy is not None and self.scheme == "http":
+            return self.url + path
+        return self.prefix + path
 
 
 @dataclass(frozen=True)
@@ -178,13 +269,18 @@ class RemoteClient:
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
         n_ctx: int | None = None,
+        model: str | None = None,
+        environ: os._Environ | dict | None = None,
     ) -> None:
         self.endpoint = Endpoint.parse(url)
+        self.proxy = Proxy.for_url(self.endpoint.scheme, self.endpoint.host, environ)
         self.api_key = api_key
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.n_ctx_override = n_ctx
-        self.model = "default"
+        self.requested_model = model.strip() if model and model.strip() else None
+        self.model = self.requested_model or "default"
+        self.models: list[str] = []  # what the server lists (/v1/models), once probed
         self.info: ServerInfo | None = None
         # What this server turned out not to have (learnt once, then not asked again).
         self.has_completions = True
@@ -198,10 +294,15 @@ class RemoteClient:
             headers["Content-Type"] = "application/json"
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.proxy is not None and self.proxy.authorization and self.endpoint.scheme == "http":
+            headers["Proxy-Authorization"] = self.proxy.authorization
         return headers
 
+    def _target(self, path: str) -> str:
+        return self.endpoint.target(path, self.proxy)
+
     def _connect(self, timeout: float) -> http.client.HTTPConnection:
-        conn = self.endpoint.connection(self.connect_timeout)
+        conn = self.endpoint.connection(self.connect_timeout, self.proxy)
         try:
             conn.connect()
         except BaseException as e:
@@ -218,7 +319,13 @@ class RemoteClient:
             return RemoteError(f"cannot find the server {printable(self.endpoint.host)!r} ({where}): "
                                f"{e.strerror or e}")
         if isinstance(e, ConnectionRefusedError):
+            if self.proxy is not None:
+                return RemoteError(f"the proxy {self.proxy.host}:{self.proxy.port} (for {where}) refused the "
+                                   "connection: check $HTTPS_PROXY / $HTTP_PROXY, or $NO_PROXY")
             return RemoteError(f"{where} refused the connection: is the server running?")
+        if isinstance(e, OSError) and "Tunnel connection failed" in str(e):
+            return RemoteError(f"the proxy {self.proxy.host if self.proxy else ''} would not open a tunnel to "
+                               f"{where}: {_one_line(str(e))}")
         if isinstance(e, (socket.timeout, TimeoutError)):
             if connecting:
                 return RemoteError(f"no connection to {where} within {self.connect_timeout:g} s "
@@ -250,7 +357,7 @@ class RemoteClient:
         timeout = self.connect_timeout if timeout is None else timeout
         body = None if payload is None else json.dumps(payload).encode()
         conn = self._connect(timeout)
-        full = self.endpoint.prefix + path
+        full = self._target(path)
         try:
             conn.request(method, full, body=body, headers=self._headers(body is not None))
             response = conn.getresponse()
@@ -281,12 +388,19 @@ class RemoteClient:
                 raise
             models = {}
         entries = models.get("data") if isinstance(models, dict) else None
-        if isinstance(entries, list) and entries and isinstance(entries[0], dict):
-            self.model = str(entries[0].get("id") or self.model)
-            meta = entries[0].get("meta")
-            if isinstance(meta, dict) and isinstance(meta.get("n_ctx"), int):
-                n_ctx = meta["n_ctx"]
-        if not n_ctx:
+        entries = [e for e in entries if isinstance(e, dict) and e.get("id")] if isinstance(entries, list) else []
+        self.models = [str(e["id"]) for e in entries]
+        chosen = entries[0] if entries else None
+        if self.requested_model is not None and entries:
+            chosen = next((e for e in entries if str(e["id"]) == self.requested_model), None)
+            if chosen is None:
+                listed = ", ".join(printable(m) for m in self.models[:20])
+                raise RemoteError(f"{self.endpoint.url} has no model {printable(self.requested_model)!r}; it has: "
+                                  f"{listed}{' ...' if len(self.models) > 20 else ''}")
+        if chosen is not None:
+            self.model = str(chosen["id"])
+            n_ctx = _context_size(chosen)
+        if not n_ctx and (len(entries) <= 1 or chosen is entries[0]):  # /props: the server's (first) model
             try:
                 props = self.request("GET", "/props")
                 settings = props.get("default_generation_settings", {}) if isinstance(props, dict) else {}
@@ -331,17 +445,31 @@ class RemoteClient:
         parse_special: bool = False,
         keep: int | None = None,
         on_piece: Callable[[str], None] | None = None,
+        messages: Sequence[dict] | None = None,
     ) -> "RemoteGeneration":
-        """Send the prompt and stream the answer in a background thread (see the module doc)."""
+        """Send the prompt and stream the answer in a background thread (see the module doc).
+        `messages`: the same conversation as chat messages, for a server without completions."""
         if not isinstance(prompt, str) or not prompt:
             raise UsageError("the prompt is empty")
         standard, extra = request_fields(params, max_tokens, stop, parse_special, keep)
-        handle = RemoteGeneration(self, prompt, standard, extra, list(stop), on_piece)
+        handle = RemoteGeneration(self, prompt, standard, extra, list(stop), on_piece, messages)
         if not self.has_tokenize:  # until the server's usage (if any) says; estimated like every count here
             handle._set_timings(prompt_tokens=estimate_tokens(prompt), prompt_evaluated=estimate_tokens(prompt))
         handle.thread = threading.Thread(target=handle._run, name="codeup-remote", daemon=True)
         handle.thread.start()
         return handle
+
+
+def _context_size(entry: dict) -> int:
+    """A /v1/models entry's context size, as the servers that say it write it; 0 if none."""
+    meta = entry.get("meta")
+    for holder, key in ((meta, "n_ctx"), (entry, "max_model_len"), (entry, "context_length"),
+                        (entry, "context_window"), (meta, "n_ctx_train")):
+        if isinstance(holder, dict):
+            value = holder.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+    return 0
 
 
 def estimate_tokens(text: str, add_bos: bool = False) -> int:
@@ -412,10 +540,11 @@ class RemoteGeneration(GenerationHandle):
     """A generation on the server: the local handle's interface, fed from the stream."""
 
     def __init__(self, client: RemoteClient, prompt: str, standard: dict, extra: dict,
-                 stop: list[str], on_piece) -> None:
+                 stop: list[str], on_piece, messages: Sequence[dict] | None = None) -> None:
         super().__init__(on_piece)
         self.client = client
         self.prompt = prompt
+        self.messages = [dict(m) for m in messages] if messages else None
         self.standard = standard
         self.extra = extra
         self.stop = stop
@@ -469,7 +598,7 @@ class RemoteGeneration(GenerationHandle):
             body.update(self.extra)
         if chat:
             path = "/v1/chat/completions"
-            body["messages"] = [{"role": "user", "content": self.prompt}]
+            body["messages"] = self.messages or [{"role": "user", "content": self.prompt}]
             body.pop("parse_special", None)
         else:
             path = "/v1/completions"
@@ -479,7 +608,7 @@ class RemoteGeneration(GenerationHandle):
             self._sock = conn.sock
         if self.cancelled:
             raise _Cancelled
-        conn.request("POST", client.endpoint.prefix + path, body=json.dumps(body).encode(),
+        conn.request("POST", client._target(path), body=json.dumps(body).encode(),
                      headers=dict(client._headers(True), Accept="text/event-stream"))
         response = conn.getresponse()
         self.endpoint_used = path

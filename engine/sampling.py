@@ -31,6 +31,13 @@ are computed in float64 (llama.cpp uses float32), so a token that sits exactly o
 top_p or min_p boundary may be kept by one and dropped by the other; the random stream
 is numpy's PCG64, not ``std::mt19937``, so the same seed gives different text; and
 penalize_nl / ignore_eos are not offered (both off in current llama.cpp).
+
+``logit_bias`` (off unless given; the server's ``logit_bias`` field) adds a number to
+chosen tokens' logits before everything else, where llama.cpp's chain has it; -inf bans a
+token. A Sampler made with ``top_logprobs`` records, for each token it picks, its log
+probability and the most likely alternatives (``TokenLogprob``): the log-softmax of the
+model's logits as given, before any sampler changes them (what llama.cpp's server reports
+by default, and what OpenAI's ``logprobs`` means).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import numbers
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -79,6 +87,7 @@ class SamplingParams:
     presence_penalty: float = 0.0
     seed: int | None = None
     min_keep: int = 1
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit); -inf bans it
 
     def __post_init__(self) -> None:
         self.validate()
@@ -102,6 +111,15 @@ class SamplingParams:
         if min_keep < 0:
             raise UsageError(f"min_keep must be 0 or more, got {min_keep}")
         _check_seed(self.seed)
+        for pair in self.logit_bias:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise UsageError(f"logit_bias entries must be (token id, bias) pairs, got {pair!r}")
+            if _integer("logit_bias token id", pair[0]) < 0:
+                raise UsageError(f"logit_bias token id must be 0 or more, got {pair[0]}")
+            bias = pair[1]
+            if not (isinstance(bias, numbers.Real) and not isinstance(bias, bool)
+                    and (math.isfinite(bias) or bias == -math.inf)):
+                raise UsageError(f"logit_bias for token {pair[0]} must be a finite number or -inf, got {bias!r}")
 
     @property
     def greedy(self) -> bool:
@@ -145,6 +163,38 @@ def _resolve_seed(seed: int | None) -> int:
 
 
 # --- the steps, as pure functions -------------------------------------------------------
+
+
+def apply_logit_bias(logits: np.ndarray, bias: Iterable[tuple[int, float]]) -> np.ndarray:
+    """A float32 copy of `logits` with each (token id, bias) added (-inf bans the token).
+    ValueError for a token id outside the vocabulary."""
+    out = np.array(logits, dtype=np.float32)
+    for token, value in bias:
+        if not 0 <= token < out.size:
+            raise ValueError(f"logit_bias names token {token}, outside the vocabulary of {out.size}")
+        out[token] += np.float32(value)
+    return out
+
+
+class TokenLogprob(NamedTuple):
+    """A picked token's log probability, and the `top` most likely tokens with theirs
+    (highest first; ties by the lower id)."""
+
+    token: int
+    logprob: float
+    top: tuple[tuple[int, float], ...]
+
+
+def token_logprobs(logits: np.ndarray, token: int, top_n: int = 0) -> TokenLogprob:
+    """The log-softmax (float64) of `logits` at `token`, and the `top_n` highest."""
+    x = np.asarray(logits, dtype=np.float64)
+    high = float(np.max(x))
+    log_total = high + math.log(float(np.exp(x - high).sum()))
+    top: tuple[tuple[int, float], ...] = ()
+    if top_n > 0:
+        ids = _top_indices(np.asarray(logits, dtype=np.float32), min(int(top_n), x.size))
+        top = tuple((int(i), float(x[i]) - log_total) for i in ids)
+    return TokenLogprob(int(token), float(x[token]) - log_total, top)
 
 
 def apply_penalties(
@@ -276,9 +326,12 @@ class Sampler:
     have none), so a random run can be repeated.
     """
 
-    def __init__(self, params: SamplingParams | None = None) -> None:
+    def __init__(self, params: SamplingParams | None = None, *, top_logprobs: int | None = None) -> None:
         self.params = SamplingParams() if params is None else params
         self.params.validate()
+        # with top_logprobs (0 or more): a TokenLogprob for each token `sample` picks, in order
+        self.top_logprobs = top_logprobs
+        self.logprobs: list[TokenLogprob] = []
         self.seed = _resolve_seed(self.params.seed)
         self._rng = np.random.Generator(np.random.PCG64(self.seed))
 
@@ -303,6 +356,8 @@ class Sampler:
         x = np.asarray(logits, dtype=np.float32)
         if x.ndim != 1 or x.size == 0:
             raise ValueError(f"logits must be a non-empty one-dimensional array, got shape {x.shape}")
+        if params.logit_bias:
+            x = apply_logit_bias(x, params.logit_bias)
         if params.penalties_active:
             x = apply_penalties(
                 x, history, params.repeat_penalty, params.repeat_last_n,
@@ -331,9 +386,14 @@ class Sampler:
         """The next token id. `history` is every token of the context so far (prompt and
         generated), used by the penalties."""
         ids, probs = self.distribution(logits, history)
-        if self.params.greedy:
-            return int(ids[0])
-        return int(ids[draw(probs, self._rng)])
+        token = int(ids[0]) if self.params.greedy else int(ids[draw(probs, self._rng)])
+        self.record(logits, token)
+        return token
+
+    def record(self, logits: np.ndarray, token: int) -> None:
+        """Note `token` as picked from `logits` (its log-probabilities, with top_logprobs)."""
+        if self.top_logprobs is not None:
+            self.logprobs.append(token_logprobs(logits, token, self.top_logprobs))
 
 
 # --- helpers -----------------------------------------------------------------------------

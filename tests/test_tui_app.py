@@ -235,7 +235,7 @@ async def test_default_model_shows_download_then_summary():
         await wait_until(pilot, lambda: "downloading the default model" in welcome.source)
         done.set()
         await wait_until(pilot, lambda: status.status.state == "ready")
-        assert status.text == "fake-model · Q5_K_M · ctx 0/4096 · 2 thr"
+        assert status.text == "fake-model · Q5_K_M · ctx 0/4096 · 2 thr · alpaca"  # the fake has no chat template
         assert opened == [Path("/cache/SmolLM2-135M-Instruct.Q4_1.gguf")]
         assert app.backend.model is model
     assert model.closed

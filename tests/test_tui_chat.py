@@ -340,3 +340,78 @@ def test_status_bar_speed_text_from_fixed_timings():
     assert speed_text(streaming, generating=True) == "prompt 36 t/s · gen 25.0 t/s"
     cached = FakeTimings(385, 0, 0.0, 10, 0.5)
     assert speed_text(cached, generating=False) == "prompt cached · gen 20.0 t/s"
+
+
+# -- the model's own chat template -----------------------------------------------------------
+
+CHATML = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+          "{{ '<|im_start|>system\\nDefault<|im_end|>\\n' }}{% endif %}"
+          "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+async def test_a_model_with_a_chat_template_is_prompted_in_it(tmp_path: Path):
+    from engine.chat_template import ChatTemplate
+    from tui.prompt import CODING_SYSTEM
+
+    template = ChatTemplate(CHATML, "<|im_start|>", "<|im_end|>", owner="fake-model.Q4_1.gguf")
+    backend = FakeBackend(answers=[["First answer."], ["Second answer."]], chat_template=template)
+    app = make_app(project(tmp_path), backend)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await wait_until(pilot, lambda: "model: ChatML" in screen.query_one(StatusBar).text)
+        await select_in_tree(pilot, "a.py")
+        await wait_until(pilot, lambda: screen.context.all_counted and len(screen.context) == 1)
+        await pilot.press("ctrl+e", *"Explain")
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptView))
+        shown = app.screen.prompt
+        assert app.screen.summary.startswith("model: ChatML · ")
+        # the attached file sits inside the user's message, as Alpaca's ### Input: holds it
+        assert shown == (f"<|im_start|>system\n{CODING_SYSTEM}<|im_end|>\n<|im_start|>user\nExplain\n\n"
+                         "a.py\n```python\ndef a():\n    return 1\n```<|im_end|>\n<|im_start|>assistant\n")
+        await pilot.press("escape", "ctrl+j")
+        await wait_until(pilot, lambda: len(screen.history) == 1)
+        await pilot.press(*"And b?", "ctrl+j")
+        await wait_until(pilot, lambda: len(screen.history) == 2)
+        first, second = backend.prompts
+        assert first == shown
+        assert second.startswith(first + "First answer.<|im_end|>\n")  # the prompt cache reuses turn 1
+        assert backend.stops[0] == ("<|im_end|>",)  # the answer ends at the end-of-turn token
+
+
+async def test_a_template_that_raises_is_said_instead_of_sending(tmp_path: Path):
+    from engine.chat_template import ChatTemplate
+
+    template = ChatTemplate("{{ raise_exception('Conversation roles must alternate') }}", owner="fake-model.gguf")
+    backend = FakeBackend(chat_template=template)
+    app = make_app(project(tmp_path), backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+e", *"Hi", "ctrl+j")
+        message = "Not sent: fake-model.gguf: the chat template says: Conversation roles must alternate"
+        await wait_until(pilot, lambda: any(n.message == message for n in app._notifications))
+        assert backend.prompts == []
+
+
+# -- speculative decoding ----------------------------------------------------------------------
+
+
+async def test_the_draft_setting_reaches_the_engine_and_the_status_shows_acceptance(tmp_path: Path):
+    from engine.generate import Timings
+    from tui.config import Settings
+    from tui.widgets.status_bar import speed_text
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    backend = FakeBackend(answers=[["ok"]])
+    app = make_app(tmp_path, backend, settings=Settings(draft_max=5))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+e", *"hello", "ctrl+j")
+        await wait_until(pilot, lambda: backend.prompts)
+        assert backend.drafts[-1].draft_max == 5 and backend.drafts[-1].enabled
+    drafted = Timings(prompt_tokens=10, prompt_evaluated=10, prompt_seconds=0.1, generated_tokens=40,
+                      generation_seconds=1.0, drafted_tokens=50, accepted_tokens=39)
+    assert speed_text(drafted, generating=False) == "prompt 100 t/s · gen 40.0 t/s · draft 78%"
+    assert "draft" not in speed_text(Timings(prompt_tokens=10, prompt_evaluated=10, prompt_seconds=0.1,
+                                             generated_tokens=4, generation_seconds=1.0), generating=False)

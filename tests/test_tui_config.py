@@ -106,7 +106,7 @@ def test_defaults_are_the_engines():
     for name in ("temperature", "top_k", "top_p", "min_p", "repeat_penalty"):
         assert getattr(settings, name) == getattr(engine, name)
     assert (settings.model, settings.n_ctx, settings.threads, settings.template, settings.max_tokens) == (
-        None, None, None, "alpaca", -1)
+        None, None, None, "model", -1)
     assert [spec.name for spec in FIELDS] == list(Settings.__dataclass_fields__)
 
 
@@ -127,7 +127,7 @@ def test_defaults_are_the_engines():
         ("max_tokens = 0", "max_tokens must be -1 or at least 1, got 0"),
         ("model = \"\"", "model must not be empty"),
         ("model = 3", "model must be a string, got 3"),
-        ("template = \"nope\"", "template must be one of alpaca, "),
+        ("template = \"nope\"", "template must be one of model, alpaca, "),
         ("temp = 0.5", "unknown key 'temp' (did you mean 'temperature'?)"),
         ("[sampling]\ntop_k = 1", "unknown key 'sampling'"),
         ("keys = 3", "keys must be a table"),

@@ -98,7 +98,7 @@ async def test_f2_shows_every_setting_at_80x24_and_tab_walks_them(tmp_path: Path
         shown = {spec.name: field(screen, spec.name).value for spec in FIELDS}
         assert shown == {"model": "", "n_ctx": "", "threads": "", "template": "chatml", "temperature": "0.3",
                          "top_k": "7", "top_p": "0.95", "min_p": "0.05", "repeat_penalty": "1",
-                         "max_tokens": "128"}
+                         "max_tokens": "128", "draft_max": "16"}
         box = screen.query_one("#settings").region
         assert box.x >= 0 and box.right <= 80 and box.y >= 0 and box.bottom <= 23  # the footer is below
         for spec in FIELDS:
@@ -138,7 +138,7 @@ async def test_invalid_values_are_refused_next_to_the_field_and_nothing_is_saved
         await retype(pilot, "1.5")
         await pilot.press("tab")  # min_p
         await retype(pilot, "lots")
-        await pilot.press("tab", "tab", "tab")  # model (tab wraps round)
+        await pilot.press("tab", "tab", "tab", "tab")  # model (tab wraps round)
         await retype(pilot, "no-such.gguf")
         await pilot.press("ctrl+s")
         assert app.screen is screen
@@ -228,10 +228,12 @@ async def test_template_change_applies_at_once(tmp_path: Path, config_file: Path
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         screen = await open_settings(pilot)
+        # the fake model has no chat template: the default `model` falls back to alpaca, and says so
+        assert str(screen.query_one("#row-template .setting-hint").render()) == "in use: alpaca"
         await focus_field(pilot, screen, "template")
         await retype(pilot, "nope")
         await pilot.press("ctrl+s")
-        assert error_text(screen, "template").startswith("✗ must be one of alpaca, ")
+        assert error_text(screen, "template").startswith("✗ must be one of model, alpaca, ")
         await retype(pilot, "chatml")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: not isinstance(app.screen, SettingsScreen))

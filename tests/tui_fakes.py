@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.generate import Timings
 from tui.model_loader import ModelSummary
@@ -114,6 +115,9 @@ class FakeBackend:
     handles: list[FakeHandle] = field(default_factory=list)
     loaded: bool = False
     closed: bool = False
+    chat_template: Any = None  # the model file's own chat template (engine.chat_template.ChatTemplate)
+    stops: list[tuple[str, ...]] = field(default_factory=list)
+    drafts: list[Any] = field(default_factory=list)  # the draft settings each start got
 
     def load(self, progress, cancel) -> ModelSummary:
         progress("loading", "loading fake-model.Q4_1.gguf…")
@@ -127,6 +131,7 @@ class FakeBackend:
         return ModelSummary(
             name="fake-model", file_type="Q4_1", n_ctx=self.n_ctx_value, format_name="GGUF v3",
             architecture="llama", path=Path("/models/fake-model.Q4_1.gguf"), threads=4,
+            chat_template=self.chat_template,
         )
 
     @property
@@ -137,8 +142,10 @@ class FakeBackend:
         return (len(text) + 3) // 4 + (1 if add_bos else 0)
 
     def start(self, prompt: str, *, params=None, max_tokens: int = -1, stop=(), add_bos=None,
-              parse_special: bool = False) -> FakeHandle:
+              parse_special: bool = False, draft=None) -> FakeHandle:
         self.prompts.append(prompt)
+        self.drafts.append(draft)
+        self.stops.append(tuple(stop))
         script = self.answers[min(len(self.prompts) - 1, len(self.answers) - 1)]
         handle = FakeHandle(script, self.count_tokens(prompt), self.piece_delay, self.prompt_delay)
         self.handles.append(handle)

@@ -18,6 +18,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
+from engine.chat_template import MODEL_TEMPLATE
 from tui.backend import Backend, LocalBackend
 from tui.config import RESTART_FIELDS, SAMPLING_FIELDS, Config, Settings, config_path, load_config, save_config
 from tui.messages import FilesChangedOnDisk, ModelLoaded, ModelLoadFailed, ModelLoadProgress
@@ -25,9 +26,11 @@ from tui.model_loader import (
     LoadCancelled,
     ModelSource,
     ModelStatus,
+    ModelSummary,
     Stage,
     describe_error,
 )
+from tui.prompt import CODING_SYSTEM
 from tui.screens import FileFinder, HelpScreen, MainScreen, PromptView, SettingsScreen
 from tui.screens.history import ConfirmScreen, HistoryScreen
 from tui.screens.insert_dialog import InsertDialog
@@ -114,7 +117,8 @@ class CodeupApp(App[None]):
                 when given, ``model_path`` must be None.
             backend: Overrides the whole backend (a fake in tests, later a remote one);
                 when given, ``model_path`` and ``model_source`` must be None.
-            template: A ``PromptTemplate`` or a template name (default: alpaca).
+            template: A ``PromptTemplate`` or a template name (default: ``model``, the model
+                file's own chat template once it is loaded; alpaca for a file without one).
             sampling: ``engine.sampling.SamplingParams`` (None: the engine's defaults).
             max_tokens: Most tokens per answer (-1: until the model stops or the context is
                 full); also the room kept for the answer (a quarter of the context when -1).
@@ -142,11 +146,9 @@ class CodeupApp(App[None]):
             )
             backend = LocalBackend(source)
         self.backend: Backend = backend
-        if template is None or isinstance(template, str):
-            from engine.templates import load_template
-
-            template = load_template(template or "alpaca")
-        self.template = template
+        self.template_name: str = MODEL_TEMPLATE if template is None else getattr(template, "name", template)
+        """The template setting: ``model`` follows the loaded model's own chat template."""
+        self.template = self._resolve_template(self.template_name) if isinstance(template, (str, type(None))) else template
         self.sampling = sampling
         self.max_tokens = max_tokens
         if settings is None:
@@ -156,7 +158,7 @@ class CodeupApp(App[None]):
                 n_ctx=getattr(source, "n_ctx", None),
                 threads=getattr(source, "n_threads", None),
                 max_tokens=max_tokens,
-                template=template.name,
+                template=self.template_name,
             ).updated({name: getattr(sampling, name) for name in SAMPLING_FIELDS if sampling is not None})
         self.settings = settings
         self.config = config or Config(config_path()[0])
@@ -247,7 +249,31 @@ class CodeupApp(App[None]):
         self.model_status = ModelStatus.progress(message.stage, message.text)
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
+        if self.template_name == MODEL_TEMPLATE:
+            self.template = self._resolve_template(self.template_name, message.summary)
         self.model_status = ModelStatus.ready(message.summary)
+
+    def _resolve_template(self, name: str, summary: ModelSummary | None = None) -> Any:
+        """The template ``name`` stands for: ``model`` is the loaded model's chat template
+        (with the coding system line; alpaca until the model is loaded, and for a file
+        without one), any other name a TOML template."""
+        from engine.templates import load_template
+
+        if name != MODEL_TEMPLATE:
+            return load_template(name)
+        if summary is None and self.model_status.state == "ready":
+            summary = self.model_status.summary
+        own = getattr(summary, "chat_template", None)
+        if own is None:
+            return load_template("alpaca")
+        return replace(own, system=CODING_SYSTEM) if own.supports_system else own
+
+    @property
+    def template_label(self) -> str:
+        """Which prompt format is in use, as the status bar, F2 and ctrl+r name it."""
+        from engine.chat_template import format_label
+
+        return format_label(self.template)
 
     def on_model_load_failed(self, message: ModelLoadFailed) -> None:
         self.model_status = ModelStatus.failed(message.error)
@@ -347,7 +373,11 @@ class CodeupApp(App[None]):
 
     def action_settings(self) -> None:
         if isinstance(self.screen, MainScreen):
-            self.push_screen(SettingsScreen(self.settings, self.config.path, self.save_settings))
+            remote_models = getattr(self.backend, "models", None)  # a server's: F2 offers them
+            current = getattr(getattr(self.backend, "client", None), "model", None)
+            self.push_screen(SettingsScreen(self.settings, self.config.path, self.save_settings,
+                                            remote_models=remote_models, remote_model=current,
+                                            in_use={"template": self.template_label}))
 
     def save_settings(self, changes: Mapping[str, object]) -> str:
         """Write the changed settings (None: back to the default) to the config file, then
@@ -357,14 +387,21 @@ class CodeupApp(App[None]):
         the user did not change keep the file's value (a flag's value is not written).
         """
         fresh = load_config(self.config.path)
+        changes = dict(changes)
+        remote = dict(fresh.remote)
+        if "remote_model" in changes:  # the server's model: a key of its own, read at the start
+            remote_model = changes.pop("remote_model")
+            remote.pop("remote_model", None)
+            if remote_model:
+                remote["remote_model"] = str(remote_model)
         values = {name: value for name, value in fresh.values.items() if name not in changes}
         values.update({name: value for name, value in changes.items() if value is not None})
-        config = replace(fresh, values=values)
+        config = replace(fresh, values=values, remote=remote)
         save_config(config)
         self.config = config
         self.apply_settings(self.settings.updated(changes))
         note = f"Saved to {config.path}."
-        if any(name in changes for name in RESTART_FIELDS):
+        if any(name in changes for name in RESTART_FIELDS) or remote != dict(fresh.remote):
             note += " The model, context size and threads apply when codeup-tui restarts."
         return note
 
@@ -372,9 +409,8 @@ class CodeupApp(App[None]):
         """Use ``settings`` from the next answer on (the template and sampling; the model's
         own settings need a restart)."""
         if settings.template != self.settings.template:
-            from engine.templates import load_template
-
-            self.template = load_template(settings.template)
+            self.template = self._resolve_template(settings.template)
+            self.template_name = settings.template
         from engine.sampling import SamplingParams
 
         self.sampling = replace(self.sampling or SamplingParams(),
@@ -383,6 +419,7 @@ class CodeupApp(App[None]):
         self.settings = settings
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
+                screen.show_prompt_format()
                 screen.request_budget()  # the template and the answer's room change the budget
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -82,8 +82,10 @@ class Backend(Protocol):
         stop: Sequence[str] = (),
         add_bos: bool | None = None,
         parse_special: bool = False,
+        draft: Any = None,
     ) -> GenerationHandleLike:
-        """Start generating in the background; raises (one-line ``CodeupError``) on a bad prompt."""
+        """Start generating in the background; raises (one-line ``CodeupError``) on a bad prompt.
+        ``draft``: speculative decoding's settings (``engine.speculative.DraftParams``)."""
 
     def close(self) -> None:
         """Release the model (safe to call more than once, and before ``load``)."""
@@ -101,6 +103,10 @@ class LocalBackend:
     def load(self, progress: ProgressCallback, cancel: threading.Event) -> ModelSummary:
         model = open_model(self.source, progress, cancel)
         try:
+            if hasattr(model, "eval"):  # an engine model: a first run compiles its kernels here, visibly
+                from engine.kernel_cache import warm_up
+
+                warm_up(model, lambda text: progress("loading", text))
             summary = ModelSummary.from_model(model, threads=self._threads())
         except BaseException:
             model.close()
@@ -148,6 +154,7 @@ class LocalBackend:
         stop: Sequence[str] = (),
         add_bos: bool | None = None,
         parse_special: bool = False,
+        draft: Any = None,
     ) -> GenerationHandleLike:
         model = self._model()
         with self._lock:
@@ -157,7 +164,8 @@ class LocalBackend:
                 self._generator = Generator(model)
             generator = self._generator
         return generator.start(
-            prompt, params, max_tokens=max_tokens, stop=stop, add_bos=add_bos, parse_special=parse_special
+            prompt, params, max_tokens=max_tokens, stop=stop, add_bos=add_bos, parse_special=parse_special,
+            draft=draft,
         )
 
     def close(self) -> None:

@@ -56,15 +56,21 @@ def build_parser() -> ArgumentParser:
         "--endpoint",
         metavar="URL",
         help="use the model of an OpenAI-compatible server (llama.cpp's, `codeup serve`) instead of a "
-        "local file; the API key comes from $CODEUP_API_KEY, else $OPENAI_API_KEY",
+        "local file (default: the config's endpoint, else $OPENAI_BASE_URL, unless a model file is "
+        "given); the API key comes from $CODEUP_API_KEY, else $OPENAI_API_KEY; $HTTPS_PROXY, "
+        "$HTTP_PROXY and $NO_PROXY are honoured",
     )
+    parser.add_argument("--remote-model", metavar="NAME",
+                        help="the server's model to use (default: the config's remote_model, else the "
+                        "first the server lists; F2 lists them)")
     parser.add_argument("--timeout", type=float, metavar="S",
                         help="with --endpoint: seconds the server may stay silent before the answer "
                         "fails (default: 300)")
     parser.add_argument(
         "--template",
         metavar="NAME",
-        help="prompt template (default: alpaca; see `codeup run --help` and templates/)",
+        help="prompt template (default: model, the model file's own chat template, alpaca for a file without "
+        "one; see `codeup run --help` and templates/)",
     )
     parser.add_argument("-c", "--ctx-size", "--ctx", dest="ctx_size", type=int, metavar="N",
                         help="context size in tokens (default: the model's, at most 4096)")
@@ -76,6 +82,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("-n", "--max-tokens", type=int, metavar="N",
                         help="most tokens per answer (default: -1, until the model stops; a quarter "
                         "of the context is then kept free for the answer)")
+    parser.add_argument("--draft-max", type=int, metavar="N",
+                        help="speculative decoding: most tokens guessed from the prompt and verified in one "
+                        "batch per step, the same text faster; 0 = off (default: 16)")
     parser.add_argument("--temp", type=float, metavar="T", help="sampling temperature; 0 = greedy (default: 0.8)")
     parser.add_argument("--top-k", type=int, metavar="K", help="top-k; 0 = off (default: 40)")
     parser.add_argument("--top-p", type=float, metavar="P", help="top-p, 0 to 1; 1 = off (default: 0.95)")
@@ -100,6 +109,7 @@ FLAG_FIELDS = {
     "min_p": "min_p",
     "repeat_penalty": "repeat_penalty",
     "max_tokens": "max_tokens",
+    "draft_max": "draft_max",
 }
 """argparse dest -> the setting it overrides."""
 
@@ -172,20 +182,39 @@ def lora_adapters(args: argparse.Namespace, config: Config) -> tuple:
 
 def check_generation_options(settings: Settings, seed: int | None):
     """The template and sampling settings; ValueError (one line) for a bad one."""
+    from engine.chat_template import MODEL_TEMPLATE
     from engine.errors import CodeupError
     from engine.templates import load_template
 
     try:
-        return load_template(settings.template), settings.sampling_params(seed)
+        # `model`: the model file's own template, resolved once the model is loaded
+        template = settings.template if settings.template == MODEL_TEMPLATE else load_template(settings.template)
+        return template, settings.sampling_params(seed)
     except CodeupError as exc:
         raise ValueError(" ".join(str(exc).split())) from exc
 
 
-def remote_backend(args: argparse.Namespace, settings: Settings):
+def choose_endpoint(args: argparse.Namespace, config, environ=None) -> str | None:
+    """The server to use: --endpoint; else, without --model, the config's `endpoint`; else,
+    with no model file in the config either, $OPENAI_BASE_URL. None: a local model."""
+    if getattr(args, "endpoint", None) or getattr(args, "model", None) is not None:
+        return getattr(args, "endpoint", None)
+    if config is not None and config.remote.get("endpoint"):
+        return config.remote["endpoint"]
+    if config is not None and config.values.get("model") is not None:
+        return None
+    from engine.remote import base_url_from_env
+
+    return base_url_from_env(environ)
+
+
+def remote_backend(args: argparse.Namespace, settings: Settings, config=None):
     """The backend for --endpoint (None without it); ValueError (one line) for bad flags."""
     if not getattr(args, "endpoint", None):
         if getattr(args, "timeout", None) is not None:
             raise ValueError("--timeout applies only with --endpoint")
+        if getattr(args, "remote_model", None) is not None:
+            raise ValueError("--remote-model applies only with --endpoint (a server)")
         return None
     if args.model is not None:
         raise ValueError("--model and --endpoint: give one (a model file here, or a server)")
@@ -199,21 +228,27 @@ def remote_backend(args: argparse.Namespace, settings: Settings):
         Endpoint.parse(args.endpoint)
     except CodeupError as exc:
         raise ValueError(str(exc)) from None
-    return RemoteBackend(args.endpoint, api_key_from_env(), n_ctx=settings.n_ctx, read_timeout=args.timeout)
+    remote_model = getattr(args, "remote_model", None) or (config.remote.get("remote_model") if config else None)
+    return RemoteBackend(args.endpoint, api_key_from_env(), n_ctx=settings.n_ctx, read_timeout=args.timeout,
+                         model=remote_model)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    from engine.cli import normalize_options
+
+    # `--ctx_size` is `--ctx-size`, as llama.cpp's 2023 spellings (and `codeup run`) have it
+    args = parser.parse_args(normalize_options(list(sys.argv[1:] if argv is None else argv), parser))
     from tui.config import ConfigError, check_binding_ids, config_path, load_config
 
     try:
         project_dir = check_project_dir(args.project_dir)
         path, named = config_path(args.config)
         config = load_config(path, must_exist=named)
+        args.endpoint = choose_endpoint(args, config)
         settings, model_path = resolve_settings(args, config)
         template, sampling = check_generation_options(settings, args.seed)
-        backend = remote_backend(args, settings)
+        backend = remote_backend(args, settings, config)
     except (ValueError, ConfigError) as exc:
         parser.error(str(exc))
 

@@ -34,7 +34,9 @@ from typing import Any
 from engine.atomic_file import atomic_write_bytes
 from engine.errors import CodeupError, printable
 from engine.sampling import SamplingParams
-from engine.templates import DEFAULT_TEMPLATE, load_template, template_names
+from engine.speculative import DraftParams
+from engine.chat_template import MODEL_TEMPLATE
+from engine.templates import load_template, template_names
 
 CONFIG_ENV = "CODEUP_TUI_CONFIG"
 """An environment variable naming the config file (``--config`` wins over it)."""
@@ -85,7 +87,8 @@ class Settings:
     """Context size in tokens; None: the model's, at most 4096."""
     threads: int | None = None
     """CPU threads; None: all cores."""
-    template: str = DEFAULT_TEMPLATE
+    template: str = MODEL_TEMPLATE
+    """The prompt format: `model` (the model file's chat template; alpaca without one) or a template's name."""
     temperature: float = _ENGINE.temperature
     top_k: int = _ENGINE.top_k
     top_p: float = _ENGINE.top_p
@@ -93,6 +96,11 @@ class Settings:
     repeat_penalty: float = _ENGINE.repeat_penalty
     max_tokens: int = -1
     """Most tokens per answer; -1: until the model stops or the context is full."""
+    draft_max: int = DraftParams().draft_max
+    """Speculative decoding: most tokens guessed from the prompt per step; 0: off."""
+
+    def draft_params(self) -> DraftParams:
+        return DraftParams(draft_max=self.draft_max)
 
     def sampling_params(self, seed: int | None = None) -> SamplingParams:
         return SamplingParams(seed=seed, **{name: getattr(self, name) for name in SAMPLING_FIELDS})
@@ -180,7 +188,9 @@ def _check_threads(value: object) -> int:
 
 def _check_template(value: object) -> str:
     name = _text(value)
-    known = template_names()
+    if name == MODEL_TEMPLATE:
+        return name
+    known = [MODEL_TEMPLATE, *template_names()]
     if name not in known:
         raise ValueError(f"must be one of {', '.join(known)}, got {printable(name)!r}")
     try:
@@ -225,6 +235,13 @@ def _check_max_tokens(value: object) -> int:
     return n
 
 
+def _check_draft_max(value: object) -> int:
+    n = _int(value)
+    if not 0 <= n <= 256:
+        raise ValueError(f"must be between 0 (off) and 256, got {n}")
+    return n
+
+
 @dataclass(frozen=True)
 class Field:
     """One setting: its TOML key (= the Settings attribute), how it is checked and shown."""
@@ -244,7 +261,8 @@ FIELDS: tuple[Field, ...] = (
     Field("model", "Model file", "--model", _check_model, Path, "empty: default model"),
     Field("n_ctx", "Context size", "--ctx-size", _check_n_ctx, int, "empty: model's, ≤ 4096"),
     Field("threads", "Threads", "--threads", _check_threads, int, "empty: all cores"),
-    Field("template", "Template", "--template", _check_template, str, f"default {DEFAULT_TEMPLATE}"),
+    Field("template", "Template", "--template", _check_template, str,
+          f"default {MODEL_TEMPLATE} (its own)"),
     Field("temperature", "Temperature", "--temp", _check_temperature, float,
           f"0 = greedy; default {_ENGINE.temperature:g}"),
     Field("top_k", "Top-k", "--top-k", _check_top_k, int, f"0 = off; default {_ENGINE.top_k}"),
@@ -253,6 +271,8 @@ FIELDS: tuple[Field, ...] = (
     Field("repeat_penalty", "Repeat penalty", "--repeat-penalty", _check_repeat_penalty, float,
           f"1 = off; default {_ENGINE.repeat_penalty:g}"),
     Field("max_tokens", "Max tokens", "--max-tokens", _check_max_tokens, int, "-1: until done"),
+    Field("draft_max", "Draft tokens", "--draft-max", _check_draft_max, int,
+          f"0 = off; default {DraftParams().draft_max}"),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 _FLAG_NAMES = {f.flag.lstrip("-").replace("-", "_"): f.name for f in FIELDS} | {"ctx": "n_ctx"}
@@ -361,6 +381,8 @@ class Config:
     """Binding id -> key string (normalized: see ``normalize_keys``)."""
     lora: tuple[tuple[Path, float], ...] = ()
     """LoRA adapters applied to the local model: (adapter file, scale), from ``lora``."""
+    remote: Mapping[str, str] = field(default_factory=dict)
+    """The server to use (``endpoint``) and its model (``remote_model``), when set (see REMOTE_KEYS)."""
 
     @property
     def settings(self) -> Settings:
@@ -399,11 +421,18 @@ def load_config(path: Path, *, must_exist: bool = False) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML: {' '.join(str(exc).split())}") from None
     values: dict[str, Any] = {}
+    remote: dict[str, str] = {}
     for name, value in data.items():
         if name in (KEYS_TABLE, LORA_KEY):
             continue
+        if name in REMOTE_KEYS:
+            try:
+                remote[name] = check_remote(name, value)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {name} {exc}") from None
+            continue
         if name not in FIELDS_BY_NAME:
-            known = [*FIELDS_BY_NAME, LORA_KEY, f"[{KEYS_TABLE}]"]
+            known = [*FIELDS_BY_NAME, *REMOTE_KEYS, LORA_KEY, f"[{KEYS_TABLE}]"]
             alias = _FLAG_NAMES.get(name.replace("-", "_"))
             hint = f" (did you mean {alias!r}?)" if alias else _unknown(name, known)
             raise ConfigError(f"{where}: unknown key {printable(name)!r}{hint} (known: {', '.join(known)})")
@@ -411,10 +440,27 @@ def load_config(path: Path, *, must_exist: bool = False) -> Config:
             values[name] = check_value(name, value)
         except ValueError as exc:
             raise ConfigError(f"{where}: {name} {exc}") from None
-    return Config(path, values, _load_keys(data.get(KEYS_TABLE, {}), where), _load_lora(data.get(LORA_KEY, []), where))
+    return Config(path, values, _load_keys(data.get(KEYS_TABLE, {}), where), _load_lora(data.get(LORA_KEY, []), where),
+                  remote)
 
 
 LORA_KEY = "lora"
+REMOTE_KEYS = ("endpoint", "remote_model")
+"""Keys for a model on a server: its URL (used unless a model file is given), the model there."""
+
+
+def check_remote(name: str, value: object) -> str:
+    """``endpoint`` (an http(s) URL) or ``remote_model`` (a name); ValueError otherwise."""
+    text = _text(value).strip()
+    if name == "endpoint":
+        from engine.errors import CodeupError
+        from engine.remote import Endpoint
+
+        try:
+            Endpoint.parse(text)
+        except CodeupError as exc:
+            raise ValueError(f"is not usable: {exc}") from None
+    return text
 
 
 def _load_lora(value: object, where: str) -> tuple[tuple[Path, float], ...]:
@@ -497,13 +543,16 @@ def _toml_key(key: str) -> str:
     return key if bare else toml_string(key)
 
 
-def render_config(values: Mapping[str, Any], keys: Mapping[str, str], lora=()) -> str:
-    """The TOML text of a config: the settings in FIELDS order, the LoRA adapters, then the
-    [keys] table."""
+def render_config(values: Mapping[str, Any], keys: Mapping[str, str], lora=(), remote=None) -> str:
+    """The TOML text of a config: the settings in FIELDS order, the server, the LoRA
+    adapters, then the [keys] table."""
     lines = [HEADER]
     for spec in FIELDS:
         if values.get(spec.name) is not None:
             lines.append(f"{spec.name} = {_toml_value(values[spec.name])}\n")
+    for name in REMOTE_KEYS:
+        if (remote or {}).get(name):
+            lines.append(f"{name} = {toml_string(remote[name])}\n")
     if lora:
         entries = ", ".join(f"{{ path = {toml_string(str(path))}, scale = {float(scale)!r} }}" for path, scale in lora)
         lines.append(f"{LORA_KEY} = [{entries}]\n")
@@ -519,7 +568,7 @@ def save_config(config: Config) -> None:
     A symlinked config (dotfiles) is written through to its target. ConfigError (one line)
     when it cannot be written; the old file is then untouched.
     """
-    text = render_config(config.values, config.keys, config.lora)
+    text = render_config(config.values, config.keys, config.lora, config.remote)
     target = config.path.resolve() if config.path.is_symlink() else config.path
     try:
         try:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Stage = Literal["downloading", "loading"]
 """What a progress report is about: fetching the default model, or opening a file."""
@@ -118,11 +118,28 @@ class ModelSummary:
     """Where the model runs when not in this process ("remote: host:port"); "" here."""
     estimated_counts: bool = False
     """Token counts are estimates (a server that cannot tokenize): the UI labels them."""
+    chat_template: Any = field(default=None, compare=False, repr=False)
+    """The file's own chat template (``engine.chat_template.ChatTemplate``); None: it has none."""
 
     @classmethod
     def from_model(cls, model: ModelLike, threads: int = 0) -> ModelSummary:
         info = model.info
         notes = getattr(getattr(model, "file", None), "notes", ()) or ()
+        chat_template = None
+        if getattr(getattr(model, "file", None), "hparams", None) is not None:
+            from engine.memory import estimate, memory_warning
+
+            warning = memory_warning(estimate(model.file, int(info.n_ctx)))  # type: ignore[attr-defined]
+            if warning:
+                notes = (*notes, warning)
+        if getattr(getattr(model, "file", None), "metadata", None):
+            from engine.chat_template import model_chat_template
+            from engine.errors import CodeupError
+
+            try:
+                chat_template = model_chat_template(model.file)  # type: ignore[attr-defined]
+            except CodeupError as exc:  # a template jinja cannot read: say so, prompt in alpaca
+                notes = (*notes, f"{exc}; using alpaca")
         return cls(
             name=str(info.name),
             file_type=str(info.file_type),
@@ -132,6 +149,7 @@ class ModelSummary:
             path=Path(info.path),
             notes=tuple(one_line(str(note)) for note in notes),
             threads=threads,
+            chat_template=chat_template,
         )
 
     @property

@@ -32,6 +32,11 @@ NAMES: dict[str, str] = {
 }
 
 
+CODING_SYSTEM = "You are a helpful coding assistant."
+"""The system message sent with a model's own chat template (when it takes one): the
+TUI is for code, and the small default model answers a code request with code given it."""
+
+
 def language_tag(path: str) -> str:
     """The fence's language tag for a path ("" when unknown)."""
     pure = PurePosixPath(path)
@@ -108,6 +113,24 @@ def render_prompt(template: TemplateLike, history: Sequence[PastTurn], instructi
     input_text = build_input(files)
     turns = [turn.as_template_turn() for turn in history]
     return template.render_conversation(turns, instruction, input_text), input_text
+
+
+def conversation_messages(template, history: Sequence[PastTurn], instruction: str,
+                          input_text: str | None) -> list[dict[str, str]]:
+    """The same conversation as ``render_prompt``'s, as chat messages for a server that renders
+    its own template: the template's system text, each turn's user message (the instruction,
+    then the files it carried) and answer, and the new user message."""
+    first_input = history[0].input_text if history else input_text
+    system = getattr(template, "system_with_input" if first_input else "system", "") or ""
+    messages = [{"role": "system", "content": system}] if system else []
+
+    def user(instruction: str, files: str | None) -> dict[str, str]:
+        return {"role": "user", "content": instruction + (f"\n\n{files}" if files else "")}
+
+    for turn in history:
+        messages += [user(turn.instruction, turn.input_text), {"role": "assistant", "content": turn.response}]
+    messages.append(user(instruction, input_text))
+    return messages
 
 
 def answer_reserve(n_ctx: int, max_tokens: int) -> int:

@@ -3,7 +3,9 @@
 It implements ``tui.backend.Backend`` over ``engine.remote.RemoteClient``, so the app works
 unchanged: ``load`` asks the server for its model and context size, ``count_tokens`` uses
 the server's ``/tokenize`` (or an estimate, which the summary flags so the status bar labels
-it), ``start`` streams the answer. Plain Python, no Textual; the engine module is imported
+it), ``start`` streams the answer. Its extras: ``models`` (the server's, which F2 offers
+for ``remote_model``) and ``start(messages=...)`` (the conversation as chat messages, for a
+server without completions). Plain Python, no Textual; the engine module is imported
 in ``load`` (a worker thread), so the screen is up first.
 """
 
@@ -29,9 +31,12 @@ class RemoteBackend:
         n_ctx: int | None = None,
         connect_timeout: float | None = None,
         read_timeout: float | None = None,
+        model: str | None = None,
     ) -> None:
         self.url = url
         self.api_key = api_key
+        self.model = model
+        """The server's model to ask for (None: the first it lists)."""
         self.n_ctx_override = n_ctx
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -44,7 +49,7 @@ class RemoteBackend:
 
         timeouts = {name: value for name, value in (("connect_timeout", self.connect_timeout),
                                                     ("read_timeout", self.read_timeout)) if value is not None}
-        client = RemoteClient(self.url, self.api_key, n_ctx=self.n_ctx_override, **timeouts)
+        client = RemoteClient(self.url, self.api_key, n_ctx=self.n_ctx_override, model=self.model, **timeouts)
         progress("loading", f"connecting to {client.endpoint.url}…")
         info = client.probe()
         client.count_tokens("codeup")  # learn now whether counts will be the server's or estimates
@@ -72,6 +77,15 @@ class RemoteBackend:
     def n_ctx(self) -> int:
         return self._n_ctx
 
+    takes_messages = True
+    """`start` takes the conversation as chat messages too (for a server without completions)."""
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models the server lists (empty before loading, or when it lists none)."""
+        client = self.client
+        return tuple(client.models) if client is not None else ()
+
     @property
     def estimated_counts(self) -> bool:
         client = self.client
@@ -98,9 +112,12 @@ class RemoteBackend:
         stop: Sequence[str] = (),
         add_bos: bool | None = None,
         parse_special: bool = False,
+        messages: Sequence[dict] | None = None,
+        draft: Any = None,
     ) -> GenerationHandleLike:
+        # `draft` is the local engine's: a server drafts (or not) by its own settings.
         return self._client().start(prompt, params, max_tokens=max_tokens, stop=stop, add_bos=add_bos,
-                                    parse_special=parse_special)
+                                    parse_special=parse_special, messages=messages)
 
     def close(self) -> None:
         # Nothing is held between requests: each has its own connection (a running answer is

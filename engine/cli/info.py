@@ -7,6 +7,7 @@ import json
 from collections import defaultdict
 from dataclasses import asdict
 
+from ..errors import UsageError
 from ..formats import ModelFile, open_model_file
 from ..terminal_text import printable
 
@@ -18,11 +19,13 @@ def add_parser(sub) -> None:
         "info",
         help="describe a GGUF or GGML model file",
         description="Describe a GGUF (v1-v3) or legacy GGML (ggjt v3 ...) model file: format, "
-        "hyperparameters, tokenizer, tensor types and sizes.",
+        "hyperparameters, tokenizer, tensor types and sizes, the prompt format, and the memory it needs "
+        "at a context size (-c; default: the model's, at most 4096).",
     )
     p.add_argument("model", metavar="MODEL", help="path to a .gguf or .ggmlv3 .bin file")
     p.add_argument("--json", action="store_true", help="print the description as JSON")
-    add_model_overrides(p)
+    add_model_overrides(p, context_help="context size of the memory estimate (default: the model's, at most "
+                        "4096); also a GGML file's training context (default 2048)")
     p.set_defaults(run=run)
 
 
@@ -36,8 +39,12 @@ def active_params(mf: ModelFile) -> int:
     return mf.n_params - experts * (hp.n_expert - hp.n_expert_used) // hp.n_expert
 
 
-def describe(mf: ModelFile) -> dict:
-    """A JSON-ready description of a model file."""
+def describe(mf: ModelFile, n_ctx: int | None = None) -> dict:
+    """A JSON-ready description of a model file (the memory estimate at `n_ctx`; None: the
+    context the engine would load it with)."""
+    from ..chat_template import CHAT_TEMPLATE_KEY, FORMAT_MARKS
+    from ..memory import estimate
+
     by_type: dict[str, dict[str, int]] = defaultdict(lambda: {"count": 0, "bytes": 0, "elements": 0})
     for t in mf.tensors.values():
         row = by_type[t.ggml_type.name]
@@ -80,7 +87,17 @@ def describe(mf: ModelFile) -> dict:
         "tensor_types": dict(sorted(by_type.items(), key=lambda kv: -kv[1]["bytes"])),
         "n_tensors": len(mf.tensors),
         "notes": list(mf.notes),
+        "prompt_format": _prompt_format(mf.metadata.get(CHAT_TEMPLATE_KEY), FORMAT_MARKS),
+        **(estimate(mf, n_ctx).as_dict() if mf.hparams else {}),
     }
+
+
+def _prompt_format(source, marks) -> str:
+    """The format `codeup run -i` and the TUI prompt this file in by default."""
+    if not isinstance(source, str) or not source.strip():
+        return "alpaca (the file has no chat template)"
+    family = next((label for mark, label in marks if mark in source), "")
+    return "the file's chat template" + (f" ({family})" if family else "")
 
 
 def _size(n: int) -> str:
@@ -134,6 +151,11 @@ def render_text(d: dict) -> str:
         for name, row in d["tensor_types"].items():
             bpw = 8 * row["bytes"] / row["elements"] if row["elements"] else 0
             lines.append(f"              {name:<8} {row['count']:>6} {_size(row['bytes']):>12}  {bpw:>11.2f}")
+    lines.append(f"prompt format {d['prompt_format']}")
+    if "memory_required_bytes" in d:
+        lines.append(f"memory        {_size(d['memory_required_bytes'])} at context {d['n_ctx']}: weights "
+                     f"{_size(d['weights_bytes'])}, KV cache {_size(d['kv_cache_bytes'])} (F16), working "
+                     f"{_size(d['working_bytes'])}")
     for note in d["notes"]:
         lines.append(f"note          {note}")
     # Names, paths and notes come from the file: each line shown with its controls escaped.
@@ -143,7 +165,10 @@ def render_text(d: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from . import model_overrides
 
+    n_ctx = args.context_length
+    if n_ctx is not None and not 1 <= n_ctx <= 1 << 20:
+        raise UsageError(f"-c {n_ctx}: the context size must be between 1 and {1 << 20}")
     with open_model_file(args.model, **model_overrides(args)) as mf:
-        d = describe(mf)
+        d = describe(mf, n_ctx)
     print(json.dumps(d, indent=2) if args.json else render_text(d))
     return 0

@@ -1,6 +1,7 @@
-"""`codeup run`: generate from a prompt, or chat in the Alpaca format (-i --instruct), with
-llama.cpp main's flags. Text streams to stdout; timings go to stderr. With --endpoint the
-model is an OpenAI-compatible server's (engine/remote.py); everything else is the same."""
+"""`codeup run`: generate from a prompt, or chat (-i --instruct) in the model's own prompt
+format (its chat template; Alpaca for files without one), with llama.cpp main's flags.
+Text streams to stdout; timings go to stderr. With --endpoint the model is an
+OpenAI-compatible server's (engine/remote.py); everything else is the same."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ YELLOW, GREEN, RESET = "\x1b[33m", "\x1b[1;32m", "\x1b[0m"
 
 
 def add_parser(sub) -> None:
-    from . import add_lora_options, add_model_overrides
+    from . import add_draft_options, add_llama_cpp_options, add_lora_options, add_model_overrides
 
     p = sub.add_parser(
         "run",
@@ -24,13 +25,21 @@ def add_parser(sub) -> None:
     )
     p.add_argument("-m", "--model", metavar="PATH", help="GGUF or GGML v3 model (default: the default model)")
     p.add_argument("--endpoint", metavar="URL",
-                   help="generate on an OpenAI-compatible server (llama.cpp's, `codeup serve`) instead; "
-                   "API key from $CODEUP_API_KEY, else $OPENAI_API_KEY")
+                   help="generate on an OpenAI-compatible server (llama.cpp's, `codeup serve`) instead "
+                   "(default without -m: $OPENAI_BASE_URL if set); API key from $CODEUP_API_KEY, else "
+                   "$OPENAI_API_KEY; $HTTPS_PROXY / $HTTP_PROXY / $NO_PROXY honoured")
+    p.add_argument("--remote-model", metavar="NAME",
+                   help="with --endpoint: the server's model to use (default: the first it lists)")
     p.add_argument("--timeout", type=float, metavar="S",
                    help="with --endpoint: seconds the server may stay silent (default 300)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("-p", "--prompt", help="the prompt (raw text; with --template, an instruction)")
-    src.add_argument("-f", "--file", metavar="PATH", help="read the prompt from a file")
+    src.add_argument("-p", "--prompt", help="the prompt (raw text; with --template, an instruction); "
+                     "\\n, \\t, \\xNN ... are processed unless --no-escape")
+    src.add_argument("-f", "--file", metavar="PATH", help="read the prompt from a file (-: standard input)")
+    p.add_argument("--no-escape", action="store_true",
+                   help="keep backslashes in -p, -r, --in-prefix and --in-suffix as written")
+    p.add_argument("--no-parse-special", action="store_true",
+                   help="keep special-token text in -p/-f (<|im_start|>, </s>) as plain text, not its token")
     p.add_argument("-n", "--n-predict", type=int, default=-1, metavar="N", help="tokens to generate (-1: until the end, default)")
     p.add_argument("-c", "--ctx-size", type=int, metavar="N", help="context size (default: the model's, at most 4096)")
     p.add_argument("-t", "--threads", type=int, metavar="N", help="threads (default: all cores)")
@@ -43,15 +52,26 @@ def add_parser(sub) -> None:
     p.add_argument("--frequency-penalty", type=float, default=0.0)
     p.add_argument("--presence-penalty", type=float, default=0.0)
     p.add_argument("-s", "--seed", type=int, help="random seed (default: random)")
-    p.add_argument("--template", metavar="NAME", help="prompt template (default alpaca; see templates/)")
-    p.add_argument("--stop", action="append", default=None, metavar="TEXT", help="stop string (repeatable; default: the template's)")
+    p.add_argument("--template", "--chat-template", metavar="NAME",
+                   help="prompt template: model (the model file's own chat template, alpaca for a file without "
+                   "one; the default of -i), alpaca, chatml, llama-2-chat (llama2), or your own (templates/)")
+    p.add_argument("--chat-template-file", metavar="FILE", help="a Jinja chat template to use instead")
+    p.add_argument("--stop", "-r", "--reverse-prompt", action="append", default=None, metavar="TEXT",
+                   help="stop string (repeatable; default: the template's)")
     p.add_argument("--keep", type=int, metavar="N", help="on a full context keep the first N tokens and drop half the rest, instead of stopping")
     p.add_argument("--color", action="store_true", help="colour the prompt and your input")
     p.add_argument("--no-display-prompt", action="store_true", help="do not echo the prompt")
     p.add_argument("-i", "--interactive", action="store_true", help="chat: type instructions, answered in the template's format")
     p.add_argument("-ins", "--instruct", action="store_true", help="instruction mode (with -i; implies it)")
+    p.add_argument("-cnv", "--conversation", action="store_true", help="chat (as -i)")
+    p.add_argument("--multiline-input", action="store_true",
+                   help="in a chat, Enter continues the instruction; a line ending in / sends it")
+    p.add_argument("--in-prefix", default="", metavar="TEXT", help="text put before each instruction in a chat")
+    p.add_argument("--in-suffix", default="", metavar="TEXT", help="text put after each instruction in a chat")
     add_model_overrides(p, context_length=False)
     add_lora_options(p)
+    add_draft_options(p)
+    add_llama_cpp_options(p)
     p.set_defaults(run=run)
 
 
@@ -66,6 +86,10 @@ def _sampling(args):
 
 
 def _check(args) -> None:
+    if args.endpoint is None and args.model is None:
+        from ..remote import base_url_from_env
+
+        args.endpoint = base_url_from_env()  # OpenAI's clients' variable: the server to use
     if args.n_predict < -1:
         raise UsageError(f"-n {args.n_predict}: use -1 (until the end) or a count of tokens")
     if args.ctx_size is not None and not 1 <= args.ctx_size <= 1 << 20:
@@ -83,11 +107,18 @@ def _check(args) -> None:
             raise UsageError(f"--timeout {args.timeout:g}: give seconds, more than 0")
     elif args.timeout is not None:
         raise UsageError("--timeout applies only with --endpoint")
+    elif args.remote_model is not None:
+        raise UsageError("--remote-model applies only with --endpoint (a server)")
 
 
 def _read_prompt(args) -> str | None:
     if args.file is None:
         return args.prompt
+    if args.file == "-":  # llama.cpp's -f -: the prompt from standard input
+        try:
+            return sys.stdin.read()
+        except UnicodeDecodeError:
+            raise UsageError("the prompt on standard input is not UTF-8 text") from None
     try:
         with open(args.file, encoding="utf-8") as f:
             return f.read()
@@ -137,30 +168,82 @@ def stream(handle, console: Console) -> bool:
     return interrupted
 
 
+# llama.cpp's --chat-template names that are spelled differently here
+LLAMA_CPP_TEMPLATE_NAMES = {"llama2": "llama-2-chat"}
+
+
+def _escapes(args) -> None:
+    """llama.cpp's escape processing of the texts given on the command line."""
+    from . import process_escapes
+
+    if args.no_escape:
+        return
+    if args.prompt is not None:
+        args.prompt = process_escapes(args.prompt)
+    if args.stop is not None:
+        args.stop = [process_escapes(s) for s in args.stop]
+    args.in_prefix = process_escapes(args.in_prefix)
+    args.in_suffix = process_escapes(args.in_suffix)
+
+
+def choose_template(args, model_file=None):
+    """The prompt template: --chat-template-file, --template NAME, else the model's own
+    (for a chat, or `--template model`); None for a raw one-shot prompt."""
+    from ..chat_template import MODEL_TEMPLATE, read_chat_template_file, resolve_template
+
+    if args.chat_template_file is not None:
+        if args.template is not None:
+            raise UsageError("--template and --chat-template-file: give one")
+        return read_chat_template_file(args.chat_template_file, model_file)
+    name = LLAMA_CPP_TEMPLATE_NAMES.get(args.template, args.template)
+    if name is None and not _interactive(args):
+        return None
+    return resolve_template(name or MODEL_TEMPLATE, model_file)
+
+
+def _interactive(args) -> bool:
+    return args.interactive or args.instruct or args.conversation
+
+
 def run(args: argparse.Namespace) -> int:
     from ..templates import load_template
+    from . import draft_params, llama_cpp_notices
 
     _check(args)
+    llama_cpp_notices(args)
+    draft = draft_params(args)  # a bad value fails before the model loads
+    _escapes(args)
     sampling = _sampling(args)
-    template = load_template(args.template or "alpaca")
+    if args.template not in (None, "model") and args.chat_template_file is None:
+        load_template(LLAMA_CPP_TEMPLATE_NAMES.get(args.template, args.template))  # a bad name fails first
     prompt = _read_prompt(args)
-    interactive = args.interactive or args.instruct
+    interactive = _interactive(args)
     if prompt is None and not interactive:
         raise UsageError("give a prompt with -p or -f, or chat with -i --instruct")
     if args.endpoint is not None:
         generator = _RemoteGenerator.connect(args)
-        add_bos = template.add_bos  # None: the server's model decides
+        template = choose_template(args)  # no model file here: `model` is alpaca
+        bos_default = None  # None: the server's model decides
     else:
         model = _load(args)
         from ..generate import Generator
 
-        generator = Generator(model)
-        add_bos = template.wants_bos(model.tokenizer.add_bos)
+        generator = Generator(model, draft=draft)
+        template = choose_template(args, model.file)
+        bos_default = model.tokenizer.add_bos
     console = Console(args.color)
+    if not interactive and template is None:  # a raw prompt, tokenized as llama-cli does
+        from ..templates import DEFAULT_TEMPLATE
+
+        # as before: a raw Alpaca prompt ends where the model starts the next instruction
+        stops = tuple(args.stop) if args.stop is not None else load_template(DEFAULT_TEMPLATE).stop
+        return _one_shot(generator, console, args, prompt, sampling, stops, bos_default,
+                         not args.no_parse_special)
+    add_bos = template.add_bos if bos_default is None else template.wants_bos(bos_default)
     stops = tuple(args.stop) if args.stop is not None else template.stop
     if not interactive:
-        text = template.render(prompt) if args.template else prompt
-        return _one_shot(generator, console, args, text, sampling, stops, add_bos, template.parse_special)
+        return _one_shot(generator, console, args, template.render(prompt), sampling, stops, add_bos,
+                         template.parse_special)
     return _chat(generator, console, args, template, prompt, sampling, stops, add_bos)
 
 
@@ -187,7 +270,8 @@ class _RemoteGenerator:
         from ..remote import RemoteClient, api_key_from_env
 
         options = {"read_timeout": args.timeout} if args.timeout is not None else {}
-        client = RemoteClient(args.endpoint, api_key_from_env(), n_ctx=args.ctx_size, **options)
+        client = RemoteClient(args.endpoint, api_key_from_env(), n_ctx=args.ctx_size, model=args.remote_model,
+                              **options)
         info = client.probe()
         note = "" if info.n_ctx_known else f", context {info.n_ctx} assumed (-c sets it)"
         print(f"remote: {printable(info.model)} on {client.endpoint.url}{note}", file=sys.stderr, flush=True)
@@ -204,14 +288,63 @@ class _RemoteGenerator:
                                  parse_special=parse_special, keep=keep)
 
 
+class StatusLine:
+    """Progress on stderr: one line rewritten in place on a terminal; elsewhere (a log, a
+    pipe) a line each time the news changes, not each time the seconds do."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.last = ""
+        self.open = False
+
+    def __call__(self, text: str) -> None:
+        import re
+
+        if self.tty:
+            self.stream.write(f"\r\x1b[K{text}")
+            self.open = True
+        else:
+            news = re.sub(r"(, [\d.]+ [KMG]?B/s)?(, \d+ s)?$", "", text)
+            if news != self.last:
+                self.stream.write(text + "\n")
+            self.last = news
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.open = False
+
+
 def _load(args):
     from ..default_model import ensure_default_model
+    from ..kernel_cache import warm_up
     from ..model import load_model
     from . import model_overrides
 
-    path = args.model or ensure_default_model(progress=lambda msg: print(msg, file=sys.stderr))
-    return load_model(path, n_ctx=args.ctx_size, n_threads=args.threads, lora=getattr(args, "lora", None),
-                      **model_overrides(args))
+    status = StatusLine()
+    try:
+        path = args.model or ensure_default_model(progress=status)
+    finally:
+        status.end()
+    model = load_model(path, n_ctx=args.ctx_size, n_threads=args.threads, lora=getattr(args, "lora", None),
+                       **model_overrides(args))
+    try:
+        warm_up(model, status)  # a first run: the kernels compile here, visibly
+    except BaseException:
+        model.close()
+        raise
+    finally:
+        status.end()
+    from ..memory import estimate, memory_warning
+
+    # the weights are mapped, not read yet: warn before the first answer makes the system swap
+    warning = memory_warning(estimate(model.file, model.n_ctx))
+    if warning:
+        print(f"codeup: {warning}", file=sys.stderr, flush=True)
+    return model
 
 
 def _one_shot(generator, console, args, text, sampling, stops, add_bos, parse_special) -> int:
@@ -228,8 +361,9 @@ def _one_shot(generator, console, args, text, sampling, stops, add_bos, parse_sp
     return 130 if interrupted else 0
 
 
-def _read_instruction(console: Console) -> str | None:
-    """One instruction; a line ending in '\\' continues on the next. None at EOF."""
+def _read_instruction(console: Console, multiline: bool = False) -> str | None:
+    """One instruction; a line ending in '\\' continues on the next (with multiline, every
+    line does, until one ending in '/', as llama.cpp's --multiline-input). None at EOF."""
     lines = []
     console.out("\n> ")
     while True:
@@ -237,23 +371,31 @@ def _read_instruction(console: Console) -> str | None:
         if not line:
             return None if not lines else "\n".join(lines)
         line = line.rstrip("\n")
+        if line.endswith("/") and multiline:
+            lines.append(line[:-1])
+            return "\n".join(lines)
         if line.endswith("\\"):
             lines.append(line[:-1])
             continue
         lines.append(line)
-        return "\n".join(lines)
+        if not multiline:
+            return "\n".join(lines)
 
 
 def _chat(generator, console, args, template, first, sampling, stops, add_bos) -> int:
     model = generator.model
     turns: list[tuple[str, str | None, str]] = []
-    console.note("chat: type an instruction and Enter (end a line with \\ to continue it); "
+    from ..chat_template import format_label
+
+    enter = ("Enter adds a line, end one with / to send" if args.multiline_input
+             else "type an instruction and Enter (end a line with \\ to continue it)")
+    console.note(f"chat ({format_label(template)}): {enter}; "
                  "Ctrl+C stops an answer; Ctrl+D or Ctrl+C at the prompt quits")
     pending = first
     while True:
         if pending is None:
             try:
-                pending = _read_instruction(console)
+                pending = _read_instruction(console, args.multiline_input)
             except KeyboardInterrupt:
                 console.out("\n")
                 return 0
@@ -263,6 +405,7 @@ def _chat(generator, console, args, template, first, sampling, stops, add_bos) -
         instruction, pending = pending, None
         if not instruction.strip():
             continue
+        instruction = f"{args.in_prefix}{instruction}{args.in_suffix}"
         def encode(turns_kept):
             text = template.render_conversation(turns_kept, instruction)
             return generator.tokenize(text, add_bos, template.parse_special)

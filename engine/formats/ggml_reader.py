@@ -18,6 +18,7 @@ import numpy as np
 from ..ggml_types import GGML_V3_TYPES, TYPE_TRAITS, GGMLType, file_type_name, ggml_type_name
 from .byte_cursor import ByteCursor
 from .hparams import GGML_DEFAULTS, HParamOverrides
+from .string_array import StringArray, read_uints
 
 MAGIC_GGML = 0x67676D6C  # unversioned, no scores, no padding
 MAGIC_GGMF = 0x67676D66  # versioned (1), scores, no padding
@@ -47,6 +48,9 @@ _GLOBAL_NAMES = {
     "output.weight": "output.weight",
 }
 _LAYER_RE = re.compile(r"layers\.(\d+)\.(.+)\.weight")
+# The smallest tensor record a layer can have: n_dims, name length, type, one dimension
+# (4 bytes each), the shortest layer tensor name, and no data (a zero dimension).
+_MIN_LAYER_RECORD = 16 + len("layers.0.ffn_norm.weight")
 
 # Before ggjt v3 the Q4_0, Q4_1 and Q8_0 blocks had f32 scales; before ggjt v2 every
 # quantized block had its nibbles interleaved. Which tensor types still read correctly:
@@ -57,12 +61,18 @@ _UNQUANTIZED = {GGMLType.F32, GGMLType.F16}
 
 
 def gguf_tensor_name(name: str) -> str | None:
+    return _gguf_name_and_layer(name)[0]
+
+
+def _gguf_name_and_layer(name: str) -> tuple[str | None, int | None]:
+    """The GGUF name of a GGML tensor and its layer (None for the global tensors)."""
     if name in _GLOBAL_NAMES:
-        return _GLOBAL_NAMES[name]
+        return _GLOBAL_NAMES[name], None
     m = _LAYER_RE.fullmatch(name)
     if m and m.group(2) in _LAYER_NAMES:
-        return f"blk.{int(m.group(1))}.{_LAYER_NAMES[m.group(2)]}.weight"
-    return None
+        layer = int(m.group(1))
+        return f"blk.{layer}.{_LAYER_NAMES[m.group(2)]}.weight", layer
+    return None, None
 
 
 def _gguf_token(token_id: int, raw: bytes) -> tuple[str, int]:
@@ -81,30 +91,30 @@ def _gguf_token(token_id: int, raw: bytes) -> tuple[str, int]:
     return text.replace(" ", SENTENCEPIECE_SPACE), TOKEN_NORMAL
 
 
-def _read_vocab(cur: ByteCursor, n_vocab: int, has_scores: bool):
-    # One tight loop: a 32000-token vocabulary must not cost a method call per field.
-    buf, size, pos = cur.buf, cur.size, cur.pos
-    tokens: list[str] = []
-    types = np.empty(n_vocab, dtype=np.int32)
+def _vocab_text(token_id: int, raw: bytes) -> str:
+    return _gguf_token(token_id, bytes(raw))[0]
+
+
+def _scan_vocab(cur: ByteCursor, n_vocab: int, has_scores: bool) -> StringArray:
+    """Where the vocabulary lies (u32 length, bytes, f32 score per token); its texts are
+    built when the tokenizer reads them, after the model's checks."""
+    return StringArray.scan(cur, n_vocab, 4, lambda i: f"token {i}", trailer=4 if has_scores else 0,
+                            decode=_vocab_text)
+
+
+def _vocab_scores_and_types(buf, tokens: StringArray, has_scores: bool):
+    """Per-token scores and GGUF token types, read once the file has passed its checks."""
+    n_vocab = len(tokens)
     scores = np.zeros(n_vocab, dtype=np.float32)
-    u32, f32 = struct.Struct("<I"), struct.Struct("<f")
-    for i in range(n_vocab):
-        if pos + 4 > size:
-            cur.pos = pos
-            cur.need(4, f"length of token {i}")
-        (length,) = u32.unpack_from(buf, pos)
-        end = pos + 4 + length
-        if end + (4 if has_scores else 0) > size:
-            cur.pos = pos + 4
-            cur.need(length + (4 if has_scores else 0), f"token {i}")
-        text, types[i] = _gguf_token(i, bytes(buf[pos + 4 : end]))
-        tokens.append(text)
-        if has_scores:
-            (scores[i],) = f32.unpack_from(buf, end)
-            end += 4
-        pos = end
-    cur.pos = pos
-    return tokens, scores, types
+    types = np.full(n_vocab, TOKEN_NORMAL, dtype=np.int32)
+    u8 = np.frombuffer(buf, dtype=np.uint8)
+    for index, start, length in tokens.walk():
+        if has_scores:  # the f32 right after the text
+            scores[index] = read_uints(u8, start + length, 4).astype(np.uint32).view(np.float32)
+        types[index[length == 0]] = TOKEN_CONTROL
+    for i in range(min(n_vocab, 259)):  # the special and byte tokens depend on their text
+        types[i] = _gguf_token(i, tokens.raw(i))[1]
+    return scores, types
 
 
 def parse_ggml(buf, path: str, overrides: HParamOverrides):
@@ -129,7 +139,16 @@ def parse_ggml(buf, path: str, overrides: HParamOverrides):
     has_scores = kind != "ggml"
     n_vocab = header["n_vocab"]
     cur.require_count(n_vocab, 8 if has_scores else 4, "vocabulary entry")
-    tokens, scores, types = _read_vocab(cur, n_vocab, has_scores)
+    tokens = _scan_vocab(cur, n_vocab, has_scores)
+
+    # n_layer drives how many tensor names are expected: an untrusted count, so it must fit
+    # in what is left of the file before anything is built from it.
+    n_layer = header["n_layer"]
+    if n_layer * len(_LAYER_NAMES) * _MIN_LAYER_RECORD > cur.remaining:
+        raise cur.fail(
+            f"corrupt: n_layer {n_layer} needs at least {n_layer * len(_LAYER_NAMES)} tensor "
+            f"records, which cannot fit in the {cur.remaining} bytes left after the vocabulary"
+        )
 
     tensors = []
     seen = set()
@@ -146,11 +165,14 @@ def parse_ggml(buf, path: str, overrides: HParamOverrides):
             name = raw_name.decode("utf-8")
         except UnicodeDecodeError:
             raise cur.fail(f"tensor name at byte {cur.pos - name_len} is not valid UTF-8") from None
-        gguf_name = gguf_tensor_name(name)
+        gguf_name, layer = _gguf_name_and_layer(name)
         if gguf_name is None:
             raise cur.fail(f"unknown tensor {name!r} in a GGML llama file")
         if gguf_name in seen:
             raise cur.fail(f"duplicate tensor {name!r}")
+        if layer is not None and layer >= n_layer:
+            # Checked here so that no more than the 9 x n_layer + 3 expected records are kept.
+            raise cur.fail(f"tensor {gguf_name} belongs to a layer beyond n_layer {n_layer}")
         seen.add(gguf_name)
         try:
             gtype = GGMLType(type_id)
@@ -178,14 +200,19 @@ def parse_ggml(buf, path: str, overrides: HParamOverrides):
         tensors.append((gguf_name, gtype, shape, cur.pos, nbytes))
         cur.pos += nbytes
 
-    _check_complete(cur, header["n_layer"], seen)
+    _check_complete(cur, n_layer, seen)
+    _check_dimensions(cur, header, tensors)
+    scores, types = _vocab_scores_and_types(buf, tokens, has_scores)
     metadata = _gguf_metadata(cur, header, tensors, tokens, scores, types, overrides)
     return label, header, metadata, tensors
 
 
 def _check_complete(cur: ByteCursor, n_layer: int, names: set[str]) -> None:
     """GGML files carry no tensor count: a file cut between two tensor records would look
-    whole. A llama file has a known set of tensors; check it is all there."""
+    whole. A llama file has a known set of tensors; check it is all there.
+
+    n_layer was checked against the file's size and every record against n_layer, so the
+    expected names cost no more than the records that were read could."""
     expected = set(_GLOBAL_NAMES.values())
     for layer in range(n_layer):
         expected.update(f"blk.{layer}.{part}.weight" for part in _LAYER_NAMES.values())
@@ -199,6 +226,19 @@ def _check_complete(cur: ByteCursor, n_layer: int, names: set[str]) -> None:
     extra = names - expected
     if extra:
         raise cur.fail(f"tensor {sorted(extra)[0]} belongs to a layer beyond n_layer {n_layer}")
+
+
+def _check_dimensions(cur: ByteCursor, header: dict[str, int], tensors) -> None:
+    """The header's n_vocab and n_embd must be what the token embeddings hold: the rest of
+    the engine sizes its buffers by them."""
+    for gguf_name, _gtype, shape, _offset, _nbytes in tensors:
+        if gguf_name == "token_embd.weight":
+            if shape != (header["n_embd"], header["n_vocab"]):
+                raise cur.fail(
+                    f"the header says n_embd {header['n_embd']} and n_vocab {header['n_vocab']}, "
+                    f"but tok_embeddings.weight has shape {list(shape)}"
+                )
+            return
 
 
 def _gguf_metadata(cur, header, tensors, tokens, scores, types, overrides) -> dict[str, Any]:

@@ -2,23 +2,34 @@
 
 Layout: ../shared/docs/engine-reference.md §1. Every count and length in the file is
 checked against the bytes that are left before it is used.
+Arrays of strings (vocabularies, merges) stay in the file as `StringArray`s until read, so
+a file of millions of short strings costs no more than its own size to open.
 """
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import numpy as np
 
 from ..ggml_types import TYPE_TRAITS, GGMLType, ggml_type_name
 from .byte_cursor import ByteCursor
+from .string_array import StringArray
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
 MAX_NAME_BYTES = 64  # GGML_MAX_NAME: llama.cpp refuses longer tensor names
 MAX_DIMS = 4
 MAX_ARRAY_DEPTH = 8
+# Arrays of arrays appear in no llama.cpp model, yet each inner array (or string in one) is
+# a Python object costing ~100 bytes for the 12 bytes it takes in the file: bound them in
+# total, per file, as well as in depth.
+MAX_NESTED_ARRAY_ITEMS = 65_536
+# Each metadata pair and tensor info becomes several Python objects (~300 bytes and a few
+# microseconds) for as little as 13 or 33 bytes of file. Real models have tens of keys and
+# a few thousand tensors at most (unmerged experts included): refuse absurd counts up front.
+MAX_METADATA_KEYS = 65_536
+MAX_TENSORS = 65_536
 _INT64_MAX = (1 << 63) - 1
 
 # GGUF value types -> numpy dtype for the fixed-size ones.
@@ -45,10 +56,14 @@ _VALUE_TYPE_NAMES = {
 class GGUFParser:
     """Parses the header of a mapped GGUF file; `parse()` returns the pieces of a ModelFile."""
 
-    def __init__(self, buf, path: str) -> None:
+    def __init__(self, buf, path: str, *, lazy_strings: bool = False) -> None:
+        """`lazy_strings`: arrays of strings come as `StringArray`s that read the buffer when
+        used (it must stay open); otherwise as lists of str."""
         self.cur = ByteCursor(buf, path)
+        self.lazy_strings = lazy_strings
         self.path = path
         self.version = 0
+        self.nested_items_left = MAX_NESTED_ARRAY_ITEMS
 
     # ---- primitives ----------------------------------------------------------------------
     def _length(self, what: str) -> int:
@@ -66,28 +81,11 @@ class GGUFParser:
             # Values keep their bytes (a vocabulary may hold a broken piece); keys never do.
             return data.decode("utf-8", "surrogateescape")
 
-    def _string_array(self, count: int, key: str) -> list[str]:
-        # Vocabularies hold 10^5 strings: one tight loop, no per-string method calls.
-        cur = self.cur
-        buf, size, pos = cur.buf, cur.size, cur.pos
-        length = struct.Struct("<I" if self.version == 1 else "<Q")
-        width = length.size
-        out = []
-        append = out.append
-        for i in range(count):
-            if pos + width > size:
-                cur.pos = pos
-                cur.need(width, f"length of element {i} of {key}")
-            (n,) = length.unpack_from(buf, pos)
-            pos += width
-            end = pos + n
-            if end > size:
-                cur.pos = pos
-                cur.need(n, f"element {i} of {key}")
-            append(str(buf[pos:end], "utf-8", "surrogateescape"))
-            pos = end
-        cur.pos = pos
-        return out
+    def _string_array(self, count: int, key: str) -> StringArray | list[str]:
+        strings = StringArray.scan(
+            self.cur, count, 4 if self.version == 1 else 8, lambda i: f"element {i} of {key}"
+        )
+        return strings if self.lazy_strings else strings.tolist()
 
     def _value(self, vtype: int, key: str, depth: int = 0) -> Any:
         cur = self.cur
@@ -101,13 +99,22 @@ class GGUFParser:
             if etype in _NUMERIC:
                 dtype = _NUMERIC[etype]
                 cur.require_count(count, dtype.itemsize, f"metadata {key} element")
-                arr = cur.array(dtype, count, f"array {key}")
-                return arr.astype(bool) if etype == _BOOL else arr
+                if etype == _BOOL:
+                    # Compared in place, not copied first: one array the size of the
+                    # file's bytes, not two.
+                    cur.need(count, f"array {key}")
+                    arr = np.frombuffer(cur.buf, dtype=dtype, count=count, offset=cur.pos) != 0
+                    cur.pos += count
+                    return arr
+                return cur.array(dtype, count, f"array {key}")
             if etype == _STRING:
                 cur.require_count(count, 4 if self.version == 1 else 8, f"metadata {key} string")
+                if depth > 0:
+                    self._spend_nested(count, key)
                 return self._string_array(count, key)
             if etype == _ARRAY:
                 cur.require_count(count, 8 if self.version == 1 else 12, f"metadata {key} array")
+                self._spend_nested(count, key)
                 return [self._value(_ARRAY, key, depth + 1) for _ in range(count)]
             raise cur.fail(f"metadata {key}: unknown array element type {etype}")
         dtype = _NUMERIC.get(vtype)
@@ -115,6 +122,14 @@ class GGUFParser:
             raise cur.fail(f"metadata {key}: unknown value type {vtype}")
         value = cur.array(dtype, 1, f"value of {key}")[0].item()
         return bool(value) if vtype == _BOOL else value
+
+    def _spend_nested(self, count: int, key: str) -> None:
+        if count > self.nested_items_left:
+            raise self.cur.fail(
+                f"metadata {key}: arrays of arrays hold more than {MAX_NESTED_ARRAY_ITEMS} "
+                "items in all (no model has any)"
+            )
+        self.nested_items_left -= count
 
     # ---- sections --------------------------------------------------------------------------
     def parse(self):
@@ -134,6 +149,8 @@ class GGUFParser:
         n_kv = self._length("metadata count")
         # A KV pair is at least a key length, a value type and a one-byte value.
         cur.require_count(n_kv, (4 if version == 1 else 8) + 4 + 1, "metadata")
+        if n_kv > MAX_METADATA_KEYS:
+            raise cur.fail(f"corrupt: metadata count {n_kv} is more than the {MAX_METADATA_KEYS} allowed")
 
         metadata: dict[str, Any] = {}
         value_types: dict[str, int] = {}
@@ -156,6 +173,8 @@ class GGUFParser:
 
         # A tensor info is at least a name length, n_dims, one dim, a type and an offset.
         cur.require_count(n_tensors, (4 if version == 1 else 8) + 4 + 4 + 4 + 8, "tensor")
+        if n_tensors > MAX_TENSORS:
+            raise cur.fail(f"corrupt: tensor count {n_tensors} is more than the {MAX_TENSORS} any model has")
         infos = [self._tensor_info(i) for i in range(n_tensors)]
         cur.skip_to_alignment(alignment)
         data_start = cur.pos

@@ -38,6 +38,7 @@ import numpy as np
 from ..atomic_file import default_mode, fsync_folder
 from ..errors import CodeupError
 from ..ggml_types import TYPE_TRAITS, GGMLType
+from .string_array import StringArray
 
 GGUF_MAGIC = b"GGUF"
 GGUF_VERSION = 3
@@ -145,12 +146,14 @@ def infer_value_type(value: Any) -> GGUFValueType:
         return GGUFValueType.F32
     if isinstance(value, (str, bytes, bytearray)):
         return GGUFValueType.STRING
-    if isinstance(value, (list, tuple, np.ndarray)):
+    if isinstance(value, (list, tuple, np.ndarray, StringArray)):
         return GGUFValueType.ARRAY
     raise TypeError(f"cannot store a {type(value).__name__} as GGUF metadata")
 
 
 def _infer_element_type(values) -> GGUFValueType:
+    if isinstance(values, StringArray):
+        return GGUFValueType.STRING
     if isinstance(values, np.ndarray):
         if values.ndim != 1:
             raise ValueError(f"metadata arrays must be one-dimensional, not of shape {values.shape}")
@@ -166,7 +169,7 @@ def _infer_element_type(values) -> GGUFValueType:
         return GGUFValueType.BOOL
     if all(isinstance(v, (str, bytes, bytearray)) for v in values):
         return GGUFValueType.STRING
-    if all(isinstance(v, (list, tuple, np.ndarray)) for v in values):
+    if all(isinstance(v, (list, tuple, np.ndarray, StringArray)) for v in values):
         return GGUFValueType.ARRAY
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in values):
         lo, hi = min(values), max(values)
@@ -244,12 +247,15 @@ class GGUFWriter:
         if vtype == GGUFValueType.STRING:
             return _encode_string(value)
         if vtype == GGUFValueType.ARRAY:
-            if not isinstance(value, (list, tuple, np.ndarray)):
+            if not isinstance(value, (list, tuple, np.ndarray, StringArray)):
                 raise TypeError(f"an array needs a list, tuple or numpy array, not {type(value).__name__}")
             if etype is None:
                 etype = _infer_element_type(value)
             head = _U32.pack(etype) + _U64.pack(len(value))
             if etype == GGUFValueType.STRING:
+                stored = value.gguf_bytes() if isinstance(value, StringArray) else None
+                if stored is not None:  # read from a GGUF v2/v3 file: already in this form
+                    return head + stored
                 return head + b"".join(_encode_string(v) for v in value)
             if etype == GGUFValueType.ARRAY:
                 # Each element is an array value of its own: element type, count, elements.

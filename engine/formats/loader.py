@@ -61,7 +61,12 @@ def open_model_file(
     try:
         return _describe(p, mm, size, overrides)
     except BaseException:
-        mm.close()
+        try:
+            mm.close()
+        except BufferError:
+            # The error's traceback still holds what was read (a vocabulary's view into
+            # the map): the map goes when the error does.
+            pass
         raise
 
 
@@ -79,7 +84,7 @@ def _describe(p: Path, mm, size: int, overrides: HParamOverrides) -> ModelFile:
     head = mm[:4]
     (magic,) = struct.unpack("<I", head)
     if head == GGUF_MAGIC:
-        version, metadata, _types, infos, data_start, alignment = GGUFParser(mm, path).parse()
+        version, metadata, _types, infos, data_start, alignment = GGUFParser(mm, path, lazy_strings=True).parse()
         tensors = _place_gguf_tensors(path, infos, data_start, alignment, size)
         fmt, version_label = "GGUF", str(version)
         notes: list[str] = []
@@ -99,7 +104,9 @@ def _describe(p: Path, mm, size: int, overrides: HParamOverrides) -> ModelFile:
     else:
         raise ModelFileError(path, f"not a GGUF or GGML model file (magic bytes {head.hex()})")
 
-    tok = tokenizer_data(path, metadata)
+    embd = tensors.get("token_embd.weight")
+    embedding_rows = embd.shape[1] if embd is not None and len(embd.shape) == 2 else None
+    tok = tokenizer_data(path, metadata, embedding_rows)
     hparams = llama_hparams(path, metadata, tok.n_vocab if tok else None, overrides)
     return ModelFile(
         path=p,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -64,10 +64,10 @@ class TokenizerData:
 
     model: str  # "llama" (SentencePiece), "gpt2" (byte-level BPE), ...
     pre: str | None  # pre-tokenizer name for BPE vocabularies
-    tokens: list[str]
+    tokens: Sequence[str]  # from a file, a StringArray: its strings are built when read
     scores: np.ndarray | None  # float32 [n_vocab]
     token_types: np.ndarray | None  # int32 [n_vocab], 1 normal .. 6 byte
-    merges: list[str] | None
+    merges: Sequence[str] | None
     bos_id: int | None
     eos_id: int | None
     unk_id: int | None
@@ -75,6 +75,10 @@ class TokenizerData:
     add_bos: bool | None
     add_eos: bool | None
     add_space_prefix: bool | None
+    # Rows of the file's token_embd.weight (None in a vocabulary-only file): a model has one
+    # token per row, checked before the vocabulary's strings are built (a lying vocabulary
+    # is then bounded by the model's own tensor data).
+    embedding_rows: int | None = None
 
     @property
     def n_vocab(self) -> int:

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import ModelFileError
 from .model_file import TokenizerData
+from .string_array import StringArray
 
 
 def _special_id(metadata: Mapping[str, Any], key: str, n_vocab: int) -> int | None:
@@ -24,14 +25,21 @@ def _flag(metadata: Mapping[str, Any], key: str) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def tokenizer_data(path: str, metadata: Mapping[str, Any]) -> TokenizerData | None:
+def _is_string_array(value: Any) -> bool:
+    # A StringArray holds strings by construction; looking at them would build them all.
+    return isinstance(value, StringArray) or (
+        isinstance(value, list) and all(isinstance(t, str) for t in value)
+    )
+
+
+def tokenizer_data(path: str, metadata: Mapping[str, Any], embedding_rows: int | None = None) -> TokenizerData | None:
     model = metadata.get("tokenizer.ggml.model")
     tokens = metadata.get("tokenizer.ggml.tokens")
     if model is None and tokens is None:
         return None
     if not isinstance(model, str):
         raise ModelFileError(path, "tokenizer.ggml.model is missing or not a string")
-    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+    if not _is_string_array(tokens):
         raise ModelFileError(path, "tokenizer.ggml.tokens is missing or not an array of strings")
     n = len(tokens)
 
@@ -46,9 +54,7 @@ def tokenizer_data(path: str, metadata: Mapping[str, Any]) -> TokenizerData | No
     scores = per_token("tokenizer.ggml.scores", "f")
     types = per_token("tokenizer.ggml.token_type", "iu")
     merges = metadata.get("tokenizer.ggml.merges")
-    if merges is not None and (
-        not isinstance(merges, list) or not all(isinstance(m, str) for m in merges)
-    ):
+    if merges is not None and not _is_string_array(merges):
         raise ModelFileError(path, "tokenizer.ggml.merges must be an array of strings")
     pre = metadata.get("tokenizer.ggml.pre")
     return TokenizerData(
@@ -65,4 +71,5 @@ def tokenizer_data(path: str, metadata: Mapping[str, Any]) -> TokenizerData | No
         add_bos=_flag(metadata, "tokenizer.ggml.add_bos_token"),
         add_eos=_flag(metadata, "tokenizer.ggml.add_eos_token"),
         add_space_prefix=_flag(metadata, "tokenizer.ggml.add_space_prefix"),
+        embedding_rows=embedding_rows,
     )

@@ -206,30 +206,24 @@ def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None, x_sums:
 def matmul_q8_1(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """W·x for x given as Q8_1 blocks (activations.quantize_q8_1: values (float32 or int8),
     scales, sums), with llama.cpp's own arithmetic; for the types whose kernel module has
-    `matmul_q8_1` (HAS_Q8_1_KERNEL). xq (n_tokens, n_in) -> float32 (n_tokens, n_out)."""
+    `matvec_q8_1` (HAS_Q8_1_KERNEL). xq (n_tokens, n_in) -> float32 (n_tokens, n_out).
+    One kernel for any number of tokens: a token's result does not depend on its batch."""
     kern = KERNELS[w.ggml_type]
     n_tok = xq.shape[0]
     nb = w.n_in // 32
     if xq.shape != (n_tok, w.n_in) or xd.size != n_tok * nb or xs.size != n_tok * nb:
         raise UsageError(f"matmul_q8_1: shapes {xq.shape}, {xd.shape}, {xs.shape} do not fit a {w.n_in}-wide matrix")
+    if not hasattr(kern, "matvec_q8_1"):
+        raise UsageError(f"matmul_q8_1: no 8-bit kernel for {w.ggml_type.name}")
     out = np.empty((n_tok, w.n_out), dtype=np.float32)
     if n_tok:
         f32 = lambda a: _readonly(np.ascontiguousarray(a, dtype=np.float32).reshape(-1))
-        if hasattr(kern, "matvec_q8_1") and (n_tok <= Q8_1_INT8_MAX_TOKENS or not hasattr(kern, "matmul_q8_1")):
-            q = _readonly(np.ascontiguousarray(xq, dtype=np.int8).reshape(-1).view(np.uint8))
-            kern.matvec_q8_1(w.flat, w.n_out, w.n_in, q, f32(xd), f32(xs), n_tok, out.reshape(-1))
-        else:
-            kern.matmul_q8_1(w.flat, w.n_out, w.n_in, f32(xq), f32(xd), f32(xs), n_tok, out.reshape(-1))
+        q = _readonly(np.ascontiguousarray(xq, dtype=np.int8).reshape(-1).view(np.uint8))
+        kern.matvec_q8_1(w.flat, w.n_out, w.n_in, q, f32(xd), f32(xs), n_tok, out.reshape(-1))
     return out
 
 
-# Up to this many tokens, the exact Q8_1 products use the integer kernel (matvec_q8_1); larger
-# batches the float one where the type has it (Q4_1: it decodes each block once for all
-# tokens; same results).
-Q8_1_INT8_MAX_TOKENS = 8
-
-
-HAS_Q8_1_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matmul_q8_1") or hasattr(k, "matvec_q8_1"))
+HAS_Q8_1_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matvec_q8_1"))
 
 
 def matmul_q8_k(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xbs: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from ._int8 import (
     transpose_words16,
     u8x64_splat_word,
 )
-from ._simd import vadd, vfloor, vfma, vload, vload_half_pairs16, vload_u8, vmul, vsplat, vstore, vsub, vtranspose_bytes16
+from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
 from .q4_0 import _nibbles_dot
 
 BLOCK_ELEMS = 32
@@ -100,69 +100,24 @@ def matmul_with_sums(w, n_out, n_in, x, xs, n_tok, out):
 # Per output element (row r, token t), llama.cpp keeps eight float lanes; for each block b in
 # turn, lane l gets acc[l] = fma(d_w * d_x, S_l, acc[l]), where S_l is the integer sum of the
 # products of elements 4l..4l+3 (l < 4: low nibbles, elements 0..15; l >= 4: high nibbles,
-# elements 16..31) with the int8 activations (exact in float32 in any order). At the end:
+# elements 16..31) with the int8 activations. At the end:
 # ((acc4 + acc0) + (acc6 + acc2)) + ((acc5 + acc1) + (acc7 + acc3)) + sum_b m_b * s_b, the
 # last sum taken block by block from 0 with separate multiply and add.
 #
-# The kernel keeps exactly that order per element and vectorizes across 16 weight rows
-# (_simd: one lane per row): each block of 16 rows is decoded once per call (its nibbles
-# transposed so that element e of the 16 rows is one vector) and reused for every token.
+# The kernel keeps exactly that order per element and vectorizes across 16 weight rows (one
+# lane per row): each block's sixteen rows are turned word-wise (transpose_words16: lane r of
+# vector k = bytes 4k..4k+3 of row r) and dpbusd gives llama.cpp's integer lane sum S_l of
+# all 16 rows in one instruction; the decoded block is reused for every token. One kernel for
+# any number of tokens, so a token's result never depends on the batch it came in (an
+# earlier float kernel for batches of 9+ gave the same bits but ran about 2x slower).
 _ROWS = 16
 
 
 @njit(parallel=True, **MATH_EXACT)
-def matmul_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
-    """out = W·x with x given as llama.cpp's Q8_1 blocks: xq the int8 values (as float32),
-    xd the half scales and xs the half block sums, one per block of 32. Bit for bit the
-    result of ggml_vec_dot_q4_1_q8_1 on AVX2/AVX-512 (see above); no fastmath."""
-    nb = n_in // 32
-    rb = nb * 20
-    for g in prange((n_out + _ROWS - 1) // _ROWS):
-        rowoff = rows16_offsets(g, n_out, rb)
-        tb = np.empty(256, dtype=np.uint8)  # the group's 16 x 16 nibble bytes, transposed
-        dec = np.empty(512, dtype=np.float32)  # dec[16 e + r]: element e of row r
-        dm = np.empty(32, dtype=np.float32)  # the rows' d, then their m
-        acc = np.zeros(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
-        msum = np.zeros(n_tok * 16, dtype=np.float32)  # sum_b m_b * s_b
-        res = np.empty(_ROWS, dtype=np.float32)
-        zero = vsplat(np.float32(0.0))
-        c16 = vsplat(np.float32(16.0))
-        c1_16 = vsplat(np.float32(0.0625))
-        for b in range(nb):
-            o = b * 20
-            vload_half_pairs16(w, rowoff, o, dm)
-            vtranspose_bytes16(w, rowoff, o + 4, tb)
-            for j in range(16):  # nibbles split in float: hi = floor(q / 16), lo = q - 16 hi
-                q = vload_u8(tb, 16 * j)
-                hi = vfloor(vmul(q, c1_16))
-                vstore(dec, 16 * j, vsub(q, vmul(c16, hi)))
-                vstore(dec, 256 + 16 * j, hi)
-            dw = vload(dm, 0)
-            mw = vload(dm, 16)
-            for t in range(n_tok):
-                xb = xq[t * n_in + b * 32 : t * n_in + b * 32 + 32]
-                d = vmul(dw, vsplat(xd[t * nb + b]))
-                a = t * 128
-                for l in range(8):
-                    e = 4 * l
-                    s = vfma(vload(dec, 16 * e), vsplat(xb[e]), zero)  # exact integers
-                    s = vfma(vload(dec, 16 * e + 16), vsplat(xb[e + 1]), s)
-                    s = vfma(vload(dec, 16 * e + 32), vsplat(xb[e + 2]), s)
-                    s = vfma(vload(dec, 16 * e + 48), vsplat(xb[e + 3]), s)
-                    vstore(acc, a + 16 * l, vfma(d, s, vload(acc, a + 16 * l)))
-                vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
-        for t in range(n_tok):
-            store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vload(msum, 16 * t)), g, n_out, res)
-
-
-# The same exact product with 8-bit integer dot products, for a few tokens at a time (token
-# generation): as matmul_q8_1, one lane per row for 16 rows, but each block's sixteen rows
-# are turned word-wise (transpose_words16: lane r of vector k = bytes 4k..4k+3 of row r) and
-# dpbusd gives llama.cpp's integer lane sum S_l of all 16 rows in one instruction. Bit for
-# bit the result of matmul_q8_1.
-@njit(parallel=True, **MATH_EXACT)
 def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
-    """matmul_q8_1 with xq the int8 values as bytes (uint8 view)."""
+    """out = W·x with x given as llama.cpp's Q8_1 blocks: xq the int8 values as bytes (uint8
+    view), xd the half scales and xs the half block sums, one per block of 32. Bit for bit
+    the result of ggml_vec_dot_q4_1_q8_1 on AVX2/AVX-512 (see above); no fastmath."""
     nb = n_in // 32
     rb = nb * 20
     for g in prange((n_out + _ROWS - 1) // _ROWS):

@@ -85,6 +85,13 @@ class Tokenizer:
         n = data.n_vocab
         if n == 0:
             raise ModelFileError(source, "the vocabulary (tokenizer.ggml.tokens) is empty")
+        if data.embedding_rows is not None and data.embedding_rows != n:
+            # Before the strings are built: millions of tokens cost ~60 bytes each as text.
+            raise ModelFileError(
+                source,
+                f"the vocabulary has {n} tokens, but token_embd.weight has {data.embedding_rows} "
+                "rows (one per token): the file is corrupt",
+            )
         self.model = model
         self.n_vocab = n
         self.warnings: list[str] = []

@@ -53,6 +53,7 @@ from tui.prompt import (
     PastTurn,
     already_sent,
     answer_reserve,
+    conversation_messages,
     file_block,
     files_to_send,
     render_prompt,
@@ -63,6 +64,7 @@ from tui.screens.history import HistoryOutcome, HistoryScreen
 from tui.screens.insert_dialog import InsertDialog, InsertOutcome, InsertRequest
 from tui.screens.prompt_view import PromptView
 from tui.widgets import ContextList, Conversation, Exchange, FilePanel, InstructionEditor, StatusBar
+from tui.widgets.status_bar import draft_text
 
 if TYPE_CHECKING:
     from tui.app import CodeupApp
@@ -280,6 +282,7 @@ class MainScreen(Screen[None]):
         return self.codeup.model_status.state == "ready"
 
     async def _show_model_status(self, status: ModelStatus) -> None:
+        self.show_prompt_format()
         self.query_one(StatusBar).show_status(status)
         await self.query_one(Conversation).show_model_status(status)
         if status.state == "ready":
@@ -287,6 +290,10 @@ class MainScreen(Screen[None]):
                 if entry.tokens is None:
                     self.count_file(entry.path)
             self.request_budget()
+
+    def show_prompt_format(self) -> None:
+        """The status bar names the prompt format in use (it follows the model and F2)."""
+        self.query_one(StatusBar).show_format(self.codeup.template_label)
 
     # -- files in the context -----------------------------------------------------------
 
@@ -483,13 +490,18 @@ class MainScreen(Screen[None]):
             turn = PastTurn(request.instruction, input_text, "", tuple((p, text_digest(t)) for p, t in sending))
             exchange_id = next(self._ids)
             self.app.call_from_thread(self._open_exchange, exchange_id, request, turn, dict(files))
+            # a server's chat fallback gets the conversation as messages, not the rendered prompt
+            chat = ({"messages": conversation_messages(template, request.history, request.instruction, input_text)}
+                    if getattr(app.backend, "takes_messages", False) else {})
             handle = app.backend.start(
                 prompt,
                 params=app.sampling,
                 max_tokens=app.max_tokens,
+                draft=app.settings.draft_params(),
                 stop=template.stop,
                 add_bos=template.add_bos,
                 parse_special=template.parse_special,
+                **chat,
             )
         except FileRefusal as refusal:
             self.post_message(SendRefused(f"Not sent: {refusal}."))
@@ -610,6 +622,8 @@ class MainScreen(Screen[None]):
             text += f" · {n} token" + ("" if n == 1 else "s")
             if timings.generation_tokens_per_second:
                 text += f" · {timings.generation_tokens_per_second:.1f} t/s"
+            if (drafts := draft_text(timings)):
+                text += f" · {drafts}"
         return state, text
 
     def action_stop(self) -> None:
@@ -658,7 +672,7 @@ class MainScreen(Screen[None]):
             self.app.call_from_thread(self.notify, describe_error(exc), title="Cannot build the prompt",
                                       severity="error")
             return
-        template = self.codeup.template.name
+        template = self.codeup.template_label
         self.app.call_from_thread(self.app.push_screen, PromptView(prompt, f"{template} · {summary}"))
 
     # -- code blocks: select, copy, insert, undo (tui/edits) ----------------------------------
@@ -885,7 +899,8 @@ class MainScreen(Screen[None]):
         # Entries that .gitignore hides (build output, caches) never show: no reload for them.
         if batch.ignore_changed or (batch.tree_changed and any(not self.project.is_ignored(path)
                                                                for path in batch.entries)):
-            self.query_one(FilePanel).reload_for_changes(batch.ignore_changed)
+            for panel in self.query(FilePanel):  # none while the app tears the screen down at exit
+                panel.reload_for_changes(batch.ignore_changed)
         if touched:
             self._context_changed()
         self.refresh_git()

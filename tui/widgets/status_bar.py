@@ -16,7 +16,8 @@ NAME_WIDTH = 20
 
 
 def speed_text(timings: Any, generating: bool, remote: bool = False) -> str:
-    """"prompt 45/120" while the prompt is processed, then "prompt 310 t/s · gen 24.8 t/s".
+    """"prompt 45/120" while the prompt is processed, then "prompt 310 t/s · gen 24.8 t/s"
+    (and "· draft 78%" when speculative decoding guessed tokens).
 
     ``remote``: only the generation speed (a server's prompt time, seen from here, is the
     wait for its first token, network included; and 80 columns must also fit the host)."""
@@ -31,7 +32,16 @@ def speed_text(timings: Any, generating: bool, remote: bool = False) -> str:
             parts.append("prompt cached")
     if timings.generation_tokens_per_second:
         parts.append(f"gen {timings.generation_tokens_per_second:.1f} t/s")
+    if (drafts := draft_text(timings)):
+        parts.append(drafts)
     return " · ".join(parts)
+
+
+def draft_text(timings: Any) -> str:
+    """"draft 78%": the share of speculatively guessed tokens the model accepted ("" when
+    nothing was guessed, or the backend does not draft)."""
+    acceptance = getattr(timings, "acceptance", None)
+    return "" if acceptance is None else f"draft {acceptance:.0%}"
 
 
 class StatusBar(Static):
@@ -53,6 +63,8 @@ class StatusBar(Static):
         self.status = status or ModelStatus.starting()
         self.context_used = 0
         self.speed = ""
+        self.prompt_format = ""
+        """The prompt format in use ("model: ChatML", "alpaca"); shown while no speed is."""
         self.show_status(self.status)
 
     @property
@@ -74,6 +86,8 @@ class StatusBar(Static):
         parts = [name, where, context]
         if s.threads:
             parts.append(f"{s.threads} thr")
+        if self.prompt_format and not self.speed:  # 80 columns: the speeds win the room
+            parts.append(self.prompt_format)
         line = " · ".join(parts)
         return f"{line} │ {self.speed}" if self.speed else line
 
@@ -85,6 +99,10 @@ class StatusBar(Static):
         self.set_class(status.busy, "-busy")
         self.set_class(status.state == "ready", "-ready")
         self.set_class(status.state == "error", "-error")
+        self._refresh_text()
+
+    def show_format(self, prompt_format: str) -> None:
+        self.prompt_format = prompt_format
         self._refresh_text()
 
     def show_context(self, used: int) -> None:

@@ -1,8 +1,10 @@
 """`codeup serve`: one loaded model behind an OpenAI-compatible HTTP API.
 
-    GET  /health                 {"status": "ok", "busy": ..., "queued": ..., ...} (no key needed)
-    GET  /v1/models              the model, with its context size in `meta`
-    GET  /props                  llama.cpp's: the context size, the chat template's name
+    GET  /health                 {"status": "ok", "busy", "queued", "slots_idle", "tokens_per_second", ...}
+                                 (no key needed)
+    GET  /slots                  llama.cpp's: each slot's state, n_past and prompt
+    GET  /v1/models              the model, with a request's context size in `meta`
+    GET  /props                  llama.cpp's: the context size, the slots, the chat template's name
     POST /tokenize               llama.cpp's: {"content", "add_special", "parse_special"} -> {"tokens"}
     POST /detokenize             llama.cpp's: {"tokens"} -> {"content"}
     POST /apply-template         llama.cpp's: {"messages"} -> {"prompt"}, the chat template applied
@@ -12,14 +14,17 @@
     POST /infill                 llama.cpp's fill-in-the-middle: input_prefix, input_suffix,
                                  input_extra, prompt (400 when the vocabulary has no FIM tokens)
 
-Standard library only (http.server.ThreadingHTTPServer): a thread per connection, and one
-generation at a time on the engine. The others wait their turn in a FIFO queue (503 when
-more than `max_queue` wait). A client that goes away (closes its connection while waiting,
-while its answer is computed or streamed) gives its place up: the generation is cancelled
-as soon as the server notices, which it checks after every generated token, between chunks
-of the prompt, and every 0.1 s. The engine's prompt cache (generate.Generator's KV cache)
-is shared by all requests, so a request that begins like the previous one (a chat's next
-turn) evaluates only what is new.
+Standard library only (http.server.ThreadingHTTPServer): a thread per connection. With
+`n_parallel` > 1 the engine generates for that many requests at once (engine/batching.py:
+one batched forward pass per step, each request in its own slot of the KV cache, -c split
+over the slots or shared by them); with 1, one generation at a time (generate.Generator,
+with speculative drafting). The others wait their turn in a FIFO queue (503 when more than
+`max_queue` wait). A client that goes away (closes its connection while waiting, while its
+answer is computed or streamed) gives its place up: the generation is cancelled as soon as
+the server notices, which it checks after every generated token and every 0.1 s, and its
+slot is free at the next step. The KV cache is kept between requests (one per slot), and a
+request takes the slot whose cache begins like its prompt, so a chat's next turn evaluates
+only what is new.
 
 Sampling fields: OpenAI's (temperature, top_p, max_tokens, stop, seed, frequency_penalty,
 presence_penalty) and llama.cpp's (top_k, min_p, repeat_penalty, repeat_last_n, n_predict,
@@ -62,6 +67,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .batching import BatchScheduler, QueueFull
 from .errors import CodeupError, UsageError
 from .fim import find_fim_tokens, infill_tokens
 from .generate import GenerationHandle, Generator, StopReason
@@ -203,8 +209,9 @@ class Stats:
 
 
 class CodeupServer:
-    """The engine side: the model, its generator (one prompt cache for all requests), the
-    queue, the chat template and the optional API key."""
+    """The engine side: the model, its batch scheduler (n_parallel slots generating together)
+    or its generator (one at a time, one prompt cache for all requests) and queue, the chat
+    template and the optional API key."""
 
     def __init__(
         self,
@@ -217,9 +224,12 @@ class CodeupServer:
         log: Callable[[str], None] | None = None,
         cors_origins: tuple[str, ...] = (),
         draft: DraftParams | None = None,
+        n_parallel: int = 1,
+        kv_unified: bool = False,
     ) -> None:
         self.model = model
-        self.generator = Generator(model, draft=draft)
+        self.generator = Generator(model, draft=draft)  # with slots: its tokenizer only
+        self.scheduler = BatchScheduler(model, n_parallel, max_queue, unified=kv_unified) if n_parallel > 1 else None
         self.template = template
         self.model_id = model_id or model.info.path.name
         self.api_key = api_key or None
@@ -451,9 +461,14 @@ class CodeupServer:
                                  f"context of {self.model.n_ctx} tokens ({PROMPT_BYTES_PER_TOKEN} bytes a token)",
                             "exceed_context_size_error")
 
+    @property
+    def n_ctx(self) -> int:
+        """A request's context: the model's, or its slot's share of it."""
+        return self.scheduler.n_ctx_slot if self.scheduler is not None else self.model.n_ctx
+
     def _check_prompt_tokens(self, n_tokens: int) -> None:
-        if n_tokens > self.model.n_ctx:
-            raise HTTPError(400, f"the prompt has {n_tokens} tokens, more than the context of {self.model.n_ctx}",
+        if n_tokens > self.n_ctx:
+            raise HTTPError(400, f"the prompt has {n_tokens} tokens, more than the context of {self.n_ctx}",
                             "exceed_context_size_error")
 
     # ---- running one --------------------------------------------------------------------------
@@ -462,6 +477,8 @@ class CodeupServer:
         """Wait for the engine, start the generation and hand it to `consume(handle, left)`
         (which reads it; it calls `left()` when it finds the client gone). None if the client
         left while waiting. The engine is free again when this returns."""
+        if self.scheduler is not None:
+            return self._run_in_slot(request, gone, consume)
         if not self.queue.acquire(gone):
             return None
         handle: GenerationHandle | None = None
@@ -501,6 +518,42 @@ class CodeupServer:
                 self._record(handle, noticed)
             self.queue.release()
 
+    def _run_in_slot(self, request: GenerationRequest, gone: Callable[[], bool],
+                     consume: Callable[[GenerationHandle, Callable[[], None]], None]) -> GenerationHandle | None:
+        """`run` on the batch scheduler: queued for a slot at once; `consume` reads the handle
+        (waiting while it waits for a slot). None if the client left before it got one."""
+        handle: GenerationHandle | None = None
+        noticed: list[int] = []
+
+        def left() -> None:
+            if handle is not None and not noticed:
+                noticed.append(handle.timings().generated_tokens)
+                handle.cancel()
+
+        def on_piece(_text: str) -> None:  # on the engine's thread, right after each token's text
+            if gone():
+                left()
+
+        if self._closing.is_set():
+            raise HTTPError(503, "the server is shutting down", "server_busy")
+        try:
+            handle = self.scheduler.submit(request.tokens, request.params, max_tokens=request.max_tokens,
+                                           stop=request.stop, keep=request.keep, on_piece=on_piece,
+                                           logprobs=request.logprobs)
+        except QueueFull as e:
+            raise HTTPError(503, f"the server is busy: {e}; try again", "server_busy") from None
+        except UsageError as e:
+            raise HTTPError(400, str(e)) from None
+        try:
+            consume(handle, left)
+        finally:
+            if not handle.done:
+                left()  # the reader failed: never leave a slot running for no one
+            handle.wait()
+            if handle.started:
+                self._record(handle, noticed)
+        return handle if handle.started else None
+
     def _record(self, handle: GenerationHandle, noticed: list[int]) -> None:
         result = handle.result
         last = {
@@ -521,20 +574,38 @@ class CodeupServer:
         with self._stats_lock:
             stats = {"generations": self.stats.generations, "client_disconnects": self.stats.disconnects,
                      "last_generation": dict(self.stats.last) or None}
-        return {"status": "ok", "model": self.model_id, "busy": self.queue.busy, "queued": self.queue.waiting,
-                "most_queued": self.queue.most_waiting, **stats}
+        scheduler = self.scheduler
+        if scheduler is None:
+            return {"status": "ok", "model": self.model_id, "busy": self.queue.busy, "queued": self.queue.waiting,
+                    "most_queued": self.queue.most_waiting, "slots_idle": int(not self.queue.busy),
+                    "slots_processing": int(self.queue.busy), **stats}
+        slots = scheduler.slot_report()
+        busy = sum(s["is_processing"] for s in slots)
+        return {"status": "ok", "model": self.model_id, "busy": busy > 0, "queued": scheduler.waiting,
+                "most_queued": scheduler.most_waiting, "slots_idle": len(slots) - busy, "slots_processing": busy,
+                "most_parallel": scheduler.most_in_step,
+                "tokens_per_second": round(scheduler.tokens_per_second(), 2), **stats}
+
+    def slots(self) -> list[dict]:
+        """llama.cpp's /slots: each slot's state, cached positions and request."""
+        if self.scheduler is not None:
+            return self.scheduler.slot_report()
+        busy = self.queue.busy
+        return [{"id": 0, "state": "generating" if busy else "idle", "is_processing": busy,
+                 "n_ctx": self.model.n_ctx, "n_past": self.model.n_past}]
 
     def models(self) -> dict:
         info = self.model.info
         return {"object": "list", "data": [{
             "id": self.model_id, "object": "model", "created": self.created, "owned_by": "codeup",
-            "meta": {"n_ctx": self.model.n_ctx, "n_ctx_train": info.n_ctx_train, "n_vocab": info.n_vocab,
+            "meta": {"n_ctx": self.n_ctx, "n_ctx_train": info.n_ctx_train, "n_vocab": info.n_vocab,
                      "file_type": info.file_type, "format": info.format_name},
         }]}
 
     def props(self) -> dict:
-        return {"default_generation_settings": {"n_ctx": self.model.n_ctx, "model": self.model_id},
-                "total_slots": 1, "chat_template": self.template.name, "model_path": str(self.model.info.path)}
+        return {"default_generation_settings": {"n_ctx": self.n_ctx, "model": self.model_id},
+                "total_slots": len(self.scheduler.slots) if self.scheduler else 1,
+                "chat_template": self.template.name, "model_path": str(self.model.info.path)}
 
     def tokenize(self, body: dict) -> dict:
         content = body.get("content")
@@ -571,6 +642,8 @@ class CodeupServer:
         """Refuse new generations and stop the one running (waiting for it: the model may be
         closed next, and must not be in use)."""
         self._closing.set()
+        if self.scheduler is not None:
+            self.scheduler.close(wait)
         handle = self._running
         if handle is not None:
             handle.cancel()
@@ -768,7 +841,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
         routes_get = {"/health": self.app.health, "/v1/health": self.app.health, "/v1/models": self.app.models,
-                      "/models": self.app.models, "/props": self.app.props}
+                      "/models": self.app.models, "/props": self.app.props, "/slots": self.app.slots}
         routes_post = {"/tokenize": self._tokenize, "/apply-template": self._apply_template,
                        "/v1/completions": self._completions,
                        "/completions": self._completions, "/v1/chat/completions": self._chat,

@@ -24,6 +24,7 @@ from serve_process import ServeProcess, env_with
 openai = pytest.importorskip("openai", reason="the `openai` client is a test dependency (pip install -e .[test])")
 
 KEY = "sk-codeup-test"
+SLOTS = 4  # codeup serve's default -np (the slots share the context: a request may use all 4096)
 WAIT = 120  # seconds: a bound on a hang only
 
 
@@ -86,6 +87,7 @@ def test_models_health_and_props(served, client, model_id, default_model_file):
     with urllib.request.urlopen(request, timeout=WAIT) as response:
         props = json.loads(response.read())
     assert props["default_generation_settings"]["n_ctx"] == 4096 and props["chat_template"] == "model"
+    assert props["total_slots"] == SLOTS
 
 
 def test_tokenize_matches_the_models_tokenizer(served, default_model_file):
@@ -328,7 +330,7 @@ def test_extreme_sampling_numbers_are_400_not_overflow(served):
     # The served fixture checks, at the end, that nothing reached stderr as a numpy warning.
 
 
-# ---- one at a time: queued clients, a client that leaves -----------------------------------------
+# ---- more clients than slots: queued clients, a client that leaves ------------------------------
 
 PROMPTS = [
     "The capital of France is", "def add(a, b):", "Water boils at", "My favourite animal is",
@@ -401,20 +403,23 @@ def test_a_client_that_disconnects_mid_stream_frees_the_engine_within_one_token(
 
 
 def test_a_queued_client_that_leaves_gives_up_its_place(served, client, model_id):
-    # counting goes on and on: it is still running while the second request waits
-    busy_conn, busy = open_stream(served, {"prompt": "1, 2, 3, 4, 5, 6, 7,", "max_tokens": 1000, "temperature": 0})
-    busy.readline()
+    # counting goes on and on: every slot is still busy while the next request waits
+    busy = [open_stream(served, {"prompt": f"{i}, 2, 3, 4, 5, 6, 7,", "max_tokens": 1000, "temperature": 0})
+            for i in range(SLOTS)]
+    for _conn, response in busy:
+        response.readline()
     waiting = http.client.HTTPConnection(served.host, served.port, timeout=WAIT)
     waiting.request("POST", "/v1/completions", body=json.dumps({"prompt": "x", "max_tokens": 50}),
                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
-    wait_for(lambda: served.health()["queued"] == 1, "the second request queued")
+    wait_for(lambda: served.health()["queued"] == 1, "the next request queued")
     before = served.health()["generations"]
     waiting.sock.shutdown(2)
     waiting.close()
     wait_for(lambda: served.health()["queued"] == 0, "the queued request left")
-    busy_conn.close()
+    for conn, _response in busy:
+        conn.close()
     wait_for(lambda: not served.health()["busy"], "the engine is free")
-    assert served.health()["generations"] == before + 1  # the one that left never ran
+    assert served.health()["generations"] == before + SLOTS  # the one that left never ran
 
 
 # ---- binding, and the command line -----------------------------------------------------------------
@@ -469,12 +474,17 @@ def test_codeup_run_endpoint_without_the_key_says_so(served):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_speculative_drafts_are_reported_in_timings_and_health(served):
-    # Text that repeats itself: the continuation can be guessed from the prompt.
-    prompt = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(12))
-    status, answer = post(served, "/v1/completions", {"prompt": prompt, "max_tokens": 40, "temperature": 0})
-    assert status == 200
-    timings = answer["timings"]
-    assert 0 < timings["draft_n_accepted"] <= timings["draft_n"]
-    last = served.health()["last_generation"]
-    assert (last["drafted_tokens"], last["accepted_tokens"]) == (timings["draft_n"], timings["draft_n_accepted"])
+def test_speculative_drafts_are_reported_in_timings_and_health(default_model_file):
+    # Drafting runs with one generation at a time (-np 1); the batched slots do not draft.
+    served = ServeProcess(default_model_file, "--api-key", KEY, "-np", "1")
+    try:
+        # Text that repeats itself: the continuation can be guessed from the prompt.
+        prompt = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(12))
+        status, answer = post(served, "/v1/completions", {"prompt": prompt, "max_tokens": 40, "temperature": 0})
+        assert status == 200
+        timings = answer["timings"]
+        assert 0 < timings["draft_n_accepted"] <= timings["draft_n"]
+        last = served.health()["last_generation"]
+        assert (last["drafted_tokens"], last["accepted_tokens"]) == (timings["draft_n"], timings["draft_n_accepted"])
+    finally:
+        served.stop()

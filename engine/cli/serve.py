@@ -15,6 +15,7 @@ import sys
 from ..errors import UsageError, printable
 
 API_KEY_ENV = "CODEUP_SERVE_API_KEY"
+DEFAULT_PARALLEL = 4  # llama.cpp's -np default (batching.DEFAULT_SLOTS; not imported: it loads numba)
 
 
 def add_parser(sub) -> None:
@@ -24,8 +25,8 @@ def add_parser(sub) -> None:
         "serve",
         help="serve the model over an OpenAI-compatible HTTP API",
         description="Serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, "
-        "/v1/models, /tokenize, /detokenize, /apply-template, /completion, /infill, /health), one generation "
-        "at a time. Without -m, the default model.",
+        "/v1/models, /tokenize, /detokenize, /apply-template, /completion, /infill, /health, /slots), several "
+        "generations at once, batched (-np). Without -m, the default model.",
     )
     p.add_argument("-m", "--model", metavar="PATH", help="GGUF or GGML v3 model (default: the default model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -40,8 +41,13 @@ def add_parser(sub) -> None:
     p.add_argument("--chat-template-file", metavar="FILE", help="a Jinja chat template to use instead")
     p.add_argument("-c", "--ctx-size", type=int, metavar="N", help="context size (default: the model's, at most 4096)")
     p.add_argument("-t", "--threads", type=int, metavar="N", help="threads (default: all cores)")
+    p.add_argument("-np", "--parallel", type=int, metavar="N",
+                   help=f"requests generated at once, batched in one pass, each in its slot with its share of -c "
+                   f"(default {DEFAULT_PARALLEL}, sharing all of -c as with --kv-unified)")
+    p.add_argument("--kv-unified", action="store_true",
+                   help="the slots share one pool of -c positions: any request may use the whole context")
     p.add_argument("--max-queue", type=int, default=64, metavar="N",
-                   help="requests that may wait for the engine; more get 503 (default 64)")
+                   help="requests that may wait for a free slot; more get 503 (default 64)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="let web pages from ORIGIN (e.g. http://localhost:3000; * for any) call the server "
                    "(repeatable; default none: requests with an Origin header are refused)")
@@ -63,6 +69,11 @@ def _check(args) -> str | None:
         raise UsageError(f"--max-queue {args.max_queue}: use 0 or more")
     if args.ctx_size is not None and not 1 <= args.ctx_size <= 1 << 20:
         raise UsageError(f"-c {args.ctx_size}: the context size must be between 1 and {1 << 20}")
+    if args.parallel is not None and not 1 <= args.parallel <= 256:
+        raise UsageError(f"-np {args.parallel}: the number of parallel sequences must be between 1 and 256")
+    split = args.parallel is not None and not args.kv_unified
+    if split and args.ctx_size is not None and args.ctx_size < args.parallel:
+        raise UsageError(f"-c {args.ctx_size} is too small to split over -np {args.parallel} slots")
     if args.threads is not None and not 1 <= args.threads <= 1024:
         raise UsageError(f"-t {args.threads}: threads must be between 1 and 1024")
     if not is_loopback(args.host) and not args.allow_external:
@@ -110,9 +121,17 @@ def run(args: argparse.Namespace) -> int:
         model.close()
         raise
     log = (lambda line: print(f"codeup serve: {line}", file=sys.stderr, flush=True)) if args.verbose else None
-    app = httpd.app = CodeupServer(model, template, api_key=api_key, max_queue=args.max_queue, log=log,
-                                   draft=draft,
-                                   cors_origins=tuple(args.cors_origin))
+    try:
+        # as llama.cpp: -np not given, 4 slots sharing the context; -np N, -c split over N
+        # (unless --kv-unified); -np 1, one at a time with speculative drafting
+        app = httpd.app = CodeupServer(model, template, api_key=api_key, max_queue=args.max_queue, log=log,
+                                       draft=draft, cors_origins=tuple(args.cors_origin),
+                                       n_parallel=args.parallel or DEFAULT_PARALLEL,
+                                       kv_unified=args.kv_unified or args.parallel is None)
+    except BaseException:
+        httpd.server_close()
+        model.close()
+        raise
     host, port = httpd.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
     if not is_loopback(args.host):
@@ -125,7 +144,13 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     from ..chat_template import format_label
 
-    print(f"codeup serve: {printable(app.model_id)} (context {model.n_ctx}, chat template {format_label(template)}) on "
+    slots = app.scheduler
+    if slots is None:
+        shown_slots = "1 slot"
+    else:
+        shown_slots = f"{len(slots.slots)} slots " + ("sharing it" if slots.unified else f"of {slots.n_ctx_slot}")
+    print(f"codeup serve: {printable(app.model_id)} (context {model.n_ctx}, {shown_slots}, chat template "
+          f"{format_label(template)}) on "
           f"http://{shown}:{port}/v1" + (" (API key required)" if api_key else "") + " - Ctrl+C stops",
           flush=True)
     try:

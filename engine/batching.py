@@ -22,6 +22,10 @@ runs per sequence over that sequence's own cache, and attention sums every posit
 order whether it came in a chunk of a prompt, as a generated token, or alone (attention.py's
 BATCH_INVARIANT). So the keys and values a slot holds are the same bits however the prompt
 was chunked, and a cached prefix — generated tokens included — can be reused exactly.
+
+Speculative decoding (engine/speculative.py): while one sequence is generating alone, its
+step also evaluates tokens guessed from its context, as generate.Generator does; with several
+sequences in the step the weights are already shared, and nothing is guessed.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from .quants import dequantize_rows
 from .ggml_math import swiglu
 from .rope import apply_rope, rope_angles
 from .sampling import Sampler, SamplingParams
+from .speculative import DraftParams, PromptLookupDrafter, accept
 from .tokenizer import IncrementalDecoder
 
 DEFAULT_SLOTS = 4  # llama.cpp's -np default
@@ -99,13 +104,14 @@ class SequenceChunk:
     tokens: np.ndarray
     start: int
     want_logits: bool  # logits of its last token (a prompt's end, or a generated token)
+    all_logits: bool = False  # logits of every token (a generated token and guessed ones)
 
 
 def forward_many(w: LlamaWeights, chunks: Sequence[SequenceChunk]) -> list[np.ndarray | None]:
     """One forward pass over several sequences: the rows of every chunk go through the
     projections together (each weight read once), attention runs per sequence over its own
     cache. As llama.forward, layer for layer; returns, per chunk, the logits (1, n_vocab) of
-    its last token when it wants them, else None."""
+    its last token when it wants them (of all its tokens with all_logits), else None."""
     hp = w.hp
     hd = hp.head_dim
     sizes = [len(c.tokens) for c in chunks]
@@ -146,15 +152,18 @@ def forward_many(w: LlamaWeights, chunks: Sequence[SequenceChunk]) -> list[np.nd
             x = x + moe_feed_forward(L.moe, m)
     for c, (_a, b) in zip(chunks, bounds):
         c.cache.n_past = c.start + len(c.tokens)
-    wanted = [b - 1 for c, (_a, b) in zip(chunks, bounds) if c.want_logits]
+    picked = [list(range(a, b)) if c.all_logits else [b - 1] if c.want_logits else []
+              for c, (a, b) in zip(chunks, bounds)]
+    wanted = [row for rows in picked for row in rows]
     results: list[np.ndarray | None] = [None] * len(chunks)
     if wanted:
         out = rms_norm(x[wanted], w.output_norm, hp.rms_eps)
         logits = project(w.output, np.ascontiguousarray(out))
-        rows = iter(range(len(wanted)))
-        for i, c in enumerate(chunks):
-            if c.want_logits:
-                results[i] = logits[next(rows)][None, :]
+        at = 0
+        for i, rows in enumerate(picked):
+            if rows:
+                results[i] = logits[at : at + len(rows)]
+                at += len(rows)
     return results
 
 
@@ -214,7 +223,7 @@ class BatchScheduler:
     steps. `submit` is thread-safe; the handles it returns are generate.GenerationHandles."""
 
     def __init__(self, model: Model, n_slots: int = DEFAULT_SLOTS, max_waiting: int = 64, *,
-                 unified: bool = False) -> None:
+                 unified: bool = False, draft: DraftParams | None = None) -> None:
         """`unified` False: the model's context is split evenly over the slots, each request
         gets its slot's share. True (llama.cpp's --kv-unified): the context is one pool of
         positions the slots share, and any request may use all of it; the idle slots' caches
@@ -246,6 +255,12 @@ class BatchScheduler:
         self._seconds_per_token = 0.0
         self._rate: collections.deque[tuple[float, int]] = collections.deque()
         self._rate_lock = threading.Lock()
+        # guesses for a sequence generating alone: one drafter (its timing and acceptance
+        # estimates carry over), indexing the context of the job it last drafted for
+        draft = DraftParams() if draft is None else draft
+        self._drafter = PromptLookupDrafter(draft) if draft.enabled else None
+        self._draft_job: _Job | None = None
+        self._draft_indexed = 0  # tokens of that job's slot the drafter has indexed
         self._thread = threading.Thread(target=self._loop, name="codeup-batch", daemon=True)
         self._thread.start()
 
@@ -463,8 +478,11 @@ class BatchScheduler:
                 self._end(s, StopReason.CANCELLED)
         active = [s for s in active if s.job is not None]
         streaming = [s for s in active if s.job.pending is not None]
+        alone = len(active) == 1 and len(streaming) == 1
+        draft = self._guess(streaming[0]) if alone else []
         for s in streaming:
-            chunks.append(SequenceChunk(s.cache, np.array([s.job.pending]), s.cache.n_past, True))
+            chunks.append(SequenceChunk(s.cache, np.array([s.job.pending, *draft]), s.cache.n_past, True,
+                                        all_logits=bool(draft)))
             owners.append(s)
         if streaming:
             target = max(STEP_SECONDS, 3 * self._decode_seconds)
@@ -490,8 +508,10 @@ class BatchScheduler:
         t0 = time.perf_counter()
         results = forward_many(self.model.weights, chunks)
         elapsed = time.perf_counter() - t0
-        n_prompt = sum(len(c.tokens) for c in chunks) - len(streaming)
-        if n_prompt == 0:
+        if alone and self._drafter is not None:
+            self._drafter.observe(1 + len(draft), elapsed)
+        n_prompt = sum(len(c.tokens) for c in chunks) - len(streaming) - len(draft)
+        if n_prompt == 0 and not draft:
             self._decode_seconds = _smooth(self._decode_seconds, elapsed)
         elif n_prompt >= MIN_PROMPT_PER_STEP:  # smaller chunks cost more per token than they will
             self._seconds_per_token = _smooth(self._seconds_per_token, elapsed / (n_prompt + len(streaming)))
@@ -506,6 +526,9 @@ class BatchScheduler:
                 s.exact = len(s.tokens)
             if job.pending is not None:
                 job.pending = None
+                if draft:
+                    generated += self._verify(s, c, logits, draft)
+                    continue
             else:
                 job.prompt_done += len(c.tokens)
                 job.handle._set_timings(prompt_evaluated=job.handle.timings().prompt_evaluated + len(c.tokens),
@@ -518,9 +541,57 @@ class BatchScheduler:
             with self._rate_lock:
                 self._rate.append((time.monotonic(), generated))
 
+    def _guess(self, s: Slot) -> list[int]:
+        """Tokens guessed to follow the lone generating slot's pending token ([] for none)."""
+        drafter, job = self._drafter, s.job
+        if drafter is None:
+            return []
+        context = s.tokens + [job.pending]
+        if self._draft_job is not job or len(context) < self._draft_indexed:
+            drafter.reset(context)  # another job, or its context was shifted
+            self._draft_job = job
+        else:
+            for t in context[self._draft_indexed :]:
+                drafter.push(t)
+        self._draft_indexed = len(context)
+        cache = s.cache
+        room = cache.n_ctx - cache.n_past - 1
+        if job.max_tokens >= 0:
+            room = min(room, job.max_tokens - job.generated)
+        guess = drafter.draft(room)
+        # positions past the slot's high-water mark need room in a unified pool
+        if guess and not self._make_room(max(0, cache.n_past + 1 + len(guess) - self._held(s)), spare=s):
+            return []
+        return guess
+
+    def _verify(self, s: Slot, c: SequenceChunk, logits: np.ndarray, draft: list[int]) -> int:
+        """Keep the guesses the sampler agrees with (speculative.accept), forget the cache
+        positions of the rest, show the accepted tokens; the model's own next pick becomes
+        the pending token. Returns the number of tokens generated."""
+        job = s.job
+        produced = accept(job.sampler, logits, draft, s.tokens[: c.start + 1])
+        agreed = produced[:-1]
+        s.rewind(c.start + 1 + len(agreed))
+        self._drafter.feedback(len(draft), len(agreed))
+        timings = job.handle.timings()
+        job.handle._set_timings(drafted_tokens=timings.drafted_tokens + len(draft),
+                                accepted_tokens=timings.accepted_tokens + len(agreed))
+        generated = 0
+        for token in agreed:
+            taken = self._take(s, token, evaluated=True)
+            generated += taken
+            if s.job is None or not taken:
+                return generated
+        return generated + self._take(s, produced[-1])
+
     def _next_token(self, s: Slot, logits: np.ndarray) -> int:
         """Sample the slot's next token from `logits`, show it, and decide whether it goes on
         (as generate.Generator does for one sequence). Returns 1 if a token was generated."""
+        return self._take(s, None, logits=logits)
+
+    def _take(self, s: Slot, token: int | None, *, logits: np.ndarray | None = None, evaluated: bool = False) -> int:
+        """Show `token` (or the one sampled from `logits`) unless the answer ends before it;
+        a token not yet `evaluated` becomes the pending one. Returns 1 if it was generated."""
         job = s.job
         h = job.handle
         if h.cancelled:
@@ -529,7 +600,8 @@ class BatchScheduler:
         if job.max_tokens >= 0 and job.generated >= job.max_tokens:
             self._end(s, StopReason.LIMIT)
             return 0
-        token = job.sampler.sample(logits[-1], s.tokens)
+        if token is None:
+            token = job.sampler.sample(logits[-1], s.tokens)
         if self.model.tokenizer.is_eog(token):
             self._end(s, StopReason.EOS)
             return 0
@@ -540,6 +612,8 @@ class BatchScheduler:
         h._set_timings(generated_tokens=job.generated, generation_seconds=time.perf_counter() - job.generation_started)
         if hit:
             self._finish(s, StopReason.STOP_STRING)
+            return 1
+        if evaluated:  # a guess the model agreed with: already in the cache
             return 1
         cache = s.cache
         if cache.n_past >= cache.n_ctx or not self._make_room(int(cache.n_past + 1 > s.high_water)):

@@ -229,7 +229,8 @@ class CodeupServer:
     ) -> None:
         self.model = model
         self.generator = Generator(model, draft=draft)  # with slots: its tokenizer only
-        self.scheduler = BatchScheduler(model, n_parallel, max_queue, unified=kv_unified) if n_parallel > 1 else None
+        self.scheduler = (BatchScheduler(model, n_parallel, max_queue, unified=kv_unified, draft=draft)
+                          if n_parallel > 1 else None)
         self.template = template
         self.model_id = model_id or model.info.path.name
         self.api_key = api_key or None

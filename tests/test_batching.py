@@ -189,3 +189,31 @@ def test_unified_slots_share_the_context_and_give_up_idle_caches(model):
             scheduler.submit(list(range(1, pool + 2)), greedy)
     finally:
         scheduler.close()
+
+
+def test_a_lone_stream_drafts_and_gets_the_text_it_gets_without(model, monkeypatch):
+    from engine.speculative import DraftParams, PromptLookupDrafter
+
+    # guess as far as a match goes, whatever a tiny model's batches cost
+    monkeypatch.setattr(PromptLookupDrafter, "best_length", lambda self, available, n: available)
+    rng = np.random.default_rng(11)
+    prompt = list(rng.integers(1, model.info.n_vocab, size=20))
+    greedy = SamplingParams(temperature=0)
+    plain = BatchScheduler(model, 2, draft=DraftParams(spec_type="none"))
+    try:
+        expected = plain.submit(prompt, greedy, max_tokens=30)
+        expected.text()
+    finally:
+        plain.close()
+    drafting = BatchScheduler(model, 2, draft=DraftParams(ngram_min=1, draft_max=8))
+    try:
+        # an earlier "answer" right for a while, wrong at every fifth token: both accepted and
+        # rejected guesses are verified
+        earlier = [t if i % 5 != 4 else (t + 1) % model.info.n_vocab for i, t in enumerate(expected.result.tokens)]
+        drafting._drafter.remember_answer(earlier)
+        handle = drafting.submit(prompt, greedy, max_tokens=30)
+        assert handle.text() == expected.result.text and handle.result.tokens == expected.result.tokens
+        t = handle.result.timings
+        assert 0 < t.accepted_tokens < t.drafted_tokens, t
+    finally:
+        drafting.close()

@@ -474,13 +474,14 @@ def test_codeup_run_endpoint_without_the_key_says_so(served):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_speculative_drafts_are_reported_in_timings_and_health(default_model_file):
-    # Drafting runs with one generation at a time (-np 1); the batched slots do not draft.
-    served = ServeProcess(default_model_file, "--api-key", KEY, "-np", "1")
+@pytest.mark.parametrize("slots", ["4", "1"])  # the batched slots (default) and one sequence
+def test_speculative_drafts_are_reported_in_timings_and_health(default_model_file, slots):
+    served = ServeProcess(default_model_file, "--api-key", KEY, "-np", slots)
     try:
         # Text that repeats itself: the continuation can be guessed from the prompt.
         prompt = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(12))
-        status, answer = post(served, "/v1/completions", {"prompt": prompt, "max_tokens": 40, "temperature": 0})
+        payload = {"prompt": prompt, "max_tokens": 40, "temperature": 0}
+        status, answer = post(served, "/v1/completions", payload)
         assert status == 200
         timings = answer["timings"]
         assert 0 < timings["draft_n_accepted"] <= timings["draft_n"]

@@ -750,6 +750,50 @@ def q5x64_load(typingctx, qs, i, qh, j, c):
     return u8x64(qs, i, qh, j, c), codegen
 
 
+def _u64_byte_lanes(context, builder, word, wordty, picks):
+    """<16 x i32> from the bytes of a 64-bit word: byte j of lane l is byte picks[4 l + j]
+    of the word (None: zero). One byte shuffle of the broadcast word (vpshufb), where
+    shifting and masking per lane took two to four instructions."""
+    w = context.cast(builder, word, wordty, types.int64)
+    spread = builder.bitcast(_splat(builder, w, 8), _U8X64)
+    mask = _const_vec(ir.VectorType(_I32, 64), [64 if p is None else p for p in picks])
+    return builder.bitcast(builder.shuffle_vector(spread, ir.Constant(_U8X64, [ir.Constant(_I8, 0)] * 64), mask), _I32X16)
+
+
+@intrinsic
+def i32x16_scale_bytes_dup16(typingctx, word, first):
+    """Lanes 0-7: byte `first` of the 64-bit `word` in both 16-bit halves, lanes 8-15: byte
+    first + 1 (first a literal 0..6): i32x16_dup16(i32x16_word_bytes8(...)) in one step."""
+    if not (isinstance(word, types.Integer) and isinstance(first, types.IntegerLiteral)):
+        return None
+    f = first.literal_value
+
+    def codegen(context, builder, sig, args):
+        picks = []
+        for l in range(16):
+            b = f if l < 8 else f + 1
+            picks += [b, None, b, None]
+        return _u64_byte_lanes(context, builder, args[0], sig.args[0], picks)
+
+    return i32x16(word, first), codegen
+
+
+@intrinsic
+def i32x16_byte_pairs64(typingctx, word):
+    """Lanes 2j and 2j + 1: byte j of the 64-bit `word` (i32x16_word_bytes_pairs of its two
+    halves, in one step)."""
+    if not isinstance(word, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        picks = []
+        for l in range(16):
+            picks += [l // 2, None, None, None]
+        return _u64_byte_lanes(context, builder, args[0], sig.args[0], picks)
+
+    return i32x16(word), codegen
+
+
 @intrinsic
 def i32x16_word_bytes_quads(typingctx, word):
     """Lanes 4k..4k + 3: byte k of the 32-bit `word` (the scales of four sub-blocks of 16
@@ -823,5 +867,7 @@ __all__ = [
     "q3x64_load",
     "q5x64_load",
     "i32x16_word_bytes_quads",
+    "i32x16_scale_bytes_dup16",
+    "i32x16_byte_pairs64",
     "i32x16_word_bytes16",
 ]

@@ -139,7 +139,10 @@ def _block_bytes(kind):
 def _decode_for(kind, blk):
     if not isinstance(kind, KQuantType):
         return None
-    decode = _TYPES[kind.ggml_type][0]._decode_q8_k
+    module = _TYPES[kind.ggml_type][0]
+    decode = module._decode_q8_k
+    if getattr(module, "SCALES_DUP16", False):  # the scales come ready
+        return lambda kind, blk: decode(blk)
 
     def prepared(kind, blk):
         d = decode(blk)

@@ -404,24 +404,6 @@ def i32x16_dup16(typingctx, v):
 
 
 @intrinsic
-def i32x16_madd16(typingctx, a, b):
-    """a * b per lane for a in [0, 2**15) and b in [-2**15, 2**15) (vpmaddwd: the high
-    halves of a are zero, so they add nothing): the same integers as i32x16_mul, one uop."""
-    if not (a == i32x16 and b == i32x16):
-        return None
-
-    def codegen(context, builder, sig, args):
-        if HAS_VNNI:
-            fn = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(_I32X16, [_I16X32, _I16X32]), "llvm.x86.avx512.pmaddw.d.512"
-            )
-            return builder.call(fn, [builder.bitcast(args[0], _I16X32), builder.bitcast(args[1], _I16X32)])
-        return builder.mul(args[0], args[1])
-
-    return i32x16(a, b), codegen
-
-
-@intrinsic
 def dpbusd_portable(typingctx, acc, a, b):
     """dpbusd without VNNI, whatever the CPU (tests compare the two)."""
     if not (acc == i32x16 and a == u8x64 and b == u8x64):
@@ -832,7 +814,6 @@ __all__ = [
     "dpbusd_scaled",
     "dpbusd_scaled_portable",
     "i32x16_dup16",
-    "i32x16_madd16",
     "f32x16_sum",
     "accumulate_q8_k",
     "finish_q8_k",

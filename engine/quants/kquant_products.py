@@ -93,7 +93,7 @@ def dot_q8_k(dec, x0, x1, x2, x3, bsums):
 
 
 # The kernel's form of the same integers (every lane's value is dot_q8_k's): the scales in
-# both 16-bit halves of their lanes (_prepare), so that vpmaddubsw + vpdpwssd apply them
+# both 16-bit halves of their lanes (the _decode overload), so that vpmaddubsw + vpdpwssd apply them
 # (dpbusd_scaled); the minimum term as the float product of the mins and the 16-value sums
 # (_dot_mins), which equals the converted integer product.
 @njit(inline="always")

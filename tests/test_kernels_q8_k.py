@@ -14,7 +14,16 @@ from numba import njit
 
 from engine.ggml_types import TYPE_TRAITS, GGMLType
 from engine.quants import HAS_Q8_K_KERNEL, QuantMatrix, dequantize_rows, matmul_q8_k
-from engine.quants._int8 import dpbusd, dpbusd_portable, i32x16_load, i32x16_store, u8x64_load
+from engine.quants._int8 import (
+    dpbusd,
+    dpbusd_portable,
+    dpbusd_scaled,
+    dpbusd_scaled_portable,
+    i32x16_dup16,
+    i32x16_load,
+    i32x16_store,
+    u8x64_load,
+)
 from engine.quants.activations import quantize_q8_k, round_q8_k
 
 K_TYPES = (GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K)
@@ -116,3 +125,29 @@ def test_portable_dpbusd_gives_the_same_integers():
         ref = acc + (a.astype(np.int32) * b.astype(np.int32)).reshape(16, 4).sum(axis=1)
         np.testing.assert_array_equal(portable, ref)
         np.testing.assert_array_equal(vnni, ref)
+
+
+@njit(cache=False)
+def _scaled_both(acc, a, b, sc, out):
+    v = i32x16_load(acc, 0)
+    s2 = i32x16_dup16(i32x16_load(sc, 0))
+    i32x16_store(out, 0, dpbusd_scaled(v, u8x64_load(a, 0), u8x64_load(b, 0), s2))
+    i32x16_store(out, 16, dpbusd_scaled_portable(v, u8x64_load(a, 0), u8x64_load(b, 0), s2))
+
+
+def test_scaled_dot_gives_the_same_integers():
+    """The kernel's scaled dot product (vpmaddubsw + vpdpwssd where the CPU has them, and its
+    portable form) gives exactly acc + sc * dpbusd(a, b) per lane over the ranges the
+    k-quants use: weights below 64 (Q6_K's largest) against any int8, signed scales."""
+    rng = np.random.default_rng(11)
+    cases = [(np.full(64, 63, np.uint8), np.full(64, v, np.int8), np.full(16, s, np.int32))
+             for v in (-128, 127) for s in (-128, 127, 63)]
+    cases += [(rng.integers(0, 64, 64, dtype=np.uint8), rng.integers(-128, 128, 64, dtype=np.int8),
+               rng.integers(-128, 128, 16, dtype=np.int32)) for _ in range(20)]
+    for a, b, sc in cases:
+        acc = rng.integers(-(2**28), 2**28, 16, dtype=np.int32)
+        out = np.empty(32, np.int32)
+        _scaled_both(acc, a, b.view(np.uint8), sc, out)
+        ref = acc + sc * (a.astype(np.int32) * b.astype(np.int32)).reshape(16, 4).sum(axis=1)
+        np.testing.assert_array_equal(out[:16], ref)
+        np.testing.assert_array_equal(out[16:], ref)

@@ -330,6 +330,79 @@ def dpbusd(typingctx, acc, a, b):
     return i32x16(acc, a, b), codegen
 
 
+_I16 = ir.IntType(16)
+_I16X32 = ir.VectorType(_I16, 32)
+
+
+def _maddubs_dpwssd_portable(builder, acc, a, b, sc):
+    wide = ir.VectorType(_I32, 64)
+    prod = builder.mul(builder.zext(a, wide), builder.sext(b, wide))  # |.| < 2**15 * 2
+    s16 = builder.sext(builder.bitcast(sc, _I16X32), ir.VectorType(_I32, 32))
+    total = acc
+    for k in range(4):  # byte 4l + k of lane l, times the 16-bit half k // 2 of sc's lane l
+        part = builder.shuffle_vector(prod, ir.Constant(wide, ir.Undefined), _const_vec(ir.VectorType(_I32, 16), range(k, 64, 4)))
+        half = builder.shuffle_vector(s16, ir.Constant(ir.VectorType(_I32, 32), ir.Undefined), _const_vec(ir.VectorType(_I32, 16), range(k // 2, 32, 2)))
+        total = builder.add(total, builder.mul(part, half))
+    return total
+
+
+def _maddubs_dpwssd_vnni(builder, acc, a, b, sc):
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_I16X32, [_U8X64, _U8X64]), "llvm.x86.avx512.pmaddubs.w.512"
+    )
+    pairs = builder.call(fn, [a, b])
+    if llvm.llvm_version_info >= (21,):
+        opty = _I16X32
+    else:  # before LLVM 21 the intrinsic took the words as <16 x i32>
+        opty = _I32X16
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_I32X16, [_I32X16, opty, opty]), "llvm.x86.avx512.vpdpwssd.512"
+    )
+    return builder.call(fn, [acc, builder.bitcast(pairs, opty), builder.bitcast(sc, opty)])
+
+
+@intrinsic
+def dpbusd_scaled(typingctx, acc, a, b, sc2):
+    """acc + sc * (sum of the four byte products a * b) per lane, for sc2 = i32x16_dup16(sc)
+    (a lane's scale in both 16-bit halves): the same integers as
+    i32x16_add(acc, i32x16_mul(dpbusd(zero, a, b), sc)) while each pair of byte products
+    fits int16 (a < 128: every k-quant's values), in two cheap instructions (vpmaddubsw,
+    vpdpwssd) instead of a dpbusd and a two-uop vpmulld."""
+    if not (acc == i32x16 and a == u8x64 and b == u8x64 and sc2 == i32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        impl = _maddubs_dpwssd_vnni if HAS_VNNI else _maddubs_dpwssd_portable
+        return impl(builder, *args)
+
+    return i32x16(acc, a, b, sc2), codegen
+
+
+@intrinsic
+def dpbusd_scaled_portable(typingctx, acc, a, b, sc2):
+    """dpbusd_scaled without VNNI, whatever the CPU (tests compare the two)."""
+    if not (acc == i32x16 and a == u8x64 and b == u8x64 and sc2 == i32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _maddubs_dpwssd_portable(builder, *args)
+
+    return i32x16(acc, a, b, sc2), codegen
+
+
+@intrinsic
+def i32x16_dup16(typingctx, v):
+    """Each lane's low 16 bits in both of its halves (scales for dpbusd_scaled)."""
+    if v != i32x16:
+        return None
+
+    def codegen(context, builder, sig, args):
+        lo = builder.and_(args[0], _const_vec(_I32X16, [0xFFFF] * 16))
+        return builder.or_(lo, builder.shl(args[0], _const_vec(_I32X16, [16] * 16)))
+
+    return i32x16(v), codegen
+
+
 @intrinsic
 def dpbusd_portable(typingctx, acc, a, b):
     """dpbusd without VNNI, whatever the CPU (tests compare the two)."""
@@ -659,6 +732,50 @@ def q5x64_load(typingctx, qs, i, qh, j, c):
     return u8x64(qs, i, qh, j, c), codegen
 
 
+def _u64_byte_lanes(context, builder, word, wordty, picks):
+    """<16 x i32> from the bytes of a 64-bit word: byte j of lane l is byte picks[4 l + j]
+    of the word (None: zero). One byte shuffle of the broadcast word (vpshufb), where
+    shifting and masking per lane took two to four instructions."""
+    w = context.cast(builder, word, wordty, types.int64)
+    spread = builder.bitcast(_splat(builder, w, 8), _U8X64)
+    mask = _const_vec(ir.VectorType(_I32, 64), [64 if p is None else p for p in picks])
+    return builder.bitcast(builder.shuffle_vector(spread, ir.Constant(_U8X64, [ir.Constant(_I8, 0)] * 64), mask), _I32X16)
+
+
+@intrinsic
+def i32x16_scale_bytes_dup16(typingctx, word, first):
+    """Lanes 0-7: byte `first` of the 64-bit `word` in both 16-bit halves, lanes 8-15: byte
+    first + 1 (first a literal 0..6): i32x16_dup16(i32x16_word_bytes8(...)) in one step."""
+    if not (isinstance(word, types.Integer) and isinstance(first, types.IntegerLiteral)):
+        return None
+    f = first.literal_value
+
+    def codegen(context, builder, sig, args):
+        picks = []
+        for l in range(16):
+            b = f if l < 8 else f + 1
+            picks += [b, None, b, None]
+        return _u64_byte_lanes(context, builder, args[0], sig.args[0], picks)
+
+    return i32x16(word, first), codegen
+
+
+@intrinsic
+def i32x16_byte_pairs64(typingctx, word):
+    """Lanes 2j and 2j + 1: byte j of the 64-bit `word` (i32x16_word_bytes_pairs of its two
+    halves, in one step)."""
+    if not isinstance(word, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        picks = []
+        for l in range(16):
+            picks += [l // 2, None, None, None]
+        return _u64_byte_lanes(context, builder, args[0], sig.args[0], picks)
+
+    return i32x16(word), codegen
+
+
 @intrinsic
 def i32x16_word_bytes_quads(typingctx, word):
     """Lanes 4k..4k + 3: byte k of the 32-bit `word` (the scales of four sub-blocks of 16
@@ -694,6 +811,9 @@ __all__ = [
     "HAS_VNNI",
     "dpbusd",
     "dpbusd_portable",
+    "dpbusd_scaled",
+    "dpbusd_scaled_portable",
+    "i32x16_dup16",
     "f32x16_sum",
     "accumulate_q8_k",
     "finish_q8_k",
@@ -728,5 +848,7 @@ __all__ = [
     "q3x64_load",
     "q5x64_load",
     "i32x16_word_bytes_quads",
+    "i32x16_scale_bytes_dup16",
+    "i32x16_byte_pairs64",
     "i32x16_word_bytes16",
 ]

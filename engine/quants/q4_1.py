@@ -17,11 +17,10 @@ from ._int8 import (
     i32x16_zero,
     rows16_offsets,
     store_rows16,
-    sum_lanes8,
     transpose_words16,
     u8x64_splat_word,
 )
-from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
+from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat
 from .q4_0 import _nibbles_dot
 
 BLOCK_ELEMS = 32
@@ -113,37 +112,73 @@ def matmul_with_sums(w, n_out, n_in, x, xs, n_tok, out):
 _ROWS = 16
 
 
+@njit(inline="always")
+def _token_lanes(nib, d, a, xq, xo):
+    """Lane vectors a (a tuple of 8) after one block of one token: a[l] = fma(d, S_l, a[l])
+    with S_l the integer sum of elements 4l..4l+3 (nib: the block's 8 nibble vectors)."""
+    zero = i32x16_zero()
+    return (
+        vfma(d, i32x16_to_f32(dpbusd(zero, nib[0], u8x64_splat_word(xq, xo))), a[0]),
+        vfma(d, i32x16_to_f32(dpbusd(zero, nib[1], u8x64_splat_word(xq, xo + 4))), a[1]),
+        vfma(d, i32x16_to_f32(dpbusd(zero, nib[2], u8x64_splat_word(xq, xo + 8))), a[2]),
+        vfma(d, i32x16_to_f32(dpbusd(zero, nib[3], u8x64_splat_word(xq, xo + 12))), a[3]),
+        vfma(d, i32x16_to_f32(dpbusd(zero, nib[4], u8x64_splat_word(xq, xo + 16))), a[4]),
+        vfma(d, i32x16_to_f32(dpbusd(zero, nib[5], u8x64_splat_word(xq, xo + 20))), a[5]),
+        vfma(d, i32x16_to_f32(dpbusd(zero, nib[6], u8x64_splat_word(xq, xo + 24))), a[6]),
+        vfma(d, i32x16_to_f32(dpbusd(zero, nib[7], u8x64_splat_word(xq, xo + 28))), a[7]),
+    )
+
+
+@njit(inline="always")
+def _lanes_total(a, msum):
+    """sum_lanes8 of lane vectors held in registers."""
+    return vadd(vadd(vadd(vadd(a[4], a[0]), vadd(a[6], a[2])), vadd(vadd(a[5], a[1]), vadd(a[7], a[3]))), msum)
+
+
+# Tokens per inner step: a token's eight lane vectors and its minimum-term sum stay in
+# registers over the row group's blocks (nine of the 32 vector registers per token).
+TILE = 2
+
+
 @njit(parallel=True, **MATH_EXACT)
 def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
     """out = W·x with x given as llama.cpp's Q8_1 blocks: xq the int8 values as bytes (uint8
     view), xd the half scales and xs the half block sums, one per block of 32. Bit for bit
-    the result of ggml_vec_dot_q4_1_q8_1 on AVX2/AVX-512 (see above); no fastmath."""
+    the result of ggml_vec_dot_q4_1_q8_1 on AVX2/AVX-512 (see above); no fastmath.
+
+    The group's blocks are turned once (words: 64 int32 per block, dm: 32 floats) and then
+    read by each tile of TILE tokens, whose running lanes stay in registers."""
     nb = n_in // 32
     rb = nb * 20
     for g in prange((n_out + _ROWS - 1) // _ROWS):
         rowoff = rows16_offsets(g, n_out, rb)
-        words = np.empty(64, dtype=np.int32)  # words[16 k + r]: bytes 4k..4k+3 of row r's qs
-        dm = np.empty(32, dtype=np.float32)  # the rows' d, then their m
-        acc = np.zeros(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
-        msum = np.zeros(n_tok * 16, dtype=np.float32)  # sum_b m_b * s_b
+        words = np.empty(64 * nb, dtype=np.int32)  # words[64 b + 16 k + r]: bytes 4k..4k+3 of row r's qs
+        dm = np.empty(32 * nb, dtype=np.float32)  # block b: the rows' d, then their m
         res = np.empty(_ROWS, dtype=np.float32)
-        zero = i32x16_zero()
         for b in range(nb):
-            o = b * 20
-            vload_half_pairs16(w, rowoff, o, dm)
-            transpose_words16(w, rowoff, o + 4, 4, words)
-            dw = vload(dm, 0)
-            mw = vload(dm, 16)
-            for t in range(n_tok):
-                xo = t * n_in + b * 32
-                d = vmul(dw, vsplat(xd[t * nb + b]))
-                a = t * 128
-                for k in range(4):  # lanes 0-3: low nibbles (elements 4k..4k+3)
-                    s = dpbusd(zero, i32x16_nibbles(i32x16_load(words, 16 * k), 0), u8x64_splat_word(xq, xo + 4 * k))
-                    vstore(acc, a + 16 * k, vfma(d, i32x16_to_f32(s), vload(acc, a + 16 * k)))
-                for k in range(4):  # lanes 4-7: high nibbles (elements 16 + 4k..)
-                    s = dpbusd(zero, i32x16_nibbles(i32x16_load(words, 16 * k), 1), u8x64_splat_word(xq, xo + 16 + 4 * k))
-                    vstore(acc, a + 64 + 16 * k, vfma(d, i32x16_to_f32(s), vload(acc, a + 64 + 16 * k)))
-                vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
-        for t in range(n_tok):
-            store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vload(msum, 16 * t)), g, n_out, res)
+            vload_half_pairs16(w, rowoff, b * 20, dm[32 * b : 32 * b + 32])
+            transpose_words16(w, rowoff, b * 20 + 4, 4, words[64 * b : 64 * b + 64])
+        z = vsplat(np.float32(0.0))
+        for t0 in range(0, n_tok, TILE):
+            two = t0 + 1 < n_tok
+            a = (z, z, z, z, z, z, z, z)
+            c = (z, z, z, z, z, z, z, z)
+            ma = z
+            mc = z
+            for b in range(nb):
+                dw = vload(dm, 32 * b)
+                mw = vload(dm, 32 * b + 16)
+                w0 = i32x16_load(words, 64 * b)
+                w1 = i32x16_load(words, 64 * b + 16)
+                w2 = i32x16_load(words, 64 * b + 32)
+                w3 = i32x16_load(words, 64 * b + 48)
+                nib = (i32x16_nibbles(w0, 0), i32x16_nibbles(w1, 0), i32x16_nibbles(w2, 0), i32x16_nibbles(w3, 0),
+                       i32x16_nibbles(w0, 1), i32x16_nibbles(w1, 1), i32x16_nibbles(w2, 1), i32x16_nibbles(w3, 1))
+                a = _token_lanes(nib, vmul(dw, vsplat(xd[t0 * nb + b])), a, xq, t0 * n_in + b * 32)
+                ma = vadd(ma, vmul(mw, vsplat(xs[t0 * nb + b])))
+                if two:
+                    c = _token_lanes(nib, vmul(dw, vsplat(xd[(t0 + 1) * nb + b])), c, xq, (t0 + 1) * n_in + b * 32)
+                    mc = vadd(mc, vmul(mw, vsplat(xs[(t0 + 1) * nb + b])))
+            store_rows16(out, t0 * n_out, _lanes_total(a, ma), g, n_out, res)
+            if two:
+                store_rows16(out, (t0 + 1) * n_out, _lanes_total(c, mc), g, n_out, res)

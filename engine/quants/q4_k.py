@@ -12,8 +12,8 @@ from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
 from ._int8 import (
-    i32x16_word_bytes8,
-    i32x16_word_bytes_pairs,
+    i32x16_byte_pairs64,
+    i32x16_scale_bytes_dup16,
     q4x64_load,
 )
 
@@ -135,6 +135,10 @@ def matmul(w, n_out, n_in, x, n_tok, out):
 # values xq, a float scale xd per 256, int32 sums xbs per 16). Per block and row the integer
 # sum over the eight sub-blocks of sc_j * (q_j . x_j) is exact; it is scaled by d * d_x in
 # float, and the minimum term dmin * d_x * sum_j m_j * (x sum of sub-block j) subtracted.
+# _decode_q8_k gives each scale in both 16-bit halves of its lanes (kquant_products.dpbusd_scaled).
+SCALES_DUP16 = True
+
+
 @njit(inline="always")
 def _decode_q8_k(blk):
     """One block, ready for any number of tokens: the nibbles as four 64-value vectors, the
@@ -147,6 +151,7 @@ def _decode_q8_k(blk):
     s1 = (u2 & 0x0F0F0F0F) | (((u0 >> 6) & 0x03030303) << 4)
     m0 = u1 & 0x3F3F3F3F
     m1 = ((u2 >> 4) & 0x0F0F0F0F) | (((u1 >> 6) & 0x03030303) << 4)
+    sc = s0 | (s1 << 32)
     # chunk c (elements 64c..64c+63) = sub-blocks 2c (dpbusd lanes 0-7) and 2c+1 (lanes 8-15)
     # x sums come per 16 values: lanes 2j, 2j+1 of the mins hold sub-block j's two halves.
     # A flat tuple (numba's parfor analysis rejects nested ones): d, dmin first, as every type.
@@ -157,9 +162,9 @@ def _decode_q8_k(blk):
         q4x64_load(blk, 48),
         q4x64_load(blk, 80),
         q4x64_load(blk, 112),
-        i32x16_word_bytes8(s0, 0),
-        i32x16_word_bytes8(s0, 2),
-        i32x16_word_bytes8(s1, 0),
-        i32x16_word_bytes8(s1, 2),
-        i32x16_word_bytes_pairs(m0, m1),
+        i32x16_scale_bytes_dup16(sc, 0),
+        i32x16_scale_bytes_dup16(sc, 2),
+        i32x16_scale_bytes_dup16(sc, 4),
+        i32x16_scale_bytes_dup16(sc, 6),
+        i32x16_byte_pairs64(m0 | (m1 << 32)),
     )

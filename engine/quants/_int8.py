@@ -48,7 +48,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-from ._simd import _V16, f32x16, vadd, vfma, vload, vsplat, vstore
+from ._simd import _V16, f32x16, vadd, vload, vstore
 
 _I8 = ir.IntType(8)
 _I32 = ir.IntType(32)
@@ -638,20 +638,6 @@ def store_rows16(out, o, v, g, n_out, scratch):
         out[o + g * 16 + r] = scratch[r]
 
 
-@njit(inline="always")
-def accumulate_q8_k(acc, a, s, m, d, dmin, dx):
-    """acc[a:a+16] += (d dx) s - (dmin dx) m: a token's running lanes for one row, from one
-    block's integer sums (s: scaled products, m: minimum terms)."""
-    v = vfma(i32x16_to_f32(s), vsplat(d * dx), vload(acc, a))
-    vstore(acc, a, vfma(i32x16_to_f32(m), vsplat(-(dmin * dx)), v))
-
-
-@njit(inline="always")
-def finish_q8_k(acc, a):
-    """The dot product from a token's running lanes."""
-    return f32x16_sum(vload(acc, a))
-
-
 # ---- Q2_K, Q3_K, Q5_K: their quant fields as 64-value vectors, their scales as lanes ----
 
 def _byte_fields(builder, b, shift, bits):
@@ -815,8 +801,6 @@ __all__ = [
     "dpbusd_scaled_portable",
     "i32x16_dup16",
     "f32x16_sum",
-    "accumulate_q8_k",
-    "finish_q8_k",
     "i32x16_add",
     "i32x16_sub",
     "i32x16_shl",

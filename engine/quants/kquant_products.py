@@ -33,7 +33,7 @@ from ..ggml_types import GGMLType
 from . import q2_k, q3_k, q4_k, q5_k, q6_k
 from ._common import MATH_FAST
 from ._simd import vfma, vload, vmul, vsplat
-from ._int8 import dpbusd, dpbusd_scaled, f32x16_sum, i32x16_dup16, i32x16_sub, i32x16_to_f32, i32x16_add, i32x16_load, i32x16_mul, i32x16_zero, u8x64_load
+from ._int8 import dpbusd_scaled, f32x16_sum, i32x16_dup16, i32x16_sub, i32x16_to_f32, i32x16_load, i32x16_mul, i32x16_zero, u8x64_load
 
 # ggml type -> its module (block decoding) and block size in bytes
 _TYPES = {
@@ -80,20 +80,8 @@ TAGS = {t: KQuant(t) for t in _TYPES}
 TILE = 8
 
 
-@njit(inline="always")
-def dot_q8_k(dec, x0, x1, x2, x3, bsums):
-    """(sum_c sc_c * (q_c . x_c) per lane, mins * bsums): one decoded block against one
-    token's 256 activations (four 64-byte vectors) and its sixteen 16-value sums."""
-    zero = i32x16_zero()
-    s = i32x16_mul(dpbusd(zero, dec[2], x0), dec[6])
-    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[3], x1), dec[7]))
-    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[4], x2), dec[8]))
-    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[5], x3), dec[9]))
-    return s, i32x16_mul(dec[10], bsums)
-
-
-# The kernel's form of the same integers (every lane's value is dot_q8_k's): the scales in
-# both 16-bit halves of their lanes (the _decode overload), so that vpmaddubsw + vpdpwssd apply them
+# One decoded block against one token's 256 activations, per lane sum_c sc_c * (q_c . x_c):
+# the scales in both 16-bit halves of their lanes (the _decode overload), so that vpmaddubsw + vpdpwssd apply them
 # (dpbusd_scaled); the minimum term as the float product of the mins and the 16-value sums
 # (_dot_mins), which equals the converted integer product.
 @njit(inline="always")
@@ -115,7 +103,7 @@ def _dot_mins(dec, x0, x1, x2, x3, bsums, bsums_f):
 
 @njit(inline="always")
 def _dot_q3_k(dec, x0, x1, x2, x3, bsums, bsums_f):
-    """q3_k.dot_q8_k: the -4 offset taken out in integers (no minimum term: zeros)."""
+    """Q3_K: the -4 offset taken out in integers, s - 4 sum sc bsums (no minimum term: zeros)."""
     s = i32x16_sub(_scaled_sum(dec, x0, x1, x2, x3), i32x16_mul(dec[10], bsums))
     return s, i32x16_to_f32(i32x16_zero())
 
@@ -181,7 +169,7 @@ def _token_block(xq, xbs, t, b, n_in, nb):
 
 @njit(inline="always")
 def _step(acc, s, m, d, dmin, dx):
-    """accumulate_q8_k on a running lane vector held in a register (m already as floats)."""
+    """acc += (d dx) s - (dmin dx) m on a token's running lanes held in a register (m already as floats)."""
     v = vfma(i32x16_to_f32(s), vsplat(d * dx), acc)
     return vfma(m, vsplat(-(dmin * dx)), v)
 

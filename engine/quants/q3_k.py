@@ -12,15 +12,11 @@ from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
 from ._int8 import (
-    dpbusd,
-    i32x16_add,
-    i32x16_mul,
     i32x16_shl,
     i32x16_splat8,
     i32x16_sub,
     i32x16_word_bytes16,
     i32x16_word_bytes_quads,
-    i32x16_zero,
     q3x64_load,
 )
 from .q2_k import split_2bit
@@ -193,14 +189,3 @@ def _decode_q8_k(blk):
         i32x16_sub(i32x16_word_bytes_quads(s3), bias),
         i32x16_shl(i32x16_sub(i32x16_word_bytes16(s0, s1, s2, s3), bias), 2),
     )
-
-
-@njit(inline="always")
-def dot_q8_k(dec, x0, x1, x2, x3, bsums):
-    """kquant_products.dot_q8_k with the -4 offset taken out in integers: (s - 4 sum sc bsums, 0)."""
-    zero = i32x16_zero()
-    s = i32x16_mul(dpbusd(zero, dec[2], x0), dec[6])
-    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[3], x1), dec[7]))
-    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[4], x2), dec[8]))
-    s = i32x16_add(s, i32x16_mul(dpbusd(zero, dec[5], x3), dec[9]))
-    return i32x16_sub(s, i32x16_mul(dec[10], bsums)), zero

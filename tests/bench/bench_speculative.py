@@ -74,10 +74,13 @@ def first_function(text: str) -> str:
 
 
 def chatml(instruction: str, file: Path | None = None) -> str:
+    """The default model's own format (ChatML). An edit's answer is started with the code
+    fence, as edit-oriented assistants prime it: SmolLM2-135M otherwise answers an edit
+    request with prose about the file."""
     user = instruction
     if file is not None:
         user += f"\n\n{file.relative_to(REPO)}\n```python\n{file.read_text()}```"
-    return f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+    return f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n" + ("```python\n" if file else "")
 
 
 def prompt_set() -> list[tuple[str, str]]:
@@ -107,10 +110,13 @@ for line in sys.stdin:
     text = ""
     for chunk in llm.create_completion(req["tokens"], max_tokens=req["max_tokens"], temperature=0.0,
                                        repeat_penalty=1.0, stream=True):
+        choice = chunk["choices"][0]
+        if choice["finish_reason"] is not None and not choice["text"]:
+            continue  # the closing chunk carries no token
         if first is None:
             first = time.perf_counter()
         n += 1
-        text += chunk["choices"][0]["text"]
+        text += choice["text"]
     end = time.perf_counter()
     print(json.dumps({"tokens": n, "tps": (n - 1) / (end - first) if n > 1 else 0.0, "text": text}), flush=True)
 """

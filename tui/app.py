@@ -281,8 +281,8 @@ class CodeupApp(App[None]):
     def close_model(self) -> None:
         """Stop any generation and release the model (safe to call more than once)."""
         for screen in self.screen_stack:
-            if isinstance(screen, MainScreen) and screen._handle is not None:
-                handle = screen._handle
+            handle = screen.generation_handle if isinstance(screen, MainScreen) else None
+            if handle is not None:
                 handle.cancel()
                 deadline = time.monotonic() + 2.0
                 while not handle.done and time.monotonic() < deadline:

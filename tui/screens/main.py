@@ -1,8 +1,9 @@
 """The main screen: files | conversation, the instruction editor, the status line.
 
-It holds the session: the files chosen as context, the finished turns, and the running
-generation. Slow things run in thread workers (reading and counting files, counting the
-prompt, generating); they report back with the messages in ``tui.messages``.
+It is a view over a ``tui.session.Session`` (the files chosen as context, the finished
+turns, prepared prompts) and runs the generation. Slow things run in thread workers
+(reading and counting files, counting the prompt, generating); they report back with the
+messages in ``tui.messages``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ import itertools
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -46,28 +46,18 @@ from tui.messages import (
     SendRefused,
 )
 from tui.model_loader import ModelStatus, describe_error
-from tui.project import FileRefusal, ProjectFiles, check_file, read_text_file
+from tui.project import FileRefusal, ProjectFiles, read_text_file
 from tui.project.git_status import git_states
-from tui.prompt import (
-    Budget,
-    PastTurn,
-    already_sent,
-    answer_reserve,
-    conversation_messages,
-    file_block,
-    files_to_send,
-    render_prompt,
-    text_digest,
-)
+from tui.prompt import Budget, PastTurn, file_block, text_digest
 from tui.screens.file_finder import FileFinder, FinderResult
 from tui.screens.history import HistoryOutcome, HistoryScreen
 from tui.screens.insert_dialog import InsertDialog, InsertOutcome, InsertRequest
 from tui.screens.prompt_view import PromptView
 from tui.widgets import ContextList, Conversation, Exchange, FilePanel, InstructionEditor, StatusBar
+from tui.session import PreparedPrompt, SendRequest, Services, Session, resumed_state
 from tui.widgets.status_bar import draft_text
 
-if TYPE_CHECKING:
-    from tui.app import CodeupApp
+__all__ = ["MainScreen", "SendRequest", "resumed_state"]
 
 FLUSH_SECONDS = 0.05
 """The generation worker posts new text at most this often (tokens are coalesced)."""
@@ -88,16 +78,6 @@ STATE_TEXT = {
     "context": "stopped: the context is full",
     "cancelled": "stopped",
 }
-
-
-@dataclass(frozen=True)
-class SendRequest:
-    """What a send takes from the screen (a snapshot: the worker never reads widgets)."""
-
-    instruction: str
-    paths: tuple[str, ...]
-    history: tuple[PastTurn, ...]
-    clear_editor: bool = True
 
 
 class MainScreen(Screen[None]):
@@ -215,14 +195,12 @@ class MainScreen(Screen[None]):
         ),
     ]
 
-    def __init__(self, project_dir: Path) -> None:
+    def __init__(self, project_dir: Path, session: Session | None = None) -> None:
         super().__init__()
         self.project_dir = project_dir
-        self.project = ProjectFiles(project_dir)
-        self.context = ContextFiles()
-        self.history: list[PastTurn] = []
+        self.session = session if session is not None else Session(ProjectFiles(project_dir))
+        self.project = self.session.project
         self.generating = False
-        self.budget: Budget | None = None
         self._handle = None
         self._active: int | None = None  # the exchange being generated
         self._stop_requested = False
@@ -232,7 +210,6 @@ class MainScreen(Screen[None]):
         # Saved history (tui/history.py): its calls run on its own thread, in order.
         self.project_key = project_key(project_dir)
         self.history_db = BackgroundHistory(default_history_path(), self._history_failed)
-        self.conversation_id: str | None = None  # None: a new one starts with the next turn
         self._saving: tuple[Exchange, str, int] | None = None  # (its exchange, conversation id, turn index)
         self._answer_saved_at = 0.0
         self._draft_timer: Timer | None = None
@@ -249,8 +226,31 @@ class MainScreen(Screen[None]):
         self._edit_lock = threading.Lock()  # one write or undo at a time, in the order asked
 
     @property
-    def codeup(self) -> CodeupApp:
-        return self.app  # type: ignore[return-value]
+    def codeup(self) -> Services:
+        """What the app provides (the backend, template, sampling, limits, model status)."""
+        return cast(Services, self.app)
+
+    # The session's state, under the names the screen has always had.
+    @property
+    def context(self) -> ContextFiles:
+        return self.session.context
+
+    @property
+    def history(self) -> list[PastTurn]:
+        return self.session.turns
+
+    @property
+    def budget(self) -> Budget | None:
+        return self.session.budget
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self.session.conversation_id
+
+    @property
+    def generation_handle(self):
+        """The running generation's handle, or None."""
+        return self._handle
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="workspace"):
@@ -316,10 +316,7 @@ class MainScreen(Screen[None]):
         self.count_file(rel)
 
     def _context_changed(self) -> None:
-        sent = {path for path, digest in already_sent(self.history)
-                if (entry := self.context.get(path)) is not None and entry.text is not None
-                and text_digest(entry.text) == digest}
-        self.query_one(ContextList).show_files(self.context, sent)
+        self.query_one(ContextList).show_files(self.context, self.session.sent_paths())
         self.query_one(FilePanel).show_selection(
             {self.project.resolve(entry.path): entry.tokens for entry in self.context}
         )
@@ -375,43 +372,31 @@ class MainScreen(Screen[None]):
 
     def _count_budget_now(self) -> None:
         self._budget_timer = None
-        if not self.model_ready or not self.context.all_counted:
+        files = self.session.budget_files()
+        if not self.model_ready or files is None:
             return
-        files = [(entry.path, entry.text or "") for entry in self.context if not entry.missing]
         self.count_budget(self.query_one(InstructionEditor).text, files, tuple(self.history))
 
     @work(thread=True, exclusive=True, group="budget", exit_on_error=False)
     def count_budget(self, instruction: str, files: list[tuple[str, str]], history: tuple[PastTurn, ...]) -> None:
         try:
-            _prompt, budget = self.measure(instruction, files, history)
+            budget = self.measure(instruction, files, history).budget
         except Exception as exc:
             self.log.error("budget count failed", exc)
             return
+        assert budget is not None
         self.post_message(BudgetCounted(budget))
 
     def measure(
         self, instruction: str, files: list[tuple[str, str]], history: tuple[PastTurn, ...] | list[PastTurn]
-    ) -> tuple[str, Budget]:
-        """The prompt and its budget (in a worker: it tokenizes everything)."""
+    ) -> PreparedPrompt:
+        """The prompt, rendered once, and its budget (in a worker: it tokenizes everything)."""
         app = self.codeup
-        backend, template = app.backend, app.template
-        sending = files_to_send(history, files)
-        prompt, _input = render_prompt(template, history, instruction, sending)
-        prompt_tokens = backend.count_tokens(prompt, add_bos=template.add_bos, parse_special=template.parse_special)
-        cached = {entry.path: entry for entry in self.context}
-        file_tokens = {}
-        for path, text in sending:
-            entry = cached.get(path)
-            if entry is not None and entry.text == text and entry.tokens is not None:
-                file_tokens[path] = entry.tokens
-            else:
-                file_tokens[path] = backend.count_tokens(file_block(path, text))
-        n_ctx = backend.n_ctx
-        budget = Budget(prompt_tokens, n_ctx, answer_reserve(n_ctx, app.max_tokens), file_tokens, bool(history))
-        return prompt, budget
+        return self.session.prepare(app.template, instruction, files, history, counter=app.backend,
+                                    max_tokens=app.max_tokens)
 
     def on_budget_counted(self, message: BudgetCounted) -> None:
-        self.budget = message.budget
+        self.session.budget = message.budget
         editor = self.query_one(InstructionEditor)
         # A server that cannot tokenize gives estimates (tui/remote_backend.py): say so.
         estimated = "estimated: " if getattr(self.codeup.backend, "estimated_counts", False) else ""
@@ -439,20 +424,22 @@ class MainScreen(Screen[None]):
         if not instruction:
             self.notify("Write an instruction first.", severity="warning")
             return
-        self._send(SendRequest(instruction, tuple(self.context.present_paths), tuple(self.history)))
+        self._send(self.session.send_request(instruction))
         missing = [entry.path for entry in self.context if entry.missing]
         if missing:
             self.notify(f"Left out (deleted on disk): {', '.join(missing)}.", title="Context", severity="warning")
 
     def action_regenerate(self) -> None:
-        if self.generating or not self.history:
+        if self.generating:
             return
-        last = self.history.pop()
+        taken = self.session.regenerate()
+        if taken is None:
+            return
+        request, last = taken
         exchanges = self.query_one(Conversation).exchanges
         if exchanges:
             exchanges[-1].remove()
-        paths = tuple(path for path, _digest in last.files)
-        self._send(SendRequest(last.instruction, paths, tuple(self.history), clear_editor=False), redo=last)
+        self._send(request, redo=last)
 
     def _send(self, request: SendRequest, redo: PastTurn | None = None) -> None:
         if not self.model_ready:
@@ -460,7 +447,7 @@ class MainScreen(Screen[None]):
             why = status.text if status.state == "error" else "the model is still loading"
             self.notify(f"Not sent: {why}.", severity="warning")
             if redo is not None:
-                self.history.append(redo)
+                self.session.restore_turn(redo)
             return
         if self.generating:
             self.notify("Still answering: escape stops it.", severity="warning")
@@ -478,23 +465,23 @@ class MainScreen(Screen[None]):
         exchange_id: int | None = None
         try:
             files = [(rel, read_text_file(self.project.resolve(rel), rel)) for rel in request.paths]
-            prompt, budget = self.measure(request.instruction, files, request.history)
+            prepared = self.measure(request.instruction, files, request.history)
+            budget = prepared.budget
+            assert budget is not None
             if not budget.fits:
                 self.post_message(SendRefused(budget.refusal()))
                 return
             if self._stop_requested:
                 self.post_message(SendRefused("Stopped before sending."))
                 return
-            sending = files_to_send(request.history, files)
-            _prompt, input_text = render_prompt(template, request.history, request.instruction, sending)
-            turn = PastTurn(request.instruction, input_text, "", tuple((p, text_digest(t)) for p, t in sending))
+            turn = prepared.turn()
             exchange_id = next(self._ids)
             self.app.call_from_thread(self._open_exchange, exchange_id, request, turn, dict(files))
             # a server's chat fallback gets the conversation as messages, not the rendered prompt
-            chat = ({"messages": conversation_messages(template, request.history, request.instruction, input_text)}
+            chat = ({"messages": prepared.messages(template)}
                     if getattr(app.backend, "takes_messages", False) else {})
             handle = app.backend.start(
-                prompt,
+                prepared.prompt,
                 params=app.sampling,
                 max_tokens=app.max_tokens,
                 draft=app.settings.draft_params(),
@@ -601,7 +588,7 @@ class MainScreen(Screen[None]):
             self._finish_saved_turn(exchange.answer if exchange is not None else message.text, state, note,
                                     message.timings)
         if turn is not None and message.stop_reason != "error":
-            self.history.append(PastTurn(turn.instruction, turn.input_text, message.text, turn.files))
+            self.session.answered(turn, message.text)
         elif message.error:
             self.notify(message.error, title="Generation failed", severity="error", timeout=10)
         if message.timings is not None:
@@ -643,8 +630,7 @@ class MainScreen(Screen[None]):
         if self.generating:
             self.notify("Still answering: escape stops it first.", severity="warning")
             return
-        self.history.clear()
-        self.conversation_id = None
+        self.session.new_conversation()
         await self.query_one(Conversation).clear_exchanges()
         self.query_one(StatusBar).show_context(0)
         self._context_changed()
@@ -661,12 +647,13 @@ class MainScreen(Screen[None]):
         try:
             files = [(rel, read_text_file(self.project.resolve(rel), rel)) for rel in paths]
             if self.model_ready:
-                prompt, budget = self.measure(instruction, files, history)
+                prepared = self.measure(instruction, files, history)
+                prompt, budget = prepared.prompt, prepared.budget
+                assert budget is not None
                 summary = (f"{budget.prompt_tokens:,} tokens of {budget.n_ctx:,}; {budget.reserve:,} kept for "
                            f"the answer" + ("" if budget.fits else f"; {budget.overflow:,} too many"))
             else:
-                prompt, _input = render_prompt(self.codeup.template, history, instruction,
-                                               files_to_send(history, files))
+                prompt = self.session.prepare(self.codeup.template, instruction, files, history).prompt
                 summary = "token count: the model is not loaded yet"
         except Exception as exc:
             self.app.call_from_thread(self.notify, describe_error(exc), title="Cannot build the prompt",
@@ -788,8 +775,7 @@ class MainScreen(Screen[None]):
         exchange = self.query_one(Conversation).get_exchange(exchange_id)
         if exchange is None:
             return
-        self._send(SendRequest(exchange.instruction, tuple(self.context.present_paths), tuple(self.history),
-                               clear_editor=False))
+        self._send(self.session.send_request(exchange.instruction, clear_editor=False))
 
     def _expect_write(self, path: Path, data: bytes | None) -> None:
         watcher = getattr(self.codeup, "watcher", None)
@@ -924,11 +910,11 @@ class MainScreen(Screen[None]):
                     severity="warning", timeout=10)
 
     def _begin_saved_turn(self, exchange: Exchange, request: SendRequest, turn: PastTurn) -> None:
-        if self.conversation_id is None:
-            self.conversation_id = uuid.uuid4().hex
+        if self.session.conversation_id is None:
+            self.session.conversation_id = uuid.uuid4().hex
         summary = self.codeup.model_status.summary
         start = TurnStart(
-            conversation_id=self.conversation_id,
+            conversation_id=self.session.conversation_id,
             project=self.project_key,
             index=len(request.history),  # a regenerated turn replaces the one it redoes
             instruction=request.instruction,
@@ -972,7 +958,7 @@ class MainScreen(Screen[None]):
     def _save_selection(self) -> None:
         if not self._restored:
             return
-        files = tuple(SavedFile(entry.path, entry.ignored) for entry in self.context)
+        files = self.session.selection()
         if files == self._saved_selection:
             return
         self._saved_selection = files
@@ -987,35 +973,8 @@ class MainScreen(Screen[None]):
             lambda store: (store.load_draft(key), store.load_selection(key), store.instructions(key))
         ).result()
         draft, selection, instructions = saved if saved is not None else ("", [], [])
-        kept, dropped = self._check_files(selection)
+        kept, dropped = self.session.check_files(selection)
         self.app.call_from_thread(self._restore_saved_state, draft, kept, dropped, instructions)
-
-    def _check_files(self, files: list[SavedFile], *, allow_ignored: bool = False
-                     ) -> tuple[list[SavedFile], list[tuple[str, str]]]:
-        """(the files that can still be context, (path, why not) for the others); in a worker.
-
-        A file hidden by .gitignore is kept only when it was added explicitly (or, with
-        ``allow_ignored``, when a resumed conversation was sent with it), marked ignored.
-        """
-        kept: list[SavedFile] = []
-        dropped: list[tuple[str, str]] = []
-        for saved in files:
-            path = self.project.resolve(saved.path)
-            if not path.exists():
-                dropped.append((saved.path, "no longer exists"))
-                continue
-            reason = check_file(path)
-            ignored = saved.ignored
-            if reason is None and not ignored and self.project.is_ignored(path):
-                if allow_ignored:
-                    ignored = True
-                else:
-                    reason = "now ignored by .gitignore"
-            if reason is not None:
-                dropped.append((saved.path, reason))
-            else:
-                kept.append(SavedFile(saved.path, ignored))
-        return kept, dropped
 
     def _restore_saved_state(self, draft: str, kept: list[SavedFile], dropped: list[tuple[str, str]],
                              instructions: list[str]) -> None:
@@ -1031,12 +990,8 @@ class MainScreen(Screen[None]):
         self._select_saved_files(kept, dropped, replace=False)
 
     def _select_saved_files(self, kept: list[SavedFile], dropped: list[tuple[str, str]], *, replace: bool) -> None:
-        if replace:
-            self.context.clear()
-        for saved in kept:
-            if saved.path not in self.context:
-                self.context.add(saved.path, ignored=saved.ignored)
-                self.count_file(saved.path)
+        for path in self.session.select_saved(kept, replace=replace):
+            self.count_file(path)
         if dropped:
             names = ", ".join(f"{path} ({reason})" for path, reason in dropped)
             self.notify(f"Left out of the context: {names}.", title="Context", severity="warning", timeout=10)
@@ -1067,7 +1022,7 @@ class MainScreen(Screen[None]):
             self.app.call_from_thread(self.notify, "That conversation is not saved any more.", severity="warning")
             return
         paths = [SavedFile(path) for path in turns[-1].paths]
-        kept, dropped = self._check_files(paths, allow_ignored=True)
+        kept, dropped = self.session.check_files(paths, allow_ignored=True)
         self.app.call_from_thread(self._show_resumed, conversation_id, turns, kept, dropped)
 
     async def _show_resumed(self, conversation_id: str, turns: list[StoredTurn], kept: list[SavedFile],
@@ -1083,18 +1038,10 @@ class MainScreen(Screen[None]):
                                       file_digests=dict(turn.files)))
         await self.query_one(Conversation).show_exchanges(exchanges)
         # An answer that failed is shown but not part of what the model is told next.
-        self.history = [PastTurn(turn.instruction, turn.input_text, turn.answer, turn.files)
-                        for turn in turns if turn.state != "error"]
-        self.conversation_id = conversation_id
+        self.session.resume(conversation_id, turns)
         self.query_one(StatusBar).show_context(0)
         self._select_saved_files(kept, dropped, replace=True)
         self.refresh_bindings()
         n = len(turns)
         self.notify(f"Resumed: {n} turn{'' if n == 1 else 's'}; the next instruction follows on.")
 
-
-def resumed_state(turn: StoredTurn) -> tuple[str, str]:
-    """The exchange state and state line of a saved turn."""
-    if turn.state == "streaming":  # the app was killed or crashed while it streamed
-        return "stopped", "interrupted: the app ended while it was answering"
-    return turn.state, turn.note or turn.state

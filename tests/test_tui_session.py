@@ -1,0 +1,171 @@
+"""tui/session: the conversation as plain data (no Textual, no Pilot): the budget, prompts
+rendered once, regenerate and resume, context digests, saved selections checked on disk."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from engine.templates import load_template
+
+from tui.history import SavedFile, StoredTurn
+from tui.project import ProjectFiles
+from tui.prompt import PastTurn, file_block, render_prompt, text_digest
+from tui.session import Session, prepare_prompt, resumed_state
+
+ALPACA = load_template("alpaca")
+
+
+class WordCounter:
+    """Counts whitespace-separated words; remembers every text it was asked to count."""
+
+    def __init__(self, n_ctx: int = 1000) -> None:
+        self.n_ctx = n_ctx
+        self.counted: list[str] = []
+
+    def count_tokens(self, text: str, *, add_bos: bool = False, parse_special: bool = False) -> int:
+        self.counted.append(text)
+        return len(text.split()) + (1 if add_bos else 0)
+
+
+def session_with(tmp_path: Path, files: dict[str, str]) -> Session:
+    for rel, text in files.items():
+        (tmp_path / rel).write_text(text)
+    session = Session(ProjectFiles(tmp_path))
+    for rel, text in files.items():
+        session.context.add(rel)
+        session.context.set_counted(rel, text, len(file_block(rel, text).split()))
+    return session
+
+
+def test_the_budget_measures_the_prompt_that_is_sent(tmp_path: Path):
+    counter = WordCounter(n_ctx=200)
+    prepared = prepare_prompt(ALPACA, [], "Explain it.", [("a.py", "x = 1\n")], counter=counter, max_tokens=50)
+    expected_prompt, expected_input = render_prompt(ALPACA, [], "Explain it.", [("a.py", "x = 1\n")])
+    assert prepared.prompt == expected_prompt and prepared.input_text == expected_input
+    assert counter.counted[0] == prepared.prompt  # the budget counted the very text the send uses
+    budget = prepared.budget
+    assert budget is not None
+    assert budget.prompt_tokens == len(expected_prompt.split()) + (1 if ALPACA.add_bos else 0)
+    assert budget.n_ctx == 200 and budget.reserve == 50
+    assert budget.file_tokens == {"a.py": len(file_block("a.py", "x = 1\n").split())}
+    assert budget.fits and not budget.has_history
+
+
+def test_a_prompt_too_long_for_the_context_does_not_fit():
+    counter = WordCounter(n_ctx=30)
+    text = "word " * 40
+    budget = prepare_prompt(ALPACA, [], "Explain.", [("big.txt", text)], counter=counter).budget
+    assert budget is not None and not budget.fits
+    assert budget.reserve == 30 // 4  # no max_tokens: a quarter of the context is kept for the answer
+    assert [path for path, _ in budget.files_to_drop()] == ["big.txt"]
+
+
+def test_without_a_counter_only_the_prompt_is_rendered():
+    prepared = prepare_prompt(ALPACA, [], "Write fib.", [])
+    assert prepared.budget is None
+    assert prepared.prompt.endswith("### Instruction:\nWrite fib.\n\n### Response:\n")
+
+
+def test_context_files_already_counted_are_not_counted_again(tmp_path: Path):
+    session = session_with(tmp_path, {"a.py": "x = 1\n", "b.py": "y = 2\n"})
+    counter = WordCounter()
+    files = session.budget_files()
+    assert files == [("a.py", "x = 1\n"), ("b.py", "y = 2\n")]
+    prepared = session.prepare(ALPACA, "Explain.", files, counter=counter)
+    assert counter.counted == [prepared.prompt]  # the files' counts came from the context
+    # A file whose text differs from the counted one is counted afresh.
+    counter.counted.clear()
+    prepared = session.prepare(ALPACA, "Explain.", [("a.py", "x = 3 + 4\n")], counter=counter)
+    assert counter.counted == [prepared.prompt, file_block("a.py", "x = 3 + 4\n")]
+
+
+def test_the_budget_waits_for_every_file_to_be_read(tmp_path: Path):
+    session = session_with(tmp_path, {"a.py": "x = 1\n"})
+    session.context.add("new.py")
+    assert session.budget_files() is None
+
+
+def test_files_the_conversation_holds_are_not_sent_again_until_they_change(tmp_path: Path):
+    session = session_with(tmp_path, {"a.py": "x = 1\n"})
+    first = session.prepare(ALPACA, "Explain.", session.budget_files())
+    assert first.sending == (("a.py", "x = 1\n"),)
+    turn = first.turn()
+    assert turn.files == (("a.py", text_digest("x = 1\n")),)
+    session.answered(turn, "It sets x.")
+    assert session.sent_paths() == {"a.py"}  # its digest matches: the list marks it as sent
+    again = session.prepare(ALPACA, "And now?", session.budget_files())
+    assert again.sending == () and again.input_text is None
+    assert "It sets x." in again.prompt
+    session.context.set_counted("a.py", "x = 2\n", 5)  # changed on disk: sent again
+    assert session.sent_paths() == set()
+    assert session.prepare(ALPACA, "And now?", session.budget_files()).sending == (("a.py", "x = 2\n"),)
+
+
+def test_regenerate_takes_the_last_turn_back_and_restores_it_on_refusal(tmp_path: Path):
+    session = session_with(tmp_path, {})
+    first = PastTurn("one", None, "answer one", ())
+    second = PastTurn("two", "a.py\n```python\nx\n```", "answer two", (("a.py", "d"),))
+    session.turns += [first, second]
+    taken = session.regenerate()
+    assert taken is not None
+    request, last = taken
+    assert last == second and session.turns == [first]
+    assert (request.instruction, request.paths, request.history, request.clear_editor) == (
+        "two", ("a.py",), (first,), False)
+    session.restore_turn(last)
+    assert session.turns == [first, second]
+    session.new_conversation()
+    assert session.regenerate() is None and session.conversation_id is None
+
+
+def test_send_request_snapshots_the_present_context(tmp_path: Path):
+    session = session_with(tmp_path, {"a.py": "x\n", "b.py": "y\n"})
+    session.context.mark_missing("b.py")
+    session.turns.append(PastTurn("one", None, "answer", ()))
+    request = session.send_request("two")
+    assert request.paths == ("a.py",) and request.history == tuple(session.turns) and request.clear_editor
+    session.turns.clear()
+    assert request.history != ()  # a snapshot: later changes do not reach a running send
+
+
+def test_resume_keeps_failed_answers_out_of_what_the_model_is_told(tmp_path: Path):
+    session = Session(ProjectFiles(tmp_path))
+    turns = [
+        StoredTurn(0, "one", None, (), (), "first answer", "done", "done"),
+        StoredTurn(1, "two", None, (), (), "", "error", "error: boom"),
+        StoredTurn(2, "three", None, ("a.py",), (("a.py", "d"),), "half", "streaming"),
+    ]
+    session.resume("abc", turns)
+    assert session.conversation_id == "abc"
+    assert [turn.instruction for turn in session.turns] == ["one", "three"]
+    assert session.turns[1].files == (("a.py", "d"),)
+    assert resumed_state(turns[2]) == ("stopped", "interrupted: the app ended while it was answering")
+    assert resumed_state(turns[1]) == ("error", "error: boom")
+    assert resumed_state(StoredTurn(3, "x", None, (), (), "y", "done")) == ("done", "done")
+
+
+def test_saved_files_are_checked_on_disk(tmp_path: Path):
+    (tmp_path / ".gitignore").write_text("build/\n")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "out.txt").write_text("built\n")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02" * 100)
+    session = Session(ProjectFiles(tmp_path))
+    saved = [SavedFile("a.py"), SavedFile("gone.py"), SavedFile("build/out.txt"), SavedFile("blob.bin")]
+    kept, dropped = session.check_files(saved)
+    assert kept == [SavedFile("a.py")]
+    assert dict(dropped)["gone.py"] == "no longer exists"
+    assert dict(dropped)["build/out.txt"] == "now ignored by .gitignore"
+    assert "blob.bin" in dict(dropped)
+    kept, _ = session.check_files(saved, allow_ignored=True)  # a resumed conversation sent it
+    assert SavedFile("build/out.txt", ignored=True) in kept
+    assert session.select_saved(kept, replace=True) == ["a.py", "build/out.txt"]
+    assert session.selection() == (SavedFile("a.py"), SavedFile("build/out.txt", ignored=True))
+
+
+def test_the_session_does_not_import_textual():
+    import subprocess
+
+    code = "import sys, tui.session; assert 'textual' not in sys.modules, 'textual imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

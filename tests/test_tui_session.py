@@ -169,3 +169,72 @@ def test_the_session_does_not_import_textual():
 
     code = "import sys, tui.session; assert 'textual' not in sys.modules, 'textual imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class Timings:
+    prompt_tokens = 12
+    generated_tokens = 3
+
+
+def test_a_turn_is_saved_as_it_streams_and_resumed_from_the_history(tmp_path: Path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "a.py").write_text("x = 1\n")
+    db = tmp_path / "history.sqlite3"
+    session = Session(ProjectFiles(project), db)
+    session.context.add("a.py")
+    session.context.set_counted("a.py", "x = 1\n", 7)
+    request = session.send_request("Explain a.py.")
+    prepared = session.prepare(ALPACA, request.instruction, [("a.py", "x = 1\n")], request.history)
+    session.begin_turn(1, request, prepared.turn(), model="m", template="alpaca")
+    conversation = session.conversation_id
+    assert conversation is not None and session.saving_exchange == 1
+    session.answer_shown(2, "not this exchange")  # another exchange's text is not saved
+    session.answer_shown(1, "It sets")
+    session.finish_turn("It sets x.", "done", "done · 3 tokens", Timings())
+    assert session.saving_exchange is None
+    session.close()
+
+    again = Session(ProjectFiles(project), db)
+    loaded = again.load_conversation(conversation)
+    assert loaded is not None
+    turns, kept, dropped = loaded
+    assert [(t.instruction, t.answer, t.state, t.paths) for t in turns] == [
+        ("Explain a.py.", "It sets x.", "done", ("a.py",))]
+    assert turns[0].files == (("a.py", text_digest("x = 1\n")),) and turns[0].input_text == prepared.input_text
+    assert kept == [SavedFile("a.py")] and dropped == []
+    again.resume(conversation, turns)
+    assert again.turns == [prepared.turn("It sets x.")]
+    assert again.load_conversation("no-such-conversation") is None
+    again.close()
+
+
+def test_an_answer_still_streaming_at_close_is_saved_as_stopped(tmp_path: Path):
+    db = tmp_path / "history.sqlite3"
+    session = Session(ProjectFiles(tmp_path), db)
+    request = session.send_request("Write fib.")
+    session.begin_turn(1, request, session.prepare(ALPACA, "Write fib.", []).turn(), model=None, template=None)
+    session.answer_shown(1, "def fib")
+    conversation = session.conversation_id
+    session.close()
+    loaded = Session(ProjectFiles(tmp_path), db).load_conversation(conversation)
+    assert loaded is not None
+    (turn,), _kept, _dropped = loaded
+    assert (turn.answer, turn.state, turn.note) == ("def fib", "stopped", "stopped: the app was closed")
+
+
+def test_the_draft_and_selection_are_saved_only_once_the_saved_ones_are_in(tmp_path: Path):
+    db = tmp_path / "history.sqlite3"
+    (tmp_path / "a.py").write_text("x\n")
+    first = Session(ProjectFiles(tmp_path), db)
+    assert first.load_saved_state() == ("", [], [], [])
+    first.save_draft("typed before the saved draft came in")  # would overwrite it: not saved
+    first.draft_restored("")
+    first.save_draft("half an instruction")
+    first.context.add("a.py")
+    first.save_selection()
+    first.close()
+    second = Session(ProjectFiles(tmp_path), db)
+    draft, kept, dropped, _instructions = second.load_saved_state()
+    assert (draft, kept, dropped) == ("half an instruction", [SavedFile("a.py")], [])
+    second.close()

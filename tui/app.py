@@ -30,10 +30,13 @@ from tui.model_loader import (
     Stage,
     describe_error,
 )
+from tui.history import default_history_path
+from tui.project import ProjectFiles
 from tui.prompt import CODING_SYSTEM
 from tui.screens import FileFinder, HelpScreen, MainScreen, PromptView, SettingsScreen
 from tui.screens.history import ConfirmScreen, HistoryScreen
 from tui.screens.insert_dialog import InsertDialog
+from tui.session import Session
 from tui.clipboard import osc52_sequence, save_to_file
 from tui.terminal_keys import register_terminal_keys
 from tui.watch import ProjectWatcher
@@ -173,7 +176,8 @@ class CodeupApp(App[None]):
         self.sub_title = visible(str(self.project_dir))
 
     def get_default_screen(self) -> Screen[None]:
-        return MainScreen(self.project_dir)
+        # The screen is a view over the session (tui/session.py): the conversation and its history.
+        return MainScreen(self.project_dir, Session(ProjectFiles(self.project_dir), default_history_path()))
 
     def on_mount(self) -> None:
         self.load_model()

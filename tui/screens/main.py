@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import ClassVar, cast
 
@@ -27,14 +26,7 @@ from tui.context import ContextFiles
 from tui.edits import InsertError, UndoError, UndoStore, apply_plan
 from tui.edits.code_blocks import CodeBlock
 from tui.edits.insert import InsertPlan, resolve_target
-from tui.history import (
-    BackgroundHistory,
-    SavedFile,
-    StoredTurn,
-    TurnStart,
-    default_history_path,
-    project_key,
-)
+from tui.history import SavedFile, StoredTurn, default_history_path
 from tui.messages import (
     BudgetCounted,
     FileCounted,
@@ -67,9 +59,6 @@ BUDGET_DELAY = 0.3
 """The budget is recounted this long after the last edit."""
 DRAFT_DELAY = 0.5
 """The instruction draft is saved this long after the last edit (and at exit)."""
-ANSWER_SAVE_SECONDS = 0.25
-"""A streaming answer is saved to history at most this often (and when it ends): a crash
-loses at most this much of what was shown."""
 
 STATE_TEXT = {
     "eos": "done",
@@ -198,7 +187,9 @@ class MainScreen(Screen[None]):
     def __init__(self, project_dir: Path, session: Session | None = None) -> None:
         super().__init__()
         self.project_dir = project_dir
-        self.session = session if session is not None else Session(ProjectFiles(project_dir))
+        self.session = (session if session is not None
+                        else Session(ProjectFiles(project_dir), history_path=default_history_path()))
+        self.session.on_history_failed = self._history_failed
         self.project = self.session.project
         self.generating = False
         self._handle = None
@@ -207,16 +198,8 @@ class MainScreen(Screen[None]):
         self._ids = itertools.count(1)
         self._budget_timer: Timer | None = None
         self._pending_turn: PastTurn | None = None  # the turn being answered
-        # Saved history (tui/history.py): its calls run on its own thread, in order.
-        self.project_key = project_key(project_dir)
-        self.history_db = BackgroundHistory(default_history_path(), self._history_failed)
-        self._saving: tuple[Exchange, str, int] | None = None  # (its exchange, conversation id, turn index)
-        self._answer_saved_at = 0.0
         self._draft_timer: Timer | None = None
-        self._saved_draft = ""
         self._editor_text = ""  # kept here: at unmount the editor may be gone already
-        self._saved_selection: tuple[SavedFile, ...] = ()
-        self._restored = False  # the draft and selection are saved only once the saved ones are in
         # Inserting code blocks (tui/edits): the undo snapshots, the selected block, and the
         # digests of what our own inserts and undos wrote (not a change "since the prompt").
         self.undo_store = UndoStore(project_dir)
@@ -248,6 +231,11 @@ class MainScreen(Screen[None]):
         return self.session.conversation_id
 
     @property
+    def _restored(self) -> bool:
+        """The saved draft and selection are in."""
+        return self.session.restored
+
+    @property
     def generation_handle(self):
         """The running generation's handle, or None."""
         return self._handle
@@ -273,9 +261,7 @@ class MainScreen(Screen[None]):
         # At exit: the draft as typed, and an answer still streaming as far as it got, then
         # wait (briefly) for the history thread to write them.
         self._save_draft_now()
-        if self._saving is not None:
-            self._finish_saved_turn(self._saving[0].answer, "stopped", "stopped: the app was closed", None)
-        self.history_db.close()
+        self.session.close()
 
     @property
     def model_ready(self) -> bool:
@@ -562,13 +548,7 @@ class MainScreen(Screen[None]):
             exchange.set_state("generating", "answering…" if message.text or exchange.answer else "processing the prompt…")
         await exchange.append(message.text)
         self.query_one(StatusBar).show_timings(message.timings, generating=True)
-        now = time.monotonic()
-        if self._saving is not None and self._saving[0].exchange_id == message.exchange_id \
-                and now - self._answer_saved_at >= ANSWER_SAVE_SECONDS:
-            self._answer_saved_at = now
-            _exchange, conversation_id, index = self._saving
-            answer = exchange.answer
-            self.history_db.submit(lambda store: store.update_answer(conversation_id, index, answer))
+        self.session.answer_shown(message.exchange_id, exchange.answer)
 
     async def on_generation_finished(self, message: GenerationFinished) -> None:
         self.generating = False
@@ -583,10 +563,10 @@ class MainScreen(Screen[None]):
                 await exchange.append(message.text[len(exchange.answer):])
             await exchange.flush()
             exchange.set_state(*self._final_state(message))
-        if self._saving is not None and self._saving[0].exchange_id == message.exchange_id:
+        if self.session.saving_exchange == message.exchange_id:
             state, note = self._final_state(message)
-            self._finish_saved_turn(exchange.answer if exchange is not None else message.text, state, note,
-                                    message.timings)
+            self.session.finish_turn(exchange.answer if exchange is not None else message.text, state, note,
+                                     message.timings)
         if turn is not None and message.stop_reason != "error":
             self.session.answered(turn, message.text)
         elif message.error:
@@ -910,34 +890,10 @@ class MainScreen(Screen[None]):
                     severity="warning", timeout=10)
 
     def _begin_saved_turn(self, exchange: Exchange, request: SendRequest, turn: PastTurn) -> None:
-        if self.session.conversation_id is None:
-            self.session.conversation_id = uuid.uuid4().hex
         summary = self.codeup.model_status.summary
-        start = TurnStart(
-            conversation_id=self.session.conversation_id,
-            project=self.project_key,
-            index=len(request.history),  # a regenerated turn replaces the one it redoes
-            instruction=request.instruction,
-            input_text=turn.input_text,
-            paths=request.paths,
-            files=turn.files,
-            model=summary.name if summary is not None else None,
-            template=getattr(self.codeup.template, "name", None),
-        )
-        self._saving = (exchange, start.conversation_id, start.index)
-        self._answer_saved_at = time.monotonic()
-        self.history_db.submit(lambda store: store.begin_turn(start))
-
-    def _finish_saved_turn(self, answer: str, state: str, note: str, timings) -> None:
-        if self._saving is None:
-            return
-        _exchange, conversation_id, index = self._saving
-        self._saving = None
-        prompt_tokens = timings.prompt_tokens if timings is not None else None
-        generated = timings.generated_tokens if timings is not None else None
-        self.history_db.submit(
-            lambda store: store.finish_turn(conversation_id, index, answer, state, note, prompt_tokens, generated)
-        )
+        self.session.begin_turn(exchange.exchange_id, request, turn,
+                                model=summary.name if summary is not None else None,
+                                template=getattr(self.codeup.template, "name", None))
 
     def _request_draft_save(self) -> None:
         if self._draft_timer is not None:
@@ -948,44 +904,26 @@ class MainScreen(Screen[None]):
         if self._draft_timer is not None:
             self._draft_timer.stop()
             self._draft_timer = None
-        text = self._editor_text
-        if not self._restored or text == self._saved_draft:
-            return  # before the saved draft is in, saving would overwrite it
-        self._saved_draft = text
-        key = self.project_key
-        self.history_db.submit(lambda store: store.save_draft(key, text))
+        self.session.save_draft(self._editor_text)
 
     def _save_selection(self) -> None:
-        if not self._restored:
-            return
-        files = self.session.selection()
-        if files == self._saved_selection:
-            return
-        self._saved_selection = files
-        key = self.project_key
-        self.history_db.submit(lambda store: store.save_selection(key, files))
+        self.session.save_selection()
 
     @work(thread=True, exclusive=True, group="history-start", exit_on_error=False)
     def load_saved_state(self) -> None:
         """At start: this project's draft, context selection and instructions to recall."""
-        key = self.project_key
-        saved = self.history_db.submit(
-            lambda store: (store.load_draft(key), store.load_selection(key), store.instructions(key))
-        ).result()
-        draft, selection, instructions = saved if saved is not None else ("", [], [])
-        kept, dropped = self.session.check_files(selection)
+        draft, kept, dropped, instructions = self.session.load_saved_state()
         self.app.call_from_thread(self._restore_saved_state, draft, kept, dropped, instructions)
 
     def _restore_saved_state(self, draft: str, kept: list[SavedFile], dropped: list[tuple[str, str]],
                              instructions: list[str]) -> None:
         editor = self.query_one(InstructionEditor)
         editor.add_recall_entries(instructions)
-        self._saved_draft = draft
         if draft and not editor.text:  # never over what was typed meanwhile
             editor.load_text(draft)
             editor.move_cursor(editor.document.end)
             self._editor_text = draft
-        self._restored = True
+        self.session.draft_restored(draft)
         self._save_draft_now()  # whatever was typed before the saved state came in
         self._select_saved_files(kept, dropped, replace=False)
 
@@ -999,8 +937,8 @@ class MainScreen(Screen[None]):
 
     def action_show_history(self) -> None:
         busy = self.conversation_id if self.generating else None
-        self.app.push_screen(HistoryScreen(self.history_db, self.project_key, self.conversation_id, busy),
-                             self._history_closed)
+        history = HistoryScreen(self.session.history, self.session.project_key, self.conversation_id, busy)
+        self.app.push_screen(history, self._history_closed)
 
     async def _history_closed(self, outcome: HistoryOutcome | None) -> None:
         if outcome is None:
@@ -1017,12 +955,11 @@ class MainScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="history-resume", exit_on_error=False)
     def resume_conversation(self, conversation_id: str) -> None:
         """Read a saved conversation and check its files (in a thread), then show it."""
-        turns = self.history_db.submit(lambda store: store.load_turns(conversation_id)).result()
-        if not turns:
+        loaded = self.session.load_conversation(conversation_id)
+        if loaded is None:
             self.app.call_from_thread(self.notify, "That conversation is not saved any more.", severity="warning")
             return
-        paths = [SavedFile(path) for path in turns[-1].paths]
-        kept, dropped = self.session.check_files(paths, allow_ignored=True)
+        turns, kept, dropped = loaded
         self.app.call_from_thread(self._show_resumed, conversation_id, turns, kept, dropped)
 
     async def _show_resumed(self, conversation_id: str, turns: list[StoredTurn], kept: list[SavedFile],

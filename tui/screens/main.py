@@ -29,12 +29,19 @@ from tui.edits.insert import InsertPlan, resolve_target
 from tui.history import SavedFile, StoredTurn, default_history_path
 from tui.messages import (
     BudgetCounted,
+    ExchangeOpened,
     FileCounted,
     FileRefused,
+    FileWritten,
     GenerationFinished,
     GitStatesRead,
     GenerationProgress,
+    ConversationLoaded,
     HistoryFailed,
+    InsertUndone,
+    Notice,
+    PromptBuilt,
+    SavedStateLoaded,
     SendRefused,
 )
 from tui.model_loader import ModelStatus, describe_error
@@ -462,7 +469,7 @@ class MainScreen(Screen[None]):
                 return
             turn = prepared.turn()
             exchange_id = next(self._ids)
-            self.app.call_from_thread(self._open_exchange, exchange_id, request, turn, dict(files))
+            self.post_message(ExchangeOpened(exchange_id, request, turn, dict(files)))
             # a server's chat fallback gets the conversation as messages, not the rendered prompt
             chat = ({"messages": prepared.messages(template)}
                     if getattr(app.backend, "takes_messages", False) else {})
@@ -512,8 +519,8 @@ class MainScreen(Screen[None]):
         error = describe_error(result.error) if result.error is not None else None
         self.post_message(GenerationFinished(exchange_id, result.text, reason, error, handle.timings()))
 
-    async def _open_exchange(self, exchange_id: int, request: SendRequest, turn: PastTurn,
-                             files: dict[str, str] | None = None) -> None:
+    async def on_exchange_opened(self, message: ExchangeOpened) -> None:
+        exchange_id, request, turn, files = message.exchange_id, message.request, message.turn, message.files
         self._active = exchange_id
         self._pending_turn = turn
         files = files or {}
@@ -636,11 +643,17 @@ class MainScreen(Screen[None]):
                 prompt = self.session.prepare(self.codeup.template, instruction, files, history).prompt
                 summary = "token count: the model is not loaded yet"
         except Exception as exc:
-            self.app.call_from_thread(self.notify, describe_error(exc), title="Cannot build the prompt",
-                                      severity="error")
+            self.post_message(Notice(describe_error(exc), title="Cannot build the prompt", severity="error"))
             return
         template = self.codeup.template_label
-        self.app.call_from_thread(self.app.push_screen, PromptView(prompt, f"{template} · {summary}"))
+        self.post_message(PromptBuilt(prompt, f"{template} · {summary}"))
+
+    def on_prompt_built(self, message: PromptBuilt) -> None:
+        self.app.push_screen(PromptView(message.prompt, message.title))
+
+    def on_notice(self, message: Notice) -> None:
+        self.notify(message.text, title=message.title, severity=message.severity,  # type: ignore[arg-type]
+                    timeout=message.timeout)
 
     # -- code blocks: select, copy, insert, undo (tui/edits) ----------------------------------
 
@@ -770,15 +783,14 @@ class MainScreen(Screen[None]):
             with self._edit_lock:
                 apply_plan(plan, self.undo_store, lambda p: self._expect_write(p.path, p.new_bytes), warnings.append)
         except InsertError as exc:
-            self.app.call_from_thread(self.notify, str(exc), title="Not inserted", severity="error", timeout=10)
+            self.post_message(Notice(str(exc), title="Not inserted", severity="error", timeout=10))
             return
         for warning in warnings:  # written (and undoable): only its durability is in doubt
-            self.app.call_from_thread(self.notify, warning, title="Inserted, with a warning", severity="warning",
-                                      timeout=10)
-        self.app.call_from_thread(self._file_written, plan.rel, plan.new_text,
-                                  f"Wrote {plan.rel} ({plan.summary}).")
+            self.post_message(Notice(warning, title="Inserted, with a warning", severity="warning", timeout=10))
+        self.post_message(FileWritten(plan.rel, plan.new_text, f"Wrote {plan.rel} ({plan.summary})."))
 
-    def _file_written(self, rel: str, text: str | None, note: str) -> None:
+    def on_file_written(self, message: FileWritten) -> None:
+        rel, text, note = message.path, message.text, message.note
         self._recent_targets = [rel, *(path for path in self._recent_targets if path != rel)][:10]
         if text is not None:
             self._own_digests.setdefault(rel, set()).add(text_digest(text))
@@ -793,7 +805,7 @@ class MainScreen(Screen[None]):
         with self._edit_lock:
             entry = self.undo_store.last()
             if entry is None:
-                self.app.call_from_thread(self.notify, "Nothing to undo.", severity="warning")
+                self.post_message(Notice("Nothing to undo.", severity="warning"))
                 return
             try:
                 try:
@@ -803,12 +815,13 @@ class MainScreen(Screen[None]):
                 self._expect_write(self.project_dir / entry.path, expected)
                 restored = self.undo_store.undo(entry)
             except (UndoError, OSError) as exc:
-                self.app.call_from_thread(self.notify, str(exc), title="Not undone", severity="error", timeout=10)
+                self.post_message(Notice(str(exc), title="Not undone", severity="error", timeout=10))
                 return
         text = restored.decode("utf-8", "surrogateescape") if restored is not None else None
-        self.app.call_from_thread(self._undone, entry.path, text)
+        self.post_message(InsertUndone(entry.path, text))
 
-    def _undone(self, rel: str, text: str | None) -> None:
+    def on_insert_undone(self, message: InsertUndone) -> None:
+        rel, text = message.path, message.text
         if text is not None:
             self._own_digests.setdefault(rel, set()).add(text_digest(text))
         if rel in self.context:
@@ -912,8 +925,10 @@ class MainScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="history-start", exit_on_error=False)
     def load_saved_state(self) -> None:
         """At start: this project's draft, context selection and instructions to recall."""
-        draft, kept, dropped, instructions = self.session.load_saved_state()
-        self.app.call_from_thread(self._restore_saved_state, draft, kept, dropped, instructions)
+        self.post_message(SavedStateLoaded(*self.session.load_saved_state()))
+
+    def on_saved_state_loaded(self, message: SavedStateLoaded) -> None:
+        self._restore_saved_state(message.draft, message.kept, message.dropped, message.instructions)
 
     def _restore_saved_state(self, draft: str, kept: list[SavedFile], dropped: list[tuple[str, str]],
                              instructions: list[str]) -> None:
@@ -957,10 +972,12 @@ class MainScreen(Screen[None]):
         """Read a saved conversation and check its files (in a thread), then show it."""
         loaded = self.session.load_conversation(conversation_id)
         if loaded is None:
-            self.app.call_from_thread(self.notify, "That conversation is not saved any more.", severity="warning")
+            self.post_message(Notice("That conversation is not saved any more.", severity="warning"))
             return
-        turns, kept, dropped = loaded
-        self.app.call_from_thread(self._show_resumed, conversation_id, turns, kept, dropped)
+        self.post_message(ConversationLoaded(conversation_id, *loaded))
+
+    async def on_conversation_loaded(self, message: ConversationLoaded) -> None:
+        await self._show_resumed(message.conversation_id, message.turns, message.kept, message.dropped)
 
     async def _show_resumed(self, conversation_id: str, turns: list[StoredTurn], kept: list[SavedFile],
                             dropped: list[tuple[str, str]]) -> None:

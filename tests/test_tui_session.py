@@ -238,3 +238,21 @@ def test_the_draft_and_selection_are_saved_only_once_the_saved_ones_are_in(tmp_p
     draft, kept, dropped, _instructions = second.load_saved_state()
     assert (draft, kept, dropped) == ("half an instruction", [SavedFile("a.py")], [])
     second.close()
+
+
+def test_the_app_derives_template_sampling_and_limits_from_the_settings(tmp_path: Path):
+    from tui_fakes import FakeBackend
+
+    from tui.app import CodeupApp
+    from tui.config import Config, Settings
+
+    settings = Settings(template="alpaca", temperature=0.3, top_k=7, max_tokens=77)
+    app = CodeupApp(tmp_path, backend=FakeBackend(), settings=settings, seed=5,
+                    config=Config(tmp_path / "config.toml"))
+    assert app.template.name == "alpaca" and app.template_name == "alpaca"
+    assert (app.sampling.temperature, app.sampling.top_k, app.sampling.seed) == (0.3, 7, 5)
+    assert app.max_tokens == 77 and app.settings is settings
+    # An argument given explicitly still wins over the settings.
+    app = CodeupApp(tmp_path, backend=FakeBackend(), settings=settings, max_tokens=12,
+                    config=Config(tmp_path / "config.toml"))
+    assert app.max_tokens == 12 and app.sampling.seed is None

@@ -11,7 +11,7 @@ from engine.templates import load_template
 from tui.history import SavedFile, StoredTurn
 from tui.project import ProjectFiles
 from tui.prompt import PastTurn, file_block, render_prompt, text_digest
-from tui.session import Session, prepare_prompt, resumed_state
+from tui.session import DiskChanges, Session, prepare_prompt, resumed_state
 
 ALPACA = load_template("alpaca")
 
@@ -256,3 +256,18 @@ def test_the_app_derives_template_sampling_and_limits_from_the_settings(tmp_path
     app = CodeupApp(tmp_path, backend=FakeBackend(), settings=settings, max_tokens=12,
                     config=Config(tmp_path / "config.toml"))
     assert app.max_tokens == 12 and app.sampling.seed is None
+
+
+def test_changes_on_disk_rename_mark_and_recount_context_files(tmp_path: Path):
+    session = session_with(tmp_path, {"a.py": "a\n", "b.py": "b\n", "c.py": "c\n"})
+    root = tmp_path.resolve()
+    changes = session.disk_changed(moved=[(root / "a.py", root / "src_a.py"), (root / "other", root / "x")],
+                                   deleted=[root / "b.py", root / "not_in_context.py"],
+                                   changed=[root / "c.py", root / "elsewhere.py"])
+    assert changes.renamed == ("a.py → src_a.py",)
+    assert changes.gone == ("b.py",) and changes.recount == ("src_a.py", "c.py") and changes.touched
+    assert set(session.context.paths) == {"src_a.py", "b.py", "c.py"}
+    assert session.context.get("b.py").missing and session.context.get("c.py").changed
+    assert "b.py" not in session.context.present_paths
+    # Nothing in the context touched: nothing to do.
+    assert session.disk_changed([], [root / "b.py"], [root / "zzz.py"]) == DiskChanges()

@@ -133,6 +133,20 @@ ANSWER_SAVE_SECONDS = 0.25
 loses at most this much of what was shown."""
 
 
+@dataclass(frozen=True)
+class DiskChanges:
+    """What a batch of changes on disk did to the context."""
+
+    renamed: tuple[str, ...] = ()
+    """"old → new" of each context file renamed (the context follows it)."""
+    gone: tuple[str, ...] = ()
+    """Context files deleted (left out of the next prompt)."""
+    recount: tuple[str, ...] = ()
+    """Context files to read and count again."""
+    touched: bool = False
+    """The context changed."""
+
+
 class Session:
     """One project's conversation: context files, turns, the saved conversation's id, the
     budget, and what of them is saved (``tui.history``; its calls run on its own thread)."""
@@ -180,6 +194,39 @@ class Session:
         """(text, tokens) of each counted context file: a prompt does not count them again."""
         return {entry.path: (entry.text, entry.tokens) for entry in self.context
                 if entry.text is not None and entry.tokens is not None}
+
+    def relative(self, path: Path) -> str:
+        """A watcher's path as the context names it."""
+        try:
+            return path.relative_to(self.project.root.resolve()).as_posix()
+        except ValueError:
+            return self.project.relative(path)
+
+    def disk_changed(self, moved: Iterable[tuple[Path, Path]], deleted: Iterable[Path],
+                     changed: Iterable[Path]) -> DiskChanges:
+        """Follow changes on disk: renamed context files are renamed, deleted ones marked
+        missing, changed ones marked changed (badge "changed"); the renamed and changed need
+        recounting."""
+        renamed, gone, recount = [], [], []
+        for old, new in moved:
+            old_rel, new_rel = self.relative(old), self.relative(new)
+            if old_rel in self.context and self.context.rename(old_rel, new_rel):
+                renamed.append(f"{old_rel} → {new_rel}")
+                recount.append(new_rel)
+        for path in deleted:
+            rel = self.relative(path)
+            entry = self.context.get(rel)
+            if entry is not None and not entry.missing:
+                self.context.mark_missing(rel)
+                gone.append(rel)
+        touched = bool(renamed or gone)
+        for path in changed:
+            rel = self.relative(path)
+            if rel in self.context:
+                self.context.mark_changed(rel)
+                recount.append(rel)
+                touched = True
+        return DiskChanges(tuple(renamed), tuple(gone), tuple(recount), touched)
 
     def check_files(self, files: Iterable[SavedFile], *, allow_ignored: bool = False
                     ) -> tuple[list[SavedFile], list[tuple[str, str]]]:

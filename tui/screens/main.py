@@ -836,42 +836,18 @@ class MainScreen(Screen[None]):
 
     # -- the project on disk: watch events and git state ----------------------------------------
 
-    def _relative(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.project_dir.resolve()).as_posix()
-        except ValueError:
-            return self.project.relative(path)
-
     def files_changed(self, batch) -> None:
         """A batch from the project watcher (``tui.watch.ChangeBatch``): context files changed
         on disk are re-read and recounted (badge "changed"), deleted ones marked missing,
         renamed ones followed; the tree and the git marks refresh. An answer streaming now is
         not touched: the next prompt reads the files again."""
-        touched = False
-        renamed, gone = [], []
-        for old, new in batch.moved:
-            old_rel, new_rel = self._relative(old), self._relative(new)
-            if old_rel in self.context and self.context.rename(old_rel, new_rel):
-                renamed.append(f"{old_rel} → {new_rel}")
-                self.count_file(new_rel)
-                touched = True
-        for path in batch.deleted:
-            rel = self._relative(path)
-            entry = self.context.get(rel)
-            if entry is not None and not entry.missing:
-                self.context.mark_missing(rel)
-                gone.append(rel)
-                touched = True
-        for path in batch.changed:
-            rel = self._relative(path)
-            if rel in self.context:
-                self.context.mark_changed(rel)
-                self.count_file(rel)
-                touched = True
-        if renamed:
-            self.notify(f"Renamed on disk: {', '.join(renamed)}; the context follows.", title="Context")
-        if gone:
-            self.notify(f"Deleted on disk: {', '.join(gone)}; left out of the next prompt.", title="Context",
+        changes = self.session.disk_changed(batch.moved, batch.deleted, batch.changed)
+        for rel in changes.recount:
+            self.count_file(rel)
+        if changes.renamed:
+            self.notify(f"Renamed on disk: {', '.join(changes.renamed)}; the context follows.", title="Context")
+        if changes.gone:
+            self.notify(f"Deleted on disk: {', '.join(changes.gone)}; left out of the next prompt.", title="Context",
                         severity="warning")
         if batch.ignore_changed:
             self.project.ignore.clear()
@@ -880,7 +856,7 @@ class MainScreen(Screen[None]):
                                                                for path in batch.entries)):
             for panel in self.query(FilePanel):  # none while the app tears the screen down at exit
                 panel.reload_for_changes(batch.ignore_changed)
-        if touched:
+        if changes.touched:
             self._context_changed()
         self.refresh_git()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input, OptionList
-from textual.widgets._markdown import MarkdownFence
+from textual.widgets.markdown import MarkdownFence
 from tui_fakes import FakeBackend
 
 from test_tui_chat import SIZE, exchanges, make_app, ready, select_in_tree, wait_until

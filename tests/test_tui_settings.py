@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input
-from textual.widgets._footer import FooterKey
 from tui_fakes import FakeBackend
 
 from engine.sampling import SamplingParams
@@ -285,7 +284,8 @@ async def test_remapped_keys_work_and_show_in_footer_help_and_palette(tmp_path: 
         main = await ready(pilot)
 
         def footer_keys() -> dict[str, str]:
-            return {key.description: key.key for key in main.query(FooterKey)}
+            # by type name: Textual exports no public FooterKey
+            return {key.description: key.key for key in main.query("FooterKey")}
 
         await wait_until(pilot, lambda: "Send" in footer_keys())
         assert footer_keys()["Send"] == "f5"

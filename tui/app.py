@@ -30,10 +30,13 @@ from tui.model_loader import (
     Stage,
     describe_error,
 )
+from tui.history import default_history_path
+from tui.project import ProjectFiles
 from tui.prompt import CODING_SYSTEM
 from tui.screens import FileFinder, HelpScreen, MainScreen, PromptView, SettingsScreen
 from tui.screens.history import ConfirmScreen, HistoryScreen
 from tui.screens.insert_dialog import InsertDialog
+from tui.session import Session
 from tui.clipboard import osc52_sequence, save_to_file
 from tui.terminal_keys import register_terminal_keys
 from tui.watch import ProjectWatcher
@@ -102,12 +105,13 @@ class CodeupApp(App[None]):
         backend: Backend | None = None,
         template: Any = None,
         sampling: Any = None,
-        max_tokens: int = -1,
+        max_tokens: int | None = None,
         n_ctx: int | None = None,
         n_threads: int | None = None,
         settings: Settings | None = None,
         config: Config | None = None,
         lora: tuple = (),
+        seed: int | None = None,
     ) -> None:
         """
         Args:
@@ -124,8 +128,10 @@ class CodeupApp(App[None]):
                 full); also the room kept for the answer (a quarter of the context when -1).
             n_ctx, n_threads: For the local model (None: the engine's defaults).
             lora: LoRA adapters ((file, scale), ...) applied to the local model.
-            settings: What the settings screen shows (the CLI passes the merged flags, file
-                and defaults); None: read from the arguments above.
+            settings: The settings (the CLI passes the merged flags, file and defaults): the
+                template, sampling, answer limit, context size and threads not given above
+                are derived from them; None: the settings are read from the arguments above.
+            seed: The sampling seed, with ``settings`` (None: a random one).
             config: The config file the settings screen saves to, with its key remapping
                 (None: the default file, nothing remapped).
         """
@@ -134,6 +140,15 @@ class CodeupApp(App[None]):
         # and selections in reverse video (the :nocolor rules), so no colour is relied on.
         super().__init__(ansi_color=True if os.environ.get("NO_COLOR") is not None else None)
         register_terminal_keys()  # alt+enter over SSH/tmux
+        if settings is not None:
+            # One source: what the arguments leave out, the settings say.
+            template = settings.template if template is None else template
+            sampling = settings.sampling_params(seed) if sampling is None else sampling
+            max_tokens = settings.max_tokens if max_tokens is None else max_tokens
+            n_ctx = settings.n_ctx if n_ctx is None else n_ctx
+            n_threads = settings.threads if n_threads is None else n_threads
+        if max_tokens is None:
+            max_tokens = -1
         if model_source is not None and model_path is not None:
             raise ValueError("give model_path or model_source, not both")
         if backend is not None and (model_source is not None or model_path is not None):
@@ -173,7 +188,8 @@ class CodeupApp(App[None]):
         self.sub_title = visible(str(self.project_dir))
 
     def get_default_screen(self) -> Screen[None]:
-        return MainScreen(self.project_dir)
+        # The screen is a view over the session (tui/session.py): the conversation and its history.
+        return MainScreen(self.project_dir, Session(ProjectFiles(self.project_dir), default_history_path()))
 
     def on_mount(self) -> None:
         self.load_model()
@@ -281,8 +297,8 @@ class CodeupApp(App[None]):
     def close_model(self) -> None:
         """Stop any generation and release the model (safe to call more than once)."""
         for screen in self.screen_stack:
-            if isinstance(screen, MainScreen) and screen._handle is not None:
-                handle = screen._handle
+            handle = screen.generation_handle if isinstance(screen, MainScreen) else None
+            if handle is not None:
                 handle.cancel()
                 deadline = time.monotonic() + 2.0
                 while not handle.done and time.monotonic() < deadline:

@@ -247,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(path, must_exist=named)
         args.endpoint = choose_endpoint(args, config)
         settings, model_path = resolve_settings(args, config)
-        template, sampling = check_generation_options(settings, args.seed)
+        check_generation_options(settings, args.seed)  # a bad template or sampling value: one line, now
         backend = remote_backend(args, settings, config)
     except (ValueError, ConfigError) as exc:
         parser.error(str(exc))
@@ -269,12 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lora=lora,
         model_path=None if backend is not None else model_path,
         backend=backend,
-        template=template,
-        sampling=sampling,
-        max_tokens=settings.max_tokens,
-        n_ctx=settings.n_ctx,
-        n_threads=settings.threads,
         settings=settings,
+        seed=args.seed,
         config=config,
     )
     try:

@@ -108,3 +108,71 @@ class GitStatesRead(Message):
     """``git status`` was read: absolute path -> "M" (modified) or "U" (untracked)."""
 
     states: dict
+
+
+@dataclass
+class Notice(Message):
+    """Something a worker tells the user (shown as a notification)."""
+
+    text: str
+    title: str = ""
+    severity: str = "information"
+    timeout: float | None = None
+
+
+@dataclass
+class SavedStateLoaded(Message):
+    """At start: the project's saved draft, the selection still usable, (path, why not) for
+    the rest, and the instructions to recall."""
+
+    draft: str
+    kept: list
+    dropped: list
+    instructions: list
+
+
+@dataclass
+class ConversationLoaded(Message):
+    """A saved conversation was read to resume: its turns and its last files checked."""
+
+    conversation_id: str
+    turns: list
+    kept: list
+    dropped: list
+
+
+@dataclass
+class PromptBuilt(Message):
+    """The exact prompt the model would get now, and its summary line (for the prompt view)."""
+
+    prompt: str
+    title: str
+
+
+@dataclass
+class FileWritten(Message):
+    """A confirmed insert was written: ``text`` is the file's new text (None: not text)."""
+
+    path: str
+    text: str | None
+    note: str
+
+
+@dataclass
+class InsertUndone(Message):
+    """The last insert was undone: ``text`` is the file's text again (None: it was removed)."""
+
+    path: str
+    text: str | None
+
+
+@dataclass
+class ExchangeOpened(Message):
+    """A send passed its checks: show its exchange (the answer's pieces follow). ``request``
+    is a ``tui.session.SendRequest``, ``turn`` the ``PastTurn`` being answered, ``files``
+    (path -> text) every file the prompt was built from."""
+
+    exchange_id: int
+    request: Any
+    turn: Any
+    files: dict

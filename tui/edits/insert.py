@@ -14,15 +14,12 @@ import enum
 from functools import cached_property
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from tui.edits.file_write import TextFile, WriteError, atomic_write, read_text, split_lines
 from tui.edits.patch import PatchError, apply_patch, parse_patch, pick_file_patch
+from tui.edits.target import InsertError, resolve_target
 from tui.edits.undo import UndoEntry, UndoStore
-
-
-class InsertError(Exception):
-    """Why an insert cannot be planned or carried out (one line)."""
 
 
 class InsertMode(enum.Enum):
@@ -123,27 +120,6 @@ def parse_line_range(text: str, mode: InsertMode) -> tuple[int, int | None]:
     if mode is InsertMode.replace_lines and end is None:
         end = start
     return start, end
-
-
-def resolve_target(project_dir: Path, rel: str) -> tuple[str, Path]:
-    """(the relative POSIX path, the absolute path): the one check of a path codeup-tui writes
-    (an insert's target, an undo snapshot's file). InsertError for a path outside the project
-    (symlinks resolved: a link out of it is outside), the project itself, or a folder."""
-    raw = rel.strip()
-    if not raw:
-        raise InsertError("no file named")
-    path = Path(raw).expanduser()
-    path = path if path.is_absolute() else project_dir / path
-    root = project_dir.resolve()
-    try:
-        relative = path.resolve().relative_to(root)
-    except ValueError:
-        raise InsertError(f"{raw} is outside the project; not written") from None
-    if not relative.parts:
-        raise InsertError(f"{raw} is the project folder, not a file")
-    if (root / relative).is_dir():
-        raise InsertError(f"{raw} is a folder, not a file")
-    return PurePosixPath(*relative.parts).as_posix(), root / relative
 
 
 def plan_insert(project_dir: Path, rel: str, block: str, mode: InsertMode, line: int | None = None,

@@ -38,6 +38,7 @@ from pathlib import Path
 from engine.atomic_file import atomic_write_bytes
 from engine.terminal_text import printable
 from tui.edits.file_write import TEMP_SUFFIX, WriteError, atomic_write, reason
+from tui.edits.target import InsertError, resolve_target
 
 STATE_FOLDER = ".codeup"
 MAX_SNAPSHOTS = 100
@@ -275,8 +276,6 @@ class UndoStore:
         """(the file to restore, its bytes before the write) once ``entry`` is known to be a
         record this user's codeup-tui made in this project, unchanged, naming a file inside
         it. UndoError (one line) otherwise; the snapshot is then left as it is."""
-        from tui.edits.insert import InsertError, resolve_target
-
         name = f"undo snapshot {entry.stem.name}"
         try:
             self.check_folders()

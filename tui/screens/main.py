@@ -1,8 +1,9 @@
 """The main screen: files | conversation, the instruction editor, the status line.
 
-It holds the session: the files chosen as context, the finished turns, and the running
-generation. Slow things run in thread workers (reading and counting files, counting the
-prompt, generating); they report back with the messages in ``tui.messages``.
+It is a view over a ``tui.session.Session`` (the files chosen as context, the finished
+turns, prepared prompts) and runs the generation. Slow things run in thread workers
+(reading and counting files, counting the prompt, generating); they report back with the
+messages in ``tui.messages``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -27,47 +26,37 @@ from tui.context import ContextFiles
 from tui.edits import InsertError, UndoError, UndoStore, apply_plan
 from tui.edits.code_blocks import CodeBlock
 from tui.edits.insert import InsertPlan, resolve_target
-from tui.history import (
-    BackgroundHistory,
-    SavedFile,
-    StoredTurn,
-    TurnStart,
-    default_history_path,
-    project_key,
-)
+from tui.history import SavedFile, StoredTurn, default_history_path
 from tui.messages import (
     BudgetCounted,
+    ExchangeOpened,
     FileCounted,
     FileRefused,
+    FileWritten,
     GenerationFinished,
     GitStatesRead,
     GenerationProgress,
+    ConversationLoaded,
     HistoryFailed,
+    InsertUndone,
+    Notice,
+    PromptBuilt,
+    SavedStateLoaded,
     SendRefused,
 )
 from tui.model_loader import ModelStatus, describe_error
-from tui.project import FileRefusal, ProjectFiles, check_file, read_text_file
+from tui.project import FileRefusal, ProjectFiles, read_text_file
 from tui.project.git_status import git_states
-from tui.prompt import (
-    Budget,
-    PastTurn,
-    already_sent,
-    answer_reserve,
-    conversation_messages,
-    file_block,
-    files_to_send,
-    render_prompt,
-    text_digest,
-)
+from tui.prompt import Budget, PastTurn, file_block, text_digest
 from tui.screens.file_finder import FileFinder, FinderResult
 from tui.screens.history import HistoryOutcome, HistoryScreen
 from tui.screens.insert_dialog import InsertDialog, InsertOutcome, InsertRequest
 from tui.screens.prompt_view import PromptView
 from tui.widgets import ContextList, Conversation, Exchange, FilePanel, InstructionEditor, StatusBar
+from tui.session import PreparedPrompt, SendRequest, Services, Session, resumed_state
 from tui.widgets.status_bar import draft_text
 
-if TYPE_CHECKING:
-    from tui.app import CodeupApp
+__all__ = ["MainScreen", "SendRequest", "resumed_state"]
 
 FLUSH_SECONDS = 0.05
 """The generation worker posts new text at most this often (tokens are coalesced)."""
@@ -77,9 +66,6 @@ BUDGET_DELAY = 0.3
 """The budget is recounted this long after the last edit."""
 DRAFT_DELAY = 0.5
 """The instruction draft is saved this long after the last edit (and at exit)."""
-ANSWER_SAVE_SECONDS = 0.25
-"""A streaming answer is saved to history at most this often (and when it ends): a crash
-loses at most this much of what was shown."""
 
 STATE_TEXT = {
     "eos": "done",
@@ -88,16 +74,6 @@ STATE_TEXT = {
     "context": "stopped: the context is full",
     "cancelled": "stopped",
 }
-
-
-@dataclass(frozen=True)
-class SendRequest:
-    """What a send takes from the screen (a snapshot: the worker never reads widgets)."""
-
-    instruction: str
-    paths: tuple[str, ...]
-    history: tuple[PastTurn, ...]
-    clear_editor: bool = True
 
 
 class MainScreen(Screen[None]):
@@ -215,31 +191,22 @@ class MainScreen(Screen[None]):
         ),
     ]
 
-    def __init__(self, project_dir: Path) -> None:
+    def __init__(self, project_dir: Path, session: Session | None = None) -> None:
         super().__init__()
         self.project_dir = project_dir
-        self.project = ProjectFiles(project_dir)
-        self.context = ContextFiles()
-        self.history: list[PastTurn] = []
+        self.session = (session if session is not None
+                        else Session(ProjectFiles(project_dir), history_path=default_history_path()))
+        self.session.on_history_failed = self._history_failed
+        self.project = self.session.project
         self.generating = False
-        self.budget: Budget | None = None
         self._handle = None
         self._active: int | None = None  # the exchange being generated
         self._stop_requested = False
         self._ids = itertools.count(1)
         self._budget_timer: Timer | None = None
         self._pending_turn: PastTurn | None = None  # the turn being answered
-        # Saved history (tui/history.py): its calls run on its own thread, in order.
-        self.project_key = project_key(project_dir)
-        self.history_db = BackgroundHistory(default_history_path(), self._history_failed)
-        self.conversation_id: str | None = None  # None: a new one starts with the next turn
-        self._saving: tuple[Exchange, str, int] | None = None  # (its exchange, conversation id, turn index)
-        self._answer_saved_at = 0.0
         self._draft_timer: Timer | None = None
-        self._saved_draft = ""
         self._editor_text = ""  # kept here: at unmount the editor may be gone already
-        self._saved_selection: tuple[SavedFile, ...] = ()
-        self._restored = False  # the draft and selection are saved only once the saved ones are in
         # Inserting code blocks (tui/edits): the undo snapshots, the selected block, and the
         # digests of what our own inserts and undos wrote (not a change "since the prompt").
         self.undo_store = UndoStore(project_dir)
@@ -249,8 +216,36 @@ class MainScreen(Screen[None]):
         self._edit_lock = threading.Lock()  # one write or undo at a time, in the order asked
 
     @property
-    def codeup(self) -> CodeupApp:
-        return self.app  # type: ignore[return-value]
+    def codeup(self) -> Services:
+        """What the app provides (the backend, template, sampling, limits, model status)."""
+        return cast(Services, self.app)
+
+    # The session's state, under the names the screen has always had.
+    @property
+    def context(self) -> ContextFiles:
+        return self.session.context
+
+    @property
+    def history(self) -> list[PastTurn]:
+        return self.session.turns
+
+    @property
+    def budget(self) -> Budget | None:
+        return self.session.budget
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self.session.conversation_id
+
+    @property
+    def _restored(self) -> bool:
+        """The saved draft and selection are in."""
+        return self.session.restored
+
+    @property
+    def generation_handle(self):
+        """The running generation's handle, or None."""
+        return self._handle
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="workspace"):
@@ -273,9 +268,7 @@ class MainScreen(Screen[None]):
         # At exit: the draft as typed, and an answer still streaming as far as it got, then
         # wait (briefly) for the history thread to write them.
         self._save_draft_now()
-        if self._saving is not None:
-            self._finish_saved_turn(self._saving[0].answer, "stopped", "stopped: the app was closed", None)
-        self.history_db.close()
+        self.session.close()
 
     @property
     def model_ready(self) -> bool:
@@ -316,10 +309,7 @@ class MainScreen(Screen[None]):
         self.count_file(rel)
 
     def _context_changed(self) -> None:
-        sent = {path for path, digest in already_sent(self.history)
-                if (entry := self.context.get(path)) is not None and entry.text is not None
-                and text_digest(entry.text) == digest}
-        self.query_one(ContextList).show_files(self.context, sent)
+        self.query_one(ContextList).show_files(self.context, self.session.sent_paths())
         self.query_one(FilePanel).show_selection(
             {self.project.resolve(entry.path): entry.tokens for entry in self.context}
         )
@@ -375,43 +365,31 @@ class MainScreen(Screen[None]):
 
     def _count_budget_now(self) -> None:
         self._budget_timer = None
-        if not self.model_ready or not self.context.all_counted:
+        files = self.session.budget_files()
+        if not self.model_ready or files is None:
             return
-        files = [(entry.path, entry.text or "") for entry in self.context if not entry.missing]
         self.count_budget(self.query_one(InstructionEditor).text, files, tuple(self.history))
 
     @work(thread=True, exclusive=True, group="budget", exit_on_error=False)
     def count_budget(self, instruction: str, files: list[tuple[str, str]], history: tuple[PastTurn, ...]) -> None:
         try:
-            _prompt, budget = self.measure(instruction, files, history)
+            budget = self.measure(instruction, files, history).budget
         except Exception as exc:
             self.log.error("budget count failed", exc)
             return
+        assert budget is not None
         self.post_message(BudgetCounted(budget))
 
     def measure(
         self, instruction: str, files: list[tuple[str, str]], history: tuple[PastTurn, ...] | list[PastTurn]
-    ) -> tuple[str, Budget]:
-        """The prompt and its budget (in a worker: it tokenizes everything)."""
+    ) -> PreparedPrompt:
+        """The prompt, rendered once, and its budget (in a worker: it tokenizes everything)."""
         app = self.codeup
-        backend, template = app.backend, app.template
-        sending = files_to_send(history, files)
-        prompt, _input = render_prompt(template, history, instruction, sending)
-        prompt_tokens = backend.count_tokens(prompt, add_bos=template.add_bos, parse_special=template.parse_special)
-        cached = {entry.path: entry for entry in self.context}
-        file_tokens = {}
-        for path, text in sending:
-            entry = cached.get(path)
-            if entry is not None and entry.text == text and entry.tokens is not None:
-                file_tokens[path] = entry.tokens
-            else:
-                file_tokens[path] = backend.count_tokens(file_block(path, text))
-        n_ctx = backend.n_ctx
-        budget = Budget(prompt_tokens, n_ctx, answer_reserve(n_ctx, app.max_tokens), file_tokens, bool(history))
-        return prompt, budget
+        return self.session.prepare(app.template, instruction, files, history, counter=app.backend,
+                                    max_tokens=app.max_tokens)
 
     def on_budget_counted(self, message: BudgetCounted) -> None:
-        self.budget = message.budget
+        self.session.budget = message.budget
         editor = self.query_one(InstructionEditor)
         # A server that cannot tokenize gives estimates (tui/remote_backend.py): say so.
         estimated = "estimated: " if getattr(self.codeup.backend, "estimated_counts", False) else ""
@@ -439,20 +417,22 @@ class MainScreen(Screen[None]):
         if not instruction:
             self.notify("Write an instruction first.", severity="warning")
             return
-        self._send(SendRequest(instruction, tuple(self.context.present_paths), tuple(self.history)))
+        self._send(self.session.send_request(instruction))
         missing = [entry.path for entry in self.context if entry.missing]
         if missing:
             self.notify(f"Left out (deleted on disk): {', '.join(missing)}.", title="Context", severity="warning")
 
     def action_regenerate(self) -> None:
-        if self.generating or not self.history:
+        if self.generating:
             return
-        last = self.history.pop()
+        taken = self.session.regenerate()
+        if taken is None:
+            return
+        request, last = taken
         exchanges = self.query_one(Conversation).exchanges
         if exchanges:
             exchanges[-1].remove()
-        paths = tuple(path for path, _digest in last.files)
-        self._send(SendRequest(last.instruction, paths, tuple(self.history), clear_editor=False), redo=last)
+        self._send(request, redo=last)
 
     def _send(self, request: SendRequest, redo: PastTurn | None = None) -> None:
         if not self.model_ready:
@@ -460,7 +440,7 @@ class MainScreen(Screen[None]):
             why = status.text if status.state == "error" else "the model is still loading"
             self.notify(f"Not sent: {why}.", severity="warning")
             if redo is not None:
-                self.history.append(redo)
+                self.session.restore_turn(redo)
             return
         if self.generating:
             self.notify("Still answering: escape stops it.", severity="warning")
@@ -478,23 +458,23 @@ class MainScreen(Screen[None]):
         exchange_id: int | None = None
         try:
             files = [(rel, read_text_file(self.project.resolve(rel), rel)) for rel in request.paths]
-            prompt, budget = self.measure(request.instruction, files, request.history)
+            prepared = self.measure(request.instruction, files, request.history)
+            budget = prepared.budget
+            assert budget is not None
             if not budget.fits:
                 self.post_message(SendRefused(budget.refusal()))
                 return
             if self._stop_requested:
                 self.post_message(SendRefused("Stopped before sending."))
                 return
-            sending = files_to_send(request.history, files)
-            _prompt, input_text = render_prompt(template, request.history, request.instruction, sending)
-            turn = PastTurn(request.instruction, input_text, "", tuple((p, text_digest(t)) for p, t in sending))
+            turn = prepared.turn()
             exchange_id = next(self._ids)
-            self.app.call_from_thread(self._open_exchange, exchange_id, request, turn, dict(files))
+            self.post_message(ExchangeOpened(exchange_id, request, turn, dict(files)))
             # a server's chat fallback gets the conversation as messages, not the rendered prompt
-            chat = ({"messages": conversation_messages(template, request.history, request.instruction, input_text)}
+            chat = ({"messages": prepared.messages(template)}
                     if getattr(app.backend, "takes_messages", False) else {})
             handle = app.backend.start(
-                prompt,
+                prepared.prompt,
                 params=app.sampling,
                 max_tokens=app.max_tokens,
                 draft=app.settings.draft_params(),
@@ -539,8 +519,8 @@ class MainScreen(Screen[None]):
         error = describe_error(result.error) if result.error is not None else None
         self.post_message(GenerationFinished(exchange_id, result.text, reason, error, handle.timings()))
 
-    async def _open_exchange(self, exchange_id: int, request: SendRequest, turn: PastTurn,
-                             files: dict[str, str] | None = None) -> None:
+    async def on_exchange_opened(self, message: ExchangeOpened) -> None:
+        exchange_id, request, turn, files = message.exchange_id, message.request, message.turn, message.files
         self._active = exchange_id
         self._pending_turn = turn
         files = files or {}
@@ -575,13 +555,7 @@ class MainScreen(Screen[None]):
             exchange.set_state("generating", "answering…" if message.text or exchange.answer else "processing the prompt…")
         await exchange.append(message.text)
         self.query_one(StatusBar).show_timings(message.timings, generating=True)
-        now = time.monotonic()
-        if self._saving is not None and self._saving[0].exchange_id == message.exchange_id \
-                and now - self._answer_saved_at >= ANSWER_SAVE_SECONDS:
-            self._answer_saved_at = now
-            _exchange, conversation_id, index = self._saving
-            answer = exchange.answer
-            self.history_db.submit(lambda store: store.update_answer(conversation_id, index, answer))
+        self.session.answer_shown(message.exchange_id, exchange.answer)
 
     async def on_generation_finished(self, message: GenerationFinished) -> None:
         self.generating = False
@@ -596,12 +570,12 @@ class MainScreen(Screen[None]):
                 await exchange.append(message.text[len(exchange.answer):])
             await exchange.flush()
             exchange.set_state(*self._final_state(message))
-        if self._saving is not None and self._saving[0].exchange_id == message.exchange_id:
+        if self.session.saving_exchange == message.exchange_id:
             state, note = self._final_state(message)
-            self._finish_saved_turn(exchange.answer if exchange is not None else message.text, state, note,
-                                    message.timings)
+            self.session.finish_turn(exchange.answer if exchange is not None else message.text, state, note,
+                                     message.timings)
         if turn is not None and message.stop_reason != "error":
-            self.history.append(PastTurn(turn.instruction, turn.input_text, message.text, turn.files))
+            self.session.answered(turn, message.text)
         elif message.error:
             self.notify(message.error, title="Generation failed", severity="error", timeout=10)
         if message.timings is not None:
@@ -643,8 +617,7 @@ class MainScreen(Screen[None]):
         if self.generating:
             self.notify("Still answering: escape stops it first.", severity="warning")
             return
-        self.history.clear()
-        self.conversation_id = None
+        self.session.new_conversation()
         await self.query_one(Conversation).clear_exchanges()
         self.query_one(StatusBar).show_context(0)
         self._context_changed()
@@ -661,19 +634,26 @@ class MainScreen(Screen[None]):
         try:
             files = [(rel, read_text_file(self.project.resolve(rel), rel)) for rel in paths]
             if self.model_ready:
-                prompt, budget = self.measure(instruction, files, history)
+                prepared = self.measure(instruction, files, history)
+                prompt, budget = prepared.prompt, prepared.budget
+                assert budget is not None
                 summary = (f"{budget.prompt_tokens:,} tokens of {budget.n_ctx:,}; {budget.reserve:,} kept for "
                            f"the answer" + ("" if budget.fits else f"; {budget.overflow:,} too many"))
             else:
-                prompt, _input = render_prompt(self.codeup.template, history, instruction,
-                                               files_to_send(history, files))
+                prompt = self.session.prepare(self.codeup.template, instruction, files, history).prompt
                 summary = "token count: the model is not loaded yet"
         except Exception as exc:
-            self.app.call_from_thread(self.notify, describe_error(exc), title="Cannot build the prompt",
-                                      severity="error")
+            self.post_message(Notice(describe_error(exc), title="Cannot build the prompt", severity="error"))
             return
         template = self.codeup.template_label
-        self.app.call_from_thread(self.app.push_screen, PromptView(prompt, f"{template} · {summary}"))
+        self.post_message(PromptBuilt(prompt, f"{template} · {summary}"))
+
+    def on_prompt_built(self, message: PromptBuilt) -> None:
+        self.app.push_screen(PromptView(message.prompt, message.title))
+
+    def on_notice(self, message: Notice) -> None:
+        self.notify(message.text, title=message.title, severity=message.severity,  # type: ignore[arg-type]
+                    timeout=message.timeout)
 
     # -- code blocks: select, copy, insert, undo (tui/edits) ----------------------------------
 
@@ -788,8 +768,7 @@ class MainScreen(Screen[None]):
         exchange = self.query_one(Conversation).get_exchange(exchange_id)
         if exchange is None:
             return
-        self._send(SendRequest(exchange.instruction, tuple(self.context.present_paths), tuple(self.history),
-                               clear_editor=False))
+        self._send(self.session.send_request(exchange.instruction, clear_editor=False))
 
     def _expect_write(self, path: Path, data: bytes | None) -> None:
         watcher = getattr(self.codeup, "watcher", None)
@@ -804,15 +783,14 @@ class MainScreen(Screen[None]):
             with self._edit_lock:
                 apply_plan(plan, self.undo_store, lambda p: self._expect_write(p.path, p.new_bytes), warnings.append)
         except InsertError as exc:
-            self.app.call_from_thread(self.notify, str(exc), title="Not inserted", severity="error", timeout=10)
+            self.post_message(Notice(str(exc), title="Not inserted", severity="error", timeout=10))
             return
         for warning in warnings:  # written (and undoable): only its durability is in doubt
-            self.app.call_from_thread(self.notify, warning, title="Inserted, with a warning", severity="warning",
-                                      timeout=10)
-        self.app.call_from_thread(self._file_written, plan.rel, plan.new_text,
-                                  f"Wrote {plan.rel} ({plan.summary}).")
+            self.post_message(Notice(warning, title="Inserted, with a warning", severity="warning", timeout=10))
+        self.post_message(FileWritten(plan.rel, plan.new_text, f"Wrote {plan.rel} ({plan.summary})."))
 
-    def _file_written(self, rel: str, text: str | None, note: str) -> None:
+    def on_file_written(self, message: FileWritten) -> None:
+        rel, text, note = message.path, message.text, message.note
         self._recent_targets = [rel, *(path for path in self._recent_targets if path != rel)][:10]
         if text is not None:
             self._own_digests.setdefault(rel, set()).add(text_digest(text))
@@ -827,7 +805,7 @@ class MainScreen(Screen[None]):
         with self._edit_lock:
             entry = self.undo_store.last()
             if entry is None:
-                self.app.call_from_thread(self.notify, "Nothing to undo.", severity="warning")
+                self.post_message(Notice("Nothing to undo.", severity="warning"))
                 return
             try:
                 try:
@@ -837,12 +815,13 @@ class MainScreen(Screen[None]):
                 self._expect_write(self.project_dir / entry.path, expected)
                 restored = self.undo_store.undo(entry)
             except (UndoError, OSError) as exc:
-                self.app.call_from_thread(self.notify, str(exc), title="Not undone", severity="error", timeout=10)
+                self.post_message(Notice(str(exc), title="Not undone", severity="error", timeout=10))
                 return
         text = restored.decode("utf-8", "surrogateescape") if restored is not None else None
-        self.app.call_from_thread(self._undone, entry.path, text)
+        self.post_message(InsertUndone(entry.path, text))
 
-    def _undone(self, rel: str, text: str | None) -> None:
+    def on_insert_undone(self, message: InsertUndone) -> None:
+        rel, text = message.path, message.text
         if text is not None:
             self._own_digests.setdefault(rel, set()).add(text_digest(text))
         if rel in self.context:
@@ -857,42 +836,18 @@ class MainScreen(Screen[None]):
 
     # -- the project on disk: watch events and git state ----------------------------------------
 
-    def _relative(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.project_dir.resolve()).as_posix()
-        except ValueError:
-            return self.project.relative(path)
-
     def files_changed(self, batch) -> None:
         """A batch from the project watcher (``tui.watch.ChangeBatch``): context files changed
         on disk are re-read and recounted (badge "changed"), deleted ones marked missing,
         renamed ones followed; the tree and the git marks refresh. An answer streaming now is
         not touched: the next prompt reads the files again."""
-        touched = False
-        renamed, gone = [], []
-        for old, new in batch.moved:
-            old_rel, new_rel = self._relative(old), self._relative(new)
-            if old_rel in self.context and self.context.rename(old_rel, new_rel):
-                renamed.append(f"{old_rel} → {new_rel}")
-                self.count_file(new_rel)
-                touched = True
-        for path in batch.deleted:
-            rel = self._relative(path)
-            entry = self.context.get(rel)
-            if entry is not None and not entry.missing:
-                self.context.mark_missing(rel)
-                gone.append(rel)
-                touched = True
-        for path in batch.changed:
-            rel = self._relative(path)
-            if rel in self.context:
-                self.context.mark_changed(rel)
-                self.count_file(rel)
-                touched = True
-        if renamed:
-            self.notify(f"Renamed on disk: {', '.join(renamed)}; the context follows.", title="Context")
-        if gone:
-            self.notify(f"Deleted on disk: {', '.join(gone)}; left out of the next prompt.", title="Context",
+        changes = self.session.disk_changed(batch.moved, batch.deleted, batch.changed)
+        for rel in changes.recount:
+            self.count_file(rel)
+        if changes.renamed:
+            self.notify(f"Renamed on disk: {', '.join(changes.renamed)}; the context follows.", title="Context")
+        if changes.gone:
+            self.notify(f"Deleted on disk: {', '.join(changes.gone)}; left out of the next prompt.", title="Context",
                         severity="warning")
         if batch.ignore_changed:
             self.project.ignore.clear()
@@ -901,7 +856,7 @@ class MainScreen(Screen[None]):
                                                                for path in batch.entries)):
             for panel in self.query(FilePanel):  # none while the app tears the screen down at exit
                 panel.reload_for_changes(batch.ignore_changed)
-        if touched:
+        if changes.touched:
             self._context_changed()
         self.refresh_git()
 
@@ -924,34 +879,10 @@ class MainScreen(Screen[None]):
                     severity="warning", timeout=10)
 
     def _begin_saved_turn(self, exchange: Exchange, request: SendRequest, turn: PastTurn) -> None:
-        if self.conversation_id is None:
-            self.conversation_id = uuid.uuid4().hex
         summary = self.codeup.model_status.summary
-        start = TurnStart(
-            conversation_id=self.conversation_id,
-            project=self.project_key,
-            index=len(request.history),  # a regenerated turn replaces the one it redoes
-            instruction=request.instruction,
-            input_text=turn.input_text,
-            paths=request.paths,
-            files=turn.files,
-            model=summary.name if summary is not None else None,
-            template=getattr(self.codeup.template, "name", None),
-        )
-        self._saving = (exchange, start.conversation_id, start.index)
-        self._answer_saved_at = time.monotonic()
-        self.history_db.submit(lambda store: store.begin_turn(start))
-
-    def _finish_saved_turn(self, answer: str, state: str, note: str, timings) -> None:
-        if self._saving is None:
-            return
-        _exchange, conversation_id, index = self._saving
-        self._saving = None
-        prompt_tokens = timings.prompt_tokens if timings is not None else None
-        generated = timings.generated_tokens if timings is not None else None
-        self.history_db.submit(
-            lambda store: store.finish_turn(conversation_id, index, answer, state, note, prompt_tokens, generated)
-        )
+        self.session.begin_turn(exchange.exchange_id, request, turn,
+                                model=summary.name if summary is not None else None,
+                                template=getattr(self.codeup.template, "name", None))
 
     def _request_draft_save(self) -> None:
         if self._draft_timer is not None:
@@ -962,81 +893,34 @@ class MainScreen(Screen[None]):
         if self._draft_timer is not None:
             self._draft_timer.stop()
             self._draft_timer = None
-        text = self._editor_text
-        if not self._restored or text == self._saved_draft:
-            return  # before the saved draft is in, saving would overwrite it
-        self._saved_draft = text
-        key = self.project_key
-        self.history_db.submit(lambda store: store.save_draft(key, text))
+        self.session.save_draft(self._editor_text)
 
     def _save_selection(self) -> None:
-        if not self._restored:
-            return
-        files = tuple(SavedFile(entry.path, entry.ignored) for entry in self.context)
-        if files == self._saved_selection:
-            return
-        self._saved_selection = files
-        key = self.project_key
-        self.history_db.submit(lambda store: store.save_selection(key, files))
+        self.session.save_selection()
 
     @work(thread=True, exclusive=True, group="history-start", exit_on_error=False)
     def load_saved_state(self) -> None:
         """At start: this project's draft, context selection and instructions to recall."""
-        key = self.project_key
-        saved = self.history_db.submit(
-            lambda store: (store.load_draft(key), store.load_selection(key), store.instructions(key))
-        ).result()
-        draft, selection, instructions = saved if saved is not None else ("", [], [])
-        kept, dropped = self._check_files(selection)
-        self.app.call_from_thread(self._restore_saved_state, draft, kept, dropped, instructions)
+        self.post_message(SavedStateLoaded(*self.session.load_saved_state()))
 
-    def _check_files(self, files: list[SavedFile], *, allow_ignored: bool = False
-                     ) -> tuple[list[SavedFile], list[tuple[str, str]]]:
-        """(the files that can still be context, (path, why not) for the others); in a worker.
-
-        A file hidden by .gitignore is kept only when it was added explicitly (or, with
-        ``allow_ignored``, when a resumed conversation was sent with it), marked ignored.
-        """
-        kept: list[SavedFile] = []
-        dropped: list[tuple[str, str]] = []
-        for saved in files:
-            path = self.project.resolve(saved.path)
-            if not path.exists():
-                dropped.append((saved.path, "no longer exists"))
-                continue
-            reason = check_file(path)
-            ignored = saved.ignored
-            if reason is None and not ignored and self.project.is_ignored(path):
-                if allow_ignored:
-                    ignored = True
-                else:
-                    reason = "now ignored by .gitignore"
-            if reason is not None:
-                dropped.append((saved.path, reason))
-            else:
-                kept.append(SavedFile(saved.path, ignored))
-        return kept, dropped
+    def on_saved_state_loaded(self, message: SavedStateLoaded) -> None:
+        self._restore_saved_state(message.draft, message.kept, message.dropped, message.instructions)
 
     def _restore_saved_state(self, draft: str, kept: list[SavedFile], dropped: list[tuple[str, str]],
                              instructions: list[str]) -> None:
         editor = self.query_one(InstructionEditor)
         editor.add_recall_entries(instructions)
-        self._saved_draft = draft
         if draft and not editor.text:  # never over what was typed meanwhile
             editor.load_text(draft)
             editor.move_cursor(editor.document.end)
             self._editor_text = draft
-        self._restored = True
+        self.session.draft_restored(draft)
         self._save_draft_now()  # whatever was typed before the saved state came in
         self._select_saved_files(kept, dropped, replace=False)
 
     def _select_saved_files(self, kept: list[SavedFile], dropped: list[tuple[str, str]], *, replace: bool) -> None:
-        if replace:
-            self.context.clear()
-        for saved in kept:
-            if saved.path not in self.context:
-                self.context.add(saved.path, ignored=saved.ignored)
-                self.count_file(saved.path)
+        for path in self.session.select_saved(kept, replace=replace):
+            self.count_file(path)
         if dropped:
             names = ", ".join(f"{path} ({reason})" for path, reason in dropped)
             self.notify(f"Left out of the context: {names}.", title="Context", severity="warning", timeout=10)
@@ -1044,8 +928,8 @@ class MainScreen(Screen[None]):
 
     def action_show_history(self) -> None:
         busy = self.conversation_id if self.generating else None
-        self.app.push_screen(HistoryScreen(self.history_db, self.project_key, self.conversation_id, busy),
-                             self._history_closed)
+        history = HistoryScreen(self.session.history, self.session.project_key, self.conversation_id, busy)
+        self.app.push_screen(history, self._history_closed)
 
     async def _history_closed(self, outcome: HistoryOutcome | None) -> None:
         if outcome is None:
@@ -1062,13 +946,14 @@ class MainScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="history-resume", exit_on_error=False)
     def resume_conversation(self, conversation_id: str) -> None:
         """Read a saved conversation and check its files (in a thread), then show it."""
-        turns = self.history_db.submit(lambda store: store.load_turns(conversation_id)).result()
-        if not turns:
-            self.app.call_from_thread(self.notify, "That conversation is not saved any more.", severity="warning")
+        loaded = self.session.load_conversation(conversation_id)
+        if loaded is None:
+            self.post_message(Notice("That conversation is not saved any more.", severity="warning"))
             return
-        paths = [SavedFile(path) for path in turns[-1].paths]
-        kept, dropped = self._check_files(paths, allow_ignored=True)
-        self.app.call_from_thread(self._show_resumed, conversation_id, turns, kept, dropped)
+        self.post_message(ConversationLoaded(conversation_id, *loaded))
+
+    async def on_conversation_loaded(self, message: ConversationLoaded) -> None:
+        await self._show_resumed(message.conversation_id, message.turns, message.kept, message.dropped)
 
     async def _show_resumed(self, conversation_id: str, turns: list[StoredTurn], kept: list[SavedFile],
                             dropped: list[tuple[str, str]]) -> None:
@@ -1083,18 +968,10 @@ class MainScreen(Screen[None]):
                                       file_digests=dict(turn.files)))
         await self.query_one(Conversation).show_exchanges(exchanges)
         # An answer that failed is shown but not part of what the model is told next.
-        self.history = [PastTurn(turn.instruction, turn.input_text, turn.answer, turn.files)
-                        for turn in turns if turn.state != "error"]
-        self.conversation_id = conversation_id
+        self.session.resume(conversation_id, turns)
         self.query_one(StatusBar).show_context(0)
         self._select_saved_files(kept, dropped, replace=True)
         self.refresh_bindings()
         n = len(turns)
         self.notify(f"Resumed: {n} turn{'' if n == 1 else 's'}; the next instruction follows on.")
 
-
-def resumed_state(turn: StoredTurn) -> tuple[str, str]:
-    """The exchange state and state line of a saved turn."""
-    if turn.state == "streaming":  # the app was killed or crashed while it streamed
-        return "stopped", "interrupted: the app ended while it was answering"
-    return turn.state, turn.note or turn.state

@@ -12,8 +12,8 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DirectoryTree
-from textual.widgets._tree import TreeNode
-from textual.widgets._directory_tree import DirEntry
+from textual.widgets.directory_tree import DirEntry
+from textual.widgets.tree import TreeNode
 
 from tui.edits.undo import STATE_FOLDER
 from tui.visible import visible, visible_rich

@@ -167,7 +167,8 @@ def test_an_unknown_flag_is_one_line_naming_the_closest(flag, closest):
 
 
 def test_long_options_accept_underscores_and_escapes_are_llama_cpps():
-    from engine.cli import build_parser, normalize_options, process_escapes
+    from engine.cli import build_parser
+    from engine.cli.options import normalize_options, process_escapes
 
     parser = build_parser()
     argv = normalize_options(["run", "--ctx_size", "64", "--n_predict=3", "--rope_freq_base", "1e4",

@@ -235,7 +235,7 @@ def remote_backend(args: argparse.Namespace, settings: Settings, config=None):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    from engine.cli import normalize_options
+    from engine.cli.options import normalize_options
 
     # `--ctx_size` is `--ctx-size`, as llama.cpp's 2023 spellings (and `codeup run`) have it
     args = parser.parse_args(normalize_options(list(sys.argv[1:] if argv is None else argv), parser))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    from . import add_model_overrides
+    from .options import add_model_overrides
 
     p = sub.add_parser(
         "convert",

@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parser(sub) -> None:
-    from . import add_lora_options
+    from .options import add_lora_options
 
     p = sub.add_parser(
         "export-lora",

@@ -13,7 +13,7 @@ from ..terminal_text import printable
 
 
 def add_parser(sub) -> None:
-    from . import add_model_overrides
+    from .options import add_model_overrides
 
     p = sub.add_parser(
         "info",
@@ -163,7 +163,7 @@ def render_text(d: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import model_overrides
+    from .options import model_overrides
 
     n_ctx = args.context_length
     if n_ctx is not None and not 1 <= n_ctx <= 1 << 20:

@@ -16,7 +16,7 @@ YELLOW, GREEN, RESET = "\x1b[33m", "\x1b[1;32m", "\x1b[0m"
 
 
 def add_parser(sub) -> None:
-    from . import add_draft_options, add_llama_cpp_options, add_lora_options, add_model_overrides
+    from .options import add_draft_options, add_llama_cpp_options, add_lora_options, add_model_overrides
 
     p = sub.add_parser(
         "run",
@@ -174,7 +174,7 @@ LLAMA_CPP_TEMPLATE_NAMES = {"llama2": "llama-2-chat"}
 
 def _escapes(args) -> None:
     """llama.cpp's escape processing of the texts given on the command line."""
-    from . import process_escapes
+    from .options import process_escapes
 
     if args.no_escape:
         return
@@ -207,7 +207,7 @@ def _interactive(args) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from ..templates import load_template
-    from . import draft_params, llama_cpp_notices
+    from .options import draft_params, llama_cpp_notices
 
     _check(args)
     llama_cpp_notices(args)
@@ -322,7 +322,7 @@ def _load(args):
     from ..default_model import ensure_default_model
     from ..kernel_cache import warm_up
     from ..model import load_model
-    from . import model_overrides
+    from .options import model_overrides
 
     status = StatusLine()
     try:

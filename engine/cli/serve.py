@@ -19,7 +19,7 @@ DEFAULT_PARALLEL = 4  # llama.cpp's -np default (batching.DEFAULT_SLOTS; not imp
 
 
 def add_parser(sub) -> None:
-    from . import add_draft_options, add_llama_cpp_options, add_lora_options, add_model_overrides
+    from .options import add_draft_options, add_llama_cpp_options, add_lora_options, add_model_overrides
 
     p = sub.add_parser(
         "serve",
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from ..chat_template import MODEL_TEMPLATE, read_chat_template_file, resolve_template
     from ..server import CodeupServer, is_loopback, make_http_server
     from ..templates import load_template
-    from . import draft_params, llama_cpp_notices
+    from .options import draft_params, llama_cpp_notices
     from .run import LLAMA_CPP_TEMPLATE_NAMES, _load
 
     api_key = _check(args)

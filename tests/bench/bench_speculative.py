@@ -98,8 +98,9 @@ from llama_cpp import Llama
 from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 args = json.loads(sys.argv[1])
 plain = Llama(args["model"], n_ctx=args["n_ctx"], n_threads=args["threads"], n_batch=512, verbose=False)
+# its drafting reads the logits of every drafted position: logits_all
 lookup = Llama(args["model"], n_ctx=args["n_ctx"], n_threads=args["threads"], n_batch=512, verbose=False,
-               draft_model=LlamaPromptLookupDecoding(num_pred_tokens=10))
+               logits_all=True, draft_model=LlamaPromptLookupDecoding(num_pred_tokens=10))
 for line in sys.stdin:
     req = json.loads(line)
     llm = lookup if req["lookup"] else plain

@@ -38,22 +38,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .attention import attention
 from .errors import UsageError
 from .generate import GenerationHandle, StopReason, StopStringFilter
-from .llama import (
-    LlamaWeights,
-    moe_feed_forward,
-    project,
-    project_many,
-    rms_norm,
-    shift_kv_cache,
-    to_f16_bits,
-)
+from .llama import SequenceChunk, forward_many, shift_kv_cache
 from .model import Model
-from .quants import dequantize_rows
-from .ggml_math import swiglu
-from .rope import apply_rope, rope_angles
 from .sampling import Sampler, SamplingParams
 from .speculative import DraftParams, PromptLookupDrafter, accept
 from .tokenizer import IncrementalDecoder
@@ -94,77 +82,6 @@ def _smooth(estimate: float, measured: float) -> float:
     """A running estimate of a step's cost, following changes (the machine is shared) but not
     one odd step."""
     return measured if estimate == 0.0 else 0.7 * estimate + 0.3 * measured
-
-
-@dataclass
-class SequenceChunk:
-    """Tokens of one sequence in a step, at positions start..start+len-1 of its cache."""
-
-    cache: SlotCache
-    tokens: np.ndarray
-    start: int
-    want_logits: bool  # logits of its last token (a prompt's end, or a generated token)
-    all_logits: bool = False  # logits of every token (a generated token and guessed ones)
-
-
-def forward_many(w: LlamaWeights, chunks: Sequence[SequenceChunk]) -> list[np.ndarray | None]:
-    """One forward pass over several sequences: the rows of every chunk go through the
-    projections together (each weight read once), attention runs per sequence over its own
-    cache. As llama.forward, layer for layer; returns, per chunk, the logits (1, n_vocab) of
-    its last token when it wants them (of all its tokens with all_logits), else None."""
-    hp = w.hp
-    hd = hp.head_dim
-    sizes = [len(c.tokens) for c in chunks]
-    ends = np.cumsum(sizes)
-    bounds = [(int(e - s), int(e)) for s, e in zip(sizes, ends)]
-    n = int(ends[-1])
-    tokens = np.concatenate([np.asarray(c.tokens, dtype=np.int64) for c in chunks])
-    positions = np.concatenate([np.arange(c.start, c.start + s) for c, s in zip(chunks, sizes)])
-    cos, sin = rope_angles(positions, hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, w.rope_freqs)
-    scale = np.float32(1.0 / np.sqrt(hd))
-    x = dequantize_rows(w.token_embd, tokens)
-    attn_out = np.empty((n, hp.n_head, hd), dtype=np.float32)
-    rope_style = w.traits.rope_style
-    for layer, L in enumerate(w.layers):
-        h = rms_norm(x, L.attn_norm, hp.rms_eps)
-        q, k, v = project_many((L.wq, L.wk, L.wv), h)
-        if L.bq is not None:
-            q, k, v = q + L.bq, k + L.bk, v + L.bv
-        q = q.reshape(n, hp.n_head, hd)
-        k = k.reshape(n, hp.n_head_kv, hd)
-        v = v.reshape(n, hp.n_head_kv, hd)
-        if L.q_norm is not None:
-            q = rms_norm(q, L.q_norm, hp.rms_eps)
-            k = rms_norm(k, L.k_norm, hp.rms_eps)
-        apply_rope(q, cos, sin, hp.n_rot, rope_style)
-        apply_rope(k, cos, sin, hp.n_rot, rope_style)
-        for c, (a, b) in zip(chunks, bounds):
-            cache_k, cache_v = c.cache.k[layer], c.cache.v[layer]
-            cache_k[c.start : c.start + b - a] = to_f16_bits(k[a:b])
-            cache_v[c.start : c.start + b - a] = to_f16_bits(v[a:b])
-            attention(q[a:b], cache_k, cache_v, c.start, scale, attn_out[a:b])
-        x = x + project(L.wo, attn_out.reshape(n, hp.n_head * hd))
-        m = rms_norm(x, L.ffn_norm, hp.rms_eps)
-        if L.moe is None:
-            gate, up = project_many((L.w_gate, L.w_up), m)
-            x = x + project(L.w_down, swiglu(gate, up))
-        else:
-            x = x + moe_feed_forward(L.moe, m)
-    for c, (_a, b) in zip(chunks, bounds):
-        c.cache.n_past = c.start + len(c.tokens)
-    picked = [list(range(a, b)) if c.all_logits else [b - 1] if c.want_logits else []
-              for c, (a, b) in zip(chunks, bounds)]
-    wanted = [row for rows in picked for row in rows]
-    results: list[np.ndarray | None] = [None] * len(chunks)
-    if wanted:
-        out = rms_norm(x[wanted], w.output_norm, hp.rms_eps)
-        logits = project(w.output, np.ascontiguousarray(out))
-        at = 0
-        for i, rows in enumerate(picked):
-            if rows:
-                results[i] = logits[at : at + len(rows)]
-                at += len(rows)
-    return results
 
 
 class SlotHandle(GenerationHandle):

@@ -13,6 +13,7 @@ the loaded weights hold.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -296,47 +297,82 @@ def project_many(ws: tuple[QuantMatrix, ...], x: np.ndarray) -> list[np.ndarray]
     return out
 
 
-def forward(w: LlamaWeights, cache: KVCache, tokens: np.ndarray, start_pos: int, all_logits: bool) -> np.ndarray:
-    """Evaluate `tokens` at positions start_pos.. and return logits (n or 1, n_vocab)."""
+@dataclass
+class SequenceChunk:
+    """Tokens of one sequence in a step, at positions start..start+len-1 of its cache."""
+
+    cache: object  # a KVCache, or a slot's region of one (batching.SlotCache): k, v, n_past
+    tokens: np.ndarray
+    start: int
+    want_logits: bool  # logits of its last token (a prompt's end, or a generated token)
+    all_logits: bool = False  # logits of every token (a generated token and guessed ones)
+
+
+def forward_many(w: LlamaWeights, chunks: Sequence[SequenceChunk]) -> list[np.ndarray | None]:
+    """The forward pass, top to bottom, over one or several sequences: the rows of every
+    chunk go through the projections together (each weight read once), attention runs per
+    sequence over its own cache. Returns, per chunk, the logits (1, n_vocab) of its last token
+    when it wants them (of all its tokens with all_logits), else None."""
     hp = w.hp
-    n = len(tokens)
     hd = hp.head_dim
-    positions = np.arange(start_pos, start_pos + n)
+    sizes = [len(c.tokens) for c in chunks]
+    ends = np.cumsum(sizes)
+    bounds = [(int(e - s), int(e)) for s, e in zip(sizes, ends)]
+    n = int(ends[-1])
+    tokens = np.concatenate([np.asarray(c.tokens, dtype=np.int64) for c in chunks])
+    positions = np.concatenate([np.arange(c.start, c.start + s) for c, s in zip(chunks, sizes)])
     cos, sin = rope_angles(positions, hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, w.rope_freqs)
     scale = np.float32(1.0 / np.sqrt(hd))
-    x = dequantize_rows(w.token_embd, tokens)  # (n, n_embd)
+    x = dequantize_rows(w.token_embd, tokens)
     attn_out = np.empty((n, hp.n_head, hd), dtype=np.float32)
     rope_style = w.traits.rope_style
     for layer, L in enumerate(w.layers):
-        # attention
         h = rms_norm(x, L.attn_norm, hp.rms_eps)
         q, k, v = project_many((L.wq, L.wk, L.wv), h)
-        if L.bq is not None:  # qwen2
+        if L.bq is not None:
             q, k, v = q + L.bq, k + L.bk, v + L.bv
         q = q.reshape(n, hp.n_head, hd)
         k = k.reshape(n, hp.n_head_kv, hd)
         v = v.reshape(n, hp.n_head_kv, hd)
-        if L.q_norm is not None:  # qwen3: each head's query and key RMS-normed
+        if L.q_norm is not None:
             q = rms_norm(q, L.q_norm, hp.rms_eps)
             k = rms_norm(k, L.k_norm, hp.rms_eps)
         apply_rope(q, cos, sin, hp.n_rot, rope_style)
         apply_rope(k, cos, sin, hp.n_rot, rope_style)
-        cache.k[layer, start_pos : start_pos + n] = to_f16_bits(k)
-        cache.v[layer, start_pos : start_pos + n] = to_f16_bits(v)
-        attention(q, cache.k[layer], cache.v[layer], start_pos, scale, attn_out)
+        for c, (a, b) in zip(chunks, bounds):
+            cache_k, cache_v = c.cache.k[layer], c.cache.v[layer]
+            cache_k[c.start : c.start + b - a] = to_f16_bits(k[a:b])
+            cache_v[c.start : c.start + b - a] = to_f16_bits(v[a:b])
+            attention(q[a:b], cache_k, cache_v, c.start, scale, attn_out[a:b])
         x = x + project(L.wo, attn_out.reshape(n, hp.n_head * hd))
-        # feed-forward (SwiGLU), dense or a mixture of experts
         m = rms_norm(x, L.ffn_norm, hp.rms_eps)
         if L.moe is None:
             gate, up = project_many((L.w_gate, L.w_up), m)
             x = x + project(L.w_down, swiglu(gate, up))
         else:
             x = x + moe_feed_forward(L.moe, m)
-    cache.n_past = start_pos + n
-    if not all_logits:
-        x = x[-1:]
-    x = rms_norm(x, w.output_norm, hp.rms_eps)
-    return project(w.output, np.ascontiguousarray(x))
+    for c, (_a, b) in zip(chunks, bounds):
+        c.cache.n_past = c.start + len(c.tokens)
+    picked = [list(range(a, b)) if c.all_logits else [b - 1] if c.want_logits else []
+              for c, (a, b) in zip(chunks, bounds)]
+    wanted = [row for rows in picked for row in rows]
+    results: list[np.ndarray | None] = [None] * len(chunks)
+    if wanted:
+        out = rms_norm(x[wanted], w.output_norm, hp.rms_eps)
+        logits = project(w.output, np.ascontiguousarray(out))
+        at = 0
+        for i, rows in enumerate(picked):
+            if rows:
+                results[i] = logits[at : at + len(rows)]
+                at += len(rows)
+    return results
+
+
+def forward(w: LlamaWeights, cache: KVCache, tokens: np.ndarray, start_pos: int, all_logits: bool) -> np.ndarray:
+    """Evaluate `tokens` at positions start_pos.. and return logits (n or 1, n_vocab): the
+    forward pass of one sequence."""
+    chunk = SequenceChunk(cache, tokens, start_pos, want_logits=True, all_logits=all_logits)
+    return forward_many(w, [chunk])[0]
 
 
 def route(router: QuantMatrix, m: np.ndarray, n_used: int) -> tuple[np.ndarray, np.ndarray]:

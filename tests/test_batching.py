@@ -136,8 +136,8 @@ def test_a_cancelled_request_frees_its_slot_and_a_queued_one_never_starts(model)
 @pytest.mark.parametrize("name", ["tiny-llama/tiny-llama-Q8_0", "archs/tiny-qwen2-Q8_0", "archs/tiny-qwen3-Q8_0",
                                   "archs/tiny-qwen3moe-Q8_0"])
 def test_the_batched_pass_is_the_forward_pass_of_every_architecture(name):
-    """A prompt evaluated by forward_many, beside another sequence, gives the bits of the
-    engine's own forward pass (both take the batch order for a chunk of several tokens)."""
+    """A prompt evaluated beside another sequence gives the bits it gets alone (llama.forward:
+    the same pass with one sequence), for every architecture."""
     from engine.llama import forward
 
     folder, stem = name.split("/")

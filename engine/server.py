@@ -208,6 +208,25 @@ class Stats:
     last: dict = field(default_factory=dict)
 
 
+class _ClientWatch:
+    """Cancels a generation once its client has left (checked on the engine's thread after
+    each token's text, and when the reader fails), noting how many tokens it had by then."""
+
+    def __init__(self, gone: Callable[[], bool]) -> None:
+        self.gone = gone
+        self.handle: GenerationHandle | None = None
+        self.noticed: list[int] = []
+
+    def left(self) -> None:
+        if self.handle is not None and not self.noticed:
+            self.noticed.append(self.handle.timings().generated_tokens)
+            self.handle.cancel()
+
+    def on_piece(self, _text: str) -> None:
+        if self.gone():
+            self.left()
+
+
 class CodeupServer:
     """The engine side: the model, its batch scheduler (n_parallel slots generating together)
     or its generator (one at a time, one prompt cache for all requests) and queue, the chat
@@ -482,33 +501,23 @@ class CodeupServer:
             return self._run_in_slot(request, gone, consume)
         if not self.queue.acquire(gone):
             return None
+        watch = _ClientWatch(gone)
         handle: GenerationHandle | None = None
-        noticed: list[int] = []
-
-        def left() -> None:
-            if handle is not None and not noticed:
-                noticed.append(handle.timings().generated_tokens)
-                handle.cancel()
-
-        def on_piece(_text: str) -> None:  # on the engine's thread, right after each token's text
-            if gone():
-                left()
-
         try:
             if self._closing.is_set():
                 raise HTTPError(503, "the server is shutting down", "server_busy")
             try:
                 handle = self.generator.start(request.tokens, request.params, max_tokens=request.max_tokens,
-                                              stop=request.stop, keep=request.keep, on_piece=on_piece,
+                                              stop=request.stop, keep=request.keep, on_piece=watch.on_piece,
                                               logprobs=request.logprobs)
             except UsageError as e:
                 raise HTTPError(400, str(e)) from None
-            self._running = handle
+            self._running = watch.handle = handle
             try:
-                consume(handle, left)
+                consume(handle, watch.left)
             finally:
                 if not handle.done:
-                    left()  # the reader failed: never leave the engine running for no one
+                    watch.left()  # the reader failed: never leave the engine running for no one
                 handle.wait()
                 if handle.thread is not None:
                     handle.thread.join()  # the generator's own lock is free once its thread ends
@@ -516,43 +525,33 @@ class CodeupServer:
         finally:
             self._running = None
             if handle is not None:
-                self._record(handle, noticed)
+                self._record(handle, watch.noticed)
             self.queue.release()
 
     def _run_in_slot(self, request: GenerationRequest, gone: Callable[[], bool],
                      consume: Callable[[GenerationHandle, Callable[[], None]], None]) -> GenerationHandle | None:
         """`run` on the batch scheduler: queued for a slot at once; `consume` reads the handle
         (waiting while it waits for a slot). None if the client left before it got one."""
-        handle: GenerationHandle | None = None
-        noticed: list[int] = []
-
-        def left() -> None:
-            if handle is not None and not noticed:
-                noticed.append(handle.timings().generated_tokens)
-                handle.cancel()
-
-        def on_piece(_text: str) -> None:  # on the engine's thread, right after each token's text
-            if gone():
-                left()
-
+        watch = _ClientWatch(gone)
         if self._closing.is_set():
             raise HTTPError(503, "the server is shutting down", "server_busy")
         try:
             handle = self.scheduler.submit(request.tokens, request.params, max_tokens=request.max_tokens,
-                                           stop=request.stop, keep=request.keep, on_piece=on_piece,
+                                           stop=request.stop, keep=request.keep, on_piece=watch.on_piece,
                                            logprobs=request.logprobs)
         except QueueFull as e:
             raise HTTPError(503, f"the server is busy: {e}; try again", "server_busy") from None
         except UsageError as e:
             raise HTTPError(400, str(e)) from None
+        watch.handle = handle
         try:
-            consume(handle, left)
+            consume(handle, watch.left)
         finally:
             if not handle.done:
-                left()  # the reader failed: never leave a slot running for no one
+                watch.left()  # the reader failed: never leave a slot running for no one
             handle.wait()
             if handle.started:
-                self._record(handle, noticed)
+                self._record(handle, watch.noticed)
         return handle if handle.started else None
 
     def _record(self, handle: GenerationHandle, noticed: list[int]) -> None:

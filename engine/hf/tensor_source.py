@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelFileError
+from ..quantize.files import InputMap
 
 # Checkpoint dtype names -> numpy dtypes (bf16 as its uint16 bits).
 DTYPES = {
@@ -19,9 +20,9 @@ DTYPES = {
 FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16"})
 
 
-class MappedFile:
-    """A checkpoint file mapped read-only; pages of a tensor are handed back once used, so
-    that converting a file larger than memory keeps a small resident set."""
+class MappedFile(InputMap):
+    """A checkpoint file mapped read-only; pages of a tensor are handed back once used
+    (InputMap.release), so that converting a file larger than memory keeps a small resident set."""
 
     def __init__(self, path) -> None:
         self.path = path
@@ -31,21 +32,6 @@ class MappedFile:
         except (OSError, ValueError) as e:
             raise ModelFileError(path, f"cannot map the file: {getattr(e, 'strerror', None) or e}") from None
         self.size = len(self.mm)
-
-    def release(self, offset: int, nbytes: int) -> None:
-        if not hasattr(mmap, "MADV_DONTNEED") or nbytes <= 0:
-            return
-        start = offset - offset % mmap.PAGESIZE
-        try:
-            self.mm.madvise(mmap.MADV_DONTNEED, start, offset + nbytes - start)
-        except (OSError, ValueError):
-            pass  # only a hint
-
-    def close(self) -> None:
-        try:
-            self.mm.close()
-        except BufferError:
-            pass  # a view is still alive; the map goes with it
 
 
 @dataclass

@@ -26,7 +26,7 @@ class InputMap:
         return np.frombuffer(self.mm, dtype=np.uint8, count=nbytes, offset=offset)
 
     def release(self, offset: int, nbytes: int) -> None:
-        if not hasattr(mmap, "MADV_DONTNEED"):
+        if not hasattr(mmap, "MADV_DONTNEED") or nbytes <= 0:
             return
         start = offset - offset % mmap.PAGESIZE
         try:

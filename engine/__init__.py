@@ -3,16 +3,11 @@
 Headless: nothing here imports Textual.
 """
 
-import os as _os
+from . import openmp_env as _openmp_env
 
-# Each generated token runs ~200 small `prange` kernels, each a fork/join over numba's
-# OpenMP pool. libgomp's default makes an idle worker spin 300000 times before it sleeps:
-# on a busy machine the spinning workers steal CPU from the thread doing the work (SmolLM2
-# Q4_1, 2 threads, 2 cores, 4 busy processes: 3.8 tok/s). 1000 spins keep the quiet speed
-# and give ~10 tok/s there; OMP_WAIT_POLICY=PASSIVE would halve the quiet speed. Set before
-# numba loads libgomp (it reads these at load); the user's own settings win.
-if "GOMP_SPINCOUNT" not in _os.environ and "OMP_WAIT_POLICY" not in _os.environ:
-    _os.environ["GOMP_SPINCOUNT"] = "1000"
+# numba's OpenMP workers must spin through the gaps between a token's kernels: set before
+# numba loads libgomp (engine/openmp_env.py says why and what was measured).
+_openmp_env.apply_defaults()
 
 from .errors import CodeupError, DefaultModelError, ModelFileError, UsageError
 from .formats import ModelFile, open_model_file

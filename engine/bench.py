@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CodeupError, UsageError
+from .openmp_env import environ_for_other_programs
 
 TG_PROMPT_TOKENS = 8
 BUSY_WARNING = 0.15  # other work taking more than this share of the CPUs makes numbers noisy
@@ -293,7 +294,7 @@ class RemoteRunner:
     def __init__(self, p: BenchParams, python: str | None = None) -> None:
         self.p = p
         self._stderr = tempfile.TemporaryFile(mode="w+")
-        env = dict(os.environ)
+        env = environ_for_other_programs()  # llama.cpp's OpenMP as its users run it
         repo = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(x for x in (repo, env.get("PYTHONPATH")) if x)
         try:

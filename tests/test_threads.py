@@ -77,3 +77,31 @@ def test_the_count_applies_on_the_evaluating_thread(default_model_file):
         t.start()
         t.join()
     assert seen == [1]
+
+
+def _openmp_settings_seen_by(env: dict) -> dict:
+    """The OpenMP wait settings of a fresh interpreter that imports engine, and those it
+    would hand to a program it starts (llama.cpp in the benchmarks), as that child sees them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, os, subprocess, sys, engine\n"
+        "from engine.openmp_env import environ_for_other_programs\n"
+        "child = subprocess.run([sys.executable, '-c', 'import engine, os; print(os.environ.get(\"GOMP_SPINCOUNT\"))'],"
+        " env=environ_for_other_programs(), capture_output=True, text=True, check=True).stdout.strip()\n"
+        "print(json.dumps({'own': os.environ.get('GOMP_SPINCOUNT'), 'child': child}))\n"
+    )
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "CODEUP_LEAVE_OPENMP_ENV")}
+    out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_openmp_workers_spin_through_a_token_unless_the_user_says_otherwise():
+    # the engine's own setting (workers asleep between a token's ~200 kernels cost 2.5x)
+    assert _openmp_settings_seen_by({}) == {"own": engine.openmp_env.SPIN_COUNT, "child": "None"}
+    # a user's spin count or wait policy is theirs, and passes to the programs we start
+    assert _openmp_settings_seen_by({"GOMP_SPINCOUNT": "7"}) == {"own": "7", "child": "7"}
+    assert _openmp_settings_seen_by({"OMP_WAIT_POLICY": "PASSIVE"}) == {"own": None, "child": "None"}

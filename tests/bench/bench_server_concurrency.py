@@ -171,6 +171,7 @@ def llama_cpp_rows(args, counts: list[int]) -> list[dict]:
     """llama.cpp's own batched decoding of the same prompts (llama_cpp_batched.py, run by the
     interpreter that has llama-cpp-python): what `llama-server -np N` computes, without HTTP."""
     from engine.default_model import ensure_default_model
+    from engine.openmp_env import environ_for_other_programs
 
     model = args.model or str(ensure_default_model())
     argv = [args.llama_python, str(Path(__file__).with_name("llama_cpp_batched.py")), model,
@@ -178,7 +179,7 @@ def llama_cpp_rows(args, counts: list[int]) -> list[dict]:
     if args.threads:
         argv += ["-t", str(args.threads)]
     argv += [prompt_for(i) for i in range(max(counts))]
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=environ_for_other_programs())
     if proc.returncode != 0:
         reason = (proc.stderr.strip().splitlines() or ["?"])[-1]
         print(f"llama.cpp comparison skipped: {reason}")

@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 from engine.default_model import ensure_default_model  # noqa: E402
 from engine.generate import Generator  # noqa: E402
 from engine.model import load_model  # noqa: E402
+from engine.openmp_env import environ_for_other_programs  # noqa: E402
 from engine.sampling import SamplingParams  # noqa: E402
 from engine.speculative import DraftParams  # noqa: E402
 
@@ -127,7 +128,7 @@ class LlamaCpp:
     def __init__(self, python: str, model: str, n_ctx: int, threads: int) -> None:
         args = json.dumps({"model": model, "n_ctx": n_ctx, "threads": threads})
         self.proc = subprocess.Popen([python, "-c", LLAMA_WORKER, args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, text=True, env=environ_for_other_programs())
 
     def run(self, tokens: list[int], max_tokens: int, lookup: bool) -> dict:
         self.proc.stdin.write(json.dumps({"tokens": tokens, "max_tokens": max_tokens, "lookup": lookup}) + "\n")

@@ -21,13 +21,19 @@ batch order). Heads run in parallel.
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange
+from numba.core import cgutils
+from numba.extending import intrinsic
 
-from .ggml_math import ggml_expf, round_f16
+from .ggml_math import _C1, _C2, _C3, _C4, _C5, _LN2_HI, _LN2_LO, _LOG2E, ggml_expf, round_f16
 from .quants._common import half_to_f32_fast as _half  # exact for the cache's finite halves
+from .quants._int8 import f32x16_sum
+from .quants._simd import _V16, f32x16, vadd, vfma, vload, vload_f16, vmul, vsplat, vstore, vsub
 
 
 @njit(inline="always")
@@ -72,6 +78,43 @@ def _dot64(a, b, lanes):
     return np.float32(total)
 
 
+@intrinsic
+def _vscalef(typingctx, j, n):
+    """_mm512_scalef_ps(j, n) for 16 lanes as ggml_expf finishes: j * 2**n rounded once (in
+    double, where it is exact), or inf / 0 where |n| > 192 (or n is NaN), as ggml_expf."""
+    if not (j == f32x16 and n == f32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        jv, nv = args
+        i64, v16d = ir.IntType(64), ir.VectorType(ir.DoubleType(), 16)
+        v16i = ir.VectorType(i64, 16)
+        splat = lambda ty, x: ir.Constant(ty, [x] * 16)
+        absn = builder.call(cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V16, [_V16]), "llvm.fabs.v16f32"), [nv])
+        inside = builder.fcmp_ordered("<=", absn, splat(_V16, 192.0))
+        safe_n = builder.select(inside, nv, splat(_V16, 0.0))
+        bits = builder.shl(builder.add(builder.fptosi(safe_n, v16i), splat(v16i, 1023)), splat(v16i, 52))
+        scaled = builder.fmul(builder.fpext(jv, v16d), builder.bitcast(bits, v16d))
+        outside = builder.select(builder.fcmp_ordered(">", nv, splat(_V16, 0.0)), splat(_V16, math.inf), splat(_V16, 0.0))
+        return builder.select(inside, builder.fptrunc(scaled, _V16), outside)
+
+    return f32x16(j, n), codegen
+
+
+@njit(inline="always")
+def ggml_expf16(x):
+    """ggml_expf of 16 lanes (an f32x16 from quants._simd), the same operations per lane."""
+    r = vsplat(np.float32(12582912.0))
+    z = vfma(x, vsplat(_LOG2E), r)
+    n = vsub(z, r)
+    minus_n = vmul(n, vsplat(np.float32(-1.0)))  # exact negation, as -n
+    b = vfma(minus_n, vsplat(_LN2_LO), vfma(minus_n, vsplat(_LN2_HI), x))
+    u = vmul(b, b)
+    p_hi = vfma(vfma(vsplat(_C5), b, vsplat(_C4)), u, vfma(vsplat(_C3), b, vsplat(_C2)))
+    j = vfma(p_hi, u, vfma(vsplat(_C1), b, vsplat(np.float32(1.0))))
+    return _vscalef(j, n)
+
+
 BATCH_INVARIANT = "batch-invariant"  # every token in the single-token order
 LLAMA_CPP = "llama.cpp"  # llama.cpp's choice: single-token order alone, tinyBLAS in a batch
 _order = BATCH_INVARIANT
@@ -96,7 +139,109 @@ def attention(q, k_cache, v_cache, start_pos, scale, out):
     k_cache, v_cache: (n_ctx, n_head_kv, hd) uint16, the half-precision bits of the keys
     and values of positions 0..start_pos+n_tok-1; out: (n_tok, n_head, hd) float32."""
     one_token_order = _order == BATCH_INVARIANT or q.shape[0] == 1
-    _attention(q, k_cache, v_cache, start_pos, scale, out, one_token_order)
+    hd = q.shape[2]
+    if one_token_order and hd % 64 == 0 and k_cache.flags.c_contiguous and v_cache.flags.c_contiguous and out.flags.c_contiguous:
+        _attention_vec(q, k_cache.reshape(-1), v_cache.reshape(-1), k_cache.shape[1], start_pos, scale, out.reshape(-1))
+    else:
+        _attention(q, k_cache, v_cache, start_pos, scale, out, one_token_order)
+
+
+@njit(inline="always")
+def _row_dot64(qh, k, o, hd):
+    """_dot64 of the rounded query and the cached key at k[o:o+hd] (hd a multiple of 64), in
+    vectors: the four 16-lane accumulators are the four vectors, combined and reduced as
+    ggml_vec_dot_f16 does (f32x16_sum adds the halves as _reduce16 does)."""
+    a0 = a1 = a2 = a3 = vsplat(np.float32(0.0))
+    for c in range(0, hd, 64):
+        a0 = vadd(a0, vmul(vload(qh, c), vload_f16(k, o + c)))
+        a1 = vadd(a1, vmul(vload(qh, c + 16), vload_f16(k, o + c + 16)))
+        a2 = vadd(a2, vmul(vload(qh, c + 32), vload_f16(k, o + c + 32)))
+        a3 = vadd(a3, vmul(vload(qh, c + 48), vload_f16(k, o + c + 48)))
+    return f32x16_sum(vadd(vadd(a0, a2), vadd(a1, a3)))
+
+
+@njit(inline="always")
+def _combined(acc, l, d, hd):
+    """Elements d..d+15 of accumulator l after ggml's (l + 32 + l) + (16 + l + 48 + l)."""
+    return vadd(vadd(vload(acc, l * hd + d), vload(acc, (32 + l) * hd + d)),
+                vadd(vload(acc, (16 + l) * hd + d), vload(acc, (48 + l) * hd + d)))
+
+
+@njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat):
+    """_attention in the single-token order for head sizes that are whole steps of 64, the
+    same float operations in the same order, in 16-lane vectors: k_flat, v_flat are the
+    caches (n_ctx, n_head_kv, hd) flattened, out_flat the output (n_tok, n_head, hd) flattened."""
+    n_tok, n_head, hd = q.shape
+    group = n_head // n_head_kv
+    row = n_head_kv * hd  # one position's keys (or values) of every KV head
+    for h in prange(n_head):
+        kvh = h // group
+        scores = np.empty(start_pos + n_tok + 16, dtype=np.float32)
+        qh = np.empty(hd, dtype=np.float32)
+        acc = np.empty(64 * hd, dtype=np.float32)  # accumulator j % 64 at acc[(j % 64) * hd:]
+        for t in range(n_tok):
+            last = start_pos + t
+            for d in range(hd):
+                qh[d] = round_f16(q[t, h, d])
+            best = -np.inf
+            for j in range(last + 1):
+                s = _row_dot64(qh, k_flat, j * row + kvh * hd, hd) * scale
+                scores[j] = s
+                if s > best:
+                    best = s
+            n_grp = (last + 16) // 16
+            total = 0.0  # float64
+            vbest = vsplat(best)
+            for c in range(n_grp):
+                o = c * 16
+                vstore(scores, o, ggml_expf16(vsub(vload(scores, o), vbest)))
+                if c == n_grp - 1:  # the last group is padded with zeros
+                    for j in range(last + 1, n_grp * 16):
+                        scores[j] = np.float32(0.0)
+                total += np.float64(f32x16_sum(vload(scores, o)))
+            inv = np.float32(1.0 / total)
+            z = vsplat(np.float32(0.0))
+            for i in range(0, 64 * hd, 16):
+                vstore(acc, i, z)
+            for j in range(last + 1):
+                p = vsplat(round_f16(scores[j] * inv))
+                a = (j % 64) * hd
+                vo = j * row + kvh * hd
+                for d in range(0, hd, 16):
+                    vstore(acc, a + d, vadd(vload(acc, a + d), vmul(p, vload_f16(v_flat, vo + d))))
+            # accumulators l, 16+l, 32+l, 48+l combined as ggml does, then the sixteen
+            # reduced per element as _reduce16: lane-wise over d, the halving order
+            for d in range(0, hd, 16):
+                c0 = _combined(acc, 0, d, hd)
+                c1 = _combined(acc, 1, d, hd)
+                c2 = _combined(acc, 2, d, hd)
+                c3 = _combined(acc, 3, d, hd)
+                c4 = _combined(acc, 4, d, hd)
+                c5 = _combined(acc, 5, d, hd)
+                c6 = _combined(acc, 6, d, hd)
+                c7 = _combined(acc, 7, d, hd)
+                c8 = _combined(acc, 8, d, hd)
+                c9 = _combined(acc, 9, d, hd)
+                c10 = _combined(acc, 10, d, hd)
+                c11 = _combined(acc, 11, d, hd)
+                c12 = _combined(acc, 12, d, hd)
+                c13 = _combined(acc, 13, d, hd)
+                c14 = _combined(acc, 14, d, hd)
+                c15 = _combined(acc, 15, d, hd)
+                h0 = vadd(c0, c8)
+                h1 = vadd(c1, c9)
+                h2 = vadd(c2, c10)
+                h3 = vadd(c3, c11)
+                h4 = vadd(c4, c12)
+                h5 = vadd(c5, c13)
+                h6 = vadd(c6, c14)
+                h7 = vadd(c7, c15)
+                g0 = vadd(h0, h4)
+                g1 = vadd(h1, h5)
+                g2 = vadd(h2, h6)
+                g3 = vadd(h3, h7)
+                vstore(out_flat, (t * n_head + h) * hd + d, vadd(vadd(g0, g2), vadd(g1, g3)))
 
 
 @njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)

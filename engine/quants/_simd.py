@@ -9,6 +9,7 @@ order of float operations per lane is the one written, and the code is vector co
     v = vload(a, i)          # a[i:i+16] of a 1-D float32 array (no bounds check)
     vstore(a, i, v)          # a[i:i+16] = v
     v = vload_u8(b, i)       # b[i:i+16] of a 1-D uint8 array, as float32
+    v = vload_f16(h, i)      # h[i:i+16] of a 1-D uint16 array of half bits, as float32
     v = vsplat(x)            # x in every lane
     vadd(a, b), vsub(a, b), vmul(a, b), vfma(a, b, c) = a*b+c rounded once, vfloor(a)
     vtranspose16(src, i, stride, dst, j, dstride)  # 16 rows of 16 lanes, transposed
@@ -89,6 +90,21 @@ def vload_u8(typingctx, arr, idx):
         p = _ptr(context, builder, sig.args[0], args[0], args[1], vb)
         b = builder.load(p, align=1)
         return builder.uitofp(b, _V16)
+
+    return f32x16(arr, idx), codegen
+
+
+@intrinsic
+def vload_f16(typingctx, arr, idx):
+    """16 IEEE halves (their uint16 bits) from arr[idx], each converted to float32 exactly
+    (vcvtph2ps; a signalling NaN comes back quieted)."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.uint16 and arr.ndim == 1 and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vh = ir.VectorType(ir.HalfType(), 16)
+        p = _ptr(context, builder, sig.args[0], args[0], args[1], vh)
+        return builder.fpext(builder.load(p, align=2), _V16)
 
     return f32x16(arr, idx), codegen
 

@@ -16,27 +16,25 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from numba import njit
 
 from .attention import attention
 from .errors import ModelFileError, UsageError
 from .formats import LlamaHParams, ModelFile
 from .quants import (
-    HAS_Q8_0_KERNEL,
-    HAS_Q8_1_KERNEL,
-    HAS_Q8_K_KERNEL,
     SUPPORTED_TYPES,
     QuantMatrix,
+    activation_kind,
     dequantize,
     dequantize_rows,
     matmul,
-    matmul_q8_0,
-    matmul_q8_1,
-    matmul_q8_k,
+    matmul_rounded,
+    rounded_activations,
 )
 from .ggml_math import swiglu
 from .lora import LoraProjection
-from .quants.activations import quantize_activations, quantize_q8_0, quantize_q8_1, quantize_q8_k
-from .rope import apply_rope, rope_angles
+from .quants.activations import quantize_activations
+from .rope import ROPE_KERNELS, apply_rope, rope_angles
 
 
 @dataclass(frozen=True)
@@ -108,12 +106,27 @@ class KVCache:
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
-    """ggml_rms_norm then the weight: squares in float32 summed in double, the mean rounded
-    to float32, scale = 1.0f / sqrtf(mean + eps) in float32."""
-    sq = np.square(x).astype(np.float64)
-    mean = (sq.sum(axis=-1, keepdims=True) / x.shape[-1]).astype(np.float32)
-    scale = np.float32(1.0) / np.sqrt(mean + np.float32(eps))
-    return (x * scale) * weight
+    """ggml_rms_norm then the weight, over the last axis: each row's squares in float32
+    summed in double in order (ggml's loop), the mean rounded to float32,
+    scale = 1.0f / sqrtf(mean + eps) in float32, then (x * scale) * weight."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty_like(x)
+    n = x.shape[-1]
+    _rms_norm_rows(x.reshape(-1, n), weight, np.float32(eps), out.reshape(-1, n))
+    return out
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+def _rms_norm_rows(x, weight, eps, out):
+    rows, n = x.shape
+    for r in range(rows):
+        total = 0.0  # float64, as ggml_float
+        for i in range(n):
+            total += np.float64(x[r, i] * x[r, i])
+        mean = np.float32(total / n)
+        scale = np.float32(1.0) / np.sqrt(mean + eps)
+        for i in range(n):
+            out[r, i] = (x[r, i] * scale) * weight[i]
 
 
 def to_f16_bits(x: np.ndarray) -> np.ndarray:
@@ -247,17 +260,6 @@ class LlamaWeights:
         return dequantize(self.mf.tensor_bytes_view(name), t.ggml_type, n)
 
 
-def _activation_kind(ggml_type) -> str:
-    """How x is rounded for a weight type's dot products (quants/activations.py)."""
-    if ggml_type in HAS_Q8_1_KERNEL:
-        return "q8_1"  # llama.cpp's exact arithmetic
-    if ggml_type in HAS_Q8_K_KERNEL:
-        return "q8_k"  # 8-bit integer dot products
-    if ggml_type in HAS_Q8_0_KERNEL:
-        return "q8_0"
-    return "float"
-
-
 def project(w: QuantMatrix, x: np.ndarray) -> np.ndarray:
     """W·x with x rounded as llama.cpp rounds it for this weight type."""
     return project_many((w,), x)[0]
@@ -267,31 +269,20 @@ def project_many(ws: tuple[QuantMatrix, ...], x: np.ndarray) -> list[np.ndarray]
     """W·x for each W of `ws`, rounding x once per kind of activation they take (Q, K and V
     share one rounding of their input, gate and up another)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
+    n_tok = x.shape[0]
     rounded: dict[str, tuple] = {}
     out = []
     for w in ws:
         lora, w = (w, w.base) if isinstance(w, LoraProjection) else (None, w)
-        kind = _activation_kind(w.ggml_type)
-        parts = rounded.get(kind)
-        if parts is None:
-            if kind == "q8_1":
-                parts = quantize_q8_1(x, values=np.int8)
-            elif kind == "q8_k":
-                parts = quantize_q8_k(x)
-            elif kind == "q8_0":
-                parts = quantize_q8_0(x)
-            else:
-                parts = None
-            rounded[kind] = parts
-        if kind == "q8_1":
-            out.append(matmul_q8_1(w, *parts))
-        elif kind == "q8_k":
-            out.append(matmul_q8_k(w, *parts))
-        elif kind == "q8_0":
-            out.append(matmul_q8_0(w, *parts))
-        else:  # float kernels on activations rounded per type (types differ in rounding)
+        kind = activation_kind(w.ggml_type)
+        if kind == "float":  # float kernels on activations rounded per type (types differ in rounding)
             xq, sums = quantize_activations(x, w.ggml_type)
             out.append(matmul(w, xq, x_sums=sums))
+        else:
+            parts = rounded.get(kind)
+            if parts is None:
+                parts = rounded[kind] = rounded_activations(kind, x)
+            out.append(matmul_rounded(w, kind, parts, n_tok))
         if lora is not None:  # LoRA adapters: + scale·B·(A·x) on the unrounded x
             out[-1] = lora.add_delta(out[-1], x)
     return out
@@ -325,7 +316,7 @@ def forward_many(w: LlamaWeights, chunks: Sequence[SequenceChunk]) -> list[np.nd
     scale = np.float32(1.0 / np.sqrt(hd))
     x = dequantize_rows(w.token_embd, tokens)
     attn_out = np.empty((n, hp.n_head, hd), dtype=np.float32)
-    rope_style = w.traits.rope_style
+    rotate = ROPE_KERNELS[w.traits.rope_style][0 if n > 1 else 1]  # apply_rope's kernel, checked once
     for layer, L in enumerate(w.layers):
         h = rms_norm(x, L.attn_norm, hp.rms_eps)
         q, k, v = project_many((L.wq, L.wk, L.wv), h)
@@ -337,8 +328,8 @@ def forward_many(w: LlamaWeights, chunks: Sequence[SequenceChunk]) -> list[np.nd
         if L.q_norm is not None:
             q = rms_norm(q, L.q_norm, hp.rms_eps)
             k = rms_norm(k, L.k_norm, hp.rms_eps)
-        apply_rope(q, cos, sin, hp.n_rot, rope_style)
-        apply_rope(k, cos, sin, hp.n_rot, rope_style)
+        rotate(q, cos, sin, hp.n_rot)
+        rotate(k, cos, sin, hp.n_rot)
         for c, (a, b) in zip(chunks, bounds):
             cache_k, cache_v = c.cache.k[layer], c.cache.v[layer]
             cache_k[c.start : c.start + b - a] = to_f16_bits(k[a:b])

@@ -301,3 +301,49 @@ def dequantize(raw: np.ndarray, ggml_type, n_elements: int) -> np.ndarray:
         rows = _readonly(np.zeros(1, dtype=np.int64))
         kern.dequantize_rows(wf, wf.size, rows, n_blocks, out)
     return out
+
+
+# ---- the forward pass's projections: activations rounded once per kind, kernels called
+# directly (a generated token makes ~200 of these calls; the checked wrappers above cost
+# several microseconds each in Python) ----
+
+def activation_kind(ggml_type) -> str:
+    """How x is rounded for a weight type's dot products: "q8_1" (llama.cpp's exact
+    arithmetic), "q8_k" or "q8_0" (8-bit integer dot products), else "float"."""
+    if ggml_type in HAS_Q8_1_KERNEL:
+        return "q8_1"
+    if ggml_type in HAS_Q8_K_KERNEL:
+        return "q8_k"
+    if ggml_type in HAS_Q8_0_KERNEL:
+        return "q8_0"
+    return "float"
+
+
+def rounded_activations(kind: str, x: np.ndarray) -> tuple:
+    """x (n_tokens, n_in) float32, C-contiguous, rounded for `kind` as the 8-bit kernels
+    take it: flat read-only parts (values as bytes, scales, sums)."""
+    from .activations import quantize_q8_0, quantize_q8_1, quantize_q8_k
+
+    if kind == "q8_1":
+        q, d, s = quantize_q8_1(x, values=np.int8)
+        return _readonly(q.reshape(-1).view(np.uint8)), _readonly(d.reshape(-1)), _readonly(s.reshape(-1))
+    if kind == "q8_k":
+        q, d, bs = quantize_q8_k(x)
+        return _readonly(q.reshape(-1).view(np.uint8)), _readonly(d.reshape(-1)), _readonly(bs.reshape(-1))
+    q, d = quantize_q8_0(x)
+    return _readonly(q.reshape(-1).view(np.uint8)), _readonly(d.reshape(-1))
+
+
+def matmul_rounded(w: QuantMatrix, kind: str, parts: tuple, n_tok: int) -> np.ndarray:
+    """W·x (n_tok, n_out) for x given as rounded_activations(kind, x): the kernel of
+    matmul_q8_1 / matmul_q8_k / matmul_q8_0, without their argument checks."""
+    out = np.empty((n_tok, w.n_out), dtype=np.float32)
+    flat = out.reshape(-1)
+    if kind == "q8_1":
+        KERNELS[w.ggml_type].matvec_q8_1(w.flat, w.n_out, w.n_in, parts[0], parts[1], parts[2], n_tok, flat)
+    elif kind == "q8_k":
+        kquant_products.matmul_q8_k(kquant_products.TAGS[int(w.ggml_type)], w.flat, w.n_out, w.n_in,
+                                    parts[0], parts[1], parts[2], n_tok, flat)
+    else:
+        KERNELS[w.ggml_type].matmul_q8_0(w.flat, w.n_out, w.n_in, parts[0], parts[1], n_tok, flat)
+    return out

@@ -21,19 +21,16 @@ batch order). Heads run in parallel.
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 
 import numpy as np
-from llvmlite import ir
 from numba import njit, prange
-from numba.core import cgutils
-from numba.extending import intrinsic
 
-from .ggml_math import _C1, _C2, _C3, _C4, _C5, _LN2_HI, _LN2_LO, _LOG2E, ggml_expf, round_f16
+from .ggml_math import ggml_expf, round_f16
+from .ggml_vector_math import ggml_expf16
 from .quants._common import half_to_f32_fast as _half  # exact for the cache's finite halves
 from .quants._int8 import f32x16_sum
-from .quants._simd import _V16, f32x16, vadd, vfma, vload, vload_f16, vmul, vsplat, vstore, vsub
+from .quants._simd import vadd, vload, vload_f16, vmul, vsplat, vstore, vsub
 
 
 @njit(inline="always")
@@ -76,43 +73,6 @@ def _dot64(a, b, lanes):
     for i in range(n64, a.size):
         total += np.float64(a[i] * _half(b[i]))
     return np.float32(total)
-
-
-@intrinsic
-def _vscalef(typingctx, j, n):
-    """_mm512_scalef_ps(j, n) for 16 lanes as ggml_expf finishes: j * 2**n rounded once (in
-    double, where it is exact), or inf / 0 where |n| > 192 (or n is NaN), as ggml_expf."""
-    if not (j == f32x16 and n == f32x16):
-        return None
-
-    def codegen(context, builder, sig, args):
-        jv, nv = args
-        i64, v16d = ir.IntType(64), ir.VectorType(ir.DoubleType(), 16)
-        v16i = ir.VectorType(i64, 16)
-        splat = lambda ty, x: ir.Constant(ty, [x] * 16)
-        absn = builder.call(cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V16, [_V16]), "llvm.fabs.v16f32"), [nv])
-        inside = builder.fcmp_ordered("<=", absn, splat(_V16, 192.0))
-        safe_n = builder.select(inside, nv, splat(_V16, 0.0))
-        bits = builder.shl(builder.add(builder.fptosi(safe_n, v16i), splat(v16i, 1023)), splat(v16i, 52))
-        scaled = builder.fmul(builder.fpext(jv, v16d), builder.bitcast(bits, v16d))
-        outside = builder.select(builder.fcmp_ordered(">", nv, splat(_V16, 0.0)), splat(_V16, math.inf), splat(_V16, 0.0))
-        return builder.select(inside, builder.fptrunc(scaled, _V16), outside)
-
-    return f32x16(j, n), codegen
-
-
-@njit(inline="always")
-def ggml_expf16(x):
-    """ggml_expf of 16 lanes (an f32x16 from quants._simd), the same operations per lane."""
-    r = vsplat(np.float32(12582912.0))
-    z = vfma(x, vsplat(_LOG2E), r)
-    n = vsub(z, r)
-    minus_n = vmul(n, vsplat(np.float32(-1.0)))  # exact negation, as -n
-    b = vfma(minus_n, vsplat(_LN2_LO), vfma(minus_n, vsplat(_LN2_HI), x))
-    u = vmul(b, b)
-    p_hi = vfma(vfma(vsplat(_C5), b, vsplat(_C4)), u, vfma(vsplat(_C3), b, vsplat(_C2)))
-    j = vfma(p_hi, u, vfma(vsplat(_C1), b, vsplat(np.float32(1.0))))
-    return _vscalef(j, n)
 
 
 BATCH_INVARIANT = "batch-invariant"  # every token in the single-token order

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 # Kernels every model's forward pass runs: their cache index missing means a cold cache.
-CORE_KERNELS = (("engine.attention", "attention"), ("engine.rope", "_rotate"), ("engine.ggml_math", "_swiglu"))
+CORE_KERNELS = (("engine.attention", "_attention_vec"), ("engine.rope", "_rotate"), ("engine.ggml_vector_math", "_swiglu_rows"))
 REPORT_SECONDS = 0.5
 
 
@@ -54,7 +54,7 @@ def index_files() -> set[Path]:
 def kernels_cold() -> bool:
     """Whether the kernels every model runs are missing from the cache (a first run)."""
     import engine.attention  # noqa: F401 - the modules of CORE_KERNELS, so their dispatchers are seen
-    import engine.ggml_math  # noqa: F401
+    import engine.ggml_vector_math  # noqa: F401
     import engine.rope  # noqa: F401
 
     core = {(m, a): d for m, a, d in _dispatchers() if (m, a) in CORE_KERNELS}

@@ -31,7 +31,7 @@ from .quants import (
     matmul_rounded,
     rounded_activations,
 )
-from .ggml_math import swiglu
+from .ggml_vector_math import swiglu
 from .lora import LoraProjection
 from .quants.activations import quantize_activations
 from .rope import ROPE_KERNELS, apply_rope, rope_angles

@@ -1,6 +1,6 @@
-"""The vectorized attention (every head size that is whole steps of 64) computes the same
-bits as the scalar kernel that spells out llama.cpp's order of operations, and its softmax
-exp is ggml's exp lane for lane."""
+"""The vector kernels compute the same bits as the scalar ones that spell out llama.cpp's
+order of operations: attention (head sizes in whole steps of 64), ggml's exp lane for
+lane, and SwiGLU."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from numba import njit
 
-from engine.attention import _attention, attention, ggml_expf16
-from engine.ggml_math import ggml_expf
+from engine.attention import _attention, attention
+from engine.ggml_math import _swiglu, ggml_expf
+from engine.ggml_vector_math import ggml_expf16, swiglu
 from engine.quants._simd import vload, vstore
 
 
@@ -53,3 +54,13 @@ def test_vector_exp_is_ggml_expf_in_every_lane_and_at_the_edges():
     _exp16(x, got)
     _exp1(x, want)
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_vector_swiglu_is_ggml_swiglu_bit_for_bit():
+    rng = np.random.default_rng(6)
+    for n_tok, n in ((1, 1536), (3, 1000), (2, 7)):  # whole vectors, a tail, only a tail
+        g = (rng.standard_normal((n_tok, n)) * 12).astype(np.float32)
+        u = rng.standard_normal((n_tok, n)).astype(np.float32)
+        want = np.empty_like(g)
+        _swiglu(g, u, want)
+        assert np.array_equal(swiglu(g, u).view(np.uint32), want.view(np.uint32))

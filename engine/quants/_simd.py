@@ -11,7 +11,7 @@ order of float operations per lane is the one written, and the code is vector co
     v = vload_u8(b, i)       # b[i:i+16] of a 1-D uint8 array, as float32
     v = vload_f16(h, i)      # h[i:i+16] of a 1-D uint16 array of half bits, as float32
     v = vsplat(x)            # x in every lane
-    vadd(a, b), vsub(a, b), vmul(a, b), vfma(a, b, c) = a*b+c rounded once, vfloor(a)
+    vadd(a, b), vsub(a, b), vmul(a, b), vdiv(a, b), vfma(a, b, c) = a*b+c rounded once, vfloor(a)
     vtranspose16(src, i, stride, dst, j, dstride)  # 16 rows of 16 lanes, transposed
 
 Each operation is one IEEE operation per lane (no fast-math flags), so results are what
@@ -142,6 +142,7 @@ def _binary(op):
 vadd = _binary("fadd")
 vsub = _binary("fsub")
 vmul = _binary("fmul")
+vdiv = _binary("fdiv")
 
 
 @intrinsic

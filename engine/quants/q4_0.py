@@ -10,6 +10,7 @@ from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast
 from ._int8 import (
+    prefetch_next_group,
     dpbusd,
     i32x16_load,
     i32x16_nibbles,
@@ -145,6 +146,7 @@ def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
             dm = np.empty(32, dtype=np.float32)
             a0 = a1 = z
             for b in range(nb):
+                prefetch_next_group(w, g, rb, b, 18)
                 vload_half_pairs16(w, rowoff, b * 18, dm)  # d (the second half is qs bytes: unused)
                 transpose_words16(w, rowoff, b * 18 + 2, 4, words)
                 dw = vload(dm, 0)
@@ -159,6 +161,7 @@ def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
         words = np.empty(64 * nb, dtype=np.int32)  # block b: words[64 b + 16 k + r]
         dm = np.empty(32 * nb, dtype=np.float32)
         for b in range(nb):
+            prefetch_next_group(w, g, rb, b, 18)
             vload_half_pairs16(w, rowoff, b * 18, dm[32 * b : 32 * b + 32])
             transpose_words16(w, rowoff, b * 18 + 2, 4, words[64 * b : 64 * b + 64])
         for t0 in range(0, n_tok, TILE):

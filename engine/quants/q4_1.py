@@ -11,6 +11,7 @@ from numba import njit, prange
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast
 from ._int8 import (
     dpbusd,
+    prefetch_next_group,
     i32x16_load,
     i32x16_nibbles,
     i32x16_to_f32,
@@ -156,6 +157,7 @@ def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
         dm = np.empty(32 * nb, dtype=np.float32)  # block b: the rows' d, then their m
         res = np.empty(_ROWS, dtype=np.float32)
         for b in range(nb):
+            prefetch_next_group(w, g, rb, b, 20)
             vload_half_pairs16(w, rowoff, b * 20, dm[32 * b : 32 * b + 32])
             transpose_words16(w, rowoff, b * 20 + 4, 4, words[64 * b : 64 * b + 64])
         z = vsplat(np.float32(0.0))

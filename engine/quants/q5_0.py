@@ -11,6 +11,7 @@ from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
 from ._int8 import (
+    prefetch_next_group,
     dpbusd,
     i32x16_bit_bytes,
     i32x16_load,
@@ -136,6 +137,7 @@ def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
         acc = np.zeros(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
         res = np.empty(16, dtype=np.float32)
         for b in range(nb):
+            prefetch_next_group(w, g, rb, b, 22)
             o = b * 22
             vload_half_pairs16(w, rowoff, o, dm)  # d (the second half is qh bytes: unused)
             transpose_words16(w, rowoff, o + 2, 1, qhw)

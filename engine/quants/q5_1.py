@@ -10,6 +10,7 @@ from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
 from ._int8 import (
+    prefetch_next_group,
     dpbusd,
     i32x16_bit_bytes,
     i32x16_load,
@@ -128,6 +129,7 @@ def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
         msum = np.zeros(n_tok * 16, dtype=np.float32)
         res = np.empty(16, dtype=np.float32)
         for b in range(nb):
+            prefetch_next_group(w, g, rb, b, 24)
             o = b * 24
             vload_half_pairs16(w, rowoff, o, dm)
             transpose_words16(w, rowoff, o + 4, 1, qhw)

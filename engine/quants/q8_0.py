@@ -10,6 +10,7 @@ from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, read_f16, read_f16_fast
 from ._int8 import (
+    prefetch_next_group,
     dpbusd,
     i32x16_flip_signs,
     i32x16_load,
@@ -131,6 +132,7 @@ def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
             dm = np.empty(32, dtype=np.float32)
             a0 = a1 = z
             for b in range(nb):
+                prefetch_next_group(w, g, rb, b, 34)
                 vload_half_pairs16(w, rowoff, b * 34, dm)  # d (the second half is qs bytes: unused)
                 transpose_words16(w, rowoff, b * 34 + 2, 8, words)
                 dw = vload(dm, 0)
@@ -145,6 +147,7 @@ def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
         words = np.empty(128 * nb, dtype=np.int32)  # block b: words[128 b + 16 k + r]
         dm = np.empty(32 * nb, dtype=np.float32)
         for b in range(nb):
+            prefetch_next_group(w, g, rb, b, 34)
             vload_half_pairs16(w, rowoff, b * 34, dm[32 * b : 32 * b + 32])
             transpose_words16(w, rowoff, b * 34 + 2, 8, words[128 * b : 128 * b + 128])
         for t0 in range(0, n_tok, TILE):

@@ -92,6 +92,8 @@ class Setting:
     """The allowed values as a message says them: "must be <range_text>, got ..."."""
     choices: Callable[[], Sequence[str]] | None = None
     """The allowed names (a template), when they are not numbers."""
+    usable: Callable[[Any], None] | None = None
+    """A last check of a name among the choices (SettingError: a broken template)."""
     optional: bool = False
     """None is a value: the default the engine picks."""
     flags: tuple[str, ...] = ()
@@ -158,6 +160,8 @@ class Setting:
                 known = list(self.choices())
                 if value not in known:
                     raise SettingError(f"must be one of {', '.join(known)}, got {show(value)}")
+            if self.usable is not None:
+                self.usable(value)
             return Path(value) if self.kind is Path else str(value)
         low, high = self.minimum, self.maximum
         if (low is not None and (value < low or (self.above_minimum and value == low))) or (
@@ -203,6 +207,18 @@ def _templates() -> list[str]:
     return [MODEL_TEMPLATE, *template_names()]
 
 
+def _template_loads(name: str) -> None:
+    from .chat_template import MODEL_TEMPLATE
+    from .errors import CodeupError
+    from .templates import load_template
+
+    if name != MODEL_TEMPLATE:  # the model file's own: read with the model
+        try:
+            load_template(name)
+        except CodeupError as exc:
+            raise SettingError(f"names a broken template: {' '.join(str(exc).split())}") from None
+
+
 _M = MAX_SAMPLING_MAGNITUDE
 _BOTH = frozenset({RUN, TUI})
 _ALL = frozenset({RUN, SERVE, TUI})
@@ -222,7 +238,7 @@ SETTINGS: tuple[Setting, ...] = (
             config_key="threads", label="Threads", hint="empty: all cores"),
     Setting("template", str, "model", "prompt template: model (the model file's own chat template, alpaca "
             "for a file without one), alpaca, chatml, llama-2-chat, or your own (templates/)",
-            choices=_templates, flags=("--template", "--chat-template"), commands=_ALL, by_hand=True,
+            choices=_templates, usable=_template_loads, flags=("--template", "--chat-template"), commands=_ALL, by_hand=True,
             metavar="NAME", config_key="template", label="Template", hint="default model (its own)"),
     # Sampling: SamplingParams's fields, with llama.cpp's defaults (common_params_sampling).
     Setting("temperature", float, 0.8, "temperature; 0 or below = greedy",

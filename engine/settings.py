@@ -258,7 +258,7 @@ SETTINGS: tuple[Setting, ...] = (
             flags=("--min-p",), commands=_BOTH, metavar="P", config_key="min_p", label="Min-p",
             hint="0 to 1; default 0.05", sampling=True, request=("min_p",)),
     Setting("repeat_penalty", float, 1.0, "divide the logits of recent tokens by this; 1 = off",
-            minimum=0.0, above_minimum=True, maximum=_M, range_text=f"greater than 0 (1 = off) and at most {_M:g}",
+            minimum=0.0, above_minimum=True, maximum=_M, range_text=f"between 0 (excluded) and {_M:g} (1 = off)",
             flags=("--repeat-penalty",), commands=_BOTH, metavar="R", config_key="repeat_penalty",
             label="Repeat penalty", hint="1 = off; default 1", sampling=True, request=("repeat_penalty",)),
     Setting("repeat_last_n", int, 64, "tokens the penalties look back over; -1 = the whole context, 0 = off",

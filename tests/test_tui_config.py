@@ -123,7 +123,7 @@ def test_defaults_are_the_engines():
         ("threads = true", "threads must be a whole number, got true"),
         ("threads = 0", "threads must be between 1 and 1024, got 0"),
         ("n_ctx = 8", "n_ctx must be between 16 and 1048576, got 8"),
-        ("repeat_penalty = 0", "repeat_penalty must be greater than 0 (1 = off) and at most 1e+06, got 0"),
+        ("repeat_penalty = 0", "repeat_penalty must be between 0 (excluded) and 1e+06 (1 = off), got 0"),
         ("max_tokens = -2", "max_tokens must be -1 (until the end) or more, got -2"),
         ("model = \"\"", "model must not be empty"),
         ("model = 3", "model must be a string, got 3"),
@@ -328,7 +328,7 @@ def test_bad_sampling_flags_are_one_line_errors(xdg: Path, capsys):
         (("--temp", "1e7"), "--temp must be between -1e+06 and 1e+06, got 1e+07"),
         (("--ctx", "4"), "--ctx must be between 16 and 1048576, got 4"),
         (("-c", "4"), "-c must be between 16 and 1048576, got 4"),
-        (("--repeat-penalty", "0"), "--repeat-penalty must be greater than 0 (1 = off) and at most 1e+06, got 0"),
+        (("--repeat-penalty", "0"), "--repeat-penalty must be between 0 (excluded) and 1e+06 (1 = off), got 0"),
         (("--seed", "-2"), "--seed must be -1 (random) or more, got -2"),
     ]:
         code, err = run_main(capsys, str(DEMO), *argv)

@@ -100,6 +100,9 @@ class Setting:
     """Command-line spellings; the argparse dest comes from the first long one."""
     commands: frozenset[str] = frozenset()
     """The command lines that take the flags (RUN, SERVE, TUI)."""
+    aliases: tuple[tuple[str, str], ...] = ()
+    """(command, flag): a spelling only that command takes (codeup-tui's --ctx: in `codeup run`
+    it would shadow --ctx-size in the suggestion for a misspelt --ctx-sise)."""
     by_hand: bool = False
     """The commands add these flags themselves (a model file, a template: checked once the
     file or the template is read); the others are added by ``add_flags``."""
@@ -127,6 +130,12 @@ class Setting:
         """The argparse attribute of the flags (argparse's own rule)."""
         long = next((f for f in self.flags if f.startswith("--")), self.flags[0])
         return long.lstrip("-").replace("-", "_")
+
+    def flags_for(self, command: str) -> tuple[str, ...]:
+        """The spellings `command` takes (none if it does not take the setting)."""
+        if command not in self.commands:
+            return ()
+        return self.flags + tuple(flag for where, flag in self.aliases if where == command)
 
     @property
     def flag(self) -> str:
@@ -230,7 +239,7 @@ SETTINGS: tuple[Setting, ...] = (
             config_key="model", label="Model file", hint="empty: default model"),
     Setting("n_ctx", int, None, "context size in tokens; none: the model's, at most 4096", optional=True,
             minimum=MIN_CTX, maximum=MAX_CTX, range_text=f"between {MIN_CTX} and {MAX_CTX}",
-            flags=("-c", "--ctx-size", "--ctx"), commands=_ALL, metavar="N",
+            flags=("-c", "--ctx-size"), commands=_ALL, aliases=((TUI, "--ctx"),), metavar="N",
             config_key="n_ctx", label="Context size", hint="empty: model's, ≤ 4096"),
     Setting("threads", int, None, "CPU threads; none: all cores", optional=True,
             minimum=1, maximum=MAX_THREADS, range_text=f"between 1 and {MAX_THREADS}",
@@ -324,7 +333,7 @@ def add_flags(parser: argparse.ArgumentParser | Any, command: str, defaults: boo
         if command not in setting.commands or setting.by_hand or setting.name in skip:
             continue
         kind = int if setting.kind is int else float
-        parser.add_argument(*setting.flags, dest=setting.dest, type=kind, metavar=setting.metavar,
+        parser.add_argument(*setting.flags_for(command), dest=setting.dest, type=kind, metavar=setting.metavar,
                             default=setting.default if defaults else None, action=_CheckedFlag,
                             setting=setting, help=setting.help)
 

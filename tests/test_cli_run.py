@@ -53,7 +53,7 @@ def test_prompt_file_and_no_display_prompt(default_model_file, reference, tmp_pa
         (["-p", "x", "--template", "nope"], "no prompt template named 'nope'"),
         (["-p", "x", "-n", "-5"], "-n must be -1 (until the end) or more, got -5"),
         (["-p", "x", "--top-p", "2"], "--top-p must be between 0 and 1, got 2"),
-        (["-p", "x", "--repeat-penalty", "0"], "--repeat-penalty must be greater than 0"),
+        (["-p", "x", "--repeat-penalty", "0"], "--repeat-penalty must be between 0 (excluded) and 1e+06 (1 = off), got 0"),
         (["-p", "x", "-c", "0"], "-c must be between 16 and 1048576, got 0"),
         (["-p", "x", "-t", "0"], "-t must be between 1 and 1024, got 0"),
         (["-f", "/nonexistent/prompt.txt"], "cannot read prompt file /nonexistent/prompt.txt"),

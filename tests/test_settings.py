@@ -92,7 +92,7 @@ def test_a_bad_value_is_refused_everywhere_with_the_same_words(name, typed, valu
     for command, parser in parsers().items():  # each command line, naming every spelling of the flag
         if command not in setting.commands:
             continue
-        for flag in setting.flags:
+        for flag in setting.flags_for(command):
             line = parse_error(parser, [flag, typed], capsys)
             assert line.startswith(f"{parser.prog}: error: {flag} {problem}"), line
             checked += 1
@@ -180,7 +180,7 @@ def test_each_setting_of_the_table_is_known_to_each_entry_point(setting: Setting
     for command, parser in parsers().items():
         options = {s for action in parser._actions for s in action.option_strings}
         if command in setting.commands:
-            assert set(setting.flags) <= options, (command, setting.flags)
+            assert set(setting.flags_for(command)) <= options, (command, setting.flags_for(command))
             if not setting.by_hand:
                 assert getattr(parser.parse_args([setting.flags[0], shown]), setting.dest) == value
         else:

@@ -152,7 +152,7 @@ def check_model_file(raw: str) -> Path:
 
 
 _FLAG_NAMES = {flag.lstrip("-").replace("-", "_"): spec.config_key
-               for spec in FIELDS for flag in spec.flags if flag.startswith("--")}
+               for spec in FIELDS for flag in (*spec.flags, *(a for _, a in spec.aliases)) if flag.startswith("--")}
 """A flag's name written as a key ("temp", "ctx_size"): the key it means."""
 
 

@@ -18,7 +18,7 @@ Adding a setting: add a ``Setting`` here; the flags, the request field and the c
 field follow from it. A new sampling setting also needs its ``SamplingParams`` field (and
 its use in the sampler); one with a config key, its ``Settings`` field in the TUI.
 
-Plain Python: nothing here imports numpy or Textual.
+Plain Python: this module imports neither numpy nor Textual itself.
 """
 
 from __future__ import annotations

@@ -55,6 +55,8 @@ from typing import Any, Callable, Sequence
 
 from .errors import CodeupError, UsageError, printable
 from .generate import GenerationHandle, StopReason, StopStringFilter
+from .settings import SAMPLING_SETTINGS, extra_request_fields
+from .settings import request_fields as setting_fields
 
 API_KEY_ENVS = ("CODEUP_API_KEY", "OPENAI_API_KEY")
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -74,8 +76,7 @@ MAX_STOP_STRINGS = 4  # OpenAI's limit on `stop`
 MAX_LINE = 1 << 20  # one event line longer than this is not a sane server
 MAX_BODY = 16 << 20
 # llama.cpp's fields, not OpenAI's: sent until a server refuses them.
-EXTRA_FIELDS = ("top_k", "min_p", "repeat_penalty", "repeat_last_n", "n_keep", "cache_prompt", "parse_special",
-                "stream_options")
+EXTRA_FIELDS = (*extra_request_fields(), "n_keep", "cache_prompt", "parse_special", "stream_options")
 
 
 class RemoteError(CodeupError):
@@ -479,22 +480,12 @@ def estimate_tokens(text: str, add_bos: bool = False) -> int:
 def request_fields(params: Any, max_tokens: int, stop: Sequence[str], parse_special: bool = False,
                    keep: int | None = None) -> tuple[dict, dict]:
     """The OpenAI fields and llama.cpp's extra ones for these settings (SamplingParams or None)."""
-    standard: dict[str, Any] = {"stream": True}
-    extra: dict[str, Any] = {"cache_prompt": True, "parse_special": parse_special,
-                             "stream_options": {"include_usage": True}}
+    values: dict[str, Any] = {"max_tokens": max_tokens}
     if params is not None:
-        standard["temperature"] = max(float(params.temperature), 0.0)
-        standard["top_p"] = float(params.top_p)
-        if params.frequency_penalty:
-            standard["frequency_penalty"] = float(params.frequency_penalty)
-        if params.presence_penalty:
-            standard["presence_penalty"] = float(params.presence_penalty)
-        if params.seed is not None and params.seed >= 0:
-            standard["seed"] = int(params.seed)
-        extra.update(top_k=int(params.top_k), min_p=float(params.min_p),
-                     repeat_penalty=float(params.repeat_penalty), repeat_last_n=int(params.repeat_last_n))
-    if max_tokens >= 0:
-        standard["max_tokens"] = int(max_tokens)
+        values.update((s.name, getattr(params, s.name)) for s in SAMPLING_SETTINGS)
+    standard, extra = setting_fields(values)  # the names and their mapping: engine/settings.py
+    standard["stream"] = True
+    extra.update({"cache_prompt": True, "parse_special": parse_special, "stream_options": {"include_usage": True}})
     stops = [s for s in stop if s][:MAX_STOP_STRINGS]
     if stops:
         standard["stop"] = stops

@@ -52,11 +52,14 @@ from typing import NamedTuple
 import numpy as np
 
 from engine.errors import UsageError
+from engine.settings import SAMPLING_SETTINGS, SETTINGS_BY_NAME, SettingError
 
 #: The samplers applied to the logits, in order (see the module docstring).
 CHAIN: tuple[str, ...] = ("penalties", "top_k", "top_p", "min_p", "temperature", "dist")
 #: The chain as one line, e.g. for a log or the README.
 CHAIN_TEXT = " -> ".join(CHAIN)
+
+_DEFAULTS = {setting.name: setting.default for setting in SAMPLING_SETTINGS}
 
 # Below this many candidates per kept token the block-maximum prefilter of _top_indices
 # is not worth it.
@@ -65,7 +68,8 @@ _PREFILTER_GROUPS = 1024
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """The sampling options, with llama.cpp's current defaults (``common_params_sampling``).
+    """The sampling options, with llama.cpp's current defaults (``common_params_sampling``);
+    the defaults and ranges are engine/settings.py's.
 
     temperature: 0 or below = greedy (llama.cpp clamps a negative ``--temp`` to 0).
     top_k: <= 0 = all tokens. top_p, min_p: in [0, 1]; top_p = 1 and min_p = 0 turn them off.
@@ -77,40 +81,34 @@ class SamplingParams:
     as 1, as in llama.cpp).
     """
 
-    temperature: float = 0.8
-    top_k: int = 40
-    top_p: float = 0.95
-    min_p: float = 0.05
-    repeat_penalty: float = 1.0
-    repeat_last_n: int = 64
-    frequency_penalty: float = 0.0
-    presence_penalty: float = 0.0
-    seed: int | None = None
+    temperature: float = _DEFAULTS["temperature"]
+    top_k: int = _DEFAULTS["top_k"]
+    top_p: float = _DEFAULTS["top_p"]
+    min_p: float = _DEFAULTS["min_p"]
+    repeat_penalty: float = _DEFAULTS["repeat_penalty"]
+    repeat_last_n: int = _DEFAULTS["repeat_last_n"]
+    frequency_penalty: float = _DEFAULTS["frequency_penalty"]
+    presence_penalty: float = _DEFAULTS["presence_penalty"]
+    seed: int | None = _DEFAULTS["seed"]
     min_keep: int = 1
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit); -inf bans it
 
     def __post_init__(self) -> None:
         self.validate()
+        for setting in SAMPLING_SETTINGS:  # as their kind: a JSON 40.0 is top_k 40
+            object.__setattr__(self, setting.name, setting.check(getattr(self, setting.name)))
 
     def validate(self) -> None:
-        """Raise UsageError, with one line naming the first bad value, if any is out of range."""
-        for name in ("temperature", "frequency_penalty", "presence_penalty"):
-            _real(name, getattr(self, name))
-        for name in ("top_p", "min_p"):
-            value = _real(name, getattr(self, name))
-            if not 0.0 <= value <= 1.0:
-                raise UsageError(f"{name} must be between 0 and 1, got {value!r}")
-        penalty = _real("repeat_penalty", self.repeat_penalty)
-        if penalty <= 0.0:
-            raise UsageError(f"repeat_penalty must be greater than 0 (1.0 = off), got {penalty!r}")
-        _integer("top_k", self.top_k)
-        last_n = _integer("repeat_last_n", self.repeat_last_n)
-        if last_n < -1:
-            raise UsageError(f"repeat_last_n must be -1 (whole context), 0 (off) or more, got {last_n}")
+        """Raise UsageError, with one line naming the first bad value, if any is out of range
+        (the ranges are engine/settings.py's, the same for every entry point)."""
+        for setting in SAMPLING_SETTINGS:
+            try:
+                setting.check(getattr(self, setting.name))
+            except SettingError as exc:
+                raise UsageError(f"{setting.name} {exc}") from None
         min_keep = _integer("min_keep", self.min_keep)
         if min_keep < 0:
             raise UsageError(f"min_keep must be 0 or more, got {min_keep}")
-        _check_seed(self.seed)
         for pair in self.logit_bias:
             if not isinstance(pair, tuple) or len(pair) != 2:
                 raise UsageError(f"logit_bias entries must be (token id, bias) pairs, got {pair!r}")
@@ -133,15 +131,6 @@ class SamplingParams:
         )
 
 
-def _real(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise UsageError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise UsageError(f"{name} must be a finite number, got {value!r}")
-    return value
-
-
 def _integer(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise UsageError(f"{name} must be a whole number, got {value!r}")
@@ -149,11 +138,10 @@ def _integer(name: str, value: object) -> int:
 
 
 def _check_seed(seed: object) -> None:
-    if seed is None:
-        return
-    value = _integer("seed", seed)
-    if value < -1:
-        raise UsageError(f"seed must be 0 or more (-1 or none = random), got {value}")
+    try:
+        SETTINGS_BY_NAME["seed"].check(seed)
+    except SettingError as exc:
+        raise UsageError(f"seed {exc}") from None
 
 
 def _resolve_seed(seed: int | None) -> int:

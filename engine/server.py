@@ -28,7 +28,8 @@ only what is new.
 
 Sampling fields: OpenAI's (temperature, top_p, max_tokens, stop, seed, frequency_penalty,
 presence_penalty) and llama.cpp's (top_k, min_p, repeat_penalty, repeat_last_n, n_predict,
-n_keep, parse_special); a field not given takes the engine's default (`codeup run`'s).
+n_keep, parse_special); a field not given takes the engine's default (`codeup run`'s). Their
+names, ranges and defaults are engine/settings.py's, shared with the command lines.
 `max_tokens` absent: until the model stops, as llama.cpp's server does. Errors answer with
 OpenAI's shape, {"error": {"message", "type", "code"}}.
 
@@ -73,6 +74,7 @@ from .fim import find_fim_tokens, infill_tokens
 from .generate import GenerationHandle, Generator, StopReason
 from .model import Model
 from .sampling import SamplingParams
+from .settings import SettingError, request_values, sampling_values
 from .speculative import DraftParams
 from .chat_template import ChatTemplate
 from .templates import PromptTemplate, Turn
@@ -93,7 +95,6 @@ MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a request body; real one
 PROMPT_BYTES_PER_TOKEN = 32
 # Sampling numbers beyond this overflow the samplers' float32 arithmetic (a penalty of
 # 1e308 becomes inf); no useful setting comes near it.
-MAX_SAMPLING_MAGNITUDE = 1e6
 
 
 class HTTPError(Exception):
@@ -390,14 +391,6 @@ class CodeupServer:
         if not 1 <= n <= MAX_CHOICES or (native and n != 1):
             raise HTTPError(400, f"'n' must be between 1 and {MAX_CHOICES}" if not native
                             else "'n' is not a field of /completion and /infill: use /v1/completions")
-        max_tokens = -1
-        for name in ("max_tokens", "max_completion_tokens", "n_predict"):
-            value = _get(body, name, int, None)
-            if value is not None:
-                if value < -1:
-                    raise HTTPError(400, f"'{name}' must be -1 (until the end) or a count of tokens")
-                max_tokens = value
-                break
         stop = body.get("stop")
         if isinstance(stop, str):
             stop = [stop]
@@ -405,23 +398,15 @@ class CodeupServer:
             stop = []
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > MAX_STOP_STRINGS:
             raise HTTPError(400, f"'stop' must be a string or a list of at most {MAX_STOP_STRINGS} strings")
-        defaults = SamplingParams()
-        values: dict[str, Any] = {}
-        for name, kind, key in (
-            ("temperature", float, "temperature"), ("top_p", float, "top_p"), ("top_k", int, "top_k"),
-            ("min_p", float, "min_p"), ("repeat_penalty", float, "repeat_penalty"),
-            ("repeat_last_n", int, "repeat_last_n"), ("frequency_penalty", float, "frequency_penalty"),
-            ("presence_penalty", float, "presence_penalty"),
-        ):
-            values[key] = _get(body, name, kind, getattr(defaults, key))
-            if kind is float and abs(values[key]) > MAX_SAMPLING_MAGNITUDE:
-                raise HTTPError(400, f"'{name}' must be between {-MAX_SAMPLING_MAGNITUDE:g} and "
-                                     f"{MAX_SAMPLING_MAGNITUDE:g}, got {values[key]:g}")
-        seed = _get(body, "seed", int, None)
-        values["seed"] = None if seed is None or seed < 0 else seed
-        values["logit_bias"] = self._logit_bias(body.get("logit_bias"))
+        try:  # the sampling fields, max_tokens and seed: engine/settings.py's names and ranges
+            values = request_values(body)
+        except SettingError as e:
+            raise HTTPError(400, str(e)) from None
+        max_tokens = values.pop("max_tokens")
+        if values["seed"] is not None and values["seed"] < 0:
+            values["seed"] = None  # -1: a random seed (None: `n` answers do not count up from it)
         try:
-            params = SamplingParams(**values)
+            params = SamplingParams(**sampling_values(values), logit_bias=self._logit_bias(body.get("logit_bias")))
         except UsageError as e:
             raise HTTPError(400, str(e)) from None
         keep = _get(body, "n_keep", int, None)

@@ -193,7 +193,7 @@ def test_chat_with_earlier_turns_and_a_system_message(client, model_id):
 
 
 def test_bad_requests_are_400_with_a_message(client, model_id, served):
-    with pytest.raises(openai.BadRequestError, match="top_p must be between 0 and 1"):
+    with pytest.raises(openai.BadRequestError, match="'top_p' must be between 0 and 1, got 5"):
         client.completions.create(model=model_id, prompt="x", top_p=5.0)
     with pytest.raises(openai.BadRequestError, match="more than the context of 4096"):
         client.completions.create(model=model_id, prompt="word " * 5000, max_tokens=1)

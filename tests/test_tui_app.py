@@ -343,7 +343,7 @@ def test_bad_generation_options_are_one_line_errors(capsys):
     code, _out, err = run_main(capsys, str(DEMO), "--template", "nope")
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("codeup-tui: error: no prompt template named 'nope' (known: alpaca")
-    code, _out, err = run_main(capsys, str(DEMO), "--max-tokens", "0")
-    assert (code, err) == (2, "codeup-tui: error: --max-tokens must be -1 or at least 1, got 0\n")
+    code, _out, err = run_main(capsys, str(DEMO), "--max-tokens", "-2")
+    assert (code, err) == (2, "codeup-tui: error: --max-tokens must be -1 (until the end) or more, got -2\n")
     code, _out, err = run_main(capsys, str(DEMO), "--threads", "0")
-    assert (code, err) == (2, "codeup-tui: error: --threads must be at least 1, got 0\n")
+    assert (code, err) == (2, "codeup-tui: error: --threads must be between 1 and 1024, got 0\n")

@@ -18,8 +18,8 @@ Layout of the package (posting/harlequin style):
   (All plain Python, no Textual.)
 
 ``tui`` talks to the engine only through ``engine.errors``, ``engine.default_model``,
-``engine.load_model``, ``engine.templates``, ``engine.chat_template``, ``engine.sampling`` and (lazily, inside
-``LocalBackend``) ``engine.generate``; ``engine`` never imports Textual.
+``engine.load_model``, ``engine.templates``, ``engine.chat_template``, ``engine.sampling``,
+``engine.settings`` and (lazily, inside ``LocalBackend``) ``engine.generate``; ``engine`` never imports Textual.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Argument and config file problems print one line, ``codeup-tui: error: <message>
 stderr and exit with status 2, before the terminal is switched to the app. Textual is
 imported only once the arguments and the settings are good (the key remapping is checked
 against the app's bindings, so after that import). Flags win over the config file, which
-wins over the defaults.
+wins over the defaults; the settings' flags, ranges and defaults are engine/settings.py's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from tui import __version__
 
-if TYPE_CHECKING:  # tui.config imports the engine (numpy): only once the flags parse
+if TYPE_CHECKING:
     from tui.config import Config, Settings
 
 PROG = "codeup-tui"
@@ -28,12 +28,14 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but every error is one line (no usage block) and exits with 2."""
 
     def error(self, message: str) -> NoReturn:
-        from engine.terminal_text import printable  # the engine (numpy) only now: see the module's doc
+        from engine.terminal_text import printable
 
         self.exit(2, f"{self.prog}: error: {printable(' '.join(message.split()))}\n")
 
 
 def build_parser() -> ArgumentParser:
+    from engine.settings import TUI, add_flags
+
     parser = ArgumentParser(
         prog=PROG,
         description="A keyboard-driven terminal coding assistant running a local model. "
@@ -47,7 +49,7 @@ def build_parser() -> ArgumentParser:
         help="the project directory to work on (default: the current directory)",
     )
     parser.add_argument(
-        "--model",
+        "-m", "--model",
         metavar="PATH",
         help="a model file (GGUF, or GGML v3); default: the default model, "
         "downloaded once and cached",
@@ -67,30 +69,18 @@ def build_parser() -> ArgumentParser:
                         help="with --endpoint: seconds the server may stay silent before the answer "
                         "fails (default: 300)")
     parser.add_argument(
-        "--template",
+        "--template", "--chat-template",
         metavar="NAME",
         help="prompt template (default: model, the model file's own chat template, alpaca for a file without "
         "one; see `codeup run --help` and templates/)",
     )
-    parser.add_argument("-c", "--ctx-size", "--ctx", dest="ctx_size", type=int, metavar="N",
-                        help="context size in tokens (default: the model's, at most 4096)")
-    parser.add_argument("-t", "--threads", type=int, metavar="N", help="CPU threads (default: all)")
     parser.add_argument("--lora", action="append", dest="lora", metavar="FILE", type=lambda p: (p, 1.0),
                         help="apply a LoRA adapter (GGUF adapter file; repeatable; replaces the config's lora)")
     parser.add_argument("--lora-scaled", action="append", dest="lora", nargs=2, metavar=("FILE", "SCALE"),
                         help="apply a LoRA adapter at a scale (repeatable)")
-    parser.add_argument("-n", "--max-tokens", type=int, metavar="N",
-                        help="most tokens per answer (default: -1, until the model stops; a quarter "
-                        "of the context is then kept free for the answer)")
-    parser.add_argument("--draft-max", type=int, metavar="N",
-                        help="speculative decoding: most tokens guessed from the prompt and verified in one "
-                        "batch per step, the same text faster; 0 = off (default: 16)")
-    parser.add_argument("--temp", type=float, metavar="T", help="sampling temperature; 0 = greedy (default: 0.8)")
-    parser.add_argument("--top-k", type=int, metavar="K", help="top-k; 0 = off (default: 40)")
-    parser.add_argument("--top-p", type=float, metavar="P", help="top-p, 0 to 1; 1 = off (default: 0.95)")
-    parser.add_argument("--min-p", type=float, metavar="P", help="min-p, 0 to 1; 0 = off (default: 0.05)")
-    parser.add_argument("--repeat-penalty", type=float, metavar="R", help="repeat penalty; 1 = off (default: 1)")
-    parser.add_argument("--seed", type=int, metavar="N", help="sampling seed (default: random)")
+    # context size, threads, sampling, max tokens, drafting: engine/settings.py's flags, checked
+    # as they are parsed; None when not given (the config file's value, else the default)
+    add_flags(parser, TUI, defaults=False)
     parser.add_argument("--config", metavar="PATH",
                         help="the config file (default: $CODEUP_TUI_CONFIG, else "
                         "$XDG_CONFIG_HOME/codeup-tui/config.toml)")
@@ -98,20 +88,13 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-FLAG_FIELDS = {
-    "model": "model",
-    "ctx_size": "n_ctx",
-    "threads": "threads",
-    "template": "template",
-    "temp": "temperature",
-    "top_k": "top_k",
-    "top_p": "top_p",
-    "min_p": "min_p",
-    "repeat_penalty": "repeat_penalty",
-    "max_tokens": "max_tokens",
-    "draft_max": "draft_max",
-}
-"""argparse dest -> the setting it overrides."""
+def flag_fields() -> dict[str, str]:
+    """argparse dest -> the setting it overrides (engine/settings.py's flags with a config key)."""
+    from engine.settings import SETTINGS, TUI
+
+    return {s.dest: s.name for s in SETTINGS if TUI in s.commands and s.config_key}
+
+
 
 
 def check_project_dir(raw: str) -> Path:
@@ -125,26 +108,15 @@ def check_project_dir(raw: str) -> Path:
 
 
 def flag_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The settings given as flags, checked (ValueError naming the flag).
+    """The settings given as flags (their values were checked as they were parsed).
 
     --model and --template are checked later, with the file and the template themselves.
     """
-    from tui.config import FIELDS_BY_NAME, check_value
-
     overrides: dict[str, object] = {}
-    for dest, name in FLAG_FIELDS.items():
+    for dest, name in flag_fields().items():
         value = getattr(args, dest)
-        if value is None:
-            continue
-        if name == "model":
-            overrides[name] = Path(value)
-        elif name == "template":
-            overrides[name] = value
-        else:
-            try:
-                overrides[name] = check_value(name, value)
-            except ValueError as exc:
-                raise ValueError(f"{FIELDS_BY_NAME[name].flag} {exc}") from None
+        if value is not None:
+            overrides[name] = Path(value) if name == "model" else value
     return overrides
 
 

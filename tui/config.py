@@ -2,7 +2,7 @@
 
 ``$XDG_CONFIG_HOME/codeup-tui/config.toml`` (``~/.config/codeup-tui/config.toml``), or the
 file named by ``--config`` or ``$CODEUP_TUI_CONFIG``. Top-level keys are the settings
-(``FIELDS``); the ``[keys]`` table maps binding ids (shown by F1) to key strings::
+(``FIELDS``, from engine/settings.py); the ``[keys]`` table maps binding ids (shown by F1) to key strings::
 
     model = "~/models/codeup-llama-2-13b.Q4_K_M.gguf"
     temperature = 0.2
@@ -20,13 +20,12 @@ Plain Python, no Textual: the command line loads the file before Textual is impo
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import stat
 import string
 import tomllib
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,8 @@ from typing import Any
 from engine.atomic_file import atomic_write_bytes
 from engine.errors import CodeupError, printable
 from engine.sampling import SamplingParams
+from engine.settings import CONFIG_SETTINGS, Setting, format_number, show
 from engine.speculative import DraftParams
-from engine.chat_template import MODEL_TEMPLATE
-from engine.templates import load_template, template_names
 
 CONFIG_ENV = "CODEUP_TUI_CONFIG"
 """An environment variable naming the config file (``--config`` wins over it)."""
@@ -70,8 +68,13 @@ def config_path(flag: str | None = None) -> tuple[Path, bool]:
 
 # -- the settings ------------------------------------------------------------------------
 
-_ENGINE = SamplingParams()  # the engine's sampling defaults (llama.cpp's)
-SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty")
+# The settings, their ranges, defaults and flags are engine/settings.py's (one table for
+# the command lines, this file, the F2 form, the server and the remote client).
+FIELDS: tuple[Setting, ...] = CONFIG_SETTINGS
+"""The settings of the file (its keys), in the order the F2 form shows them."""
+FIELDS_BY_NAME = {spec.config_key: spec for spec in FIELDS}
+_DEFAULTS = {spec.name: spec.default for spec in FIELDS}
+SAMPLING_FIELDS = tuple(spec.name for spec in FIELDS if spec.sampling)
 """The SamplingParams fields a user sets (the others keep the engine's defaults)."""
 RESTART_FIELDS = ("model", "n_ctx", "threads")
 """Fields read when the model is loaded: a change applies when codeup-tui restarts."""
@@ -79,24 +82,25 @@ RESTART_FIELDS = ("model", "n_ctx", "threads")
 
 @dataclass(frozen=True)
 class Settings:
-    """What a user can set. None means "the default the engine picks"."""
+    """What a user can set (a field per config setting of engine/settings.py). None means
+    "the default the engine picks"."""
 
-    model: Path | None = None
+    model: Path | None = _DEFAULTS["model"]
     """The model file (as written: ``~`` is kept); None: the default model."""
-    n_ctx: int | None = None
+    n_ctx: int | None = _DEFAULTS["n_ctx"]
     """Context size in tokens; None: the model's, at most 4096."""
-    threads: int | None = None
+    threads: int | None = _DEFAULTS["threads"]
     """CPU threads; None: all cores."""
-    template: str = MODEL_TEMPLATE
+    template: str = _DEFAULTS["template"]
     """The prompt format: `model` (the model file's chat template; alpaca without one) or a template's name."""
-    temperature: float = _ENGINE.temperature
-    top_k: int = _ENGINE.top_k
-    top_p: float = _ENGINE.top_p
-    min_p: float = _ENGINE.min_p
-    repeat_penalty: float = _ENGINE.repeat_penalty
-    max_tokens: int = -1
+    temperature: float = _DEFAULTS["temperature"]
+    top_k: int = _DEFAULTS["top_k"]
+    top_p: float = _DEFAULTS["top_p"]
+    min_p: float = _DEFAULTS["min_p"]
+    repeat_penalty: float = _DEFAULTS["repeat_penalty"]
+    max_tokens: int = _DEFAULTS["max_tokens"]
     """Most tokens per answer; -1: until the model stops or the context is full."""
-    draft_max: int = DraftParams().draft_max
+    draft_max: int = _DEFAULTS["draft_max"]
     """Speculative decoding: most tokens guessed from the prompt per step; 0: off."""
 
     def draft_params(self) -> DraftParams:
@@ -115,20 +119,6 @@ class Settings:
 # -- checking one value ------------------------------------------------------------------
 
 
-def _int(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be a whole number, got {_show(value)}")
-    return value
-
-
-def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"must be a number, got {_show(value)}")
-    if not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {value}")
-    return float(value)
-
-
 def _text(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be a string, got {_show(value)}")
@@ -137,18 +127,7 @@ def _text(value: object) -> str:
     return value
 
 
-def _show(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(printable(value))
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return f"a {type(value).__name__}"
-
-
-def _check_model(value: object) -> Path:
-    return Path(_text(value))
+_show = show
 
 
 def check_model_file(raw: str) -> Path:
@@ -172,139 +151,22 @@ def check_model_file(raw: str) -> Path:
     return path.resolve()
 
 
-def _check_n_ctx(value: object) -> int:
-    n = _int(value)
-    if n < 16:
-        raise ValueError(f"must be at least 16, got {n}")
-    return n
-
-
-def _check_threads(value: object) -> int:
-    n = _int(value)
-    if n < 1:
-        raise ValueError(f"must be at least 1, got {n}")
-    return n
-
-
-def _check_template(value: object) -> str:
-    name = _text(value)
-    if name == MODEL_TEMPLATE:
-        return name
-    known = [MODEL_TEMPLATE, *template_names()]
-    if name not in known:
-        raise ValueError(f"must be one of {', '.join(known)}, got {printable(name)!r}")
-    try:
-        load_template(name)
-    except CodeupError as exc:
-        raise ValueError(f"names a broken template: {' '.join(str(exc).split())}") from None
-    return name
-
-
-def _check_temperature(value: object) -> float:
-    t = _number(value)
-    if t < 0:
-        raise ValueError(f"must be 0 (greedy) or more, got {value}")
-    return t
-
-
-def _check_top_k(value: object) -> int:
-    k = _int(value)
-    if k < 0:
-        raise ValueError(f"must be 0 (off) or more, got {k}")
-    return k
-
-
-def _check_probability(value: object) -> float:
-    p = _number(value)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"must be between 0 and 1, got {value}")
-    return p
-
-
-def _check_repeat_penalty(value: object) -> float:
-    r = _number(value)
-    if r <= 0:
-        raise ValueError(f"must be greater than 0 (1 = off), got {value}")
-    return r
-
-
-def _check_max_tokens(value: object) -> int:
-    n = _int(value)
-    if n == 0 or n < -1:
-        raise ValueError(f"must be -1 or at least 1, got {n}")
-    return n
-
-
-def _check_draft_max(value: object) -> int:
-    n = _int(value)
-    if not 0 <= n <= 256:
-        raise ValueError(f"must be between 0 (off) and 256, got {n}")
-    return n
-
-
-@dataclass(frozen=True)
-class Field:
-    """One setting: its TOML key (= the Settings attribute), how it is checked and shown."""
-
-    name: str
-    label: str
-    flag: str
-    """The command-line flag that overrides it (named in the flag's error messages)."""
-    check: Callable[[object], Any]
-    """Returns the value, or raises ValueError with the problem ("must be ..., got ...")."""
-    kind: type
-    hint: str
-    """What the default is, or what a value means (shown beside the field)."""
-
-
-FIELDS: tuple[Field, ...] = (
-    Field("model", "Model file", "--model", _check_model, Path, "empty: default model"),
-    Field("n_ctx", "Context size", "--ctx-size", _check_n_ctx, int, "empty: model's, ≤ 4096"),
-    Field("threads", "Threads", "--threads", _check_threads, int, "empty: all cores"),
-    Field("template", "Template", "--template", _check_template, str,
-          f"default {MODEL_TEMPLATE} (its own)"),
-    Field("temperature", "Temperature", "--temp", _check_temperature, float,
-          f"0 = greedy; default {_ENGINE.temperature:g}"),
-    Field("top_k", "Top-k", "--top-k", _check_top_k, int, f"0 = off; default {_ENGINE.top_k}"),
-    Field("top_p", "Top-p", "--top-p", _check_probability, float, f"0 to 1; default {_ENGINE.top_p:g}"),
-    Field("min_p", "Min-p", "--min-p", _check_probability, float, f"0 to 1; default {_ENGINE.min_p:g}"),
-    Field("repeat_penalty", "Repeat penalty", "--repeat-penalty", _check_repeat_penalty, float,
-          f"1 = off; default {_ENGINE.repeat_penalty:g}"),
-    Field("max_tokens", "Max tokens", "--max-tokens", _check_max_tokens, int, "-1: until done"),
-    Field("draft_max", "Draft tokens", "--draft-max", _check_draft_max, int,
-          f"0 = off; default {DraftParams().draft_max}"),
-)
-FIELDS_BY_NAME = {f.name: f for f in FIELDS}
-_FLAG_NAMES = {f.flag.lstrip("-").replace("-", "_"): f.name for f in FIELDS} | {"ctx": "n_ctx"}
+_FLAG_NAMES = {flag.lstrip("-").replace("-", "_"): spec.config_key
+               for spec in FIELDS for flag in (*spec.flags, *(a for _, a in spec.aliases)) if flag.startswith("--")}
 """A flag's name written as a key ("temp", "ctx_size"): the key it means."""
 
 
 def check_value(name: str, value: object) -> Any:
-    """The checked value of setting ``name``; ValueError with the problem otherwise."""
+    """The checked value of setting ``name``; ValueError (SettingError) with the problem otherwise."""
     return FIELDS_BY_NAME[name].check(value)
 
 
 def parse_text(name: str, text: str) -> Any:
     """A setting typed as text (the settings screen); empty: None (its default).
 
-    ValueError with the problem for anything else that is not a valid value.
+    ValueError (SettingError) with the problem for anything else that is not a valid value.
     """
-    spec = FIELDS_BY_NAME[name]
-    text = text.strip()
-    if not text:
-        return None
-    value: object = text
-    if spec.kind is int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"must be a whole number, got {printable(text)!r}") from None
-    elif spec.kind is float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"must be a number, got {printable(text)!r}") from None
-    return spec.check(value)
+    return FIELDS_BY_NAME[name].parse_text(text)
 
 
 def format_value(value: object) -> str:
@@ -312,7 +174,7 @@ def format_value(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+        return format_number(value)
     return str(value)
 
 

@@ -150,8 +150,7 @@ def add_draft_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--spec-type", choices=SPEC_TYPES, default=d.spec_type,
                    help=f"how to guess: ngram (look the last tokens up in the prompt and earlier answers) "
                    f"or none (default {d.spec_type})")
-    g.add_argument("--draft-max", "--draft", "--draft-n", dest="draft_max", type=int, default=d.draft_max,
-                   metavar="N", help=f"at most N guessed tokens per step; 0 turns drafting off (default {d.draft_max})")
+    # --draft-max is a setting (engine/settings.py): the commands add it with the others
     g.add_argument("--draft-min", type=int, default=d.draft_min, metavar="N",
                    help=f"guess only when at least N tokens can be guessed (default {d.draft_min})")
     g.add_argument("--draft-ngram-min", type=int, default=d.ngram_min, metavar="N",

@@ -16,6 +16,7 @@ YELLOW, GREEN, RESET = "\x1b[33m", "\x1b[1;32m", "\x1b[0m"
 
 
 def add_parser(sub) -> None:
+    from ..settings import RUN, add_flags
     from .options import add_draft_options, add_llama_cpp_options, add_lora_options, add_model_overrides
 
     p = sub.add_parser(
@@ -40,18 +41,8 @@ def add_parser(sub) -> None:
                    help="keep backslashes in -p, -r, --in-prefix and --in-suffix as written")
     p.add_argument("--no-parse-special", action="store_true",
                    help="keep special-token text in -p/-f (<|im_start|>, </s>) as plain text, not its token")
-    p.add_argument("-n", "--n-predict", type=int, default=-1, metavar="N", help="tokens to generate (-1: until the end, default)")
-    p.add_argument("-c", "--ctx-size", type=int, metavar="N", help="context size (default: the model's, at most 4096)")
-    p.add_argument("-t", "--threads", type=int, metavar="N", help="threads (default: all cores)")
-    p.add_argument("--temp", type=float, default=0.8, help="temperature; 0 = greedy (default 0.8)")
-    p.add_argument("--top-k", type=int, default=40, help="top-k (default 40; 0 = off)")
-    p.add_argument("--top-p", type=float, default=0.95, help="top-p (default 0.95; 1 = off)")
-    p.add_argument("--min-p", type=float, default=0.05, help="min-p (default 0.05; 0 = off)")
-    p.add_argument("--repeat-penalty", type=float, default=1.0, help="repeat penalty (default 1.0 = off; the seed used 1.1)")
-    p.add_argument("--repeat-last-n", type=int, default=64, help="tokens the repeat penalty looks back (default 64; -1 = context)")
-    p.add_argument("--frequency-penalty", type=float, default=0.0)
-    p.add_argument("--presence-penalty", type=float, default=0.0)
-    p.add_argument("-s", "--seed", type=int, help="random seed (default: random)")
+    g = p.add_argument_group("generation and sampling (engine/settings.py; the same ranges as the config file and the server)")
+    add_flags(g, RUN)
     p.add_argument("--template", "--chat-template", metavar="NAME",
                    help="prompt template: model (the model file's own chat template, alpaca for a file without "
                    "one; the default of -i), alpaca, chatml, llama-2-chat (llama2), or your own (templates/)")
@@ -77,12 +68,9 @@ def add_parser(sub) -> None:
 
 def _sampling(args):
     from ..sampling import SamplingParams
+    from ..settings import RUN, flag_values, sampling_values
 
-    return SamplingParams(
-        temperature=args.temp, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
-        repeat_penalty=args.repeat_penalty, repeat_last_n=args.repeat_last_n,
-        frequency_penalty=args.frequency_penalty, presence_penalty=args.presence_penalty, seed=args.seed,
-    )
+    return SamplingParams(**sampling_values(flag_values(args, RUN)))
 
 
 def _check(args) -> None:
@@ -90,12 +78,7 @@ def _check(args) -> None:
         from ..remote import base_url_from_env
 
         args.endpoint = base_url_from_env()  # OpenAI's clients' variable: the server to use
-    if args.n_predict < -1:
-        raise UsageError(f"-n {args.n_predict}: use -1 (until the end) or a count of tokens")
-    if args.ctx_size is not None and not 1 <= args.ctx_size <= 1 << 20:
-        raise UsageError(f"-c {args.ctx_size}: the context size must be between 1 and {1 << 20}")
-    if args.threads is not None and not 1 <= args.threads <= 1024:
-        raise UsageError(f"-t {args.threads}: threads must be between 1 and 1024")
+    # -n, -c, -t and the sampling flags were checked as they were parsed (engine/settings.py)
     if args.endpoint is not None:
         if args.model is not None:
             raise UsageError("-m and --endpoint: give one (a model file here, or a server)")

@@ -19,6 +19,7 @@ DEFAULT_PARALLEL = 4  # llama.cpp's -np default (batching.DEFAULT_SLOTS; not imp
 
 
 def add_parser(sub) -> None:
+    from ..settings import SERVE, add_flags
     from .options import add_draft_options, add_llama_cpp_options, add_lora_options, add_model_overrides
 
     p = sub.add_parser(
@@ -39,8 +40,7 @@ def add_parser(sub) -> None:
                    help="prompt template for /v1/chat/completions (default: model, the model file's own chat "
                    "template, alpaca for a file without one)")
     p.add_argument("--chat-template-file", metavar="FILE", help="a Jinja chat template to use instead")
-    p.add_argument("-c", "--ctx-size", type=int, metavar="N", help="context size (default: the model's, at most 4096)")
-    p.add_argument("-t", "--threads", type=int, metavar="N", help="threads (default: all cores)")
+    add_flags(p, SERVE)  # -c, -t, --draft-max: engine/settings.py
     p.add_argument("-np", "--parallel", type=int, metavar="N",
                    help=f"requests generated at once, batched in one pass, each in its slot with its share of -c "
                    f"(default {DEFAULT_PARALLEL}, sharing all of -c as with --kv-unified)")
@@ -67,15 +67,11 @@ def _check(args) -> str | None:
         raise UsageError(f"--port {args.port}: use 0 (any free port) to 65535")
     if args.max_queue < 0:
         raise UsageError(f"--max-queue {args.max_queue}: use 0 or more")
-    if args.ctx_size is not None and not 1 <= args.ctx_size <= 1 << 20:
-        raise UsageError(f"-c {args.ctx_size}: the context size must be between 1 and {1 << 20}")
     if args.parallel is not None and not 1 <= args.parallel <= 256:
         raise UsageError(f"-np {args.parallel}: the number of parallel sequences must be between 1 and 256")
     split = args.parallel is not None and not args.kv_unified
     if split and args.ctx_size is not None and args.ctx_size < args.parallel:
         raise UsageError(f"-c {args.ctx_size} is too small to split over -np {args.parallel} slots")
-    if args.threads is not None and not 1 <= args.threads <= 1024:
-        raise UsageError(f"-t {args.threads}: threads must be between 1 and 1024")
     if not is_loopback(args.host) and not args.allow_external:
         raise UsageError(f"--host {args.host} can be reached from other machines: add --allow-external to "
                          "serve them (and set --api-key)")

@@ -265,12 +265,13 @@ def project(w: QuantMatrix, x: np.ndarray) -> np.ndarray:
     return project_many((w,), x)[0]
 
 
-def project_many(ws: tuple[QuantMatrix, ...], x: np.ndarray) -> list[np.ndarray]:
+def project_many(ws: tuple[QuantMatrix, ...], x: np.ndarray, rounded: dict[str, tuple] | None = None) -> list[np.ndarray]:
     """W·x for each W of `ws`, rounding x once per kind of activation they take (Q, K and V
-    share one rounding of their input, gate and up another)."""
+    share one rounding of their input, gate and up another). `rounded`: roundings of this
+    same x already made (filled in as it goes), for callers projecting one x in several calls."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     n_tok = x.shape[0]
-    rounded: dict[str, tuple] = {}
+    rounded = {} if rounded is None else rounded
     out = []
     for w in ws:
         lora, w = (w, w.base) if isinstance(w, LoraProjection) else (None, w)
@@ -388,6 +389,14 @@ def moe_feed_forward(moe: MoEWeights, m: np.ndarray) -> np.ndarray:
     added in the order of the choice (best first), as llama.cpp adds its expert views."""
     n = len(m)
     chosen, weights = route(moe.router, m, moe.n_used)
+    if n == 1:  # a generated token: no grouping, and m rounded once for all its experts
+        rounded: dict[str, tuple] = {}
+        total = None
+        for slot, e in enumerate(chosen[0]):
+            gate, up = project_many((moe.gate[e], moe.up[e]), m, rounded)
+            y = project(moe.down[e], swiglu(gate, up)) * weights[0, slot]
+            total = y if total is None else total + y
+        return total
     outs = np.empty((n, moe.n_used, moe.down[0].n_out), dtype=np.float32)
     for e in np.unique(chosen):
         tok, slot = np.nonzero(chosen == e)

@@ -70,10 +70,10 @@ def test_moe_reads_only_the_chosen_experts(monkeypatch):
         calls: list[tuple[int, int]] = []
         real = llama.project_many
 
-        def spy(ws, x):
+        def spy(ws, x, rounded=None):
             if id(ws[0]) in expert_ids:
                 calls.append((expert_ids[id(ws[0])], len(x)))
-            return real(ws, x)
+            return real(ws, x, rounded)
 
         monkeypatch.setattr(llama, "project_many", spy)
         model.logits(tokens[:1])

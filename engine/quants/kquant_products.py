@@ -81,7 +81,7 @@ TILE = 8
 # A row's blocks are read in order, a stream the hardware prefetcher follows too late to
 # hide memory behind the decoding: asking for the lines 2 KB ahead (three per block) takes a
 # 7B Q4_K matrix from 6.3 to 11-12 GB/s on one thread (512 B and 1 KB: 10.5).
-PREFETCH_AHEAD = 2048
+PREFETCH_AHEAD = 4096
 
 
 # One decoded block against one token's 256 activations, per lane sum_c sc_c * (q_c . x_c):

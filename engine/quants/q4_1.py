@@ -11,11 +11,11 @@ from numba import njit, prange
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast
 from ._int8 import (
     dpbusd,
-    prefetch_next_group,
     i32x16_load,
     i32x16_nibbles,
     i32x16_to_f32,
     i32x16_zero,
+    prefetch_next_group,
     rows16_offsets,
     store_rows16,
     transpose_words16,

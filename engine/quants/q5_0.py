@@ -11,7 +11,6 @@ from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
 from ._int8 import (
-    prefetch_next_group,
     dpbusd,
     i32x16_bit_bytes,
     i32x16_load,
@@ -19,6 +18,7 @@ from ._int8 import (
     i32x16_splat,
     i32x16_to_f32,
     int8_group_sums,
+    prefetch_next_group,
     rows16_offsets,
     store_rows16,
     sum_lanes8,
@@ -117,11 +117,20 @@ def matmul(w, n_out, n_in, x, n_tok, out):
 # row for 16 rows (block rows turned word-wise); q - 16 is taken as q with 16 times the sum
 # of the lane's four activations subtracted. Bit for bit llama.cpp's result.
 @njit(inline="always")
-def q5_lane_sum(words, qh, k, high, first_bit, xq, xo, ysum4):
-    """S_l of 16 rows for lane l = 4 high + k: the nibbles of word k plus their fifth bits
-    (bits first_bit.. of qh), against the activations' word l."""
-    q = u8x64_or(i32x16_nibbles(i32x16_load(words, 16 * k), high), i32x16_bit_bytes(qh, first_bit))
-    return dpbusd(i32x16_splat(-16 * ysum4), q, u8x64_splat_word(xq, xo))
+def q5_lane_values(words, qh, k, high, first_bit):
+    """The 16 rows' values of lane l = 4 high + k (0..31): the nibbles of word k plus their
+    fifth bits (bits first_bit.. of qh)."""
+    return u8x64_or(i32x16_nibbles(i32x16_load(words, 16 * k), high), i32x16_bit_bytes(qh, first_bit))
+
+
+@njit(inline="always")
+def q5_block_values(words, qh):
+    """A turned block's eight lane values (q5_lane_values of lanes 0..7), decoded once for
+    every token of the batch."""
+    return (q5_lane_values(words, qh, 0, 0, 0), q5_lane_values(words, qh, 1, 0, 4),
+            q5_lane_values(words, qh, 2, 0, 8), q5_lane_values(words, qh, 3, 0, 12),
+            q5_lane_values(words, qh, 0, 1, 16), q5_lane_values(words, qh, 1, 1, 20),
+            q5_lane_values(words, qh, 2, 1, 24), q5_lane_values(words, qh, 3, 1, 28))
 
 
 @njit(parallel=True, **MATH_EXACT)
@@ -143,23 +152,14 @@ def matmul_q8_0(w, n_out, n_in, xq, xd, n_tok, out):
             transpose_words16(w, rowoff, o + 2, 1, qhw)
             transpose_words16(w, rowoff, o + 6, 4, words)
             dw = vload(dm, 0)
-            qh = i32x16_load(qhw, 0)
+            qv = q5_block_values(words, i32x16_load(qhw, 0))
             for t in range(n_tok):
                 xo = t * n_in + b * 32
                 ys = (t * nb + b) * 8
                 d = vmul(dw, vsplat(xd[t * nb + b]))
                 a = t * 128
-                lanes = (
-                    q5_lane_sum(words, qh, 0, 0, 0, xq, xo, ysum4[ys]),
-                    q5_lane_sum(words, qh, 1, 0, 4, xq, xo + 4, ysum4[ys + 1]),
-                    q5_lane_sum(words, qh, 2, 0, 8, xq, xo + 8, ysum4[ys + 2]),
-                    q5_lane_sum(words, qh, 3, 0, 12, xq, xo + 12, ysum4[ys + 3]),
-                    q5_lane_sum(words, qh, 0, 1, 16, xq, xo + 16, ysum4[ys + 4]),
-                    q5_lane_sum(words, qh, 1, 1, 20, xq, xo + 20, ysum4[ys + 5]),
-                    q5_lane_sum(words, qh, 2, 1, 24, xq, xo + 24, ysum4[ys + 6]),
-                    q5_lane_sum(words, qh, 3, 1, 28, xq, xo + 28, ysum4[ys + 7]),
-                )
-                for l in range(8):
-                    vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(lanes[l]), vload(acc, a + 16 * l)))
+                for l in range(8):  # S_l of (q - 16) * y: q with 16 times the lane's activation sum taken out
+                    s_l = dpbusd(i32x16_splat(-16 * ysum4[ys + l]), qv[l], u8x64_splat_word(xq, xo + 4 * l))
+                    vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(s_l), vload(acc, a + 16 * l)))
         for t in range(n_tok):
             store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vsplat(np.float32(0.0))), g, n_out, res)

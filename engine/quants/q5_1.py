@@ -10,22 +10,19 @@ from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
 from ._int8 import (
-    prefetch_next_group,
     dpbusd,
-    i32x16_bit_bytes,
     i32x16_load,
-    i32x16_nibbles,
     i32x16_to_f32,
     i32x16_zero,
+    prefetch_next_group,
     rows16_offsets,
     store_rows16,
     sum_lanes8,
     transpose_words16,
-    u8x64_or,
     u8x64_splat_word,
 )
 from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
-from .q5_0 import _q5_dot
+from .q5_0 import _q5_dot, q5_block_values
 
 BLOCK_ELEMS = 32
 BLOCK_BYTES = 24
@@ -110,12 +107,6 @@ def matmul_with_sums(w, n_out, n_in, x, xs, n_tok, out):
 # matvec_q8_1 with the fifth bit: per block eight integer lane sums S_l of q * y, each lane
 # acc_l = fma(d_w * d_y, S_l, acc_l), block after block; hsum_float_8 of the lanes plus
 # sum_b m_b * s_b (separate multiply and add). One lane per row for 16 rows; any batch size.
-@njit(inline="always")
-def _lane_sum(words, qh, k, high, first_bit, xq, xo):
-    q = u8x64_or(i32x16_nibbles(i32x16_load(words, 16 * k), high), i32x16_bit_bytes(qh, first_bit))
-    return dpbusd(i32x16_zero(), q, u8x64_splat_word(xq, xo))
-
-
 @njit(parallel=True, **MATH_EXACT)
 def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
     nb = n_in // 32
@@ -136,23 +127,14 @@ def matvec_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
             transpose_words16(w, rowoff, o + 8, 4, words)
             dw = vload(dm, 0)
             mw = vload(dm, 16)
-            qh = i32x16_load(qhw, 0)
+            qv = q5_block_values(words, i32x16_load(qhw, 0))  # the same five-bit values as Q5_0
             for t in range(n_tok):
                 xo = t * n_in + b * 32
                 d = vmul(dw, vsplat(xd[t * nb + b]))
                 a = t * 128
-                lanes = (
-                    _lane_sum(words, qh, 0, 0, 0, xq, xo),
-                    _lane_sum(words, qh, 1, 0, 4, xq, xo + 4),
-                    _lane_sum(words, qh, 2, 0, 8, xq, xo + 8),
-                    _lane_sum(words, qh, 3, 0, 12, xq, xo + 12),
-                    _lane_sum(words, qh, 0, 1, 16, xq, xo + 16),
-                    _lane_sum(words, qh, 1, 1, 20, xq, xo + 20),
-                    _lane_sum(words, qh, 2, 1, 24, xq, xo + 24),
-                    _lane_sum(words, qh, 3, 1, 28, xq, xo + 28),
-                )
                 for l in range(8):
-                    vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(lanes[l]), vload(acc, a + 16 * l)))
+                    s_l = dpbusd(i32x16_zero(), qv[l], u8x64_splat_word(xq, xo + 4 * l))
+                    vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(s_l), vload(acc, a + 16 * l)))
                 vstore(msum, 16 * t, vadd(vload(msum, 16 * t), vmul(mw, vsplat(xs[t * nb + b]))))
         for t in range(n_tok):
             store_rows16(out, t * n_out, sum_lanes8(acc, t * 128, vload(msum, 16 * t)), g, n_out, res)

@@ -10,13 +10,13 @@ from numba import njit, prange
 
 from ._common import MATH_EXACT, MATH_FAST, group_of_rows, read_f16, read_f16_fast
 from ._int8 import (
-    prefetch_next_group,
     dpbusd,
     i32x16_flip_signs,
     i32x16_load,
     i32x16_splat,
     i32x16_to_f32,
     int8_group_sums,
+    prefetch_next_group,
     rows16_offsets,
     store_rows16,
     transpose_words16,

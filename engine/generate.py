@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from .errors import UsageError
+from .generation import Prompt, PromptTokens
 from .model import Model
 from .sampling import Sampler, SamplingParams
 from .speculative import DraftParams, PromptLookupDrafter, accept
@@ -214,15 +215,27 @@ class Generator:
         self._drafter: PromptLookupDrafter | None = None
         self._busy = threading.Lock()
 
-    def tokenize(self, prompt: str | Sequence[int], add_bos: bool | None = None, parse_special: bool = False) -> list[int]:
+    @property
+    def n_ctx(self) -> int:
+        return self.model.n_ctx
+
+    def tokenize(self, prompt: Prompt, add_bos: bool | None = None, parse_special: bool = False) -> list[int]:
+        if isinstance(prompt, PromptTokens) and prompt.ids is not None:
+            return list(prompt.ids)  # tokenized before: the same ids, not a second encoding
+        if isinstance(prompt, PromptTokens):
+            prompt = prompt.text
         if isinstance(prompt, str):
             tok = self.model.tokenizer
             return tok.encode(prompt, add_bos=tok.add_bos if add_bos is None else add_bos, parse_special=parse_special)
         return [int(t) for t in prompt]
 
+    def tokenize_prompt(self, text: str, *, add_bos: bool | None = None, parse_special: bool = False) -> PromptTokens:
+        """`text` as `start` would tokenize it (engine/generation.py's interface)."""
+        return PromptTokens.of_ids(text, self.tokenize(text, add_bos, parse_special))
+
     def start(
         self,
-        prompt: str | Sequence[int],
+        prompt: Prompt,
         params: SamplingParams | None = None,
         *,
         max_tokens: int = -1,
@@ -231,14 +244,17 @@ class Generator:
         parse_special: bool = False,
         keep: int | None = None,
         on_piece: Callable[[str], None] | None = None,
-        logprobs: int | None = None,
         draft: DraftParams | None = None,
+        messages: Sequence[dict] | None = None,
+        logprobs: int | None = None,
     ) -> GenerationHandle:
-        """Tokenize and check the prompt here (errors are raised now), then generate in a
-        background thread. `max_tokens` -1 = until EOS, a stop string or the context is full;
-        `keep` = on a full context, keep the first `keep` tokens and drop half of the rest
-        (llama.cpp's --keep) instead of stopping. `logprobs` (0 or more alternatives): the
-        handle's `sampler.logprobs` gets each picked token's log probability."""
+        """Tokenize (text only: a `PromptTokens` keeps its ids) and check the prompt here
+        (errors are raised now), then generate in a background thread. `max_tokens` -1 = until
+        EOS, a stop string or the context is full; `keep` = on a full context, keep the first
+        `keep` tokens and drop half of the rest (llama.cpp's --keep) instead of stopping.
+        `messages` is a server's (engine/generation.py): the model here reads the prompt.
+        `logprobs` (0 or more alternatives): the handle's `sampler.logprobs` gets each picked
+        token's log probability."""
         params = params or SamplingParams()
         tokens = self.tokenize(prompt, add_bos, parse_special)
         n_ctx = self.model.n_ctx

@@ -54,8 +54,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from .errors import CodeupError, UsageError, printable
-from .generate import GenerationHandle, StopReason, StopStringFilter
-from .generation import Prompt, PromptTokens
+from .generation import GenerationHandle, Prompt, PromptTokens, StopReason, StopStringFilter
 from .settings import SAMPLING_SETTINGS, extra_request_fields
 from .settings import request_fields as setting_fields
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.generate import GenerationHandle, StopReason, Timings
-from engine.generation import Prompt, PromptTokens
+from engine.generation import GenerationHandle, Prompt, PromptTokens, StopReason, Timings
 from tui.model_loader import ModelSummary
 
 # The engine's own timings record (plain data; importing it loads no model).

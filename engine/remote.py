@@ -1,6 +1,7 @@
 """A model behind an OpenAI-compatible HTTP server (llama.cpp's server, `codeup serve`, vLLM,
 OpenAI itself) used like the local engine: `RemoteClient.start` returns a handle with the
-same interface as `engine.generate.GenerationHandle` (iterate it, `cancel()`, `timings()`).
+same interface as `engine.generation.GenerationHandle` (iterate it, `cancel()`, `timings()`):
+it is a `TextGenerator` (engine/generation.py), as the local `Generator` is.
 
     client = RemoteClient("http://127.0.0.1:8080", api_key=api_key_from_env())
     info = client.probe()                       # the model's name and context size

@@ -4,8 +4,9 @@ A ``Session`` holds the files chosen as context (with their texts, token counts 
 digests), the finished turns, the conversation's id in the saved history, and the last
 budget. It prepares prompts: a prompt is rendered and tokenized once, and the budget and
 the send use those same token ids (``PreparedPrompt``; a send that follows the budget of the
-same instruction, files and turns reuses the budget's prompt and tokenizes nothing). The screen (``tui.screens.main``) is a view over it:
-it runs the slow calls in workers and shows what they report.
+same instruction, files and turns reuses the budget's prompt and tokenizes nothing). The
+screen (``tui.screens.main``) is a view over it: it runs the slow calls in workers and
+shows what they report.
 """
 
 from __future__ import annotations

@@ -15,14 +15,20 @@ the prompt is evaluated in chunks sized to take about CHUNK_SECONDS each.
 
 from __future__ import annotations
 
-import enum
-import queue
 import threading
 import time
-from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from .errors import UsageError
+from .generation import (  # the handle and its records are the interface's (engine/generation.py)
+    GenerationHandle,
+    GenerationResult,
+    Prompt,
+    PromptTokens,
+    StopReason,
+    StopStringFilter,
+    Timings,
+)
 from .model import Model
 from .sampling import Sampler, SamplingParams
 from .speculative import DraftParams, PromptLookupDrafter, accept
@@ -30,174 +36,6 @@ from .tokenizer import IncrementalDecoder
 
 CHUNK_SECONDS = 0.2  # prompt evaluation checks for cancel at least this often (roughly)
 MAX_CHUNK = 64
-
-
-class StopReason(str, enum.Enum):
-    EOS = "eos"  # the model ended its answer
-    STOP_STRING = "stop"  # a stop string appeared (it is not part of the text)
-    LIMIT = "limit"  # max_tokens reached
-    CONTEXT_FULL = "context"  # no room left and no context shift asked for
-    CANCELLED = "cancelled"
-    ERROR = "error"
-
-
-@dataclass(frozen=True)
-class Timings:
-    prompt_tokens: int = 0  # tokens in the prompt
-    prompt_evaluated: int = 0  # of which evaluated now (the rest came from the prompt cache)
-    prompt_seconds: float = 0.0
-    generated_tokens: int = 0
-    generation_seconds: float = 0.0
-    drafted_tokens: int = 0  # tokens guessed by speculative drafting and verified
-    accepted_tokens: int = 0  # of which the model agreed with (each one saved a forward pass)
-
-    @property
-    def prompt_tokens_per_second(self) -> float:
-        return self.prompt_evaluated / self.prompt_seconds if self.prompt_seconds > 0 else 0.0
-
-    @property
-    def generation_tokens_per_second(self) -> float:
-        return self.generated_tokens / self.generation_seconds if self.generation_seconds > 0 else 0.0
-
-    @property
-    def acceptance(self) -> float | None:
-        """The share of drafted tokens that were accepted; None when nothing was drafted."""
-        return self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else None
-
-    def summary(self) -> str:
-        cached = self.prompt_tokens - self.prompt_evaluated
-        reuse = f" ({cached} reused from the cache)" if cached else ""
-        drafts = (
-            f"; drafts: {self.accepted_tokens} of {self.drafted_tokens} accepted ({100 * self.acceptance:.0f}%)"
-            if self.drafted_tokens else ""
-        )
-        return (
-            f"prompt: {self.prompt_evaluated} tokens{reuse} in {self.prompt_seconds:.2f} s "
-            f"({self.prompt_tokens_per_second:.1f} tok/s); generation: {self.generated_tokens} tokens "
-            f"in {self.generation_seconds:.2f} s ({self.generation_tokens_per_second:.1f} tok/s){drafts}"
-        )
-
-
-@dataclass
-class GenerationResult:
-    text: str = ""  # everything streamed, stop string excluded
-    tokens: list[int] = field(default_factory=list)  # generated tokens
-    stop_reason: StopReason | None = None
-    timings: Timings = field(default_factory=Timings)
-    error: BaseException | None = None
-
-
-_END = object()
-
-
-class StopStringFilter:
-    """Holds back text that could be the start of a stop string, so a stop string split
-    across tokens is caught and never shown."""
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self.stops = [s for s in stops if s]
-        self.held = ""
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        """Text safe to show now, and whether a stop string was found."""
-        buf = self.held + text
-        hits = [i for i in (buf.find(s) for s in self.stops) if i >= 0]
-        if hits:
-            self.held = ""
-            return buf[: min(hits)], True
-        keep = 0
-        for s in self.stops:  # the longest tail of buf that begins some stop string
-            for n in range(min(len(s) - 1, len(buf)), keep, -1):
-                if buf.endswith(s[:n]):
-                    keep = n
-                    break
-        self.held = buf[len(buf) - keep :] if keep else ""
-        return buf[: len(buf) - keep], False
-
-    def flush(self) -> str:
-        held, self.held = self.held, ""
-        return held
-
-
-class GenerationHandle:
-    """A running (or finished) generation. Iterate for text pieces; all methods thread-safe."""
-
-    def __init__(self, on_piece: Callable[[str], None] | None) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._cancel = threading.Event()
-        self._done = threading.Event()
-        self._lock = threading.Lock()
-        self._timings = Timings()
-        self._on_piece = on_piece
-        self.result = GenerationResult()
-        self.thread: threading.Thread | None = None
-        self.sampler: Sampler | None = None  # the local engine's (its `logprobs`, when asked for)
-        self._ended = False
-
-    # ---- for the consumer -----------------------------------------------------------------
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def timings(self) -> Timings:
-        """The timings so far (live while running, final when done)."""
-        with self._lock:
-            return self._timings
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
-
-    def next_piece(self, timeout: float | None = None) -> str | None:
-        """The next piece of text; "" if none came within `timeout`; None once finished.
-        Safe to call again after an interrupted call (nothing is lost)."""
-        if self._ended:
-            return None
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return ""
-        if item is _END:
-            self._ended = True
-            return None
-        return item
-
-    def __iter__(self):
-        while (piece := self.next_piece()) is not None:
-            yield piece
-        if self.result.error is not None:
-            raise self.result.error
-
-    def text(self) -> str:
-        """Wait for the end and return the whole text."""
-        for _ in self:
-            pass
-        return self.result.text
-
-    # ---- for the worker ----------------------------------------------------------------------
-    def _emit(self, text: str) -> None:
-        if text:
-            self.result.text += text
-            self._queue.put(text)
-            if self._on_piece is not None:
-                self._on_piece(text)
-
-    def _set_timings(self, **changes) -> None:
-        with self._lock:
-            self._timings = replace(self._timings, **changes)
-
-    def _finish(self, reason: StopReason, error: BaseException | None = None) -> None:
-        self.result.stop_reason = reason
-        self.result.error = error
-        self.result.timings = self.timings()
-        self._done.set()
-        self._queue.put(_END)
 
 
 class Generator:
@@ -214,15 +52,27 @@ class Generator:
         self._drafter: PromptLookupDrafter | None = None
         self._busy = threading.Lock()
 
-    def tokenize(self, prompt: str | Sequence[int], add_bos: bool | None = None, parse_special: bool = False) -> list[int]:
+    @property
+    def n_ctx(self) -> int:
+        return self.model.n_ctx
+
+    def tokenize(self, prompt: Prompt, add_bos: bool | None = None, parse_special: bool = False) -> list[int]:
+        if isinstance(prompt, PromptTokens) and prompt.ids is not None:
+            return list(prompt.ids)  # tokenized before: the same ids, not a second encoding
+        if isinstance(prompt, PromptTokens):
+            prompt = prompt.text
         if isinstance(prompt, str):
             tok = self.model.tokenizer
             return tok.encode(prompt, add_bos=tok.add_bos if add_bos is None else add_bos, parse_special=parse_special)
         return [int(t) for t in prompt]
 
+    def tokenize_prompt(self, text: str, *, add_bos: bool | None = None, parse_special: bool = False) -> PromptTokens:
+        """`text` as `start` would tokenize it (engine/generation.py's interface)."""
+        return PromptTokens.of_ids(text, self.tokenize(text, add_bos, parse_special))
+
     def start(
         self,
-        prompt: str | Sequence[int],
+        prompt: Prompt,
         params: SamplingParams | None = None,
         *,
         max_tokens: int = -1,
@@ -231,14 +81,17 @@ class Generator:
         parse_special: bool = False,
         keep: int | None = None,
         on_piece: Callable[[str], None] | None = None,
-        logprobs: int | None = None,
         draft: DraftParams | None = None,
+        messages: Sequence[dict] | None = None,
+        logprobs: int | None = None,
     ) -> GenerationHandle:
-        """Tokenize and check the prompt here (errors are raised now), then generate in a
-        background thread. `max_tokens` -1 = until EOS, a stop string or the context is full;
-        `keep` = on a full context, keep the first `keep` tokens and drop half of the rest
-        (llama.cpp's --keep) instead of stopping. `logprobs` (0 or more alternatives): the
-        handle's `sampler.logprobs` gets each picked token's log probability."""
+        """Tokenize (text only: a `PromptTokens` keeps its ids) and check the prompt here
+        (errors are raised now), then generate in a background thread. `max_tokens` -1 = until
+        EOS, a stop string or the context is full; `keep` = on a full context, keep the first
+        `keep` tokens and drop half of the rest (llama.cpp's --keep) instead of stopping.
+        `messages` is a server's (engine/generation.py): the model here reads the prompt.
+        `logprobs` (0 or more alternatives): the handle's `sampler.logprobs` gets each picked
+        token's log probability."""
         params = params or SamplingParams()
         tokens = self.tokenize(prompt, add_bos, parse_special)
         n_ctx = self.model.n_ctx

@@ -1,6 +1,7 @@
 """A model behind an OpenAI-compatible HTTP server (llama.cpp's server, `codeup serve`, vLLM,
 OpenAI itself) used like the local engine: `RemoteClient.start` returns a handle with the
-same interface as `engine.generate.GenerationHandle` (iterate it, `cancel()`, `timings()`).
+same interface as `engine.generation.GenerationHandle` (iterate it, `cancel()`, `timings()`):
+it is a `TextGenerator` (engine/generation.py), as the local `Generator` is.
 
     client = RemoteClient("http://127.0.0.1:8080", api_key=api_key_from_env())
     info = client.probe()                       # the model's name and context size
@@ -54,7 +55,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from .errors import CodeupError, UsageError, printable
-from .generate import GenerationHandle, StopReason, StopStringFilter
+from .generation import GenerationHandle, Prompt, PromptTokens, StopReason, StopStringFilter
 from .settings import SAMPLING_SETTINGS, extra_request_fields
 from .settings import request_fields as setting_fields
 
@@ -415,8 +416,14 @@ class RemoteClient:
         self.info = ServerInfo(self.model, n_ctx or ASSUMED_N_CTX, known)
         return self.info
 
-    def count_tokens(self, text: str, *, add_bos: bool | None = False, parse_special: bool = False) -> tuple[int, bool]:
-        """(tokens, estimated): the server's count from /tokenize, or an estimate when it has none."""
+    @property
+    def n_ctx(self) -> int:
+        """The context size (0 before `probe`)."""
+        return self.info.n_ctx if self.info is not None else 0
+
+    def tokenize_prompt(self, text: str, *, add_bos: bool | None = None, parse_special: bool = False) -> PromptTokens:
+        """The server's tokens for `text` (its /tokenize), or an estimated count when it has
+        none (`estimated`): engine/generation.py's interface."""
         if self.has_tokenize:
             try:
                 # add_special: BOS where the model wants one (our add_bos None; True is taken as that)
@@ -431,13 +438,22 @@ class RemoteClient:
                 tokens = data.get("tokens") if isinstance(data, dict) else None
                 if not isinstance(tokens, list):
                     raise RemoteError(f"{self.endpoint.url}/tokenize answered without a token list")
-                return len(tokens), False
-        return estimate_tokens(text, bool(add_bos)), True
+                # llama.cpp answers ids, or {"id": ..., "piece": ...} with with_pieces
+                ids = [t.get("id") if isinstance(t, dict) else t for t in tokens]
+                if all(isinstance(t, int) and not isinstance(t, bool) for t in ids):
+                    return PromptTokens.of_ids(text, ids)
+                return PromptTokens(text, None, len(tokens))
+        return PromptTokens(text, None, estimate_tokens(text, bool(add_bos)), estimated=True)
+
+    def count_tokens(self, text: str, *, add_bos: bool | None = False, parse_special: bool = False) -> tuple[int, bool]:
+        """(tokens, estimated): the server's count from /tokenize, or an estimate when it has none."""
+        prompt = self.tokenize_prompt(text, add_bos=add_bos, parse_special=parse_special)
+        return len(prompt), prompt.estimated
 
     # ---- generation ---------------------------------------------------------------------------
     def start(
         self,
-        prompt: str,
+        prompt: Prompt,
         params: Any = None,
         *,
         max_tokens: int = -1,
@@ -446,11 +462,18 @@ class RemoteClient:
         parse_special: bool = False,
         keep: int | None = None,
         on_piece: Callable[[str], None] | None = None,
+        draft: Any = None,
         messages: Sequence[dict] | None = None,
     ) -> "RemoteGeneration":
         """Send the prompt and stream the answer in a background thread (see the module doc).
-        `messages`: the same conversation as chat messages, for a server without completions."""
-        if not isinstance(prompt, str) or not prompt:
+        A `PromptTokens` is sent as its text: the server was asked for its tokens already and
+        is not asked again. `messages`: the same conversation as chat messages, for a server
+        without completions. `draft` is the local engine's: a server drafts by its own settings."""
+        if isinstance(prompt, PromptTokens):
+            prompt = prompt.text
+        elif not isinstance(prompt, str):
+            raise UsageError("a server is sent the prompt as text, not token ids")
+        if not prompt:
             raise UsageError("the prompt is empty")
         standard, extra = request_fields(params, max_tokens, stop, parse_special, keep)
         handle = RemoteGeneration(self, prompt, standard, extra, list(stop), on_piece, messages)

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from conftest import REPO
 
 from engine import kernel_cache
-from engine.cli.run import StatusLine
+from engine.cli.loading import StatusLine
 
 
 def test_an_empty_numba_cache_is_cold_and_the_projects_is_not(tmp_path):

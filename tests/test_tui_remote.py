@@ -66,7 +66,7 @@ async def test_tui_answers_from_codeup_serve(served, tmp_path):
         line = status_text(app)
         assert f"remote: 127.0.0.1:{served.port}" in line and "SmolLM2" in line
         assert "~" not in line and "estimated" not in line  # the server counts tokens itself
-        assert backend.n_ctx == 4096
+        assert backend.generator.n_ctx == 4096
         await send(pilot, "Say hello.")
         await wait_until(pilot, lambda: exchanges(app) and exchanges(app)[-1].state == "done")
         exchange = exchanges(app)[-1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from engine.generation import PromptTokens
 from engine.templates import load_template
 
 from tui.history import SavedFile, StoredTurn
@@ -23,9 +24,9 @@ class WordCounter:
         self.n_ctx = n_ctx
         self.counted: list[str] = []
 
-    def count_tokens(self, text: str, *, add_bos: bool = False, parse_special: bool = False) -> int:
+    def tokenize_prompt(self, text: str, *, add_bos: bool | None = None, parse_special: bool = False) -> PromptTokens:
         self.counted.append(text)
-        return len(text.split()) + (1 if add_bos else 0)
+        return PromptTokens.of_ids(text, range(len(text.split()) + (1 if add_bos else 0)))
 
 
 def session_with(tmp_path: Path, files: dict[str, str]) -> Session:

@@ -1,50 +1,41 @@
 """A fake generation backend for the TUI's Pilot tests: deterministic, no model.
 
-``FakeBackend`` implements ``tui.backend.Backend``. Token counts are one per 4 characters
-(rounded up); answers come from a script, one piece at a time, with controllable delays, from
-a real background thread (like the engine's), and honour ``cancel()`` within one piece, also
-during a simulated prompt phase.
+``FakeBackend`` is both a ``tui.backend.Backend`` and the generator it hands over, an
+``engine.generation.TextGenerator`` (``start`` has the interface's signature: a change to
+the interface shows here; tests/test_generation_interface.py checks it). Token counts are
+one per 4 characters (rounded up); answers come from a script, one piece at a time, with
+controllable delays, from a real background thread feeding the engine's own
+``GenerationHandle``, and honour ``cancel()`` within one piece, also during a simulated
+prompt phase.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.generate import Timings
+from engine.generation import GenerationHandle, Prompt, PromptTokens, StopReason, Timings
 from tui.model_loader import ModelSummary
-
-_END = object()
-
 
 # The engine's own timings record (plain data; importing it loads no model).
 FakeTimings = Timings
 
 
-@dataclass
-class FakeResult:
-    text: str = ""
-    stop_reason: str | None = None
-    error: BaseException | None = None
+class FakeHandle(GenerationHandle):
+    """The engine's handle, fed by a scripted worker instead of a model."""
 
-
-class FakeHandle:
     def __init__(self, pieces: Sequence[str], prompt_tokens: int, piece_delay: float, prompt_delay: float,
-                 stop_reason: str = "eos", error: BaseException | None = None) -> None:
-        self.result = FakeResult()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._cancel = threading.Event()
-        self._done = threading.Event()
-        self._ended = False
-        self._timings = FakeTimings(prompt_tokens=prompt_tokens)
-        self._lock = threading.Lock()
+                 stop_reason: str = "eos", error: BaseException | None = None,
+                 on_piece: Callable[[str], None] | None = None) -> None:
+        super().__init__(on_piece)
+        self._set_timings(prompt_tokens=prompt_tokens)
         self.thread = threading.Thread(
-            target=self._run, args=(list(pieces), piece_delay, prompt_delay, stop_reason, error), daemon=True
+            target=self._run, args=(list(pieces), piece_delay, prompt_delay, StopReason(stop_reason), error),
+            daemon=True,
         )
         self.thread.start()
 
@@ -53,52 +44,19 @@ class FakeHandle:
         # The prompt phase: checks for cancel every 10 ms, like the engine between chunks.
         while time.perf_counter() - start < prompt_delay:
             if self._cancel.wait(0.01):
-                return self._finish("cancelled")
-        with self._lock:
-            self._timings = FakeTimings(self._timings.prompt_tokens, self._timings.prompt_tokens, 0.5)
+                return self._finish(StopReason.CANCELLED)
+        self._set_timings(prompt_evaluated=self.timings().prompt_tokens, prompt_seconds=0.5)
         gen_start = time.perf_counter()
         for n, piece in enumerate(pieces, 1):
             if self._cancel.is_set():
-                return self._finish("cancelled")
+                return self._finish(StopReason.CANCELLED)
             if piece_delay:
                 self._cancel.wait(piece_delay)
                 if self._cancel.is_set():
-                    return self._finish("cancelled")
-            self.result.text += piece
-            self._queue.put(piece)
-            with self._lock:
-                self._timings = FakeTimings(self._timings.prompt_tokens, self._timings.prompt_tokens, 0.5, n,
-                                            max(time.perf_counter() - gen_start, 1e-3))
+                    return self._finish(StopReason.CANCELLED)
+            self._emit(piece)
+            self._set_timings(generated_tokens=n, generation_seconds=max(time.perf_counter() - gen_start, 1e-3))
         self._finish(stop_reason, error)
-
-    def _finish(self, reason: str, error: BaseException | None = None) -> None:
-        self.result.stop_reason = reason
-        self.result.error = error
-        self._done.set()
-        self._queue.put(_END)
-
-    def next_piece(self, timeout: float | None = None) -> str | None:
-        if self._ended:
-            return None
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return ""
-        if item is _END:
-            self._ended = True
-            return None
-        return item
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def timings(self) -> FakeTimings:
-        with self._lock:
-            return self._timings
 
 
 @dataclass
@@ -118,6 +76,8 @@ class FakeBackend:
     chat_template: Any = None  # the model file's own chat template (engine.chat_template.ChatTemplate)
     stops: list[tuple[str, ...]] = field(default_factory=list)
     drafts: list[Any] = field(default_factory=list)  # the draft settings each start got
+    tokenized: list[str] = field(default_factory=list)  # every text tokenize_prompt was given
+    started_with: list[Any] = field(default_factory=list)  # the prompt each start got, as given
 
     def load(self, progress, cancel) -> ModelSummary:
         progress("loading", "loading fake-model.Q4_1.gguf…")
@@ -135,19 +95,47 @@ class FakeBackend:
         )
 
     @property
+    def generator(self) -> "FakeBackend | None":
+        return self if self.loaded else None
+
+    # ---- engine.generation.TextGenerator ----------------------------------------------------
+    @property
     def n_ctx(self) -> int:
         return self.n_ctx_value if self.loaded else 0
 
-    def count_tokens(self, text: str, *, add_bos: bool | None = False, parse_special: bool = False) -> int:
-        return (len(text) + 3) // 4 + (1 if add_bos else 0)
+    def tokenize_prompt(self, text: str, *, add_bos: bool | None = None, parse_special: bool = False) -> PromptTokens:
+        self.tokenized.append(text)
+        return PromptTokens.of_ids(text, range((len(text) + 3) // 4 + (1 if add_bos else 0)))
 
-    def start(self, prompt: str, *, params=None, max_tokens: int = -1, stop=(), add_bos=None,
-              parse_special: bool = False, draft=None) -> FakeHandle:
-        self.prompts.append(prompt)
+    def count_tokens(self, text: str, *, add_bos: bool | None = False, parse_special: bool = False) -> int:
+        return len(self.tokenize_prompt(text, add_bos=add_bos, parse_special=parse_special))
+
+    def start(
+        self,
+        prompt: Prompt,
+        params: Any = None,
+        *,
+        max_tokens: int = -1,
+        stop: Sequence[str] = (),
+        add_bos: bool | None = None,
+        parse_special: bool = False,
+        keep: int | None = None,
+        on_piece: Callable[[str], None] | None = None,
+        draft: Any = None,
+        messages: Sequence[dict] | None = None,
+    ) -> FakeHandle:
+        if isinstance(prompt, PromptTokens):
+            text, n_tokens = prompt.text, len(prompt)
+        elif isinstance(prompt, str):
+            text, n_tokens = prompt, self.count_tokens(prompt, add_bos=add_bos)
+        else:
+            raise TypeError("the fake is given text or a tokenized prompt")
+        self.prompts.append(text)
         self.drafts.append(draft)
         self.stops.append(tuple(stop))
+        self.started_with.append(prompt)
         script = self.answers[min(len(self.prompts) - 1, len(self.answers) - 1)]
-        handle = FakeHandle(script, self.count_tokens(prompt), self.piece_delay, self.prompt_delay)
+        handle = FakeHandle(script, n_tokens, self.piece_delay, self.prompt_delay, on_piece=on_piece)
         self.handles.append(handle)
         return handle
 

@@ -10,7 +10,8 @@ Layout of the package (posting/harlequin style):
 - ``model_loader.py``: resolves and loads the model; plain Python, no Textual.
 - ``config.py``: the settings and key remapping of the TOML config file (load, check,
   atomic save); plain Python, no Textual.
-- ``backend.py``: the generation interface (``Backend``) and its local implementation;
+- ``backend.py``: loading a model (``Backend``: it hands over the engine's generation interface,
+  ``engine.generation.TextGenerator``) and its local implementation;
   ``remote_backend.py``: the same on an OpenAI-compatible server (``--endpoint``, over
   ``engine.remote``); tests use a fake (tests/tui_fakes.py).
 - ``project/``: .gitignore matching, the project walk, file checks, fuzzy matching.
@@ -19,7 +20,8 @@ Layout of the package (posting/harlequin style):
 
 ``tui`` talks to the engine only through ``engine.errors``, ``engine.default_model``,
 ``engine.load_model``, ``engine.templates``, ``engine.chat_template``, ``engine.sampling``,
-``engine.settings`` and (lazily, inside ``LocalBackend``) ``engine.generate``; ``engine`` never imports Textual.
+``engine.settings``, ``engine.generation`` and (lazily, inside ``LocalBackend``) ``engine.generate``; ``engine``
+never imports Textual.
 """
 
 from __future__ import annotations

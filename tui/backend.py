@@ -1,19 +1,20 @@
-"""The generation backend the TUI talks to: a small interface, and the local implementation
-over ``engine.load_model`` + ``engine.generate.Generator``.
+"""How the TUI gets a model: :class:`Backend` loads it and hands over the engine's
+generation interface (``engine.generation.TextGenerator``), which the screen uses directly;
+:class:`LocalBackend` loads a model file here (``engine.load_model``) and hands over its
+``engine.generate.Generator``.
 
 Plain Python, no Textual. The remote backend (an OpenAI-compatible server,
-tui/remote_backend.py) and the fake one the tests use (tests/tui_fakes.py) only provide
-:class:`Backend`. Every method
-except ``load`` is quick; ``load`` and the handle's ``next_piece`` block, so the app calls
-them from thread workers.
+tui/remote_backend.py) and the fake one the tests use (tests/tui_fakes.py) provide the same.
+``load``, the generator's token counts and the handle's ``next_piece`` block, so the app
+calls them from thread workers.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from typing import Any, Protocol
 
+from engine.generation import TextGenerator
 from tui.model_loader import (
     ModelLike,
     ModelSource,
@@ -23,69 +24,17 @@ from tui.model_loader import (
 )
 
 
-class TimingsLike(Protocol):
-    """Live numbers of a generation (``engine.generate.Timings``)."""
-
-    prompt_tokens: int
-    prompt_evaluated: int
-    prompt_seconds: float
-    generated_tokens: int
-    generation_seconds: float
-
-    @property
-    def prompt_tokens_per_second(self) -> float: ...
-    @property
-    def generation_tokens_per_second(self) -> float: ...
-
-
-class ResultLike(Protocol):
-    text: str
-    stop_reason: Any  # engine.generate.StopReason, a str enum: compare with its value
-    error: BaseException | None
-
-
-class GenerationHandleLike(Protocol):
-    """A running generation (``engine.generate.GenerationHandle``); thread-safe."""
-
-    result: ResultLike
-
-    def next_piece(self, timeout: float | None = None) -> str | None:
-        """Text; "" when nothing came within ``timeout``; None once finished."""
-
-    def cancel(self) -> None: ...
-
-    def timings(self) -> TimingsLike: ...
-
-    @property
-    def done(self) -> bool: ...
-
-
 class Backend(Protocol):
-    """What the TUI needs from a model, local or remote."""
+    """What the app needs to get a model, local or remote: ``load`` makes it ready and
+    ``generator`` then generates with it (``engine.generation.TextGenerator``: token counts,
+    the context size, ``start(prompt, ...) -> GenerationHandle``)."""
 
     def load(self, progress: ProgressCallback, cancel: threading.Event) -> ModelSummary:
         """Make the model ready (blocking); engine errors propagate."""
 
     @property
-    def n_ctx(self) -> int:
-        """The context size, in tokens (0 before ``load``)."""
-
-    def count_tokens(self, text: str, *, add_bos: bool | None = False, parse_special: bool = False) -> int:
-        """Tokens ``text`` takes with the model's tokenizer (``add_bos`` None: the model's default)."""
-
-    def start(
-        self,
-        prompt: str,
-        *,
-        params: Any = None,
-        max_tokens: int = -1,
-        stop: Sequence[str] = (),
-        add_bos: bool | None = None,
-        parse_special: bool = False,
-        draft: Any = None,
-    ) -> GenerationHandleLike:
-        """Start generating in the background; raises (one-line ``CodeupError``) on a bad prompt.
-        ``draft``: speculative decoding's settings (``engine.speculative.DraftParams``)."""
+    def generator(self) -> TextGenerator | None:
+        """The model's generation interface; None before ``load`` (and after ``close``)."""
 
     def close(self) -> None:
         """Release the model (safe to call more than once, and before ``load``)."""
@@ -108,11 +57,14 @@ class LocalBackend:
 
                 warm_up(model, lambda text: progress("loading", text))
             summary = ModelSummary.from_model(model, threads=self._threads())
+            from engine.generate import Generator
+
+            generator = Generator(model)  # type: ignore[arg-type]
         except BaseException:
             model.close()
             raise
         with self._lock:
-            old, self.model, self._generator = self.model, model, None
+            old, self.model, self._generator = self.model, model, generator
         if old is not None:
             old.close()
         return summary
@@ -128,45 +80,8 @@ class LocalBackend:
             return 0
 
     @property
-    def n_ctx(self) -> int:
-        model = self.model
-        return int(model.info.n_ctx) if model is not None else 0
-
-    def _model(self) -> ModelLike:
-        model = self.model
-        if model is None:
-            from engine.errors import UsageError
-
-            raise UsageError("the model is not loaded yet")
-        return model
-
-    def count_tokens(self, text: str, *, add_bos: bool | None = False, parse_special: bool = False) -> int:
-        tokenizer = self._model().tokenizer
-        bos = tokenizer.add_bos if add_bos is None else add_bos
-        return len(tokenizer.encode(text, add_bos=bos, parse_special=parse_special))
-
-    def start(
-        self,
-        prompt: str,
-        *,
-        params: Any = None,
-        max_tokens: int = -1,
-        stop: Sequence[str] = (),
-        add_bos: bool | None = None,
-        parse_special: bool = False,
-        draft: Any = None,
-    ) -> GenerationHandleLike:
-        model = self._model()
-        with self._lock:
-            if self._generator is None:
-                from engine.generate import Generator
-
-                self._generator = Generator(model)
-            generator = self._generator
-        return generator.start(
-            prompt, params, max_tokens=max_tokens, stop=stop, add_bos=add_bos, parse_special=parse_special,
-            draft=draft,
-        )
+    def generator(self) -> TextGenerator | None:
+        return self._generator
 
     def close(self) -> None:
         with self._lock:

@@ -60,6 +60,8 @@ class BudgetCounted(Message):
     """The prompt as it stands now was counted (the draft instruction and the files)."""
 
     budget: Budget
+    estimated: bool = False
+    """The counts are estimates (a server that cannot tokenize)."""
 
 
 @dataclass

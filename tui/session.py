@@ -2,9 +2,11 @@
 
 A ``Session`` holds the files chosen as context (with their texts, token counts and
 digests), the finished turns, the conversation's id in the saved history, and the last
-budget. It prepares prompts: a prompt is rendered once, and the budget and the send use
-that same text (``PreparedPrompt``). The screen (``tui.screens.main``) is a view over it:
-it runs the slow calls in workers and shows what they report.
+budget. It prepares prompts: a prompt is rendered and tokenized once, and the budget and
+the send use those same token ids (``PreparedPrompt``; a send that follows the budget of the
+same instruction, files and turns reuses the budget's prompt and tokenizes nothing). The
+screen (``tui.screens.main``) is a view over it: it runs the slow calls in workers and
+shows what they report.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine.generation import PromptTokens
+from tui.backend import Backend
 from tui.context import ContextFiles
 from tui.history import BackgroundHistory, SavedFile, StoredTurn, TurnStart, project_key
 from tui.project import ProjectFiles, check_file
@@ -33,11 +37,14 @@ from tui.prompt import (
 
 
 class TokenCounter(Protocol):
-    """What the session needs of a backend to measure a prompt."""
+    """What the session needs of a generator (``engine.generation.TextGenerator``) to
+    measure a prompt."""
 
-    n_ctx: int
+    @property
+    def n_ctx(self) -> int: ...
 
-    def count_tokens(self, text: str, *, add_bos: bool = ..., parse_special: bool = ...) -> int: ...
+    def tokenize_prompt(self, text: str, *, add_bos: bool | None = ..., parse_special: bool = ...
+                        ) -> PromptTokens: ...
 
 
 class Services(Protocol):
@@ -45,7 +52,7 @@ class Services(Protocol):
     settings and limits, the model's status, the key names and the project watcher. The app
     provides them; the screen reads them through this, never through the app's class."""
 
-    backend: Any
+    backend: Backend
     template: Any
     sampling: Any
     max_tokens: int
@@ -82,6 +89,8 @@ class PreparedPrompt:
     """(path, text) of the files whose block is in this turn's input."""
     budget: Budget | None
     """None when no tokenizer was given (the model is not loaded yet)."""
+    tokens: PromptTokens | None = None
+    """``prompt`` tokenized (what the budget counted, and what the send gives the model)."""
 
     def turn(self, answer: str = "") -> PastTurn:
         """This turn as the conversation keeps it once answered."""
@@ -112,9 +121,9 @@ def prepare_prompt(
     history = tuple(history)
     sending = tuple(files_to_send(list(history), list(files)))
     prompt, input_text = render_prompt(template, list(history), instruction, list(sending))
-    budget = None
+    budget = tokens = None
     if counter is not None:
-        prompt_tokens = counter.count_tokens(prompt, add_bos=template.add_bos, parse_special=template.parse_special)
+        tokens = counter.tokenize_prompt(prompt, add_bos=template.add_bos, parse_special=template.parse_special)
         known = known_tokens or {}
         file_tokens = {}
         for path, text in sending:
@@ -122,10 +131,15 @@ def prepare_prompt(
             if cached is not None and cached[0] == text:
                 file_tokens[path] = cached[1]
             else:
-                file_tokens[path] = counter.count_tokens(file_block(path, text))
+                file_tokens[path] = len(counter.tokenize_prompt(file_block(path, text), add_bos=False))
         n_ctx = counter.n_ctx
-        budget = Budget(prompt_tokens, n_ctx, answer_reserve(n_ctx, max_tokens), file_tokens, bool(history))
-    return PreparedPrompt(instruction, history, prompt, input_text, sending, budget)
+        budget = Budget(len(tokens), n_ctx, answer_reserve(n_ctx, max_tokens), file_tokens, bool(history))
+    return PreparedPrompt(instruction, history, prompt, input_text, sending, budget, tokens)
+
+
+def _same_inputs(a: tuple, b: tuple) -> bool:
+    """The same template and tokenizer (the objects themselves) and equal texts and settings."""
+    return a[0] is b[0] and a[1] is b[1] and a[2:] == b[2:]
 
 
 ANSWER_SAVE_SECONDS = 0.25
@@ -174,6 +188,9 @@ class Session:
         """The saved conversation the next turn goes to; None: a new one starts with it."""
         self.budget: Budget | None = None
         """The last budget counted for the instruction being written."""
+        self._last_prepared: tuple[tuple, PreparedPrompt] | None = None
+        """(what it was made of, the prompt) of the last ``prepare``: the same asked again
+        (the send after the budget) is not rendered nor tokenized again."""
 
     # -- context files ----------------------------------------------------------------
 
@@ -277,9 +294,20 @@ class Session:
                 history: Sequence[PastTurn] | None = None, *, counter: TokenCounter | None = None,
                 max_tokens: int = -1) -> PreparedPrompt:
         """The prompt for ``instruction`` (after ``history``, default: this conversation) and,
-        given a ``counter``, its budget; counts already made for the context files are reused."""
-        return prepare_prompt(template, self.turns if history is None else history, instruction, files,
-                              counter=counter, max_tokens=max_tokens, known_tokens=self.known_tokens())
+        given a ``counter``, its budget; counts already made for the context files are reused,
+        and so is the whole prompt when the last one was made of the same (the budget's, at
+        the send: its token ids are the ones sent). Called from workers: the last prompt is
+        one attribute, read and replaced whole."""
+        history = tuple(self.turns if history is None else history)
+        key = (template, counter, instruction, tuple(files), history, max_tokens,
+               counter.n_ctx if counter is not None else 0)
+        last = self._last_prepared
+        if last is not None and _same_inputs(last[0], key):
+            return last[1]
+        prepared = prepare_prompt(template, history, instruction, files, counter=counter, max_tokens=max_tokens,
+                                  known_tokens=self.known_tokens())
+        self._last_prepared = (key, prepared)
+        return prepared
 
     def send_request(self, instruction: str, *, clear_editor: bool = True) -> SendRequest:
         """A new turn for ``instruction`` with the context files present on disk."""

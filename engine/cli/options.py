@@ -11,6 +11,10 @@ import sys
 
 from ..errors import CodeupError
 
+LLAMA_CPP_TEMPLATE_NAMES = {"llama2": "llama-2-chat"}
+"""llama.cpp's --chat-template names that are spelled differently here (`run`, `serve`)."""
+
+
 def add_llama_cpp_options(p: argparse.ArgumentParser) -> None:
     """llama.cpp's flags for things this engine does by itself, accepted so that command
     lines written for llama.cpp (model cards) run unchanged."""

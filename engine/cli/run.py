@@ -151,10 +151,6 @@ def stream(handle, console: Console) -> bool:
     return interrupted
 
 
-# llama.cpp's --chat-template names that are spelled differently here
-LLAMA_CPP_TEMPLATE_NAMES = {"llama2": "llama-2-chat"}
-
-
 def _escapes(args) -> None:
     """llama.cpp's escape processing of the texts given on the command line."""
     from .options import process_escapes
@@ -173,6 +169,7 @@ def choose_template(args, model_file=None):
     """The prompt template: --chat-template-file, --template NAME, else the model's own
     (for a chat, or `--template model`); None for a raw one-shot prompt."""
     from ..chat_template import MODEL_TEMPLATE, read_chat_template_file, resolve_template
+    from .options import LLAMA_CPP_TEMPLATE_NAMES
 
     if args.chat_template_file is not None:
         if args.template is not None:
@@ -190,6 +187,7 @@ def _interactive(args) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from ..templates import load_template
+    from .loading import load_model_for
     from .options import draft_params, llama_cpp_notices
 
     _check(args)
@@ -198,17 +196,19 @@ def run(args: argparse.Namespace) -> int:
     _escapes(args)
     sampling = _sampling(args)
     if args.template not in (None, "model") and args.chat_template_file is None:
+        from .options import LLAMA_CPP_TEMPLATE_NAMES
+
         load_template(LLAMA_CPP_TEMPLATE_NAMES.get(args.template, args.template))  # a bad name fails first
     prompt = _read_prompt(args)
     interactive = _interactive(args)
     if prompt is None and not interactive:
         raise UsageError("give a prompt with -p or -f, or chat with -i --instruct")
     if args.endpoint is not None:
-        generator = _RemoteGenerator.connect(args)
+        generator = connect(args)
         template = choose_template(args)  # no model file here: `model` is alpaca
         bos_default = None  # None: the server's model decides
     else:
-        model = _load(args)
+        model = load_model_for(args)
         from ..generate import Generator
 
         generator = Generator(model, draft=draft)
@@ -230,104 +230,18 @@ def run(args: argparse.Namespace) -> int:
     return _chat(generator, console, args, template, prompt, sampling, stops, add_bos)
 
 
-class _RemotePrompt:
-    """A prompt for a server: its text, and its length in tokens (the server's count)."""
+def connect(args):
+    """The server of --endpoint, probed (its model and context size said on stderr): the
+    generation interface (engine/generation.py) as the local Generator is."""
+    from ..remote import RemoteClient, api_key_from_env
 
-    def __init__(self, text: str, n_tokens: int) -> None:
-        self.text = text
-        self.n_tokens = n_tokens
-
-    def __len__(self) -> int:
-        return self.n_tokens
-
-
-class _RemoteGenerator:
-    """What `run` uses of a Generator (`model.n_ctx`, `tokenize`, `start`), on a server."""
-
-    def __init__(self, client, n_ctx: int) -> None:
-        self.client = client
-        self.model = argparse.Namespace(n_ctx=n_ctx)
-
-    @classmethod
-    def connect(cls, args) -> "_RemoteGenerator":
-        from ..remote import RemoteClient, api_key_from_env
-
-        options = {"read_timeout": args.timeout} if args.timeout is not None else {}
-        client = RemoteClient(args.endpoint, api_key_from_env(), n_ctx=args.ctx_size, model=args.remote_model,
-                              **options)
-        info = client.probe()
-        note = "" if info.n_ctx_known else f", context {info.n_ctx} assumed (-c sets it)"
-        print(f"remote: {printable(info.model)} on {client.endpoint.url}{note}", file=sys.stderr, flush=True)
-        return cls(client, info.n_ctx)
-
-    def tokenize(self, text: str, add_bos=None, parse_special: bool = False) -> _RemotePrompt:
-        count, estimated = self.client.count_tokens(text, add_bos=add_bos, parse_special=parse_special)
-        return _RemotePrompt(text, count)
-
-    def start(self, prompt, params=None, *, max_tokens=-1, stop=(), add_bos=None, parse_special=False, keep=None):
-        if isinstance(prompt, _RemotePrompt):
-            prompt = prompt.text
-        return self.client.start(prompt, params, max_tokens=max_tokens, stop=stop, add_bos=add_bos,
-                                 parse_special=parse_special, keep=keep)
-
-
-class StatusLine:
-    """Progress on stderr: one line rewritten in place on a terminal; elsewhere (a log, a
-    pipe) a line each time the news changes, not each time the seconds do."""
-
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.last = ""
-        self.open = False
-
-    def __call__(self, text: str) -> None:
-        import re
-
-        if self.tty:
-            self.stream.write(f"\r\x1b[K{text}")
-            self.open = True
-        else:
-            news = re.sub(r"(, [\d.]+ [KMG]?B/s)?(, \d+ s)?$", "", text)
-            if news != self.last:
-                self.stream.write(text + "\n")
-            self.last = news
-        self.stream.flush()
-
-    def end(self) -> None:
-        if self.open:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.open = False
-
-
-def _load(args):
-    from ..default_model import ensure_default_model
-    from ..kernel_cache import warm_up
-    from ..model import load_model
-    from .options import model_overrides
-
-    status = StatusLine()
-    try:
-        path = args.model or ensure_default_model(progress=status)
-    finally:
-        status.end()
-    model = load_model(path, n_ctx=args.ctx_size, n_threads=args.threads, lora=getattr(args, "lora", None),
-                       **model_overrides(args))
-    try:
-        warm_up(model, status)  # a first run: the kernels compile here, visibly
-    except BaseException:
-        model.close()
-        raise
-    finally:
-        status.end()
-    from ..memory import estimate, memory_warning
-
-    # the weights are mapped, not read yet: warn before the first answer makes the system swap
-    warning = memory_warning(estimate(model.file, model.n_ctx))
-    if warning:
-        print(f"codeup: {warning}", file=sys.stderr, flush=True)
-    return model
+    options = {"read_timeout": args.timeout} if args.timeout is not None else {}
+    client = RemoteClient(args.endpoint, api_key_from_env(), n_ctx=args.ctx_size, model=args.remote_model,
+                          **options)
+    info = client.probe()
+    note = "" if info.n_ctx_known else f", context {info.n_ctx} assumed (-c sets it)"
+    print(f"remote: {printable(info.model)} on {client.endpoint.url}{note}", file=sys.stderr, flush=True)
+    return client
 
 
 def _one_shot(generator, console, args, text, sampling, stops, add_bos, parse_special) -> int:
@@ -366,7 +280,6 @@ def _read_instruction(console: Console, multiline: bool = False) -> str | None:
 
 
 def _chat(generator, console, args, template, first, sampling, stops, add_bos) -> int:
-    model = generator.model
     turns: list[tuple[str, str | None, str]] = []
     from ..chat_template import format_label
 
@@ -391,15 +304,15 @@ def _chat(generator, console, args, template, first, sampling, stops, add_bos) -
         instruction = f"{args.in_prefix}{instruction}{args.in_suffix}"
         def encode(turns_kept):
             text = template.render_conversation(turns_kept, instruction)
-            return generator.tokenize(text, add_bos, template.parse_special)
+            return generator.tokenize_prompt(text, add_bos=add_bos, parse_special=template.parse_special)
 
         tokens = encode(turns)
-        while turns and len(tokens) + 16 > model.n_ctx:
+        while turns and len(tokens) + 16 > generator.n_ctx:
             turns.pop(0)  # never silently: say so
             console.note("(the conversation is longer than the context: dropped the oldest turn)")
             tokens = encode(turns)
         try:
-            # the ids, not the text: the prompt is tokenized once per turn
+            # the tokenized prompt, not the text: it is tokenized once per turn (once asked of a server)
             handle = generator.start(tokens, sampling, max_tokens=args.n_predict, stop=stops, keep=args.keep,
                                      parse_special=template.parse_special)
             interrupted = stream(handle, console)

@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from ..server import CodeupServer, is_loopback, make_http_server
     from ..templates import load_template
     from .options import draft_params, llama_cpp_notices
-    from .run import LLAMA_CPP_TEMPLATE_NAMES, _load
+    from .loading import load_model_for
+    from .options import LLAMA_CPP_TEMPLATE_NAMES
 
     api_key = _check(args)
     llama_cpp_notices(args)
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     # loads wait in the listen backlog.
     httpd = make_http_server(None, args.host, args.port)
     try:
-        model = _load(args)
+        model = load_model_for(args)
     except BaseException:
         httpd.server_close()
         raise

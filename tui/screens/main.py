@@ -327,7 +327,9 @@ class MainScreen(Screen[None]):
         if not self.model_ready:
             return  # counted once the model is ready
         try:
-            tokens = self.codeup.backend.count_tokens(file_block(rel, text))
+            generator = self.codeup.backend.generator
+            assert generator is not None  # the model is ready
+            tokens = len(generator.tokenize_prompt(file_block(rel, text), add_bos=False))
         except Exception as exc:
             self.post_message(FileRefused(rel, f"cannot count its tokens: {describe_error(exc)}"))
             return
@@ -373,26 +375,27 @@ class MainScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="budget", exit_on_error=False)
     def count_budget(self, instruction: str, files: list[tuple[str, str]], history: tuple[PastTurn, ...]) -> None:
         try:
-            budget = self.measure(instruction, files, history).budget
+            prepared = self.measure(instruction, files, history)
         except Exception as exc:
             self.log.error("budget count failed", exc)
             return
-        assert budget is not None
-        self.post_message(BudgetCounted(budget))
+        assert prepared.budget is not None and prepared.tokens is not None
+        self.post_message(BudgetCounted(prepared.budget, prepared.tokens.estimated))
 
     def measure(
         self, instruction: str, files: list[tuple[str, str]], history: tuple[PastTurn, ...] | list[PastTurn]
     ) -> PreparedPrompt:
-        """The prompt, rendered once, and its budget (in a worker: it tokenizes everything)."""
+        """The prompt, rendered and tokenized once, and its budget (in a worker: it tokenizes
+        what was not measured yet; a send right after the budget's count reuses it)."""
         app = self.codeup
-        return self.session.prepare(app.template, instruction, files, history, counter=app.backend,
+        return self.session.prepare(app.template, instruction, files, history, counter=app.backend.generator,
                                     max_tokens=app.max_tokens)
 
     def on_budget_counted(self, message: BudgetCounted) -> None:
         self.session.budget = message.budget
         editor = self.query_one(InstructionEditor)
-        # A server that cannot tokenize gives estimates (tui/remote_backend.py): say so.
-        estimated = "estimated: " if getattr(self.codeup.backend, "estimated_counts", False) else ""
+        # A server that cannot tokenize gives estimates (engine/remote.py): say so.
+        estimated = "estimated: " if message.estimated else ""
         editor.border_subtitle = estimated + message.budget.line() + ("" if message.budget.fits else " · too long")
         editor.set_class(not message.budget.fits, "-over-budget")
 
@@ -459,8 +462,8 @@ class MainScreen(Screen[None]):
         try:
             files = [(rel, read_text_file(self.project.resolve(rel), rel)) for rel in request.paths]
             prepared = self.measure(request.instruction, files, request.history)
-            budget = prepared.budget
-            assert budget is not None
+            budget, tokens = prepared.budget, prepared.tokens
+            assert budget is not None and tokens is not None
             if not budget.fits:
                 self.post_message(SendRefused(budget.refusal()))
                 return
@@ -470,18 +473,19 @@ class MainScreen(Screen[None]):
             turn = prepared.turn()
             exchange_id = next(self._ids)
             self.post_message(ExchangeOpened(exchange_id, request, turn, dict(files)))
-            # a server's chat fallback gets the conversation as messages, not the rendered prompt
-            chat = ({"messages": prepared.messages(template)}
-                    if getattr(app.backend, "takes_messages", False) else {})
-            handle = app.backend.start(
-                prepared.prompt,
+            generator = app.backend.generator
+            assert generator is not None  # the model is ready
+            # the ids the budget counted (not the text again); a server's chat fallback gets
+            # the conversation as messages instead
+            handle = generator.start(
+                tokens,
                 params=app.sampling,
                 max_tokens=app.max_tokens,
                 draft=app.settings.draft_params(),
                 stop=template.stop,
                 add_bos=template.add_bos,
                 parse_special=template.parse_special,
-                **chat,
+                messages=prepared.messages(template),
             )
         except FileRefusal as refusal:
             self.post_message(SendRefused(f"Not sent: {refusal}."))

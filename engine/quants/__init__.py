@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import ModelFileError, UsageError
 from ..ggml_types import GGMLType, ggml_type_name
 from . import bf16, f16, f32, kquant_products, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0
+from .activations import quantize_q8_0, quantize_q8_1, quantize_q8_k
 
 __all__ = [
     "SUPPORTED_TYPES",
@@ -322,8 +323,6 @@ def activation_kind(ggml_type) -> str:
 def rounded_activations(kind: str, x: np.ndarray) -> tuple:
     """x (n_tokens, n_in) float32, C-contiguous, rounded for `kind` as the 8-bit kernels
     take it: flat read-only parts (values as bytes, scales, sums)."""
-    from .activations import quantize_q8_0, quantize_q8_1, quantize_q8_k
-
     if kind == "q8_1":
         q, d, s = quantize_q8_1(x, values=np.int8)
         return _readonly(q.reshape(-1).view(np.uint8)), _readonly(d.reshape(-1)), _readonly(s.reshape(-1))
@@ -338,12 +337,21 @@ def matmul_rounded(w: QuantMatrix, kind: str, parts: tuple, n_tok: int) -> np.nd
     """W·x (n_tok, n_out) for x given as rounded_activations(kind, x): the kernel of
     matmul_q8_1 / matmul_q8_k / matmul_q8_0, without their argument checks."""
     out = np.empty((n_tok, w.n_out), dtype=np.float32)
-    flat = out.reshape(-1)
-    if kind == "q8_1":
-        KERNELS[w.ggml_type].matvec_q8_1(w.flat, w.n_out, w.n_in, parts[0], parts[1], parts[2], n_tok, flat)
-    elif kind == "q8_k":
-        kquant_products.matmul_q8_k(kquant_products.TAGS[int(w.ggml_type)], w.flat, w.n_out, w.n_in,
-                                    parts[0], parts[1], parts[2], n_tok, flat)
-    else:
-        KERNELS[w.ggml_type].matmul_q8_0(w.flat, w.n_out, w.n_in, parts[0], parts[1], n_tok, flat)
+    call = w.__dict__.get("_kernel_call")
+    if call is None:  # bound once per matrix: a token makes ~200 of these calls
+        call = _kernel_call(w, kind)
+        object.__setattr__(w, "_kernel_call", call)
+    call(parts, n_tok, out.reshape(-1))
     return out
+
+
+def _kernel_call(w: QuantMatrix, kind: str):
+    flat, n_out, n_in = w.flat, w.n_out, w.n_in
+    if kind == "q8_1":
+        kernel = KERNELS[w.ggml_type].matvec_q8_1
+        return lambda p, n_tok, out: kernel(flat, n_out, n_in, p[0], p[1], p[2], n_tok, out)
+    if kind == "q8_k":
+        kernel, tag = kquant_products.matmul_q8_k, kquant_products.TAGS[int(w.ggml_type)]
+        return lambda p, n_tok, out: kernel(tag, flat, n_out, n_in, p[0], p[1], p[2], n_tok, out)
+    kernel = KERNELS[w.ggml_type].matmul_q8_0
+    return lambda p, n_tok, out: kernel(flat, n_out, n_in, p[0], p[1], n_tok, out)

@@ -171,37 +171,17 @@ def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat):
                 for d in range(0, hd, 16):
                     vstore(acc, a + d, vadd(vload(acc, a + d), vmul(p, vload_f16(v_flat, vo + d))))
             # accumulators l, 16+l, 32+l, 48+l combined as ggml does, then the sixteen
-            # reduced per element as _reduce16: lane-wise over d, the halving order
+            # reduced per element as _reduce16 (halves added until one is left), lane-wise
+            # over d, in place in acc's first rows
             for d in range(0, hd, 16):
-                c0 = _combined(acc, 0, d, hd)
-                c1 = _combined(acc, 1, d, hd)
-                c2 = _combined(acc, 2, d, hd)
-                c3 = _combined(acc, 3, d, hd)
-                c4 = _combined(acc, 4, d, hd)
-                c5 = _combined(acc, 5, d, hd)
-                c6 = _combined(acc, 6, d, hd)
-                c7 = _combined(acc, 7, d, hd)
-                c8 = _combined(acc, 8, d, hd)
-                c9 = _combined(acc, 9, d, hd)
-                c10 = _combined(acc, 10, d, hd)
-                c11 = _combined(acc, 11, d, hd)
-                c12 = _combined(acc, 12, d, hd)
-                c13 = _combined(acc, 13, d, hd)
-                c14 = _combined(acc, 14, d, hd)
-                c15 = _combined(acc, 15, d, hd)
-                h0 = vadd(c0, c8)
-                h1 = vadd(c1, c9)
-                h2 = vadd(c2, c10)
-                h3 = vadd(c3, c11)
-                h4 = vadd(c4, c12)
-                h5 = vadd(c5, c13)
-                h6 = vadd(c6, c14)
-                h7 = vadd(c7, c15)
-                g0 = vadd(h0, h4)
-                g1 = vadd(h1, h5)
-                g2 = vadd(h2, h6)
-                g3 = vadd(h3, h7)
-                vstore(out_flat, (t * n_head + h) * hd + d, vadd(vadd(g0, g2), vadd(g1, g3)))
+                for l in range(16):
+                    vstore(acc, l * hd + d, _combined(acc, l, d, hd))
+                width = 8
+                while width >= 1:
+                    for l in range(width):
+                        vstore(acc, l * hd + d, vadd(vload(acc, l * hd + d), vload(acc, (l + width) * hd + d)))
+                    width //= 2
+                vstore(out_flat, (t * n_head + h) * hd + d, vload(acc, d))
 
 
 @njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)

@@ -336,11 +336,15 @@ def forward_many(w: LlamaWeights, chunks: Sequence[SequenceChunk]) -> list[np.nd
             cache_k[c.start : c.start + b - a] = to_f16_bits(k[a:b])
             cache_v[c.start : c.start + b - a] = to_f16_bits(v[a:b])
             attention(q[a:b], cache_k, cache_v, c.start, scale, attn_out[a:b])
+        del q, k, v, h  # a prompt's activations are tens of MB: the peak RSS counts each live one
         x = x + project(L.wo, attn_out.reshape(n, hp.n_head * hd))
         m = rms_norm(x, L.ffn_norm, hp.rms_eps)
         if L.moe is None:
             gate, up = project_many((L.w_gate, L.w_up), m)
-            x = x + project(L.w_down, swiglu(gate, up))
+            act = swiglu(gate, up)
+            del gate, up, m
+            x = x + project(L.w_down, act)
+            del act
         else:
             x = x + moe_feed_forward(L.moe, m)
     for c, (_a, b) in zip(chunks, bounds):

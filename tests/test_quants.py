@@ -207,7 +207,14 @@ def test_one_compiled_kernel_for_readonly_and_writable_weights():
     ro.flags.writeable = False
     x = rng.standard_normal((2, 64), dtype=np.float32)
     assert np.array_equal(matmul(w, x), matmul(QuantMatrix(w.ggml_type, 64, 8, ro), x))
-    assert len(KERNELS[GGMLType.Q4_0].matmul.signatures) == 1
+    assert np.array_equal(dequantize_rows(w, [1, 2]), dequantize_rows(QuantMatrix(w.ggml_type, 64, 8, ro), [1, 2]))
+    # the block types' float product runs through their dequantize kernel
+    assert len(KERNELS[GGMLType.Q4_0].dequantize_rows.signatures) == 1
+    f = random_matrix(GGMLType.F16, 8, 64, rng)
+    ro = f.data.view()
+    ro.flags.writeable = False
+    assert np.array_equal(matmul(f, x), matmul(QuantMatrix(f.ggml_type, 64, 8, ro), x))
+    assert len(KERNELS[GGMLType.F16].matmul.signatures) == 1
 
 
 # ---- embedding lookup -----------------------------------------------------------------------------

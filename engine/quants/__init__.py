@@ -3,9 +3,12 @@
 One numba kernel module per ggml type (`q4_0.py`, `q6_k.py`, ...), each with
 - `dequantize_rows(w, row_bytes, rows, n_blocks, out)`: chosen rows to float32, bit for bit
   what gguf-py (and llama.cpp's `dequantize_row_*`) produce;
-- `matmul(w, n_out, n_in, x, n_tok, out)`: out[t, r] = sum_k W[r, k] x[t, k], reading the
-  packed weights block by block, float32 accumulation, `prange` over groups of rows;
+- the 8-bit products the forward pass runs (`matvec_q8_1`, `matmul_q8_0`; the k-quants'
+  in kquant_products.py), bit for bit llama.cpp's;
 - `BLOCK_ELEMS`, `BLOCK_BYTES`, `WEIGHT_DTYPE` (the element type the kernels read).
+F32 / F16 / BF16 have a float kernel `matmul(w, n_out, n_in, x, n_tok, out)`; the float
+product of a block type (`matmul` below, for tests and benchmarks) dequantizes a chunk of
+rows at a time and multiplies in float32.
 This module checks shapes and types and picks the kernel; kernels see flat arrays and ints.
 
     w = QuantMatrix.from_model_file(mf, "blk.0.attn_q.weight")
@@ -177,6 +180,8 @@ def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None, x_sums:
     of the result's shape; it is filled and returned. `x_sums` (Q4_1 and Q5_1 only, else
     ignored): float32 (n_tokens, n_in // 32), the block sums of x to use in the weights'
     minimum term, as llama.cpp's Q8_1 activations carry them (activations.py).
+    F32 / F16 / BF16 weights go to their float kernels (the forward pass's product for those
+    types); block types are dequantized a chunk of rows at a time and multiplied in float32.
     """
     kern = KERNELS[w.ggml_type]
     x = np.asarray(x)
@@ -192,16 +197,46 @@ def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None, x_sums:
         raise UsageError(f"matmul: out must be a writable C-contiguous float32 array of shape {shape}")
     if n_tok == 0:
         return out
-    xf = _readonly(np.ascontiguousarray(x2, dtype=np.float32).reshape(-1))
-    wf = w.flat
-    if x_sums is not None and hasattr(kern, "matmul_with_sums"):
-        xs = np.ascontiguousarray(x_sums, dtype=np.float32).reshape(-1)
-        if xs.size != n_tok * (w.n_in // 32):
-            raise UsageError(f"matmul: x_sums must hold {n_tok * (w.n_in // 32)} block sums, not {xs.size}")
-        kern.matmul_with_sums(wf, w.n_out, w.n_in, xf, _readonly(xs), n_tok, out.reshape(-1))
+    xf = np.ascontiguousarray(x2, dtype=np.float32)
+    out2 = out.reshape(n_tok, w.n_out)
+    if w.ggml_type in _DATA_DTYPES:
+        kern.matmul(w.flat, w.n_out, w.n_in, _readonly(xf.reshape(-1)), n_tok, out.reshape(-1))
     else:
-        kern.matmul(wf, w.n_out, w.n_in, xf, n_tok, out.reshape(-1))
+        _dequantized_matmul(w, xf, out2)
+    if x_sums is not None and w.ggml_type in _MIN_OFFSET:
+        nb = w.n_in // 32
+        xs = np.ascontiguousarray(x_sums, dtype=np.float32).reshape(-1)
+        if xs.size != n_tok * nb:
+            raise UsageError(f"matmul: x_sums must hold {n_tok * nb} block sums, not {xs.size}")
+        # sum((d q + m) x) = d sum(q x) + m sum(x): swap each block's sum(x) for the given one
+        o = _MIN_OFFSET[w.ggml_type]
+        mins = np.ascontiguousarray(w.data.reshape(w.n_out, nb, -1)[:, :, o : o + 2]).view(np.float16)
+        delta = xs.reshape(n_tok, nb) - xf.reshape(n_tok, nb, 32).sum(axis=2, dtype=np.float32)
+        out2 += delta @ mins.reshape(w.n_out, nb).astype(np.float32).T
     return out
+
+
+# Rows a block type's float product dequantizes at a time (a float32 buffer of that many rows).
+_ROW_CHUNK = 256
+# Byte offset of the half block minimum m in the types with w = d q + m (matmul's x_sums).
+_MIN_OFFSET = {GGMLType.Q4_1: 2, GGMLType.Q5_1: 2}
+
+
+def _dequantized_matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray) -> None:
+    """out (n_tok, n_out) = x (n_tok, n_in) W^T for a block type: a chunk of rows dequantized
+    by the type's dequantize_rows, then one float32 matrix-vector product per token, so that
+    a token's result does not depend on the batch it came in."""
+    kern = KERNELS[w.ggml_type]
+    wf = w.flat
+    row_items = w.row_bytes // wf.itemsize
+    n_blocks = w.n_in // kern.BLOCK_ELEMS
+    buf = np.empty((min(_ROW_CHUNK, w.n_out), w.n_in), dtype=np.float32)
+    for r0 in range(0, w.n_out, _ROW_CHUNK):
+        r1 = min(r0 + _ROW_CHUNK, w.n_out)
+        rows = buf[: r1 - r0]
+        kern.dequantize_rows(wf, row_items, _readonly(np.arange(r0, r1, dtype=np.int64)), n_blocks, rows.reshape(-1))
+        for t in range(x.shape[0]):
+            np.matmul(rows, x[t], out=out[t, r0:r1])
 
 
 def matmul_q8_1(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xs: np.ndarray) -> np.ndarray:

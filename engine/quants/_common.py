@@ -26,10 +26,21 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from ..ggml_types import TYPE_TRAITS, GGMLType
+
 # Options of every kernel. fastmath only where results need not be bit-exact (matmul);
 # the dequantize kernels use MATH_EXACT so that they reproduce numpy/gguf-py bit for bit.
 MATH_FAST = dict(cache=True, fastmath=True, error_model="numpy", boundscheck=False)
 MATH_EXACT = dict(cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+
+
+
+def block_shape(type_name: str) -> tuple[int, int]:
+    """(values, bytes) of one block of the ggml type named `type_name` ("Q4_0"): each kernel
+    module's BLOCK_ELEMS and BLOCK_BYTES, read from the one table of block sizes
+    (ggml_types.TYPE_TRAITS)."""
+    traits = TYPE_TRAITS[GGMLType[type_name]]
+    return traits.block_size, traits.type_size
 
 
 @intrinsic

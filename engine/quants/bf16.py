@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._common import MATH_EXACT, MATH_FAST, bf16_to_f32, group_of_rows
+from ._common import MATH_EXACT, MATH_FAST, bf16_to_f32, block_shape, group_of_rows
 
-BLOCK_ELEMS = 1
-BLOCK_BYTES = 2
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("BF16")
 WEIGHT_DTYPE = np.dtype(np.uint16)
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._common import MATH_EXACT, MATH_FAST, group_of_rows, half_to_f32_exact, half_to_f32_fast
+from ._common import MATH_EXACT, MATH_FAST, block_shape, group_of_rows, half_to_f32_exact, half_to_f32_fast
 
-BLOCK_ELEMS = 1
-BLOCK_BYTES = 2
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("F16")
 WEIGHT_DTYPE = np.dtype(np.uint16)
 
 

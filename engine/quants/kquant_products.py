@@ -37,11 +37,11 @@ from ._int8 import prefetch, dpbusd_scaled, f32x16_sum, i32x16_dup16, i32x16_sub
 
 # ggml type -> its module (block decoding) and block size in bytes
 _TYPES = {
-    int(GGMLType.Q2_K): (q2_k, 84),
-    int(GGMLType.Q3_K): (q3_k, 110),
-    int(GGMLType.Q4_K): (q4_k, 144),
-    int(GGMLType.Q5_K): (q5_k, 176),
-    int(GGMLType.Q6_K): (q6_k, 210),
+    int(GGMLType.Q2_K): (q2_k, q2_k.BLOCK_BYTES),
+    int(GGMLType.Q3_K): (q3_k, q3_k.BLOCK_BYTES),
+    int(GGMLType.Q4_K): (q4_k, q4_k.BLOCK_BYTES),
+    int(GGMLType.Q5_K): (q5_k, q5_k.BLOCK_BYTES),
+    int(GGMLType.Q6_K): (q6_k, q6_k.BLOCK_BYTES),
 }
 TYPES: frozenset[GGMLType] = frozenset(GGMLType(t) for t in _TYPES)
 

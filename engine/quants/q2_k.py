@@ -10,15 +10,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import MATH_EXACT, read_f16, read_f16_fast, read_u32
+from ._common import MATH_EXACT, block_shape, read_f16, read_f16_fast, read_u32
 from ._int8 import (
     i32x16_word_bytes16,
     i32x16_word_bytes_quads,
     q2x64_load,
 )
 
-BLOCK_ELEMS = 256
-BLOCK_BYTES = 84
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q2_K")
 WEIGHT_DTYPE = np.dtype(np.uint8)
 
 

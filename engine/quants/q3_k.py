@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import MATH_EXACT, read_f16, read_f16_fast, read_u32
+from ._common import MATH_EXACT, block_shape, read_f16, read_f16_fast, read_u32
 from ._int8 import (
     i32x16_shl,
     i32x16_splat8,
@@ -20,8 +20,7 @@ from ._int8 import (
     q3x64_load,
 )
 
-BLOCK_ELEMS = 256
-BLOCK_BYTES = 110
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q3_K")
 WEIGHT_DTYPE = np.dtype(np.uint8)
 
 

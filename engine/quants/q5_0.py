@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._common import MATH_EXACT, read_f16, read_u32
+from ._common import MATH_EXACT, block_shape, read_f16, read_u32
 from ._int8 import (
     dpbusd,
     i32x16_bit_bytes,
@@ -28,8 +28,7 @@ from ._int8 import (
 )
 from ._simd import vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
 
-BLOCK_ELEMS = 32
-BLOCK_BYTES = 22
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q5_0")
 WEIGHT_DTYPE = np.dtype(np.uint8)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._common import MATH_EXACT, read_f16, read_u32
+from ._common import MATH_EXACT, block_shape, read_f16, read_u32
 from ._int8 import (
     dpbusd,
     i32x16_load,
@@ -24,8 +24,7 @@ from ._int8 import (
 from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
 from .q5_0 import q5_block_values
 
-BLOCK_ELEMS = 32
-BLOCK_BYTES = 24
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q5_1")
 WEIGHT_DTYPE = np.dtype(np.uint8)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import MATH_EXACT, read_f16, read_f16_fast, read_u32
+from ._common import MATH_EXACT, block_shape, read_f16, read_f16_fast, read_u32
 from ._int8 import (
     i32x16_byte_pairs64,
     i32x16_scale_bytes_dup16,
@@ -17,8 +17,7 @@ from ._int8 import (
 )
 from .q4_k import scale_min_k4
 
-BLOCK_ELEMS = 256
-BLOCK_BYTES = 176
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q5_K")
 WEIGHT_DTYPE = np.dtype(np.uint8)
 
 

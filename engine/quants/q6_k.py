@@ -11,15 +11,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import MATH_EXACT, read_f16, read_f16_fast
+from ._common import MATH_EXACT, block_shape, read_f16, read_f16_fast
 from ._int8 import (
     i32x16_load_s8,
     i32x16_load_s8_quads,
     q6x64_load,
 )
 
-BLOCK_ELEMS = 256
-BLOCK_BYTES = 210
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q6_K")
 WEIGHT_DTYPE = np.dtype(np.uint8)
 
 

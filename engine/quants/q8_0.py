@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._common import MATH_EXACT, read_f16
+from ._common import MATH_EXACT, block_shape, read_f16
 from ._int8 import (
     dpbusd,
     i32x16_flip_signs,
@@ -24,8 +24,7 @@ from ._int8 import (
 )
 from ._simd import vfma, vload, vload_half_pairs16, vmul, vsplat
 
-BLOCK_ELEMS = 32
-BLOCK_BYTES = 34
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q8_0")
 WEIGHT_DTYPE = np.dtype(np.int8)
 
 

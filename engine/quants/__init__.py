@@ -1,12 +1,12 @@
 """Weights in llama.cpp's packed formats: dequantization and fused matrix products.
 
 One numba kernel module per ggml type (`q4_0.py`, `q6_k.py`, ...), each with
-- `dequantize_rows(w, row_bytes, rows, n_blocks, out)`: chosen rows to float32, bit for bit
-  what gguf-py (and llama.cpp's `dequantize_row_*`) produce;
+- `dequantize_block(src, o, dst, e)`: one block to float32, bit for bit what gguf-py (and
+  llama.cpp's `dequantize_row_*`) produce, plugged into row_kernels.dequantize_rows;
 - the 8-bit products the forward pass runs (`matvec_q8_1`, `matmul_q8_0`; the k-quants'
   in kquant_products.py), bit for bit llama.cpp's;
 - `BLOCK_ELEMS`, `BLOCK_BYTES`, `WEIGHT_DTYPE` (the element type the kernels read).
-F32 / F16 / BF16 have a float kernel `matmul(w, n_out, n_in, x, n_tok, out)`; the float
+F32 / F16 / BF16 have the float kernel row_kernels.matmul (with their `value_fast`); the float
 product of a block type (`matmul` below, for tests and benchmarks) dequantizes a chunk of
 rows at a time and multiplies in float32.
 This module checks shapes and types and picks the kernel; kernels see flat arrays and ints.
@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ModelFileError, UsageError
 from ..ggml_types import GGMLType, ggml_type_name
-from . import bf16, f16, f32, kquant_products, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0
+from . import bf16, f16, f32, kquant_products, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, row_kernels
 from .activations import quantize_q8_0, quantize_q8_1, quantize_q8_k
 
 __all__ = [
@@ -183,7 +183,6 @@ def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None, x_sums:
     F32 / F16 / BF16 weights go to their float kernels (the forward pass's product for those
     types); block types are dequantized a chunk of rows at a time and multiplied in float32.
     """
-    kern = KERNELS[w.ggml_type]
     x = np.asarray(x)
     one = x.ndim == 1
     x2 = x.reshape(1, -1) if one else x
@@ -200,7 +199,7 @@ def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None, x_sums:
     xf = np.ascontiguousarray(x2, dtype=np.float32)
     out2 = out.reshape(n_tok, w.n_out)
     if w.ggml_type in _DATA_DTYPES:
-        kern.matmul(w.flat, w.n_out, w.n_in, _readonly(xf.reshape(-1)), n_tok, out.reshape(-1))
+        row_kernels.matmul(row_kernels.TAGS[w.ggml_type], w.flat, w.n_out, w.n_in, _readonly(xf.reshape(-1)), n_tok, out.reshape(-1))
     else:
         _dequantized_matmul(w, xf, out2)
     if x_sums is not None and w.ggml_type in _MIN_OFFSET:
@@ -226,7 +225,7 @@ def _dequantized_matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray) -> None:
     """out (n_tok, n_out) = x (n_tok, n_in) W^T for a block type: a chunk of rows dequantized
     by the type's dequantize_rows, then one float32 matrix-vector product per token, so that
     a token's result does not depend on the batch it came in."""
-    kern = KERNELS[w.ggml_type]
+    kern, tag = KERNELS[w.ggml_type], row_kernels.TAGS[w.ggml_type]
     wf = w.flat
     row_items = w.row_bytes // wf.itemsize
     n_blocks = w.n_in // kern.BLOCK_ELEMS
@@ -234,7 +233,7 @@ def _dequantized_matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray) -> None:
     for r0 in range(0, w.n_out, _ROW_CHUNK):
         r1 = min(r0 + _ROW_CHUNK, w.n_out)
         rows = buf[: r1 - r0]
-        kern.dequantize_rows(wf, row_items, _readonly(np.arange(r0, r1, dtype=np.int64)), n_blocks, rows.reshape(-1))
+        row_kernels.dequantize_rows(tag, wf, row_items, _readonly(np.arange(r0, r1, dtype=np.int64)), n_blocks, rows.reshape(-1))
         for t in range(x.shape[0]):
             np.matmul(rows, x[t], out=out[t, r0:r1])
 
@@ -312,7 +311,7 @@ def dequantize_rows(w: QuantMatrix, rows) -> np.ndarray:
     if idx.size:
         wf = _flat_for_kernel(w.data, kern.WEIGHT_DTYPE)
         row_items = w.row_bytes // wf.itemsize
-        kern.dequantize_rows(wf, row_items, _readonly(idx), w.n_in // kern.BLOCK_ELEMS, out.reshape(-1))
+        row_kernels.dequantize_rows(row_kernels.TAGS[w.ggml_type], wf, row_items, _readonly(idx), w.n_in // kern.BLOCK_ELEMS, out.reshape(-1))
     return out
 
 
@@ -335,7 +334,7 @@ def dequantize(raw: np.ndarray, ggml_type, n_elements: int) -> np.ndarray:
     if n_blocks:
         wf = _flat_for_kernel(data[:need], kern.WEIGHT_DTYPE)
         rows = _readonly(np.zeros(1, dtype=np.int64))
-        kern.dequantize_rows(wf, wf.size, rows, n_blocks, out)
+        row_kernels.dequantize_rows(row_kernels.TAGS[GGMLType(int(ggml_type))], wf, wf.size, rows, n_blocks, out)
     return out
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import NativeValue, intrinsic, models, register_model, typeof_impl, unbox
 
 from ..ggml_types import TYPE_TRAITS, GGMLType
 
@@ -41,6 +41,38 @@ def block_shape(type_name: str) -> tuple[int, int]:
     (ggml_types.TYPE_TRAITS)."""
     traits = TYPE_TRAITS[GGMLType[type_name]]
     return traits.block_size, traits.type_size
+
+
+class TypeTag:
+    """A kernel's first argument that names a ggml type at compile time: its numba type
+    carries the type, so `overload`s keyed on it plug each type's block code into one
+    kernel and each type still gets its own compiled code (row_kernels.py,
+    kquant_products.py). (A literal int argument would do the same, but numba's `literally`
+    made the kernels 100x slower.)"""
+
+    def __init__(self, ggml_type: int) -> None:
+        self.ggml_type = int(ggml_type)
+
+
+class TypeTagType(types.Type):
+    def __init__(self, ggml_type: int) -> None:
+        self.ggml_type = ggml_type
+        super().__init__(name=f"TypeTag({ggml_type})")
+
+
+@typeof_impl.register(TypeTag)
+def _typeof_tag(val, c):
+    return TypeTagType(val.ggml_type)
+
+
+@register_model(TypeTagType)
+class _TypeTagModel(models.OpaqueModel):
+    pass
+
+
+@unbox(TypeTagType)
+def _unbox_tag(typ, obj, c):
+    return NativeValue(c.context.get_dummy_value())
 
 
 @intrinsic

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import MATH_EXACT, block_shape, read_f16, read_f16_fast, read_u32
+from ._common import block_shape, read_f16, read_f16_fast, read_u32
 from ._int8 import (
     i32x16_word_bytes16,
     i32x16_word_bytes_quads,
@@ -21,26 +21,19 @@ BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q2_K")
 WEIGHT_DTYPE = np.dtype(np.uint8)
 
 
-@njit(**MATH_EXACT)
-def dequantize_rows(w, row_bytes, rows, n_blocks, out):
-    n = n_blocks * 256
-    for i in range(rows.size):
-        r = rows[i]
-        src = w[r * row_bytes : r * row_bytes + n_blocks * 84]
-        dst = out[i * n : (i + 1) * n]
-        for b in range(n_blocks):
-            o = b * 84
-            e = b * 256
-            d = read_f16(src, o + 80)
-            dmin = read_f16(src, o + 82)
-            for h in range(2):
-                for k in range(4):
-                    for l in range(32):
-                        sc = np.int64(src[o + 8 * h + 2 * k + l // 16])
-                        dl = d * np.float32(sc & 15)
-                        ml = dmin * np.float32(sc >> 4)
-                        q = (np.int64(src[o + 16 + 32 * h + l]) >> (2 * k)) & 3
-                        dst[e + 128 * h + 32 * k + l] = dl * np.float32(q) - ml
+@njit(inline="always")
+def dequantize_block(src, o, dst, e):
+    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
+    d = read_f16(src, o + 80)
+    dmin = read_f16(src, o + 82)
+    for h in range(2):
+        for k in range(4):
+            for l in range(32):
+                sc = np.int64(src[o + 8 * h + 2 * k + l // 16])
+                dl = d * np.float32(sc & 15)
+                ml = dmin * np.float32(sc >> 4)
+                q = (np.int64(src[o + 16 + 32 * h + l]) >> (2 * k)) & 3
+                dst[e + 128 * h + 32 * k + l] = dl * np.float32(q) - ml
 
 
 # The 8-bit product (llama.cpp's ggml_vec_dot_q2_K_q8_K): sixteen sub-blocks of 16, q 0..3,

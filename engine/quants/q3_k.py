@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import MATH_EXACT, block_shape, read_f16, read_f16_fast, read_u32
+from ._common import block_shape, read_f16, read_f16_fast, read_u32
 from ._int8 import (
     i32x16_shl,
     i32x16_splat8,
@@ -35,24 +35,17 @@ def scale6(buf, o, s):
     return (low | (high << 4)) - 32
 
 
-@njit(**MATH_EXACT)
-def dequantize_rows(w, row_bytes, rows, n_blocks, out):
-    n = n_blocks * 256
-    for i in range(rows.size):
-        r = rows[i]
-        src = w[r * row_bytes : r * row_bytes + n_blocks * 110]
-        dst = out[i * n : (i + 1) * n]
-        for b in range(n_blocks):
-            o = b * 110
-            e = b * 256
-            d = read_f16(src, o + 108)
-            for h in range(2):
-                for k in range(4):
-                    for l in range(32):
-                        dl = d * np.float32(scale6(src, o + 96, 8 * h + 2 * k + l // 16))
-                        low = (np.int64(src[o + 32 + 32 * h + l]) >> (2 * k)) & 3
-                        hb = (np.int64(src[o + l]) >> (4 * h + k)) & 1
-                        dst[e + 128 * h + 32 * k + l] = dl * np.float32(low - 4 * (1 - hb))
+@njit(inline="always")
+def dequantize_block(src, o, dst, e):
+    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
+    d = read_f16(src, o + 108)
+    for h in range(2):
+        for k in range(4):
+            for l in range(32):
+                dl = d * np.float32(scale6(src, o + 96, 8 * h + 2 * k + l // 16))
+                low = (np.int64(src[o + 32 + 32 * h + l]) >> (2 * k)) & 3
+                hb = (np.int64(src[o + l]) >> (4 * h + k)) & 1
+                dst[e + 128 * h + 32 * k + l] = dl * np.float32(low - 4 * (1 - hb))
 
 
 # The 8-bit product (llama.cpp's ggml_vec_dot_q3_K_q8_K): sixteen sub-blocks of 16 with

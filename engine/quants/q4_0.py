@@ -28,21 +28,14 @@ BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q4_0")
 WEIGHT_DTYPE = np.dtype(np.uint8)
 
 
-@njit(**MATH_EXACT)
-def dequantize_rows(w, row_bytes, rows, n_blocks, out):
-    n = n_blocks * 32
-    for i in range(rows.size):
-        r = rows[i]
-        src = w[r * row_bytes : r * row_bytes + n_blocks * 18]
-        dst = out[i * n : (i + 1) * n]
-        for b in range(n_blocks):
-            o = b * 18
-            e = b * 32
-            d = read_f16(src, o)
-            for j in range(16):
-                q = src[o + 2 + j]
-                dst[e + j] = d * np.float32(np.int32(q & 15) - 8)
-                dst[e + 16 + j] = d * np.float32(np.int32(q >> 4) - 8)
+@njit(inline="always")
+def dequantize_block(src, o, dst, e):
+    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
+    d = read_f16(src, o)
+    for j in range(16):
+        q = src[o + 2 + j]
+        dst[e + j] = d * np.float32(np.int32(q & 15) - 8)
+        dst[e + 16 + j] = d * np.float32(np.int32(q >> 4) - 8)
 
 
 # The 8-bit product as llama.cpp computes it on x86 (its "repacked" Q4_0 kernels,

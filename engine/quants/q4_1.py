@@ -27,22 +27,15 @@ BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q4_1")
 WEIGHT_DTYPE = np.dtype(np.uint8)
 
 
-@njit(**MATH_EXACT)
-def dequantize_rows(w, row_bytes, rows, n_blocks, out):
-    n = n_blocks * 32
-    for i in range(rows.size):
-        r = rows[i]
-        src = w[r * row_bytes : r * row_bytes + n_blocks * 20]
-        dst = out[i * n : (i + 1) * n]
-        for b in range(n_blocks):
-            o = b * 20
-            e = b * 32
-            d = read_f16(src, o)
-            m = read_f16(src, o + 2)
-            for j in range(16):
-                q = src[o + 4 + j]
-                dst[e + j] = d * np.float32(q & 15) + m
-                dst[e + 16 + j] = d * np.float32(q >> 4) + m
+@njit(inline="always")
+def dequantize_block(src, o, dst, e):
+    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
+    d = read_f16(src, o)
+    m = read_f16(src, o + 2)
+    for j in range(16):
+        q = src[o + 4 + j]
+        dst[e + j] = d * np.float32(q & 15) + m
+        dst[e + 16 + j] = d * np.float32(q >> 4) + m
 
 
 # The exact Q4_1 x Q8_1 product (llama.cpp's ggml_vec_dot_q4_1_q8_1, AVX2/AVX-512 path).

@@ -32,24 +32,17 @@ BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q5_0")
 WEIGHT_DTYPE = np.dtype(np.uint8)
 
 
-@njit(**MATH_EXACT)
-def dequantize_rows(w, row_bytes, rows, n_blocks, out):
-    n = n_blocks * 32
-    for i in range(rows.size):
-        r = rows[i]
-        src = w[r * row_bytes : r * row_bytes + n_blocks * 22]
-        dst = out[i * n : (i + 1) * n]
-        for b in range(n_blocks):
-            o = b * 22
-            e = b * 32
-            d = read_f16(src, o)
-            qh = read_u32(src, o + 2)
-            for j in range(16):
-                q = np.int64(src[o + 6 + j])
-                lo = (q & 15) | (((qh >> j) & 1) << 4)
-                hi = (q >> 4) | (((qh >> (j + 16)) & 1) << 4)
-                dst[e + j] = d * np.float32(lo - 16)
-                dst[e + 16 + j] = d * np.float32(hi - 16)
+@njit(inline="always")
+def dequantize_block(src, o, dst, e):
+    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
+    d = read_f16(src, o)
+    qh = read_u32(src, o + 2)
+    for j in range(16):
+        q = np.int64(src[o + 6 + j])
+        lo = (q & 15) | (((qh >> j) & 1) << 4)
+        hi = (q >> 4) | (((qh >> (j + 16)) & 1) << 4)
+        dst[e + j] = d * np.float32(lo - 16)
+        dst[e + 16 + j] = d * np.float32(hi - 16)
 
 
 # The 8-bit product (llama.cpp's ggml_vec_dot_q5_0_q8_0 on AVX2/AVX-512, and its batched

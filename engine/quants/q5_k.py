@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import MATH_EXACT, block_shape, read_f16, read_f16_fast, read_u32
+from ._common import block_shape, read_f16, read_f16_fast, read_u32
 from ._int8 import (
     i32x16_byte_pairs64,
     i32x16_scale_bytes_dup16,
@@ -21,32 +21,25 @@ BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q5_K")
 WEIGHT_DTYPE = np.dtype(np.uint8)
 
 
-@njit(**MATH_EXACT)
-def dequantize_rows(w, row_bytes, rows, n_blocks, out):
-    n = n_blocks * 256
-    for i in range(rows.size):
-        r = rows[i]
-        src = w[r * row_bytes : r * row_bytes + n_blocks * 176]
-        dst = out[i * n : (i + 1) * n]
-        for b in range(n_blocks):
-            o = b * 176
-            e = b * 256
-            d = read_f16(src, o)
-            dmin = read_f16(src, o + 2)
-            for c in range(4):
-                sc_lo, m_lo = scale_min_k4(src, o + 4, 2 * c)
-                sc_hi, m_hi = scale_min_k4(src, o + 4, 2 * c + 1)
-                d_lo = d * np.float32(sc_lo)
-                d_hi = d * np.float32(sc_hi)
-                dm_lo = dmin * np.float32(m_lo)
-                dm_hi = dmin * np.float32(m_hi)
-                for l in range(32):
-                    q = np.int64(src[o + 48 + 32 * c + l])
-                    qh = np.int64(src[o + 16 + l])
-                    q_lo = (q & 15) | (((qh >> (2 * c)) & 1) << 4)
-                    q_hi = (q >> 4) | (((qh >> (2 * c + 1)) & 1) << 4)
-                    dst[e + 64 * c + l] = d_lo * np.float32(q_lo) - dm_lo
-                    dst[e + 64 * c + 32 + l] = d_hi * np.float32(q_hi) - dm_hi
+@njit(inline="always")
+def dequantize_block(src, o, dst, e):
+    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
+    d = read_f16(src, o)
+    dmin = read_f16(src, o + 2)
+    for c in range(4):
+        sc_lo, m_lo = scale_min_k4(src, o + 4, 2 * c)
+        sc_hi, m_hi = scale_min_k4(src, o + 4, 2 * c + 1)
+        d_lo = d * np.float32(sc_lo)
+        d_hi = d * np.float32(sc_hi)
+        dm_lo = dmin * np.float32(m_lo)
+        dm_hi = dmin * np.float32(m_hi)
+        for l in range(32):
+            q = np.int64(src[o + 48 + 32 * c + l])
+            qh = np.int64(src[o + 16 + l])
+            q_lo = (q & 15) | (((qh >> (2 * c)) & 1) << 4)
+            q_hi = (q >> 4) | (((qh >> (2 * c + 1)) & 1) << 4)
+            dst[e + 64 * c + l] = d_lo * np.float32(q_lo) - dm_lo
+            dst[e + 64 * c + 32 + l] = d_hi * np.float32(q_hi) - dm_hi
 
 
 # The 8-bit product (llama.cpp's ggml_vec_dot_q5_K_q8_K): as Q4_K's (q4_k.py), with 5-bit q

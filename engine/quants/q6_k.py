@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import MATH_EXACT, block_shape, read_f16, read_f16_fast
+from ._common import block_shape, read_f16, read_f16_fast
 from ._int8 import (
     i32x16_load_s8,
     i32x16_load_s8_quads,
@@ -29,32 +29,25 @@ def _scale(buf, i):
     return s - 256 if s >= 128 else s
 
 
-@njit(**MATH_EXACT)
-def dequantize_rows(w, row_bytes, rows, n_blocks, out):
-    n = n_blocks * 256
-    for i in range(rows.size):
-        r = rows[i]
-        src = w[r * row_bytes : r * row_bytes + n_blocks * 210]
-        dst = out[i * n : (i + 1) * n]
-        for b in range(n_blocks):
-            o = b * 210
-            e = b * 256
-            d = read_f16(src, o + 208)
-            for h in range(2):
-                for l in range(32):
-                    L0 = np.int64(src[o + 64 * h + l])
-                    L1 = np.int64(src[o + 64 * h + 32 + l])
-                    H = np.int64(src[o + 128 + 32 * h + l])
-                    q0 = (L0 & 15) | ((H & 3) << 4)
-                    q1 = (L1 & 15) | (((H >> 2) & 3) << 4)
-                    q2 = (L0 >> 4) | (((H >> 4) & 3) << 4)
-                    q3 = (L1 >> 4) | (((H >> 6) & 3) << 4)
-                    s = o + 192 + 8 * h + l // 16  # scale of element 128h + l; +2 per 32
-                    k = e + 128 * h + l
-                    dst[k] = (d * np.float32(_scale(src, s))) * np.float32(q0 - 32)
-                    dst[k + 32] = (d * np.float32(_scale(src, s + 2))) * np.float32(q1 - 32)
-                    dst[k + 64] = (d * np.float32(_scale(src, s + 4))) * np.float32(q2 - 32)
-                    dst[k + 96] = (d * np.float32(_scale(src, s + 6))) * np.float32(q3 - 32)
+@njit(inline="always")
+def dequantize_block(src, o, dst, e):
+    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
+    d = read_f16(src, o + 208)
+    for h in range(2):
+        for l in range(32):
+            L0 = np.int64(src[o + 64 * h + l])
+            L1 = np.int64(src[o + 64 * h + 32 + l])
+            H = np.int64(src[o + 128 + 32 * h + l])
+            q0 = (L0 & 15) | ((H & 3) << 4)
+            q1 = (L1 & 15) | (((H >> 2) & 3) << 4)
+            q2 = (L0 >> 4) | (((H >> 4) & 3) << 4)
+            q3 = (L1 >> 4) | (((H >> 6) & 3) << 4)
+            s = o + 192 + 8 * h + l // 16  # scale of element 128h + l; +2 per 32
+            k = e + 128 * h + l
+            dst[k] = (d * np.float32(_scale(src, s))) * np.float32(q0 - 32)
+            dst[k + 32] = (d * np.float32(_scale(src, s + 2))) * np.float32(q1 - 32)
+            dst[k + 64] = (d * np.float32(_scale(src, s + 4))) * np.float32(q2 - 32)
+            dst[k + 96] = (d * np.float32(_scale(src, s + 6))) * np.float32(q3 - 32)
 
 
 # The 8-bit product (llama.cpp's ggml_vec_dot_q6_K_q8_K): q - 32 in 0..63 - 32, sixteen

@@ -28,19 +28,12 @@ BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q8_0")
 WEIGHT_DTYPE = np.dtype(np.int8)
 
 
-@njit(**MATH_EXACT)
-def dequantize_rows(w, row_bytes, rows, n_blocks, out):
-    n = n_blocks * 32
-    for i in range(rows.size):
-        r = rows[i]
-        src = w[r * row_bytes : r * row_bytes + n_blocks * 34]
-        dst = out[i * n : (i + 1) * n]
-        for b in range(n_blocks):
-            o = b * 34
-            e = b * 32
-            d = read_f16(src, o)
-            for j in range(32):
-                dst[e + j] = np.float32(src[o + 2 + j]) * d
+@njit(inline="always")
+def dequantize_block(src, o, dst, e):
+    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
+    d = read_f16(src, o)
+    for j in range(32):
+        dst[e + j] = np.float32(src[o + 2 + j]) * d
 
 
 # The 8-bit product: per row and block the exact integer sum S of q * y, then

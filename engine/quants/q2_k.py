@@ -23,7 +23,6 @@ WEIGHT_DTYPE = np.dtype(np.uint8)
 
 @njit(inline="always")
 def dequantize_block(src, o, dst, e):
-    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
     d = read_f16(src, o + 80)
     dmin = read_f16(src, o + 82)
     for h in range(2):

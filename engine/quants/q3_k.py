@@ -37,7 +37,6 @@ def scale6(buf, o, s):
 
 @njit(inline="always")
 def dequantize_block(src, o, dst, e):
-    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
     d = read_f16(src, o + 108)
     for h in range(2):
         for k in range(4):

@@ -29,7 +29,6 @@ WEIGHT_DTYPE = np.dtype(np.uint8)
 
 @njit(inline="always")
 def dequantize_block(src, o, dst, e):
-    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
     d = read_f16(src, o)
     m = read_f16(src, o + 2)
     for j in range(16):

@@ -35,7 +35,6 @@ def scale_min_k4(buf, o, j):
 
 @njit(inline="always")
 def dequantize_block(src, o, dst, e):
-    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
     d = read_f16(src, o)
     dmin = read_f16(src, o + 2)
     for c in range(4):

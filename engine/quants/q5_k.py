@@ -23,7 +23,6 @@ WEIGHT_DTYPE = np.dtype(np.uint8)
 
 @njit(inline="always")
 def dequantize_block(src, o, dst, e):
-    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
     d = read_f16(src, o)
     dmin = read_f16(src, o + 2)
     for c in range(4):

@@ -31,7 +31,6 @@ def _scale(buf, i):
 
 @njit(inline="always")
 def dequantize_block(src, o, dst, e):
-    """The block at src[o:] to dst[e : e + BLOCK_ELEMS], bit for bit gguf-py's values."""
     d = read_f16(src, o + 208)
     for h in range(2):
         for l in range(32):

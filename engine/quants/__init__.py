@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ModelFileError, UsageError
 from ..ggml_types import GGMLType, ggml_type_name
-from . import bf16, f16, f32, kquant_products, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, row_kernels
+from . import kquant_products, row_kernels
 from .activations import quantize_q8_0, quantize_q8_1, quantize_q8_k
 
 __all__ = [
@@ -41,21 +41,7 @@ __all__ = [
 ]
 
 # The kernel module of each type: the type table is data.
-KERNELS: dict[GGMLType, ModuleType] = {
-    GGMLType.F32: f32,
-    GGMLType.F16: f16,
-    GGMLType.BF16: bf16,
-    GGMLType.Q4_0: q4_0,
-    GGMLType.Q4_1: q4_1,
-    GGMLType.Q5_0: q5_0,
-    GGMLType.Q5_1: q5_1,
-    GGMLType.Q8_0: q8_0,
-    GGMLType.Q2_K: q2_k,
-    GGMLType.Q3_K: q3_k,
-    GGMLType.Q4_K: q4_k,
-    GGMLType.Q5_K: q5_k,
-    GGMLType.Q6_K: q6_k,
-}
+KERNELS: dict[GGMLType, ModuleType] = row_kernels.MODULES
 
 SUPPORTED_TYPES: frozenset[GGMLType] = frozenset(KERNELS)
 

@@ -12,6 +12,8 @@ engine/quants/__pycache__ (as for _common.py and _int8.py).
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 from numba import njit, prange
 from numba.extending import overload
@@ -20,16 +22,23 @@ from ..ggml_types import GGMLType
 from . import bf16, f16, f32, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0
 from ._common import MATH_EXACT, MATH_FAST, TypeTag, TypeTagType, group_of_rows
 
-_MODULES = {
-    int(t): m
-    for t, m in {
-        GGMLType.F32: f32, GGMLType.F16: f16, GGMLType.BF16: bf16, GGMLType.Q4_0: q4_0,
-        GGMLType.Q4_1: q4_1, GGMLType.Q5_0: q5_0, GGMLType.Q5_1: q5_1, GGMLType.Q8_0: q8_0,
-        GGMLType.Q2_K: q2_k, GGMLType.Q3_K: q3_k, GGMLType.Q4_K: q4_k, GGMLType.Q5_K: q5_k,
-        GGMLType.Q6_K: q6_k,
-    }.items()
+# The kernel module of each type: the type table is data (quants.KERNELS).
+MODULES: dict[GGMLType, ModuleType] = {
+    GGMLType.F32: f32,
+    GGMLType.F16: f16,
+    GGMLType.BF16: bf16,
+    GGMLType.Q4_0: q4_0,
+    GGMLType.Q4_1: q4_1,
+    GGMLType.Q5_0: q5_0,
+    GGMLType.Q5_1: q5_1,
+    GGMLType.Q8_0: q8_0,
+    GGMLType.Q2_K: q2_k,
+    GGMLType.Q3_K: q3_k,
+    GGMLType.Q4_K: q4_k,
+    GGMLType.Q5_K: q5_k,
+    GGMLType.Q6_K: q6_k,
 }
-TAGS = {GGMLType(t): TypeTag(t) for t in _MODULES}
+TAGS = {t: TypeTag(t) for t in MODULES}
 
 
 def _dequantize_block(kind, src, o, dst, e):
@@ -48,7 +57,7 @@ def _value_fast(kind, v):
 def _dequantize_block_for(kind, src, o, dst, e):
     if not isinstance(kind, TypeTagType):
         return None
-    block = _MODULES[kind.ggml_type].dequantize_block
+    block = MODULES[GGMLType(kind.ggml_type)].dequantize_block
     return lambda kind, src, o, dst, e: block(src, o, dst, e)
 
 
@@ -57,7 +66,7 @@ def _block_shape_for(kind):
     """(values, array items) of one block: items of the array the kernels read (WEIGHT_DTYPE)."""
     if not isinstance(kind, TypeTagType):
         return None
-    m = _MODULES[kind.ggml_type]
+    m = MODULES[GGMLType(kind.ggml_type)]
     elems, items = m.BLOCK_ELEMS, m.BLOCK_BYTES // m.WEIGHT_DTYPE.itemsize
     return lambda kind: (elems, items)
 
@@ -66,7 +75,7 @@ def _block_shape_for(kind):
 def _value_fast_for(kind, v):
     if not isinstance(kind, TypeTagType):
         return None
-    value = _MODULES[kind.ggml_type].value_fast
+    value = MODULES[GGMLType(kind.ggml_type)].value_fast
     return lambda kind, v: value(v)
 
 

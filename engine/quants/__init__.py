@@ -5,7 +5,8 @@ One numba kernel module per ggml type (`q4_0.py`, `q6_k.py`, ...), each with
   llama.cpp's `dequantize_row_*`) produce, plugged into row_kernels.dequantize_rows;
 - the 8-bit products the forward pass runs (`matvec_q8_1`, `matmul_q8_0`; the k-quants'
   in kquant_products.py), bit for bit llama.cpp's;
-- `BLOCK_ELEMS`, `BLOCK_BYTES`, `WEIGHT_DTYPE` (the element type the kernels read).
+- `BLOCK_ELEMS`, `BLOCK_BYTES`, and `WEIGHT_DTYPE` where the kernels read the data as other
+  than bytes (uint8): row_kernels.WEIGHT_DTYPES.
 F32 / F16 / BF16 have the float kernel row_kernels.matmul (with their `value_fast`); the float
 product of a block type (`matmul` below, for tests and benchmarks) dequantizes a chunk of
 rows at a time and multiplies in float32.
@@ -125,7 +126,7 @@ class QuantMatrix:
         """The data as the kernels read it: flat, read-only, WEIGHT_DTYPE (made once)."""
         f = self.__dict__.get("_flat")
         if f is None:
-            f = _flat_for_kernel(self.data, KERNELS[self.ggml_type].WEIGHT_DTYPE)
+            f = _flat_for_kernel(self.data, row_kernels.WEIGHT_DTYPES[self.ggml_type])
             object.__setattr__(self, "_flat", f)
         return f
 
@@ -295,7 +296,7 @@ def dequantize_rows(w: QuantMatrix, rows) -> np.ndarray:
         raise UsageError(f"dequantize_rows: row ids must be in [0, {w.n_out}), got {idx.min()}..{idx.max()}")
     out = np.empty((idx.size, w.n_in), dtype=np.float32)
     if idx.size:
-        wf = _flat_for_kernel(w.data, kern.WEIGHT_DTYPE)
+        wf = _flat_for_kernel(w.data, row_kernels.WEIGHT_DTYPES[w.ggml_type])
         row_items = w.row_bytes // wf.itemsize
         row_kernels.dequantize_rows(row_kernels.TAGS[w.ggml_type], wf, row_items, _readonly(idx), w.n_in // kern.BLOCK_ELEMS, out.reshape(-1))
     return out
@@ -318,7 +319,7 @@ def dequantize(raw: np.ndarray, ggml_type, n_elements: int) -> np.ndarray:
         raise UsageError(f"dequantize: {n_elements} values need {need} bytes, the buffer has {data.size}")
     out = np.empty(n_elements, dtype=np.float32)
     if n_blocks:
-        wf = _flat_for_kernel(data[:need], kern.WEIGHT_DTYPE)
+        wf = _flat_for_kernel(data[:need], row_kernels.WEIGHT_DTYPES[GGMLType(int(ggml_type))])
         rows = _readonly(np.zeros(1, dtype=np.int64))
         row_kernels.dequantize_rows(row_kernels.TAGS[GGMLType(int(ggml_type))], wf, wf.size, rows, n_blocks, out)
     return out

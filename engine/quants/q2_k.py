@@ -18,7 +18,6 @@ from ._int8 import (
 )
 
 BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q2_K")
-WEIGHT_DTYPE = np.dtype(np.uint8)
 
 
 @njit(inline="always")

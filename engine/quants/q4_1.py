@@ -24,7 +24,6 @@ from ._int8 import (
 from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat
 
 BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q4_1")
-WEIGHT_DTYPE = np.dtype(np.uint8)
 
 
 @njit(inline="always")

@@ -29,7 +29,6 @@ from ._int8 import (
 from ._simd import vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
 
 BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q5_0")
-WEIGHT_DTYPE = np.dtype(np.uint8)
 
 
 @njit(inline="always")

@@ -25,7 +25,6 @@ from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
 from .q5_0 import q5_block_values
 
 BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q5_1")
-WEIGHT_DTYPE = np.dtype(np.uint8)
 
 
 @njit(inline="always")

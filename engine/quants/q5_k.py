@@ -18,7 +18,6 @@ from ._int8 import (
 from .q4_k import scale_min_k4
 
 BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q5_K")
-WEIGHT_DTYPE = np.dtype(np.uint8)
 
 
 @njit(inline="always")

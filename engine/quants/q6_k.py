@@ -19,7 +19,6 @@ from ._int8 import (
 )
 
 BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q6_K")
-WEIGHT_DTYPE = np.dtype(np.uint8)
 
 
 @njit(inline="always")

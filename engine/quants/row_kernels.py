@@ -39,6 +39,9 @@ MODULES: dict[GGMLType, ModuleType] = {
     GGMLType.Q6_K: q6_k,
 }
 TAGS = {t: TypeTag(t) for t in MODULES}
+# The element type the kernels read a type's data as: a module's WEIGHT_DTYPE where it has
+# one (Q8_0's signed bytes, the float types), else the packed bytes as uint8.
+WEIGHT_DTYPES: dict[GGMLType, np.dtype] = {t: getattr(m, "WEIGHT_DTYPE", np.dtype(np.uint8)) for t, m in MODULES.items()}
 
 
 def _dequantize_block(kind, src, o, dst, e):
@@ -63,11 +66,11 @@ def _dequantize_block_for(kind, src, o, dst, e):
 
 @overload(_block_shape, inline="always")
 def _block_shape_for(kind):
-    """(values, array items) of one block: items of the array the kernels read (WEIGHT_DTYPE)."""
+    """(values, array items) of one block: items of the array the kernels read (WEIGHT_DTYPES)."""
     if not isinstance(kind, TypeTagType):
         return None
-    m = MODULES[GGMLType(kind.ggml_type)]
-    elems, items = m.BLOCK_ELEMS, m.BLOCK_BYTES // m.WEIGHT_DTYPE.itemsize
+    t = GGMLType(kind.ggml_type)
+    elems, items = MODULES[t].BLOCK_ELEMS, MODULES[t].BLOCK_BYTES // WEIGHT_DTYPES[t].itemsize
     return lambda kind: (elems, items)
 
 

@@ -3,6 +3,7 @@ that agree with float64 dequantize-then-multiply, the embedding lookup, and the 
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
@@ -15,6 +16,7 @@ from model_builders import small_llama_gguf  # noqa: E402
 
 from engine import ModelFileError, UsageError, open_model_file  # noqa: E402
 from engine.ggml_types import TYPE_TRAITS, GGMLType  # noqa: E402
+from engine.quants import row_kernels  # noqa: E402
 from engine.quants import (  # noqa: E402
     KERNELS,
     SUPPORTED_TYPES,
@@ -207,7 +209,16 @@ def test_one_compiled_kernel_for_readonly_and_writable_weights():
     ro.flags.writeable = False
     x = rng.standard_normal((2, 64), dtype=np.float32)
     assert np.array_equal(matmul(w, x), matmul(QuantMatrix(w.ggml_type, 64, 8, ro), x))
-    assert len(KERNELS[GGMLType.Q4_0].matmul.signatures) == 1
+    assert np.array_equal(dequantize_rows(w, [1, 2]), dequantize_rows(QuantMatrix(w.ggml_type, 64, 8, ro), [1, 2]))
+    f = random_matrix(GGMLType.F16, 8, 64, rng)
+    ro = f.data.view()
+    ro.flags.writeable = False
+    assert np.array_equal(matmul(f, x), matmul(QuantMatrix(f.ggml_type, 64, 8, ro), x))
+    # one compiled kernel per type (its tag), whatever the weights' writability; the block
+    # types' float product runs through their dequantize kernel
+    for kernel, t in ((row_kernels.dequantize_rows, GGMLType.Q4_0), (row_kernels.matmul, GGMLType.F16)):
+        tag = numba.typeof(row_kernels.TAGS[t])
+        assert len([s for s in kernel.signatures if s[0] == tag]) == 1
 
 
 # ---- embedding lookup -----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from ..quants._common import block_shape  # noqa: F401 (each quantizer's block size)
 from ..quants._common import half_to_f32_exact as f16_to_f32  # noqa: F401 (used by the quantizers)
 
 KERNEL = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", boundscheck=False)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-BLOCK_ELEMS = 1
-BLOCK_BYTES = 2
+from ._common import block_shape
+
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("BF16")
 
 
 def quantize_blocks(x: np.ndarray, out: np.ndarray) -> None:

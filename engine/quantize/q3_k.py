@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import F32, KERNEL, f16_to_f32, f32_to_f16, make_q3_quants, nearest_int, put_f16, to_int8
+from ._common import F32, KERNEL, block_shape, f16_to_f32, f32_to_f16, make_q3_quants, nearest_int, put_f16, to_int8
 
-BLOCK_ELEMS = 256
-BLOCK_BYTES = 110  # hmask[32], qs[64], scales[12], d
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q3_K")  # hmask[32], qs[64], scales[12], d
 
 
 @njit(**KERNEL)

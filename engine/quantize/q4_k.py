@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import F32, KERNEL, f16_to_f32, f32_to_f16, make_qkx2_quants, nearest_int, put_f16
+from ._common import F32, KERNEL, block_shape, f16_to_f32, f32_to_f16, make_qkx2_quants, nearest_int, put_f16
 
-BLOCK_ELEMS = 256
-BLOCK_BYTES = 144  # d, dmin, scales[12], qs[128]
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q4_K")  # d, dmin, scales[12], qs[128]
 
 
 @njit(**KERNEL)

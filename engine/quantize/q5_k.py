@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import F32, KERNEL, put_f16
+from ._common import F32, KERNEL, block_shape, put_f16
 from .q4_k import k_group_levels
 
-BLOCK_ELEMS = 256
-BLOCK_BYTES = 176  # d, dmin, scales[12], qh[32], qs[128]
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q5_K")  # d, dmin, scales[12], qh[32], qs[128]
 
 
 @njit(**KERNEL)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import F32, GROUP_MAX_EPS, KERNEL, f16_to_f32, f32_to_f16, make_qx_quants_rmse1, nearest_int, put_f16, to_int8
+from ._common import F32, GROUP_MAX_EPS, KERNEL, block_shape, f16_to_f32, f32_to_f16, make_qx_quants_rmse1, nearest_int, put_f16, to_int8
 
-BLOCK_ELEMS = 256
-BLOCK_BYTES = 210  # ql[128], qh[64], scales[16] (int8), d
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q6_K")  # ql[128], qh[64], scales[16] (int8), d
 
 
 @njit(**KERNEL)

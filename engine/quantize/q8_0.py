@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from numba import njit
 
-from ._common import F32, KERNEL, f32_to_f16, put_f16, roundf, trunc_i32
+from ._common import F32, KERNEL, block_shape, f32_to_f16, put_f16, roundf, trunc_i32
 
-BLOCK_ELEMS = 32
-BLOCK_BYTES = 34
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q8_0")
 
 
 @njit(**KERNEL)

@@ -1,11 +1,15 @@
 """Weights in llama.cpp's packed formats: dequantization and fused matrix products.
 
 One numba kernel module per ggml type (`q4_0.py`, `q6_k.py`, ...), each with
-- `dequantize_rows(w, row_bytes, rows, n_blocks, out)`: chosen rows to float32, bit for bit
-  what gguf-py (and llama.cpp's `dequantize_row_*`) produce;
-- `matmul(w, n_out, n_in, x, n_tok, out)`: out[t, r] = sum_k W[r, k] x[t, k], reading the
-  packed weights block by block, float32 accumulation, `prange` over groups of rows;
-- `BLOCK_ELEMS`, `BLOCK_BYTES`, `WEIGHT_DTYPE` (the element type the kernels read).
+- `dequantize_block(src, o, dst, e)`: one block to float32, bit for bit what gguf-py (and
+  llama.cpp's `dequantize_row_*`) produce, plugged into row_kernels.dequantize_rows;
+- the 8-bit products the forward pass runs (`matvec_q8_1`, `matmul_q8_0`; the k-quants'
+  in kquant_products.py), bit for bit llama.cpp's;
+- `BLOCK_ELEMS`, `BLOCK_BYTES`, and `WEIGHT_DTYPE` where the kernels read the data as other
+  than bytes (uint8): row_kernels.WEIGHT_DTYPES.
+F32 / F16 / BF16 have the float kernel row_kernels.matmul (with their `value_fast`); the float
+product of a block type (`matmul` below, for tests and benchmarks) dequantizes a chunk of
+rows at a time and multiplies in float32.
 This module checks shapes and types and picks the kernel; kernels see flat arrays and ints.
 
     w = QuantMatrix.from_model_file(mf, "blk.0.attn_q.weight")
@@ -22,7 +26,7 @@ import numpy as np
 
 from ..errors import ModelFileError, UsageError
 from ..ggml_types import GGMLType, ggml_type_name
-from . import bf16, f16, f32, kquant_products, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0
+from . import kquant_products, row_kernels
 from .activations import quantize_q8_0, quantize_q8_1, quantize_q8_k
 
 __all__ = [
@@ -38,21 +42,7 @@ __all__ = [
 ]
 
 # The kernel module of each type: the type table is data.
-KERNELS: dict[GGMLType, ModuleType] = {
-    GGMLType.F32: f32,
-    GGMLType.F16: f16,
-    GGMLType.BF16: bf16,
-    GGMLType.Q4_0: q4_0,
-    GGMLType.Q4_1: q4_1,
-    GGMLType.Q5_0: q5_0,
-    GGMLType.Q5_1: q5_1,
-    GGMLType.Q8_0: q8_0,
-    GGMLType.Q2_K: q2_k,
-    GGMLType.Q3_K: q3_k,
-    GGMLType.Q4_K: q4_k,
-    GGMLType.Q5_K: q5_k,
-    GGMLType.Q6_K: q6_k,
-}
+KERNELS: dict[GGMLType, ModuleType] = row_kernels.MODULES
 
 SUPPORTED_TYPES: frozenset[GGMLType] = frozenset(KERNELS)
 
@@ -136,7 +126,7 @@ class QuantMatrix:
         """The data as the kernels read it: flat, read-only, WEIGHT_DTYPE (made once)."""
         f = self.__dict__.get("_flat")
         if f is None:
-            f = _flat_for_kernel(self.data, KERNELS[self.ggml_type].WEIGHT_DTYPE)
+            f = _flat_for_kernel(self.data, row_kernels.WEIGHT_DTYPES[self.ggml_type])
             object.__setattr__(self, "_flat", f)
         return f
 
@@ -177,8 +167,9 @@ def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None, x_sums:
     of the result's shape; it is filled and returned. `x_sums` (Q4_1 and Q5_1 only, else
     ignored): float32 (n_tokens, n_in // 32), the block sums of x to use in the weights'
     minimum term, as llama.cpp's Q8_1 activations carry them (activations.py).
+    F32 / F16 / BF16 weights go to their float kernels (the forward pass's product for those
+    types); block types are dequantized a chunk of rows at a time and multiplied in float32.
     """
-    kern = KERNELS[w.ggml_type]
     x = np.asarray(x)
     one = x.ndim == 1
     x2 = x.reshape(1, -1) if one else x
@@ -192,16 +183,46 @@ def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None, x_sums:
         raise UsageError(f"matmul: out must be a writable C-contiguous float32 array of shape {shape}")
     if n_tok == 0:
         return out
-    xf = _readonly(np.ascontiguousarray(x2, dtype=np.float32).reshape(-1))
-    wf = w.flat
-    if x_sums is not None and hasattr(kern, "matmul_with_sums"):
-        xs = np.ascontiguousarray(x_sums, dtype=np.float32).reshape(-1)
-        if xs.size != n_tok * (w.n_in // 32):
-            raise UsageError(f"matmul: x_sums must hold {n_tok * (w.n_in // 32)} block sums, not {xs.size}")
-        kern.matmul_with_sums(wf, w.n_out, w.n_in, xf, _readonly(xs), n_tok, out.reshape(-1))
+    xf = np.ascontiguousarray(x2, dtype=np.float32)
+    out2 = out.reshape(n_tok, w.n_out)
+    if w.ggml_type in _DATA_DTYPES:
+        row_kernels.matmul(row_kernels.TAGS[w.ggml_type], w.flat, w.n_out, w.n_in, _readonly(xf.reshape(-1)), n_tok, out.reshape(-1))
     else:
-        kern.matmul(wf, w.n_out, w.n_in, xf, n_tok, out.reshape(-1))
+        _dequantized_matmul(w, xf, out2)
+    if x_sums is not None and w.ggml_type in _MIN_OFFSET:
+        nb = w.n_in // 32
+        xs = np.ascontiguousarray(x_sums, dtype=np.float32).reshape(-1)
+        if xs.size != n_tok * nb:
+            raise UsageError(f"matmul: x_sums must hold {n_tok * nb} block sums, not {xs.size}")
+        # sum((d q + m) x) = d sum(q x) + m sum(x): swap each block's sum(x) for the given one
+        o = _MIN_OFFSET[w.ggml_type]
+        mins = np.ascontiguousarray(w.data.reshape(w.n_out, nb, -1)[:, :, o : o + 2]).view(np.float16)
+        delta = xs.reshape(n_tok, nb) - xf.reshape(n_tok, nb, 32).sum(axis=2, dtype=np.float32)
+        out2 += delta @ mins.reshape(w.n_out, nb).astype(np.float32).T
     return out
+
+
+# Rows a block type's float product dequantizes at a time (a float32 buffer of that many rows).
+_ROW_CHUNK = 256
+# Byte offset of the half block minimum m in the types with w = d q + m (matmul's x_sums).
+_MIN_OFFSET = {GGMLType.Q4_1: 2, GGMLType.Q5_1: 2}
+
+
+def _dequantized_matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray) -> None:
+    """out (n_tok, n_out) = x (n_tok, n_in) W^T for a block type: a chunk of rows dequantized
+    by the type's dequantize_rows, then one float32 matrix-vector product per token, so that
+    a token's result does not depend on the batch it came in."""
+    kern, tag = KERNELS[w.ggml_type], row_kernels.TAGS[w.ggml_type]
+    wf = w.flat
+    row_items = w.row_bytes // wf.itemsize
+    n_blocks = w.n_in // kern.BLOCK_ELEMS
+    buf = np.empty((min(_ROW_CHUNK, w.n_out), w.n_in), dtype=np.float32)
+    for r0 in range(0, w.n_out, _ROW_CHUNK):
+        r1 = min(r0 + _ROW_CHUNK, w.n_out)
+        rows = buf[: r1 - r0]
+        row_kernels.dequantize_rows(tag, wf, row_items, _readonly(np.arange(r0, r1, dtype=np.int64)), n_blocks, rows.reshape(-1))
+        for t in range(x.shape[0]):
+            np.matmul(rows, x[t], out=out[t, r0:r1])
 
 
 def matmul_q8_1(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -275,9 +296,9 @@ def dequantize_rows(w: QuantMatrix, rows) -> np.ndarray:
         raise UsageError(f"dequantize_rows: row ids must be in [0, {w.n_out}), got {idx.min()}..{idx.max()}")
     out = np.empty((idx.size, w.n_in), dtype=np.float32)
     if idx.size:
-        wf = _flat_for_kernel(w.data, kern.WEIGHT_DTYPE)
+        wf = _flat_for_kernel(w.data, row_kernels.WEIGHT_DTYPES[w.ggml_type])
         row_items = w.row_bytes // wf.itemsize
-        kern.dequantize_rows(wf, row_items, _readonly(idx), w.n_in // kern.BLOCK_ELEMS, out.reshape(-1))
+        row_kernels.dequantize_rows(row_kernels.TAGS[w.ggml_type], wf, row_items, _readonly(idx), w.n_in // kern.BLOCK_ELEMS, out.reshape(-1))
     return out
 
 
@@ -298,9 +319,9 @@ def dequantize(raw: np.ndarray, ggml_type, n_elements: int) -> np.ndarray:
         raise UsageError(f"dequantize: {n_elements} values need {need} bytes, the buffer has {data.size}")
     out = np.empty(n_elements, dtype=np.float32)
     if n_blocks:
-        wf = _flat_for_kernel(data[:need], kern.WEIGHT_DTYPE)
+        wf = _flat_for_kernel(data[:need], row_kernels.WEIGHT_DTYPES[GGMLType(int(ggml_type))])
         rows = _readonly(np.zeros(1, dtype=np.int64))
-        kern.dequantize_rows(wf, wf.size, rows, n_blocks, out)
+        row_kernels.dequantize_rows(row_kernels.TAGS[GGMLType(int(ggml_type))], wf, wf.size, rows, n_blocks, out)
     return out
 
 

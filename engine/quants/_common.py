@@ -1,4 +1,4 @@
-"""Pieces every kernel module shares: bit casts, half-float reads, activation group sums.
+"""Pieces every kernel module shares: bit casts, half-float reads, groups of rows.
 
 Kernel conventions (see ../shared/docs/numba-notes.md and engine-reference.md §3, §5):
 - Kernels take flat, C-contiguous, typed arrays and ints; shapes and checks stay in Python.
@@ -8,8 +8,7 @@ Kernel conventions (see ../shared/docs/numba-notes.md and engine-reference.md §
   even `b * 210 + 64 * h + l`) the wrap-around selects stop the inner loop from vectorizing:
   2.0 against 11.6 GB/s for the same Q4_0 mat-vec, 11.9 against 5.4 ms for Q6_K.
 - Float arithmetic in the inner loops, with float32 constants (an int literal turns float32
-  arithmetic into float64). Nibbles and bit fields are split *in float*: hi = floor(q/16),
-  lo = q - 16*hi.
+  arithmetic into float64).
 - Four output rows in the same inner loop, sharing each activation load (separate loops
   per row, even inlined, ran 2.4x slower); a group at the end of the matrix repeats its
   last row instead of branching. `prange` runs over these groups; the token loop is inside,
@@ -25,12 +24,55 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import NativeValue, intrinsic, models, register_model, typeof_impl, unbox
+
+from ..ggml_types import TYPE_TRAITS, GGMLType
 
 # Options of every kernel. fastmath only where results need not be bit-exact (matmul);
 # the dequantize kernels use MATH_EXACT so that they reproduce numpy/gguf-py bit for bit.
 MATH_FAST = dict(cache=True, fastmath=True, error_model="numpy", boundscheck=False)
 MATH_EXACT = dict(cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+
+
+
+def block_shape(type_name: str) -> tuple[int, int]:
+    """(values, bytes) of one block of the ggml type named `type_name` ("Q4_0"): each kernel
+    module's BLOCK_ELEMS and BLOCK_BYTES, read from the one table of block sizes
+    (ggml_types.TYPE_TRAITS)."""
+    traits = TYPE_TRAITS[GGMLType[type_name]]
+    return traits.block_size, traits.type_size
+
+
+class TypeTag:
+    """A kernel's first argument that names a ggml type at compile time: its numba type
+    carries the type, so `overload`s keyed on it plug each type's block code into one
+    kernel and each type still gets its own compiled code (row_kernels.py,
+    kquant_products.py). (A literal int argument would do the same, but numba's `literally`
+    made the kernels 100x slower.)"""
+
+    def __init__(self, ggml_type: int) -> None:
+        self.ggml_type = int(ggml_type)
+
+
+class TypeTagType(types.Type):
+    def __init__(self, ggml_type: int) -> None:
+        self.ggml_type = ggml_type
+        super().__init__(name=f"TypeTag({ggml_type})")
+
+
+@typeof_impl.register(TypeTag)
+def _typeof_tag(val, c):
+    return TypeTagType(val.ggml_type)
+
+
+@register_model(TypeTagType)
+class _TypeTagModel(models.OpaqueModel):
+    pass
+
+
+@unbox(TypeTagType)
+def _unbox_tag(typ, obj, c):
+    return NativeValue(c.context.get_dummy_value())
 
 
 @intrinsic
@@ -129,18 +171,3 @@ def group_of_rows(g, n_out):
     last = n_out - 1
     return min(g * 4, last), min(g * 4 + 1, last), min(g * 4 + 2, last), min(g * 4 + 3, last)
 
-
-@njit(**MATH_FAST)
-def group_sums(x, n_tok, n_in, group):
-    """Sums of each run of `group` activations: out[t * (n_in // group) + i] =
-    sum(x[t, i*group:(i+1)*group]). Kernels fold constant quant offsets and block minimums
-    into these (sum((q - 8) * x) = sum(q * x) - 8 * sum(x))."""
-    n = n_tok * (n_in // group)
-    out = np.empty(n, dtype=np.float32)
-    for i in range(n):  # rows are whole groups, so group i is x.flat[i*group:(i+1)*group]
-        xg = x[i * group : (i + 1) * group]
-        s = np.float32(0.0)
-        for j in range(group):
-            s += xg[j]
-        out[i] = s
-    return out

@@ -4,17 +4,20 @@ llama.cpp never multiplies a quantized weight by a float32 activation: it first 
 activation row to the weight type's "vec_dot_type" (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for
 Q4_1/Q5_1, Q8_K for the k-quants, F16 for F16, BF16 for BF16) and takes integer (or half)
 dot products. Which values get rounded up or down then decides, through the next layers,
-which of two near-equal tokens wins. So the engine rounds activations the same way: it
-computes `round_activations(x, type)` — the dequantized 8-bit (or half) activations — and
-hands them to the float kernels, whose block sums then equal llama.cpp's integer sums
-times the same scales, up to float summation order.
+which of two near-equal tokens wins. So the engine rounds activations the same way:
+- for the block types, `quantize_q8_0` / `quantize_q8_1` / `quantize_q8_k` give the 8-bit
+  blocks themselves (values, scales, sums), which the 8-bit kernels take (quants.matmul_q8_0,
+  matmul_q8_1, matmul_q8_k; the forward pass through quants.rounded_activations);
+- for F16 / BF16, `round_activations(x, type)` gives x rounded to half or bfloat16, which
+  the float kernels take (the forward pass through `quantize_activations`).
+`round_q8_0` / `round_q8_k` (the dequantized 8-bit activations) are the numpy statements of
+those roundings that the tests hold the kernels to.
 
 Q8_1 (the activations of Q4_1/Q5_1 weights) has the same values as Q8_0 plus a block sum
 s = d·Σq, with d = amax/127 before its rounding to half, stored as half. The weights'
-minimum term m·Σx uses that s, not the sum of the rounded values: `quantize_activations`
-returns it for the kernels (quants.matmul's x_sums).
+minimum term m·Σx uses that s, not the sum of the rounded values (`q8_1_sums`; quants.matmul
+takes it as x_sums).
 """
-
 from __future__ import annotations
 
 import numpy as np

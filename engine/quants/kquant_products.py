@@ -4,9 +4,8 @@ ggml_vec_dot_qX_K_q8_K, with 8-bit integer dot products (_int8.dpbusd).
 One kernel for the five types: each type module supplies `_decode_q8_k(blk)` (one block
 made ready for any number of tokens: a flat tuple d, "dmin", four 64-value weight vectors,
 four lane-scale vectors, the minimum-term vector) and the kernel plugs it in at compile
-time through `overload`s keyed by the type of its first argument, a `KQuant` tag whose
-numba type names the ggml type, so each type still gets its own compiled code. (A literal
-int argument would do the same, but numba's `literally` made the kernel 100x slower.) The dot of one decoded block with one token's block of
+time through `overload`s keyed by the type of its first argument, a `TypeTag` (_common.py)
+whose numba type names the ggml type, so each type still gets its own compiled code. The dot of one decoded block with one token's block of
 activations is the same for every type, except Q3_K's (its offset is taken out in integers).
 
 Rows: in runs of 16 per parallel task; tokens in tiles of up to TILE = 8. One row and one
@@ -26,55 +25,27 @@ engine/quants/__pycache__ (as for _common.py and _int8.py).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, types
-from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
+from numba import njit, prange
+from numba.extending import overload
 
 from ..ggml_types import GGMLType
 from . import q2_k, q3_k, q4_k, q5_k, q6_k
-from ._common import MATH_FAST
+from ._common import MATH_FAST, TypeTag, TypeTagType
 from ._simd import vfma, vload, vmul, vsplat
 from ._int8 import prefetch, dpbusd_scaled, f32x16_sum, i32x16_dup16, i32x16_sub, i32x16_to_f32, i32x16_load, i32x16_mul, i32x16_zero, u8x64_load
 
 # ggml type -> its module (block decoding) and block size in bytes
 _TYPES = {
-    int(GGMLType.Q2_K): (q2_k, 84),
-    int(GGMLType.Q3_K): (q3_k, 110),
-    int(GGMLType.Q4_K): (q4_k, 144),
-    int(GGMLType.Q5_K): (q5_k, 176),
-    int(GGMLType.Q6_K): (q6_k, 210),
+    int(GGMLType.Q2_K): (q2_k, q2_k.BLOCK_BYTES),
+    int(GGMLType.Q3_K): (q3_k, q3_k.BLOCK_BYTES),
+    int(GGMLType.Q4_K): (q4_k, q4_k.BLOCK_BYTES),
+    int(GGMLType.Q5_K): (q5_k, q5_k.BLOCK_BYTES),
+    int(GGMLType.Q6_K): (q6_k, q6_k.BLOCK_BYTES),
 }
 TYPES: frozenset[GGMLType] = frozenset(GGMLType(t) for t in _TYPES)
 
 
-class KQuant:
-    """The kernel's first argument: which k-quant type, as a compile-time type."""
-
-    def __init__(self, ggml_type: int) -> None:
-        self.ggml_type = int(ggml_type)
-
-
-class KQuantType(types.Type):
-    def __init__(self, ggml_type: int) -> None:
-        self.ggml_type = ggml_type
-        super().__init__(name=f"KQuant({ggml_type})")
-
-
-@typeof_impl.register(KQuant)
-def _typeof_kquant(val, c):
-    return KQuantType(val.ggml_type)
-
-
-@register_model(KQuantType)
-class _KQuantModel(models.OpaqueModel):
-    pass
-
-
-@unbox(KQuantType)
-def _unbox_kquant(typ, obj, c):
-    return NativeValue(c.context.get_dummy_value())
-
-
-TAGS = {t: KQuant(t) for t in _TYPES}
+TAGS = {t: TypeTag(t) for t in _TYPES}
 
 # Tokens per inner step (their running lanes stay in registers).
 TILE = 8
@@ -126,7 +97,7 @@ def _block_bytes(kind):
 
 @overload(_decode, inline="always")
 def _decode_for(kind, blk):
-    if not isinstance(kind, KQuantType):
+    if not isinstance(kind, TypeTagType):
         return None
     module = _TYPES[kind.ggml_type][0]
     decode = module._decode_q8_k
@@ -149,7 +120,7 @@ def _decode_for(kind, blk):
 
 @overload(_dot, inline="always")
 def _dot_for(kind, dec, x0, x1, x2, x3, bsums, bsums_f):
-    if not isinstance(kind, KQuantType):
+    if not isinstance(kind, TypeTagType):
         return None
     dot = _dot_q3_k if kind.ggml_type == int(GGMLType.Q3_K) else _dot_mins
     return lambda kind, dec, x0, x1, x2, x3, bsums, bsums_f: dot(dec, x0, x1, x2, x3, bsums, bsums_f)
@@ -157,7 +128,7 @@ def _dot_for(kind, dec, x0, x1, x2, x3, bsums, bsums_f):
 
 @overload(_block_bytes, inline="always")
 def _block_bytes_for(kind):
-    if not isinstance(kind, KQuantType):
+    if not isinstance(kind, TypeTagType):
         return None
     n = _TYPES[kind.ggml_type][1]
     return lambda kind: n

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast
+from ._common import MATH_EXACT, block_shape, read_f16
 from ._int8 import (
     dpbusd,
     i32x16_load,
@@ -24,76 +24,16 @@ from ._int8 import (
 )
 from ._simd import vfma, vload, vload_half_pairs16, vmul, vsplat
 
-BLOCK_ELEMS = 32
-BLOCK_BYTES = 18
-WEIGHT_DTYPE = np.dtype(np.uint8)
-
-
-@njit(**MATH_EXACT)
-def dequantize_rows(w, row_bytes, rows, n_blocks, out):
-    n = n_blocks * 32
-    for i in range(rows.size):
-        r = rows[i]
-        src = w[r * row_bytes : r * row_bytes + n_blocks * 18]
-        dst = out[i * n : (i + 1) * n]
-        for b in range(n_blocks):
-            o = b * 18
-            e = b * 32
-            d = read_f16(src, o)
-            for j in range(16):
-                q = src[o + 2 + j]
-                dst[e + j] = d * np.float32(np.int32(q & 15) - 8)
-                dst[e + 16 + j] = d * np.float32(np.int32(q >> 4) - 8)
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q4_0")
 
 
 @njit(inline="always")
-def _nibbles_dot(byte, x_lo, x_hi):
-    q = np.float32(byte)
-    hi = np.floor(q * np.float32(0.0625))
-    lo = q - np.float32(16.0) * hi
-    return lo * x_lo + hi * x_hi
-
-
-@njit(parallel=True, **MATH_FAST)
-def matmul(w, n_out, n_in, x, n_tok, out):
-    nb = n_in // 32
-    rb = nb * 18
-    xs = group_sums(x, n_tok, n_in, 32)
-    for g in prange((n_out + 3) // 4):
-        r0, r1, r2, r3 = group_of_rows(g, n_out)
-        w0 = w[r0 * rb : (r0 + 1) * rb]
-        w1 = w[r1 * rb : (r1 + 1) * rb]
-        w2 = w[r2 * rb : (r2 + 1) * rb]
-        w3 = w[r3 * rb : (r3 + 1) * rb]
-        for t in range(n_tok):
-            xt = x[t * n_in : (t + 1) * n_in]
-            xst = xs[t * nb : (t + 1) * nb]
-            a0 = a1 = a2 = a3 = np.float32(0.0)
-            for b in range(nb):
-                o = b * 18
-                v0 = w0[o : o + 18]
-                v1 = w1[o : o + 18]
-                v2 = w2[o : o + 18]
-                v3 = w3[o : o + 18]
-                xb = xt[b * 32 : (b + 1) * 32]
-                s0 = s1 = s2 = s3 = np.float32(0.0)
-                for j in range(16):
-                    x_lo = xb[j]
-                    x_hi = xb[16 + j]
-                    s0 += _nibbles_dot(v0[2 + j], x_lo, x_hi)
-                    s1 += _nibbles_dot(v1[2 + j], x_lo, x_hi)
-                    s2 += _nibbles_dot(v2[2 + j], x_lo, x_hi)
-                    s3 += _nibbles_dot(v3[2 + j], x_lo, x_hi)
-                off = np.float32(8.0) * xst[b]  # sum((q - 8) x) = sum(q x) - 8 sum(x)
-                a0 += read_f16_fast(v0, 0) * (s0 - off)
-                a1 += read_f16_fast(v1, 0) * (s1 - off)
-                a2 += read_f16_fast(v2, 0) * (s2 - off)
-                a3 += read_f16_fast(v3, 0) * (s3 - off)
-            ot = out[t * n_out : (t + 1) * n_out]
-            ot[r0] = a0
-            ot[r1] = a1
-            ot[r2] = a2
-            ot[r3] = a3
+def dequantize_block(src, o, dst, e):
+    d = read_f16(src, o)
+    for j in range(16):
+        q = src[o + 2 + j]
+        dst[e + j] = d * np.float32(np.int32(q & 15) - 8)
+        dst[e + 16 + j] = d * np.float32(np.int32(q >> 4) - 8)
 
 
 # The 8-bit product as llama.cpp computes it on x86 (its "repacked" Q4_0 kernels,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast
+from ._common import MATH_EXACT, block_shape, read_f16
 from ._int8 import (
     dpbusd,
     i32x16_load,
@@ -22,78 +22,18 @@ from ._int8 import (
     u8x64_splat_word,
 )
 from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat
-from .q4_0 import _nibbles_dot
 
-BLOCK_ELEMS = 32
-BLOCK_BYTES = 20
-WEIGHT_DTYPE = np.dtype(np.uint8)
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q4_1")
 
 
-@njit(**MATH_EXACT)
-def dequantize_rows(w, row_bytes, rows, n_blocks, out):
-    n = n_blocks * 32
-    for i in range(rows.size):
-        r = rows[i]
-        src = w[r * row_bytes : r * row_bytes + n_blocks * 20]
-        dst = out[i * n : (i + 1) * n]
-        for b in range(n_blocks):
-            o = b * 20
-            e = b * 32
-            d = read_f16(src, o)
-            m = read_f16(src, o + 2)
-            for j in range(16):
-                q = src[o + 4 + j]
-                dst[e + j] = d * np.float32(q & 15) + m
-                dst[e + 16 + j] = d * np.float32(q >> 4) + m
-
-
-@njit(**MATH_FAST)
-def matmul(w, n_out, n_in, x, n_tok, out):
-    matmul_with_sums(w, n_out, n_in, x, group_sums(x, n_tok, n_in, 32), n_tok, out)
-
-
-@njit(parallel=True, **MATH_FAST)
-def matmul_with_sums(w, n_out, n_in, x, xs, n_tok, out):
-    """matmul with the block sums of x given: xs[t * (n_in // 32) + b] stands for
-    sum(x[t, 32b:32b+32]) in the minimum term m * sum(x). llama.cpp's Q8_1 activations carry
-    that sum rounded to half (block_q8_1.s), which `matmul` would compute exactly instead."""
-    nb = n_in // 32
-    rb = nb * 20
-    for g in prange((n_out + 3) // 4):
-        r0, r1, r2, r3 = group_of_rows(g, n_out)
-        w0 = w[r0 * rb : (r0 + 1) * rb]
-        w1 = w[r1 * rb : (r1 + 1) * rb]
-        w2 = w[r2 * rb : (r2 + 1) * rb]
-        w3 = w[r3 * rb : (r3 + 1) * rb]
-        for t in range(n_tok):
-            xt = x[t * n_in : (t + 1) * n_in]
-            xst = xs[t * nb : (t + 1) * nb]
-            a0 = a1 = a2 = a3 = np.float32(0.0)
-            for b in range(nb):
-                o = b * 20
-                v0 = w0[o : o + 20]
-                v1 = w1[o : o + 20]
-                v2 = w2[o : o + 20]
-                v3 = w3[o : o + 20]
-                xb = xt[b * 32 : (b + 1) * 32]
-                s0 = s1 = s2 = s3 = np.float32(0.0)
-                for j in range(16):
-                    x_lo = xb[j]
-                    x_hi = xb[16 + j]
-                    s0 += _nibbles_dot(v0[4 + j], x_lo, x_hi)
-                    s1 += _nibbles_dot(v1[4 + j], x_lo, x_hi)
-                    s2 += _nibbles_dot(v2[4 + j], x_lo, x_hi)
-                    s3 += _nibbles_dot(v3[4 + j], x_lo, x_hi)
-                xsum = xst[b]  # sum((d q + m) x) = d sum(q x) + m sum(x)
-                a0 += read_f16_fast(v0, 0) * s0 + read_f16_fast(v0, 2) * xsum
-                a1 += read_f16_fast(v1, 0) * s1 + read_f16_fast(v1, 2) * xsum
-                a2 += read_f16_fast(v2, 0) * s2 + read_f16_fast(v2, 2) * xsum
-                a3 += read_f16_fast(v3, 0) * s3 + read_f16_fast(v3, 2) * xsum
-            ot = out[t * n_out : (t + 1) * n_out]
-            ot[r0] = a0
-            ot[r1] = a1
-            ot[r2] = a2
-            ot[r3] = a3
+@njit(inline="always")
+def dequantize_block(src, o, dst, e):
+    d = read_f16(src, o)
+    m = read_f16(src, o + 2)
+    for j in range(16):
+        q = src[o + 4 + j]
+        dst[e + j] = d * np.float32(q & 15) + m
+        dst[e + 16 + j] = d * np.float32(q >> 4) + m
 
 
 # The exact Q4_1 x Q8_1 product (llama.cpp's ggml_vec_dot_q4_1_q8_1, AVX2/AVX-512 path).

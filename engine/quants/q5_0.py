@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
+from ._common import MATH_EXACT, block_shape, read_f16, read_u32
 from ._int8 import (
     dpbusd,
     i32x16_bit_bytes,
@@ -28,86 +28,19 @@ from ._int8 import (
 )
 from ._simd import vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
 
-BLOCK_ELEMS = 32
-BLOCK_BYTES = 22
-WEIGHT_DTYPE = np.dtype(np.uint8)
-
-
-@njit(**MATH_EXACT)
-def dequantize_rows(w, row_bytes, rows, n_blocks, out):
-    n = n_blocks * 32
-    for i in range(rows.size):
-        r = rows[i]
-        src = w[r * row_bytes : r * row_bytes + n_blocks * 22]
-        dst = out[i * n : (i + 1) * n]
-        for b in range(n_blocks):
-            o = b * 22
-            e = b * 32
-            d = read_f16(src, o)
-            qh = read_u32(src, o + 2)
-            for j in range(16):
-                q = np.int64(src[o + 6 + j])
-                lo = (q & 15) | (((qh >> j) & 1) << 4)
-                hi = (q >> 4) | (((qh >> (j + 16)) & 1) << 4)
-                dst[e + j] = d * np.float32(lo - 16)
-                dst[e + 16 + j] = d * np.float32(hi - 16)
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q5_0")
 
 
 @njit(inline="always")
-def _q5_dot(byte, qh, j, x_lo, x_hi):
-    """(q_lo x_lo + q_hi x_hi) for the two 5-bit values of element j and j + 16."""
-    q = np.float32(byte)
-    hi = np.floor(q * np.float32(0.0625))
-    lo = q - np.float32(16.0) * hi
-    lo += np.float32(16.0) * np.float32((qh >> j) & 1)
-    hi += np.float32(16.0) * np.float32((qh >> (j + 16)) & 1)
-    return lo * x_lo + hi * x_hi
-
-
-@njit(parallel=True, **MATH_FAST)
-def matmul(w, n_out, n_in, x, n_tok, out):
-    nb = n_in // 32
-    rb = nb * 22
-    xs = group_sums(x, n_tok, n_in, 32)
-    for g in prange((n_out + 3) // 4):
-        r0, r1, r2, r3 = group_of_rows(g, n_out)
-        w0 = w[r0 * rb : (r0 + 1) * rb]
-        w1 = w[r1 * rb : (r1 + 1) * rb]
-        w2 = w[r2 * rb : (r2 + 1) * rb]
-        w3 = w[r3 * rb : (r3 + 1) * rb]
-        for t in range(n_tok):
-            xt = x[t * n_in : (t + 1) * n_in]
-            xst = xs[t * nb : (t + 1) * nb]
-            a0 = a1 = a2 = a3 = np.float32(0.0)
-            for b in range(nb):
-                o = b * 22
-                v0 = w0[o : o + 22]
-                v1 = w1[o : o + 22]
-                v2 = w2[o : o + 22]
-                v3 = w3[o : o + 22]
-                xb = xt[b * 32 : (b + 1) * 32]
-                h0 = read_u32(v0, 2)
-                h1 = read_u32(v1, 2)
-                h2 = read_u32(v2, 2)
-                h3 = read_u32(v3, 2)
-                s0 = s1 = s2 = s3 = np.float32(0.0)
-                for j in range(16):
-                    x_lo = xb[j]
-                    x_hi = xb[16 + j]
-                    s0 += _q5_dot(v0[6 + j], h0, j, x_lo, x_hi)
-                    s1 += _q5_dot(v1[6 + j], h1, j, x_lo, x_hi)
-                    s2 += _q5_dot(v2[6 + j], h2, j, x_lo, x_hi)
-                    s3 += _q5_dot(v3[6 + j], h3, j, x_lo, x_hi)
-                off = np.float32(16.0) * xst[b]
-                a0 += read_f16_fast(v0, 0) * (s0 - off)
-                a1 += read_f16_fast(v1, 0) * (s1 - off)
-                a2 += read_f16_fast(v2, 0) * (s2 - off)
-                a3 += read_f16_fast(v3, 0) * (s3 - off)
-            ot = out[t * n_out : (t + 1) * n_out]
-            ot[r0] = a0
-            ot[r1] = a1
-            ot[r2] = a2
-            ot[r3] = a3
+def dequantize_block(src, o, dst, e):
+    d = read_f16(src, o)
+    qh = read_u32(src, o + 2)
+    for j in range(16):
+        q = np.int64(src[o + 6 + j])
+        lo = (q & 15) | (((qh >> j) & 1) << 4)
+        hi = (q >> 4) | (((qh >> (j + 16)) & 1) << 4)
+        dst[e + j] = d * np.float32(lo - 16)
+        dst[e + 16 + j] = d * np.float32(hi - 16)
 
 
 # The 8-bit product (llama.cpp's ggml_vec_dot_q5_0_q8_0 on AVX2/AVX-512, and its batched

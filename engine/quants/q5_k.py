@@ -7,116 +7,37 @@ As Q4_K, plus bit 4 of element e: bit e // 32 of qh[e % 32]; w = d*sc*q - dmin*m
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import MATH_EXACT, MATH_FAST, group_of_rows, group_sums, read_f16, read_f16_fast, read_u32
+from ._common import block_shape, read_f16, read_f16_fast, read_u32
 from ._int8 import (
     i32x16_byte_pairs64,
     i32x16_scale_bytes_dup16,
     q5x64_load,
 )
-from .q4_k import _scales_mins, scale_min_k4
+from .q4_k import scale_min_k4
 
-BLOCK_ELEMS = 256
-BLOCK_BYTES = 176
-WEIGHT_DTYPE = np.dtype(np.uint8)
-
-
-@njit(**MATH_EXACT)
-def dequantize_rows(w, row_bytes, rows, n_blocks, out):
-    n = n_blocks * 256
-    for i in range(rows.size):
-        r = rows[i]
-        src = w[r * row_bytes : r * row_bytes + n_blocks * 176]
-        dst = out[i * n : (i + 1) * n]
-        for b in range(n_blocks):
-            o = b * 176
-            e = b * 256
-            d = read_f16(src, o)
-            dmin = read_f16(src, o + 2)
-            for c in range(4):
-                sc_lo, m_lo = scale_min_k4(src, o + 4, 2 * c)
-                sc_hi, m_hi = scale_min_k4(src, o + 4, 2 * c + 1)
-                d_lo = d * np.float32(sc_lo)
-                d_hi = d * np.float32(sc_hi)
-                dm_lo = dmin * np.float32(m_lo)
-                dm_hi = dmin * np.float32(m_hi)
-                for l in range(32):
-                    q = np.int64(src[o + 48 + 32 * c + l])
-                    qh = np.int64(src[o + 16 + l])
-                    q_lo = (q & 15) | (((qh >> (2 * c)) & 1) << 4)
-                    q_hi = (q >> 4) | (((qh >> (2 * c + 1)) & 1) << 4)
-                    dst[e + 64 * c + l] = d_lo * np.float32(q_lo) - dm_lo
-                    dst[e + 64 * c + 32 + l] = d_hi * np.float32(q_hi) - dm_hi
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q5_K")
 
 
 @njit(inline="always")
-def _q5k_dot(byte, hbyte, c, c_lo, x_lo, c_hi, x_hi):
-    q = np.float32(byte)
-    hi = np.floor(q * np.float32(0.0625))
-    lo = q - np.float32(16.0) * hi
-    t = np.floor(np.float32(hbyte) * np.float32(1.0 / (1 << (2 * c))))  # bits 2c.. at the bottom
-    t = t - np.float32(4.0) * np.floor(t * np.float32(0.25))  # bits 2c, 2c + 1
-    bh = np.floor(t * np.float32(0.5))
-    bl = t - np.float32(2.0) * bh
-    lo = lo + np.float32(16.0) * bl
-    hi = hi + np.float32(16.0) * bh
-    return (c_lo * lo) * x_lo + (c_hi * hi) * x_hi
-
-
-@njit(parallel=True, **MATH_FAST)
-def matmul(w, n_out, n_in, x, n_tok, out):
-    nb = n_in // 256
-    rb = nb * 176
-    n32 = n_in // 32
-    xs = group_sums(x, n_tok, n_in, 32)
-    for g in prange((n_out + 3) // 4):
-        r0, r1, r2, r3 = group_of_rows(g, n_out)
-        w0 = w[r0 * rb : (r0 + 1) * rb]
-        w1 = w[r1 * rb : (r1 + 1) * rb]
-        w2 = w[r2 * rb : (r2 + 1) * rb]
-        w3 = w[r3 * rb : (r3 + 1) * rb]
-        for t in range(n_tok):
-            xt = x[t * n_in : (t + 1) * n_in]
-            xst = xs[t * n32 : (t + 1) * n32]
-            a0 = a1 = a2 = a3 = np.float32(0.0)
-            for b in range(nb):
-                o = b * 176
-                v0 = w0[o : o + 176]
-                v1 = w1[o : o + 176]
-                v2 = w2[o : o + 176]
-                v3 = w3[o : o + 176]
-                xb = xt[b * 256 : (b + 1) * 256]
-                xsb = xst[b * 8 : (b + 1) * 8]
-                s0 = s1 = s2 = s3 = np.float32(0.0)
-                m0 = m1 = m2 = m3 = np.float32(0.0)
-                for c in range(4):
-                    lo0, hi0, mm0 = _scales_mins(v0, c, xsb)
-                    lo1, hi1, mm1 = _scales_mins(v1, c, xsb)
-                    lo2, hi2, mm2 = _scales_mins(v2, c, xsb)
-                    lo3, hi3, mm3 = _scales_mins(v3, c, xsb)
-                    m0 += mm0
-                    m1 += mm1
-                    m2 += mm2
-                    m3 += mm3
-                    q = 48 + 32 * c
-                    xe = 64 * c
-                    for l in range(32):
-                        x_lo = xb[xe + l]
-                        x_hi = xb[xe + 32 + l]
-                        s0 += _q5k_dot(v0[q + l], v0[16 + l], c, lo0, x_lo, hi0, x_hi)
-                        s1 += _q5k_dot(v1[q + l], v1[16 + l], c, lo1, x_lo, hi1, x_hi)
-                        s2 += _q5k_dot(v2[q + l], v2[16 + l], c, lo2, x_lo, hi2, x_hi)
-                        s3 += _q5k_dot(v3[q + l], v3[16 + l], c, lo3, x_lo, hi3, x_hi)
-                a0 += read_f16_fast(v0, 0) * s0 - read_f16_fast(v0, 2) * m0
-                a1 += read_f16_fast(v1, 0) * s1 - read_f16_fast(v1, 2) * m1
-                a2 += read_f16_fast(v2, 0) * s2 - read_f16_fast(v2, 2) * m2
-                a3 += read_f16_fast(v3, 0) * s3 - read_f16_fast(v3, 2) * m3
-            ot = out[t * n_out : (t + 1) * n_out]
-            ot[r0] = a0
-            ot[r1] = a1
-            ot[r2] = a2
-            ot[r3] = a3
+def dequantize_block(src, o, dst, e):
+    d = read_f16(src, o)
+    dmin = read_f16(src, o + 2)
+    for c in range(4):
+        sc_lo, m_lo = scale_min_k4(src, o + 4, 2 * c)
+        sc_hi, m_hi = scale_min_k4(src, o + 4, 2 * c + 1)
+        d_lo = d * np.float32(sc_lo)
+        d_hi = d * np.float32(sc_hi)
+        dm_lo = dmin * np.float32(m_lo)
+        dm_hi = dmin * np.float32(m_hi)
+        for l in range(32):
+            q = np.int64(src[o + 48 + 32 * c + l])
+            qh = np.int64(src[o + 16 + l])
+            q_lo = (q & 15) | (((qh >> (2 * c)) & 1) << 4)
+            q_hi = (q >> 4) | (((qh >> (2 * c + 1)) & 1) << 4)
+            dst[e + 64 * c + l] = d_lo * np.float32(q_lo) - dm_lo
+            dst[e + 64 * c + 32 + l] = d_hi * np.float32(q_hi) - dm_hi
 
 
 # The 8-bit product (llama.cpp's ggml_vec_dot_q5_K_q8_K): as Q4_K's (q4_k.py), with 5-bit q

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._common import MATH_EXACT, MATH_FAST, group_of_rows, read_f16, read_f16_fast
+from ._common import MATH_EXACT, block_shape, read_f16
 from ._int8 import (
     dpbusd,
     i32x16_flip_signs,
@@ -24,62 +24,15 @@ from ._int8 import (
 )
 from ._simd import vfma, vload, vload_half_pairs16, vmul, vsplat
 
-BLOCK_ELEMS = 32
-BLOCK_BYTES = 34
+BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q8_0")
 WEIGHT_DTYPE = np.dtype(np.int8)
 
 
-@njit(**MATH_EXACT)
-def dequantize_rows(w, row_bytes, rows, n_blocks, out):
-    n = n_blocks * 32
-    for i in range(rows.size):
-        r = rows[i]
-        src = w[r * row_bytes : r * row_bytes + n_blocks * 34]
-        dst = out[i * n : (i + 1) * n]
-        for b in range(n_blocks):
-            o = b * 34
-            e = b * 32
-            d = read_f16(src, o)
-            for j in range(32):
-                dst[e + j] = np.float32(src[o + 2 + j]) * d
-
-
-@njit(parallel=True, **MATH_FAST)
-def matmul(w, n_out, n_in, x, n_tok, out):
-    nb = n_in // 32
-    rb = nb * 34
-    for g in prange((n_out + 3) // 4):
-        r0, r1, r2, r3 = group_of_rows(g, n_out)
-        w0 = w[r0 * rb : (r0 + 1) * rb]
-        w1 = w[r1 * rb : (r1 + 1) * rb]
-        w2 = w[r2 * rb : (r2 + 1) * rb]
-        w3 = w[r3 * rb : (r3 + 1) * rb]
-        for t in range(n_tok):
-            xt = x[t * n_in : (t + 1) * n_in]
-            a0 = a1 = a2 = a3 = np.float32(0.0)
-            for b in range(nb):
-                o = b * 34
-                v0 = w0[o : o + 34]
-                v1 = w1[o : o + 34]
-                v2 = w2[o : o + 34]
-                v3 = w3[o : o + 34]
-                xb = xt[b * 32 : (b + 1) * 32]
-                s0 = s1 = s2 = s3 = np.float32(0.0)
-                for j in range(32):
-                    xv = xb[j]
-                    s0 += np.float32(v0[2 + j]) * xv
-                    s1 += np.float32(v1[2 + j]) * xv
-                    s2 += np.float32(v2[2 + j]) * xv
-                    s3 += np.float32(v3[2 + j]) * xv
-                a0 += read_f16_fast(v0, 0) * s0
-                a1 += read_f16_fast(v1, 0) * s1
-                a2 += read_f16_fast(v2, 0) * s2
-                a3 += read_f16_fast(v3, 0) * s3
-            ot = out[t * n_out : (t + 1) * n_out]
-            ot[r0] = a0
-            ot[r1] = a1
-            ot[r2] = a2
-            ot[r3] = a3
+@njit(inline="always")
+def dequantize_block(src, o, dst, e):
+    d = read_f16(src, o)
+    for j in range(32):
+        dst[e + j] = np.float32(src[o + 2 + j]) * d
 
 
 # The 8-bit product: per row and block the exact integer sum S of q * y, then

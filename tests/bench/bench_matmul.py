@@ -9,7 +9,8 @@ Timings on a shared machine vary from run to run: compare types within one run.
 
 By default it times what the forward pass runs (llama.project: activations rounded to 8 bits
 and the 8-bit integer kernel where the type has one, rounding included); --float times the
-float kernels (quants.matmul) instead; --tokens takes a list.
+float product (quants.matmul: the float kernels of F32/F16/BF16, dequantize-then-multiply for
+block types) instead; --tokens takes a list.
 """
 
 from __future__ import annotations

@@ -283,7 +283,7 @@ def project_many(ws: tuple[QuantMatrix, ...], x: np.ndarray, rounded: dict[str, 
             parts = rounded.get(kind)
             if parts is None:
                 parts = rounded[kind] = rounded_activations(kind, x)
-            out.append(matmul_rounded(w, kind, parts, n_tok))
+            out.append(matmul_rounded(w, parts, n_tok))
         if lora is not None:  # LoRA adapters: + scale·B·(A·x) on the unrounded x
             out[-1] = lora.add_delta(out[-1], x)
     return out
@@ -393,19 +393,12 @@ def moe_feed_forward(moe: MoEWeights, m: np.ndarray) -> np.ndarray:
     added in the order of the choice (best first), as llama.cpp adds its expert views."""
     n = len(m)
     chosen, weights = route(moe.router, m, moe.n_used)
-    if n == 1:  # a generated token: no grouping, and m rounded once for all its experts
-        rounded: dict[str, tuple] = {}
-        total = None
-        for slot, e in enumerate(chosen[0]):
-            gate, up = project_many((moe.gate[e], moe.up[e]), m, rounded)
-            y = project(moe.down[e], swiglu(gate, up)) * weights[0, slot]
-            total = y if total is None else total + y
-        return total
     outs = np.empty((n, moe.n_used, moe.down[0].n_out), dtype=np.float32)
+    rounded: dict[str, tuple] | None = {} if n == 1 else None  # one token: m rounded once for all its experts
     for e in np.unique(chosen):
         tok, slot = np.nonzero(chosen == e)
         h = m[tok] if n > 1 else m
-        gate, up = project_many((moe.gate[e], moe.up[e]), h)
+        gate, up = project_many((moe.gate[e], moe.up[e]), h, rounded)
         y = project(moe.down[e], swiglu(gate, up))
         outs[tok, slot] = y * weights[tok, slot][:, None]
     total = outs[:, 0]

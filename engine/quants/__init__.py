@@ -237,12 +237,8 @@ def matmul_q8_1(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xs: np.ndarray) 
         raise UsageError(f"matmul_q8_1: shapes {xq.shape}, {xd.shape}, {xs.shape} do not fit a {w.n_in}-wide matrix")
     if not hasattr(kern, "matvec_q8_1"):
         raise UsageError(f"matmul_q8_1: no 8-bit kernel for {w.ggml_type.name}")
-    out = np.empty((n_tok, w.n_out), dtype=np.float32)
-    if n_tok:
-        f32 = lambda a: _readonly(np.ascontiguousarray(a, dtype=np.float32).reshape(-1))
-        q = _readonly(np.ascontiguousarray(xq, dtype=np.int8).reshape(-1).view(np.uint8))
-        kern.matvec_q8_1(w.flat, w.n_out, w.n_in, q, f32(xd), f32(xs), n_tok, out.reshape(-1))
-    return out
+    f32 = lambda a: _readonly(np.ascontiguousarray(a, dtype=np.float32).reshape(-1))
+    return matmul_rounded(w, (_bytes(xq), f32(xd), f32(xs)), n_tok)
 
 
 HAS_Q8_1_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matvec_q8_1"))
@@ -257,13 +253,9 @@ def matmul_q8_k(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xbs: np.ndarray)
     n_tok = xq.shape[0]
     if xq.shape != (n_tok, w.n_in) or xd.size != n_tok * (w.n_in // 256) or xbs.size != n_tok * (w.n_in // 16):
         raise UsageError(f"matmul_q8_k: shapes {xq.shape}, {xd.shape}, {xbs.shape} do not fit a {w.n_in}-wide matrix")
-    out = np.empty((n_tok, w.n_out), dtype=np.float32)
-    if n_tok:
-        q = _readonly(np.ascontiguousarray(xq, dtype=np.int8).reshape(-1).view(np.uint8))
-        d = _readonly(np.ascontiguousarray(xd, dtype=np.float32).reshape(-1))
-        bs = _readonly(np.ascontiguousarray(xbs, dtype=np.int32).reshape(-1))
-        kquant_products.matmul_q8_k(kquant_products.TAGS[int(w.ggml_type)], w.flat, w.n_out, w.n_in, q, d, bs, n_tok, out.reshape(-1))
-    return out
+    d = _readonly(np.ascontiguousarray(xd, dtype=np.float32).reshape(-1))
+    bs = _readonly(np.ascontiguousarray(xbs, dtype=np.int32).reshape(-1))
+    return matmul_rounded(w, (_bytes(xq), d, bs), n_tok)
 
 
 HAS_Q8_K_KERNEL = kquant_products.TYPES
@@ -277,12 +269,15 @@ def matmul_q8_0(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray) -> np.ndarray:
     n_tok = xq.shape[0]
     if xq.shape != (n_tok, w.n_in) or xd.size != n_tok * (w.n_in // 32):
         raise UsageError(f"matmul_q8_0: shapes {xq.shape}, {xd.shape} do not fit a {w.n_in}-wide matrix")
-    out = np.empty((n_tok, w.n_out), dtype=np.float32)
-    if n_tok:
-        q = _readonly(np.ascontiguousarray(xq, dtype=np.int8).reshape(-1).view(np.uint8))
-        d = _readonly(np.ascontiguousarray(xd, dtype=np.float32).reshape(-1))
-        kern.matmul_q8_0(w.flat, w.n_out, w.n_in, q, d, n_tok, out.reshape(-1))
-    return out
+    if not hasattr(kern, "matmul_q8_0"):
+        raise UsageError(f"matmul_q8_0: no 8-bit kernel for {w.ggml_type.name}")
+    d = _readonly(np.ascontiguousarray(xd, dtype=np.float32).reshape(-1))
+    return matmul_rounded(w, (_bytes(xq), d), n_tok)
+
+
+def _bytes(xq: np.ndarray) -> np.ndarray:
+    """int8 activation values as the kernels read them: flat, read-only bytes."""
+    return _readonly(np.ascontiguousarray(xq, dtype=np.int8).reshape(-1).view(np.uint8))
 
 
 HAS_Q8_0_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matmul_q8_0"))
@@ -346,28 +341,31 @@ def rounded_activations(kind: str, x: np.ndarray) -> tuple:
     take it: flat read-only parts (values as bytes, scales, sums)."""
     if kind == "q8_1":
         q, d, s = quantize_q8_1(x, values=np.int8)
-        return _readonly(q.reshape(-1).view(np.uint8)), _readonly(d.reshape(-1)), _readonly(s.reshape(-1))
+        return _bytes(q), _readonly(d.reshape(-1)), _readonly(s.reshape(-1))
     if kind == "q8_k":
         q, d, bs = quantize_q8_k(x)
-        return _readonly(q.reshape(-1).view(np.uint8)), _readonly(d.reshape(-1)), _readonly(bs.reshape(-1))
+        return _bytes(q), _readonly(d.reshape(-1)), _readonly(bs.reshape(-1))
     q, d = quantize_q8_0(x)
-    return _readonly(q.reshape(-1).view(np.uint8)), _readonly(d.reshape(-1))
+    return _bytes(q), _readonly(d.reshape(-1))
 
 
-def matmul_rounded(w: QuantMatrix, kind: str, parts: tuple, n_tok: int) -> np.ndarray:
-    """W·x (n_tok, n_out) for x given as rounded_activations(kind, x): the kernel of
-    matmul_q8_1 / matmul_q8_k / matmul_q8_0, without their argument checks."""
+def matmul_rounded(w: QuantMatrix, parts: tuple, n_tok: int) -> np.ndarray:
+    """W·x (n_tok, n_out) for x given as rounded_activations(activation_kind(w.ggml_type), x):
+    the 8-bit kernel of w's type, without argument checks (matmul_q8_1 / matmul_q8_k /
+    matmul_q8_0 check, then call this)."""
     out = np.empty((n_tok, w.n_out), dtype=np.float32)
-    call = w.__dict__.get("_kernel_call")
-    if call is None:  # bound once per matrix: a token makes ~200 of these calls
-        call = _kernel_call(w, kind)
-        object.__setattr__(w, "_kernel_call", call)
-    call(parts, n_tok, out.reshape(-1))
+    if n_tok:
+        call = w.__dict__.get("_kernel_call")
+        if call is None:  # bound once per matrix: a token makes ~200 of these calls
+            call = _kernel_call(w)
+            object.__setattr__(w, "_kernel_call", call)
+        call(parts, n_tok, out.reshape(-1))
     return out
 
 
-def _kernel_call(w: QuantMatrix, kind: str):
+def _kernel_call(w: QuantMatrix):
     flat, n_out, n_in = w.flat, w.n_out, w.n_in
+    kind = activation_kind(w.ggml_type)
     if kind == "q8_1":
         kernel = KERNELS[w.ggml_type].matvec_q8_1
         return lambda p, n_tok, out: kernel(flat, n_out, n_in, p[0], p[1], p[2], n_tok, out)

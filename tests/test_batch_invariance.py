@@ -52,13 +52,14 @@ def assert_same_bits(batch: np.ndarray, other: np.ndarray, what: str) -> None:
 @pytest.mark.parametrize("ggml_type", list(KERNELS), ids=lambda t: t.name)
 def test_every_kernel_gives_a_token_the_same_bits_in_any_batch(ggml_type):
     # the product the forward pass takes (activations rounded for the type, then the kernel)
-    # for 70 tokens at once against the same tokens alone and in batches of other sizes;
+    # for 70 tokens at once against the same tokens alone and in batches of other sizes (the
+    # k-quant kernels take one or two tokens, and several, by different routes);
     # 203 rows: not a multiple of the kernels' row groups
     rng = np.random.default_rng(int(ggml_type))
     w = random_matrix(ggml_type, 203, 512, rng)
     x = rng.standard_normal((70, 512), dtype=np.float32)
     batch = project(w, x)
-    for lo, hi in ((0, 1), (5, 6), (69, 70), (0, 8), (8, 17), (17, 30), (30, 70)):
+    for lo, hi in ((0, 1), (5, 6), (69, 70), (0, 2), (2, 5), (5, 9), (0, 8), (8, 17), (17, 30), (30, 70)):
         assert_same_bits(batch[lo:hi], project(w, x[lo:hi]), f"{ggml_type.name}, tokens {lo}..{hi - 1}")
 
 

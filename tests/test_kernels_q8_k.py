@@ -19,8 +19,15 @@ from engine.quants._int8 import (
     dpbusd_portable,
     dpbusd_scaled,
     dpbusd_scaled_portable,
+    dpwssd,
+    dpwssd_portable,
+    dpwssd_splat,
+    dpwssd_splat_portable,
+    dpwssd_splat_sum,
+    dpwssd_splat_sum_portable,
     i32x16_dup16,
     i32x16_load,
+    i32x16_row_sums,
     i32x16_store,
     u8x64_load,
 )
@@ -151,3 +158,59 @@ def test_scaled_dot_gives_the_same_integers():
         ref = acc + sc * (a.astype(np.int32) * b.astype(np.int32)).reshape(16, 4).sum(axis=1)
         np.testing.assert_array_equal(out[:16], ref)
         np.testing.assert_array_equal(out[16:], ref)
+
+
+@njit(cache=False)
+def _rows16_ops(acc, xq, ws, sc, v, out):
+    """dpwssd_splat_sum over four weight vectors, dpwssd and dpwssd_splat, each in its
+    VNNI (where the CPU has it) and portable form, and i32x16_row_sums of ws as words."""
+    a = i32x16_load(acc, 0)
+    w4 = (u8x64_load(ws, 0), u8x64_load(ws, 64), u8x64_load(ws, 128), u8x64_load(ws, 192))
+    s = i32x16_load(sc, 0)
+    i32x16_store(out, 0, dpwssd_splat_sum(a, xq, 4, s, w4))
+    i32x16_store(out, 16, dpwssd_splat_sum_portable(a, xq, 4, s, w4))
+    b = i32x16_load(v, 0)
+    i32x16_store(out, 32, dpwssd(a, s, b))
+    i32x16_store(out, 48, dpwssd_portable(a, s, b))
+    i32x16_store(out, 64, dpwssd_splat(a, s, v, 3))
+    i32x16_store(out, 80, dpwssd_splat_portable(a, s, v, 3))
+    i32x16_store(out, 96, i32x16_row_sums(v, 16))
+
+
+def test_sixteen_row_operations_give_the_same_integers():
+    """The operations of the sixteen-row k-quant kernels against numpy, at the extremes the
+    kernels allow (16-bit sums up to 31744, activations down to -128, scales of either sign)."""
+    rng = np.random.default_rng(11)
+
+    def halves(words):
+        return words.view(np.int16).reshape(16, 2).astype(np.int64)
+
+    for case in range(12):
+        top = (15, 31)[case % 2]  # 4 vectors of 31 at -128: 31744, just under 2**15
+        if case < 4:  # the largest sums: every weight at its top, every activation at -128
+            ws = np.full(256, top, np.uint8)
+            xq = np.full(64, -128, np.int8)
+        else:
+            ws = rng.integers(0, top + 1, 256, dtype=np.uint8)
+            xq = rng.integers(-128, 128, 64, dtype=np.int8)
+        acc = rng.integers(-(2**28), 2**28, 16, dtype=np.int32)
+        sc = rng.integers(-128, 128, 32, dtype=np.int16).view(np.int32)
+        v = rng.integers(-(2**31), 2**31, 16 * 17, dtype=np.int64).astype(np.int32)
+        v[:16] = rng.integers(-2048, 2048, 32, dtype=np.int16).view(np.int32)
+        out = np.empty(112, np.int32)
+        _rows16_ops(acc, xq.view(np.uint8), ws, sc, v, out)
+        # lane l: sum over the four vectors k of the byte products of word l with xq[4 + 4k:]
+        words = ws.reshape(4, 16, 4).astype(np.int64)
+        x = xq[4:20].reshape(4, 1, 4).astype(np.int64)
+        pairs = (words * x).reshape(4, 16, 2, 2).sum(axis=3).sum(axis=0)  # 16-bit pair sums
+        assert np.abs(pairs).max() < 2**15
+        want = acc + (pairs * halves(sc)).sum(axis=1)
+        np.testing.assert_array_equal(out[0:16], want)
+        np.testing.assert_array_equal(out[16:32], want)
+        want = acc + (halves(sc) * halves(v[:16])).sum(axis=1)
+        np.testing.assert_array_equal(out[32:48], want)
+        np.testing.assert_array_equal(out[48:64], want)
+        want = acc + (halves(sc) * halves(np.full(16, v[3], np.int32))).sum(axis=1)
+        np.testing.assert_array_equal(out[64:80], want)
+        np.testing.assert_array_equal(out[80:96], want)
+        np.testing.assert_array_equal(out[96:112], v[16:].reshape(16, 16).astype(np.int64).sum(axis=1).astype(np.int32))

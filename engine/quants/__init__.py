@@ -370,7 +370,7 @@ def _kernel_call(w: QuantMatrix):
         kernel = KERNELS[w.ggml_type].matvec_q8_1
         return lambda p, n_tok, out: kernel(flat, n_out, n_in, p[0], p[1], p[2], n_tok, out)
     if kind == "q8_k":
-        kernel, tag = kquant_products.matmul_q8_k, kquant_products.TAGS[int(w.ggml_type)]
+        kernel, tag = kquant_products.kernel_for(w.ggml_type), kquant_products.TAGS[int(w.ggml_type)]
         return lambda p, n_tok, out: kernel(tag, flat, n_out, n_in, p[0], p[1], p[2], n_tok, out)
     kernel = KERNELS[w.ggml_type].matmul_q8_0
     return lambda p, n_tok, out: kernel(flat, n_out, n_in, p[0], p[1], n_tok, out)

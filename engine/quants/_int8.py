@@ -869,3 +869,180 @@ def prefetch_next_group(w, g, rb, b, block_bytes):
     ahead = (g + 1) * 16 * rb + b * 16 * block_bytes
     for line in range(0, 16 * block_bytes, 64):
         prefetch(w, ahead + line)
+
+
+# ---- sixteen rows, one lane each, for the k-quants (kquant_products.matmul_q8_k_rows16) ----
+# A row's block is turned word-wise (transpose_words16) so that lane r of a vector holds four
+# values of row r; one token's four activations go to every lane (a broadcast load). The
+# byte products of a whole sub-block are summed as 16-bit pairs (vpmaddubsw, then plain
+# 16-bit adds while they cannot overflow) and the sub-block's scale applied once (vpdpwssd):
+# per token a fraction of the multiplies of one row at a time, and no horizontal sums.
+
+def _maddubs_vnni(builder, a, b):
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_I16X32, [_U8X64, _U8X64]), "llvm.x86.avx512.pmaddubs.w.512"
+    )
+    return builder.call(fn, [a, b])
+
+
+def _maddubs_portable(builder, a, b):
+    """Pairs of u8 * s8 products as int16, without saturation: the callers' pairs are at
+    most 2 * 63 * 128, where vpmaddubsw does not saturate either."""
+    wide = ir.VectorType(_I16, 64)
+    prod = builder.mul(builder.zext(a, wide), builder.sext(b, wide))
+    undef = ir.Constant(wide, ir.Undefined)
+    even = builder.shuffle_vector(prod, undef, _const_vec(ir.VectorType(_I32, 32), range(0, 64, 2)))
+    odd = builder.shuffle_vector(prod, undef, _const_vec(ir.VectorType(_I32, 32), range(1, 64, 2)))
+    return builder.add(even, odd)
+
+
+def _dpwssd_vnni(builder, acc, a, b):
+    opty = _I16X32 if llvm.llvm_version_info >= (21,) else _I32X16
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_I32X16, [_I32X16, opty, opty]), "llvm.x86.avx512.vpdpwssd.512"
+    )
+    return builder.call(fn, [acc, builder.bitcast(a, opty), builder.bitcast(b, opty)])
+
+
+def _dpwssd_portable(builder, acc, a, b):
+    wide = ir.VectorType(_I32, 32)
+    prod = builder.mul(builder.sext(builder.bitcast(a, _I16X32), wide), builder.sext(builder.bitcast(b, _I16X32), wide))
+    undef = ir.Constant(wide, ir.Undefined)
+    even = builder.shuffle_vector(prod, undef, _const_vec(_I32X16, range(0, 32, 2)))
+    odd = builder.shuffle_vector(prod, undef, _const_vec(_I32X16, range(1, 32, 2)))
+    return builder.add(acc, builder.add(even, odd))
+
+
+def _make_dpwssd_splat_sum(vnni: bool):
+    maddubs = _maddubs_vnni if vnni else _maddubs_portable
+    dpwssd = _dpwssd_vnni if vnni else _dpwssd_portable
+
+    @intrinsic
+    def dpwssd_splat_sum(typingctx, acc, xq, xo, sc, ws):
+        """acc + pairwise 16-bit sc * (sum over k of the byte products of ws[k] with the four
+        bytes xq[xo + 4k:] in every lane): lane r gets sc_r times row r's dot product with
+        4 len(ws) activations. The 16-bit sums must not overflow (the caller's bound)."""
+        ok = (acc == i32x16 and _is_byte_array(xq) and isinstance(xo, types.Integer) and sc == i32x16
+              and isinstance(ws, types.UniTuple) and ws.dtype == u8x64)
+        if not ok:
+            return None
+        n = ws.count
+
+        def codegen(context, builder, sig, args):
+            acc_v, xq_v, xo_v, sc_v, ws_v = args
+            xo64 = context.cast(builder, xo_v, sig.args[2], types.int64)
+            s = None
+            for k in range(n):
+                at = builder.add(xo64, ir.Constant(_I64, 4 * k))
+                word = builder.load(_ptr(context, builder, sig.args[1], xq_v, at, types.int64, _I32), align=1)
+                p = maddubs(builder, builder.extract_value(ws_v, k), builder.bitcast(_splat(builder, word, 16), _U8X64))
+                s = p if s is None else builder.add(s, p)
+            return dpwssd(builder, acc_v, s, sc_v)
+
+        return i32x16(acc, xq, xo, sc, ws), codegen
+
+    return dpwssd_splat_sum
+
+
+def _make_dpwssd_splat(vnni: bool):
+    dpwssd = _dpwssd_vnni if vnni else _dpwssd_portable
+
+    @intrinsic
+    def dpwssd_splat(typingctx, acc, v, arr, idx):
+        """acc + pairwise 16-bit v * (the int32 arr[idx] in every lane)."""
+        if not (acc == i32x16 and v == i32x16 and _is_i32_array(arr) and isinstance(idx, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            word = builder.load(_ptr(context, builder, sig.args[2], args[2], args[3], sig.args[3], _I32), align=4)
+            return dpwssd(builder, args[0], args[1], _splat(builder, word, 16))
+
+        return i32x16(acc, v, arr, idx), codegen
+
+    return dpwssd_splat
+
+
+def _make_dpwssd(vnni: bool):
+    impl = _dpwssd_vnni if vnni else _dpwssd_portable
+
+    @intrinsic
+    def dpwssd(typingctx, acc, a, b):
+        """acc + per lane lo16(a) lo16(b) + hi16(a) hi16(b) (signed 16-bit halves)."""
+        if not (acc == i32x16 and a == i32x16 and b == i32x16):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return impl(builder, *args)
+
+        return i32x16(acc, a, b), codegen
+
+    return dpwssd
+
+
+dpwssd = _make_dpwssd(HAS_VNNI)
+dpwssd_portable = _make_dpwssd(False)
+dpwssd_splat_sum = _make_dpwssd_splat_sum(HAS_VNNI)
+dpwssd_splat_sum_portable = _make_dpwssd_splat_sum(False)  # for the tests, whatever the CPU
+dpwssd_splat = _make_dpwssd_splat(HAS_VNNI)
+dpwssd_splat_portable = _make_dpwssd_splat(False)
+
+
+def _i32_with_scalar(op):
+    """v op k in every lane, k an integer (a constant once inlined)."""
+    @intrinsic
+    def f(typingctx, v, k):
+        if not (v == i32x16 and isinstance(k, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            kk = builder.trunc(context.cast(builder, args[1], sig.args[1], types.int64), _I32)
+            return getattr(builder, op)(args[0], _splat(builder, kk, 16))
+
+        return i32x16(v, k), codegen
+
+    return f
+
+
+i32x16_lshr = _i32_with_scalar("lshr")  # v >> k (logical)
+i32x16_ashr = _i32_with_scalar("ashr")  # v >> k (arithmetic)
+i32x16_and = _i32_with_scalar("and_")  # v & m
+i32x16_shl_by = _i32_with_scalar("shl")  # v << k, k any integer (i32x16_shl: a literal)
+
+
+@intrinsic
+def i32x16_bytes(typingctx, v):
+    """The 64 bytes of a lane vector, as the weights' side of a byte product."""
+    if v != i32x16:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], _U8X64)
+
+    return u8x64(v), codegen
+i32x16_or = _i32_binary("or_")
+
+
+@intrinsic
+def i32x16_row_sums(typingctx, arr, o):
+    """Lane r: the sum of the sixteen lanes of the vector arr[o + 16 r : o + 16 r + 16], for
+    r < 16 (sixteen rows' partial sums to one lane each: halves of pairs added, four times)."""
+    if not (_is_i32_array(arr) and isinstance(o, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        o64 = context.cast(builder, args[1], sig.args[1], types.int64)
+        vs = [builder.load(_ptr(context, builder, sig.args[0], args[0], builder.add(o64, ir.Constant(_I64, 16 * r)), types.int64, _I32X16), align=4)
+              for r in range(16)]
+        width = 16  # lanes each row still has in vs
+        while len(vs) > 1:
+            half = width // 2
+            lo = [i for g in range(0, 32, width) for i in range(g, g + half)]
+            hi = [i + half for i in lo]
+            nxt = []
+            for a, b in zip(vs[0::2], vs[1::2]):
+                nxt.append(builder.add(builder.shuffle_vector(a, b, _const_vec(_I32X16, lo)),
+                                       builder.shuffle_vector(a, b, _const_vec(_I32X16, hi))))
+            vs, width = nxt, half
+        return vs[0]
+
+    return i32x16(arr, o), codegen

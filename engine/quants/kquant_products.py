@@ -1,51 +1,74 @@
 """W·x for every k-quant type (Q2_K ... Q6_K) with x as Q8_K blocks: llama.cpp's
-ggml_vec_dot_qX_K_q8_K, with 8-bit integer dot products (_int8.dpbusd).
+ggml_vec_dot_qX_K_q8_K, with 8-bit integer dot products (_int8).
 
-One kernel for the five types: each type module supplies `_decode_q8_k(blk)` (one block
-made ready for any number of tokens: a flat tuple d, "dmin", four 64-value weight vectors,
-four lane-scale vectors, the minimum-term vector) and the kernel plugs it in at compile
-time through `overload`s keyed by the type of its first argument, a `TypeTag` (_common.py)
-whose numba type names the ggml type, so each type still gets its own compiled code. The dot of one decoded block with one token's block of
-activations is the same for every type, except Q3_K's (its offset is taken out in integers).
+Two kernels, each written once for several types; a type module plugs its block code in at
+compile time through `overload`s keyed by the type of the kernel's first argument, a
+`TypeTag` (_common.py) whose numba type names the ggml type, so each type gets its own
+compiled code. `kernel_for(type)` says which kernel a type takes.
 
-Rows: in runs of 16 per parallel task; tokens in tiles of up to TILE = 8. One row and one
-tile per inner step: each block decoded once for the tile, the tile's running lanes held in
-registers across the row's blocks (not stored and reloaded per block), and the tile's
-activations (8 x 4 KB for a 4096-wide row) kept in L1 while the group's 16 rows go by. The
-scales are applied with vpmaddubsw + vpdpwssd (and the mins in float, exactly) rather than
-vpdpbusd + the two-uop vpmulld: the same integers in every lane, fewer uops on the one port
-these instructions share, which is what a token costs (about 10 cycles per row and block
-on this machine, against 13 before). A token's float operations and their order are those
-of the token alone, whatever its tile: batch invariance holds.
+matmul_q8_k_rows16 (Q4_K, Q6_K: the types of the Q4_K_M files people run): sixteen rows at
+once, one lane each. A prompt is compute-bound, and what it costs is the number of
+instructions per weight and token: with a row's values four to a lane, one broadcast load of
+four activations feeds sixteen rows, the byte products of a whole sub-block add up as 16-bit
+pairs before its scale is applied once, and no lanes are summed across at the end. Each
+block of the group's rows is turned word-wise once (transpose_words16) and goes by ROWS16_TILE
+tokens at a time: 7B Q4_K prompt products 4.2 -> 2.0 ns per block and token at one thread.
+One or two tokens take a cheaper route per type (rows16_row_sums, or turning each block as it
+goes) that gives the same integers. Per row, token and block the kernel forms the exact
+integers S (the scaled dot product) and M (the minimum or offset term), and the float
+operations, fma(S, d d_x, acc) then the M term, are the same whatever the route or the
+batch: batch invariance holds.
 
-numba's on-disk cache checks this file only: after editing a type's _decode_q8_k, delete
+matmul_q8_k (Q2_K, Q3_K, Q5_K): one row at a time, tokens in tiles of up to TILE = 8: each
+block decoded once for the tile, the tile's running lanes held in registers across the row's
+blocks, and the tile's activations kept in L1 while the group's 16 rows go by. The scales are
+applied with vpmaddubsw + vpdpwssd (and the mins in float, exactly). A token's float
+operations and their order are those of the token alone, whatever its tile.
+
+numba's on-disk cache checks this file only: after editing a type's block code, delete
 engine/quants/__pycache__ (as for _common.py and _int8.py).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from numba import njit, prange
+from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import overload
 
 from ..ggml_types import GGMLType
 from . import q2_k, q3_k, q4_k, q5_k, q6_k
 from ._common import MATH_FAST, TypeTag, TypeTagType
 from ._simd import vfma, vload, vmul, vsplat
-from ._int8 import prefetch, dpbusd_scaled, f32x16_sum, i32x16_dup16, i32x16_sub, i32x16_to_f32, i32x16_load, i32x16_mul, i32x16_zero, u8x64_load
+from ._int8 import (
+    dpbusd_scaled, f32x16_sum, i32x16_dup16, i32x16_load, i32x16_mul, i32x16_row_sums, i32x16_store, i32x16_sub,
+    i32x16_to_f32, i32x16_zero,
+    prefetch, prefetch_next_group, rows16_offsets, store_rows16, u8x64_load,
+)
 
-# ggml type -> its module (block decoding) and block size in bytes
+# ggml type -> its module (block decoding) and block size in bytes: one row at a time
 _TYPES = {
     int(GGMLType.Q2_K): (q2_k, q2_k.BLOCK_BYTES),
     int(GGMLType.Q3_K): (q3_k, q3_k.BLOCK_BYTES),
-    int(GGMLType.Q4_K): (q4_k, q4_k.BLOCK_BYTES),
     int(GGMLType.Q5_K): (q5_k, q5_k.BLOCK_BYTES),
-    int(GGMLType.Q6_K): (q6_k, q6_k.BLOCK_BYTES),
 }
-TYPES: frozenset[GGMLType] = frozenset(GGMLType(t) for t in _TYPES)
+# sixteen rows at a time (matmul_q8_k_rows16)
+_ROWS16 = {
+    int(GGMLType.Q4_K): q4_k,
+    int(GGMLType.Q6_K): q6_k,
+}
+TYPES: frozenset[GGMLType] = frozenset(GGMLType(t) for t in (*_TYPES, *_ROWS16))
 
 
-TAGS = {t: TypeTag(t) for t in _TYPES}
+TAGS = {int(t): TypeTag(t) for t in TYPES}
+
+
+def kernel_for(ggml_type):
+    """The kernel computing W·x for a k-quant type: matmul_q8_k or matmul_q8_k_rows16, both
+    called (TAGS[type], w, n_out, n_in, xq, xd, xbs, n_tok, out)."""
+    return matmul_q8_k_rows16 if int(ggml_type) in _ROWS16 else matmul_q8_k
 
 # Tokens per inner step (their running lanes stay in registers).
 TILE = 8
@@ -224,3 +247,243 @@ def matmul_q8_k(kind, w, n_out, n_in, xq, xd, xbs, n_tok, out):
         for t0 in range(0, n_tok, TILE):  # a tile's activations stay in L1 across the rows
             for ra in range(r0, min(r0 + 16, n_out)):
                 _row_tile(kind, w, ra, rb, bb, nb, n_in, xq, xd, xbs, xbsf, t0, min(TILE, n_tok - t0), n_out, out)
+
+
+# ---- sixteen rows at a time, one lane each (Q4_K) ----
+# A type module gives: ROWS16_WORDS, ROWS16_SCALES (int32 per block of 16 rows),
+# ROWS16_XSUMS (int32 per token and block), rows16_prepare (a block of 16 rows turned
+# word-wise, its scales as vectors), rows16_xsums, rows16_sums (one token's exact integer
+# sums for the 16 rows) and rows16_step (the float update of one block). A batch turns all
+# of a row group's blocks once and goes through them ROWS16_TILE tokens at a time (in the
+# rows' L2-resident turned copy); one or two tokens turn each block as they go. Either way a
+# token's integers and float operations are the same: batch invariance holds.
+ROWS16_TILE = 4
+# numba's pedantic SSA check complains of the tile's conditionally updated sums once the
+# type's chunk function is inlined into the loop; the compiled code is right (the tests
+# compare every batch size with one token at a time), and a warning at first use would
+# land on the user's terminal.
+warnings.filterwarnings("ignore", message=r"variable '.*rows16_.*' is not in scope", category=NumbaIRAssumptionWarning)
+
+
+def _r16_sizes(kind):
+    raise NotImplementedError  # only inside the kernel, through the overloads below
+
+
+def _r16_module(kind):
+    if isinstance(kind, TypeTagType) and kind.ggml_type in _ROWS16:
+        return _ROWS16[kind.ggml_type]
+    return None
+
+
+@overload(_r16_sizes, inline="always")
+def _r16_sizes_for(kind):
+    m = _r16_module(kind)
+    if m is None:
+        return None
+    # as int64 values, not a tuple of literals (which numba's parfor analysis mistakes for a shape)
+    bb, nw, ns, nx, nc, nsc, nrr = (np.int64(v) for v in (
+        m.BLOCK_BYTES, m.ROWS16_WORDS, m.ROWS16_SCALES, m.ROWS16_XSUMS, m.ROWS16_CHUNKS, m.ROWS16_SCRATCH, m.ROWS16_ROW_BY_ROW))
+
+    def sizes(kind):
+        return np.int64(bb), np.int64(nw), np.int64(ns), np.int64(nx), np.int64(nc), np.int64(nsc), np.int64(nrr)
+
+    return sizes
+
+
+# Each _r16_<name>(kind, ...) is the type module's rows16_<name>(...), inlined.
+def _r16_dm(kind, w, rowoff, o, dm, do):
+    raise NotImplementedError
+
+
+@overload(_r16_dm, inline="always")
+def _r16_dm_for(kind, w, rowoff, o, dm, do):
+    m = _r16_module(kind)
+    if m is None:
+        return None
+    f = m.rows16_dm
+    return lambda kind, w, rowoff, o, dm, do: f(w, rowoff, o, dm, do)
+
+
+def _r16_prepare(kind, w, rowoff, o, words, wo, scales, so, sw):
+    raise NotImplementedError
+
+
+@overload(_r16_prepare, inline="always")
+def _r16_prepare_for(kind, w, rowoff, o, words, wo, scales, so, sw):
+    m = _r16_module(kind)
+    if m is None:
+        return None
+    f = m.rows16_prepare
+    return lambda kind, w, rowoff, o, words, wo, scales, so, sw: f(w, rowoff, o, words, wo, scales, so, sw)
+
+
+def _r16_xsums(kind, xbs, xsums, i):
+    raise NotImplementedError
+
+
+@overload(_r16_xsums, inline="always")
+def _r16_xsums_for(kind, xbs, xsums, i):
+    m = _r16_module(kind)
+    if m is None:
+        return None
+    f = m.rows16_xsums
+    return lambda kind, xbs, xsums, i: f(xbs, xsums, i)
+
+
+def _r16_chunk(kind, S0, S1, S2, S3, nt, xq, xo, n_in, scales, so, c, words, wo):
+    raise NotImplementedError
+
+
+@overload(_r16_chunk, inline="always")
+def _r16_chunk_for(kind, S0, S1, S2, S3, nt, xq, xo, n_in, scales, so, c, words, wo):
+    m = _r16_module(kind)
+    if m is None:
+        return None
+    f = m.rows16_chunk
+    return lambda kind, S0, S1, S2, S3, nt, xq, xo, n_in, scales, so, c, words, wo: f(S0, S1, S2, S3, nt, xq, xo, n_in, scales, so, c, words, wo)
+
+
+def _r16_mins(kind, scales, so, xsums, i):
+    raise NotImplementedError
+
+
+@overload(_r16_mins, inline="always")
+def _r16_mins_for(kind, scales, so, xsums, i):
+    m = _r16_module(kind)
+    if m is None:
+        return None
+    f = m.rows16_mins
+    return lambda kind, scales, so, xsums, i: f(scales, so, xsums, i)
+
+
+def _r16_row_sums(kind, w, o, xq, xbs, xo0, xo1, bo0, bo1, nt):
+    raise NotImplementedError
+
+
+@overload(_r16_row_sums, inline="always")
+def _r16_row_sums_for(kind, w, o, xq, xbs, xo0, xo1, bo0, bo1, nt):
+    m = _r16_module(kind)
+    if m is None:
+        return None
+    f = m.rows16_row_sums
+    return lambda kind, w, o, xq, xbs, xo0, xo1, bo0, bo1, nt: f(w, o, xq, xbs, xo0, xo1, bo0, bo1, nt)
+
+
+def _r16_step(kind, acc, S, M, dv, dmv, dx):
+    raise NotImplementedError
+
+
+@overload(_r16_step, inline="always")
+def _r16_step_for(kind, acc, S, M, dv, dmv, dx):
+    m = _r16_module(kind)
+    if m is None:
+        return None
+    f = m.rows16_step
+    return lambda kind, acc, S, M, dv, dmv, dx: f(acc, S, M, dv, dmv, dx)
+
+
+
+
+@njit(inline="always")
+def _r16_block(kind, n_chunks, a0, a1, a2, a3, words, wo, scales, so, dm, do, xq, xd, xsums, t0, nt, b, n_in, nb):
+    """The running lanes of tokens t0 .. t0 + nt - 1 (nt <= 4) after block b of the 16 rows."""
+    S0 = S1 = S2 = S3 = i32x16_zero()
+    for c in range(n_chunks):  # a loop, not copies: unrolled, the copies' weight vectors spill
+        S0, S1, S2, S3 = _r16_chunk(kind, S0, S1, S2, S3, nt, xq, t0 * n_in + b * 256, n_in, scales, so, c, words, wo)
+    dv = vload(dm, do)
+    dmv = vload(dm, do + 16)
+    i = t0 * nb + b
+    a0 = _r16_step(kind, a0, S0, _r16_mins(kind, scales, so, xsums, i), dv, dmv, xd[i])
+    if nt > 1:
+        a1 = _r16_step(kind, a1, S1, _r16_mins(kind, scales, so, xsums, i + nb), dv, dmv, xd[i + nb])
+    if nt > 2:
+        a2 = _r16_step(kind, a2, S2, _r16_mins(kind, scales, so, xsums, i + 2 * nb), dv, dmv, xd[i + 2 * nb])
+    if nt > 3:
+        a3 = _r16_step(kind, a3, S3, _r16_mins(kind, scales, so, xsums, i + 3 * nb), dv, dmv, xd[i + 3 * nb])
+    return a0, a1, a2, a3
+
+
+@njit(parallel=True, **MATH_FAST)
+def matmul_q8_k_rows16(kind, w, n_out, n_in, xq, xd, xbs, n_tok, out):
+    """out[t, r] = W[r]·x[t] for a matrix of type `kind` (TAGS[ggml type]) with a rows16
+    kernel, x as Q8_K blocks (activations.quantize_q8_k)."""
+    bb, n_words, n_scales, n_xsums, n_chunks, n_scratch, row_by_row = _r16_sizes(kind)
+    nb = n_in // 256
+    rb = nb * bb
+    xsums = np.empty(n_tok * nb * n_xsums, dtype=np.int32)
+    for i in range(n_tok * nb):
+        _r16_xsums(kind, xbs, xsums, i)
+    z = vsplat(np.float32(0.0))
+    for g in prange((n_out + 15) // 16):
+        rowoff = rows16_offsets(g, n_out, rb)
+        res = np.empty(16, dtype=np.float32)
+        sw = np.empty(n_scratch, dtype=np.int32)
+        if n_tok <= row_by_row:
+            # row by row, each row's blocks in order (one stream, prefetched ahead: at one
+            # thread these products run at the memory's speed, and sixteen rows read
+            # side by side were a quarter slower); the sixteen rows' lanes summed per block
+            per_tok = nb * 512  # token t, block b: S then M lanes of the 16 rows at t per_tok + 512 b
+            lanes = np.empty(n_tok * per_tok, dtype=np.int32)
+            for r in range(16):
+                o = rowoff[r]
+                for b in range(nb):
+                    ahead = o + b * bb + PREFETCH_AHEAD
+                    prefetch(w, ahead)
+                    prefetch(w, ahead + 64)
+                    prefetch(w, ahead + 128)
+                    s0, m0, s1, m1 = _r16_row_sums(kind, w, o + b * bb, xq, xbs, b * 256, n_in + b * 256,
+                                                   16 * b, 16 * (nb + b), n_tok)
+                    i32x16_store(lanes, 512 * b + 16 * r, s0)
+                    i32x16_store(lanes, 512 * b + 256 + 16 * r, m0)
+                    if n_tok > 1:
+                        i32x16_store(lanes, per_tok + 512 * b + 16 * r, s1)
+                        i32x16_store(lanes, per_tok + 512 * b + 256 + 16 * r, m1)
+            dm = np.empty(32, dtype=np.float32)
+            a0 = a1 = z
+            for b in range(nb):
+                _r16_dm(kind, w, rowoff, b * bb, dm, 0)
+                dv = vload(dm, 0)
+                dmv = vload(dm, 16)
+                S, M = i32x16_row_sums(lanes, 512 * b), i32x16_row_sums(lanes, 512 * b + 256)
+                a0 = _r16_step(kind, a0, S, M, dv, dmv, xd[b])
+                if n_tok > 1:
+                    S, M = i32x16_row_sums(lanes, per_tok + 512 * b), i32x16_row_sums(lanes, per_tok + 512 * b + 256)
+                    a1 = _r16_step(kind, a1, S, M, dv, dmv, xd[nb + b])
+            store_rows16(out, 0, a0, g, n_out, res)
+            if n_tok > 1:
+                store_rows16(out, n_out, a1, g, n_out, res)
+            continue
+        if n_tok <= 2:  # each block turned as it goes
+            words = np.empty(n_words, dtype=np.int32)
+            scales = np.empty(n_scales, dtype=np.int32)
+            dm = np.empty(32, dtype=np.float32)
+            a0 = a1 = a2 = a3 = z
+            for b in range(nb):
+                prefetch_next_group(w, g, rb, b, bb)
+                _r16_dm(kind, w, rowoff, b * bb, dm, 0)
+                _r16_prepare(kind, w, rowoff, b * bb, words, 0, scales, 0, sw)
+                a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a2, a3, words, 0, scales, 0, dm, 0, xq, xd, xsums, 0, n_tok, b, n_in, nb)
+            store_rows16(out, 0, a0, g, n_out, res)
+            if n_tok > 1:
+                store_rows16(out, n_out, a1, g, n_out, res)
+            continue
+        words = np.empty(n_words * nb, dtype=np.int32)
+        scales = np.empty(n_scales * nb, dtype=np.int32)
+        dm = np.empty(32 * nb, dtype=np.float32)
+        for b in range(nb):
+            prefetch_next_group(w, g, rb, b, bb)
+            _r16_dm(kind, w, rowoff, b * bb, dm, 32 * b)
+            _r16_prepare(kind, w, rowoff, b * bb, words, n_words * b, scales, n_scales * b, sw)
+        for t0 in range(0, n_tok, ROWS16_TILE):
+            nt = min(ROWS16_TILE, n_tok - t0)
+            a0 = a1 = a2 = a3 = z
+            for b in range(nb):
+                a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a2, a3, words, n_words * b, scales, n_scales * b, dm, 32 * b,
+                                            xq, xd, xsums, t0, nt, b, n_in, nb)
+            store_rows16(out, t0 * n_out, a0, g, n_out, res)
+            if nt > 1:
+                store_rows16(out, (t0 + 1) * n_out, a1, g, n_out, res)
+            if nt > 2:
+                store_rows16(out, (t0 + 2) * n_out, a2, g, n_out, res)
+            if nt > 3:
+                store_rows16(out, (t0 + 3) * n_out, a3, g, n_out, res)

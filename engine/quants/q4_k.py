@@ -10,12 +10,29 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import block_shape, read_f16, read_f16_fast, read_u32
+from ._common import block_shape, read_f16, read_u32
 from ._int8 import (
+    dpbusd_scaled,
+    dpwssd,
+    dpwssd_splat,
+    dpwssd_splat_sum,
+    i32x16_and,
     i32x16_byte_pairs64,
+    i32x16_dup16,
+    i32x16_load,
+    i32x16_lshr,
+    i32x16_nibbles,
+    i32x16_or,
+    i32x16_shl,
+    i32x16_store,
+    i32x16_to_f32,
     i32x16_scale_bytes_dup16,
+    i32x16_zero,
     q4x64_load,
+    transpose_words16,
+    u8x64_load,
 )
+from ._simd import vfma, vload_half_pairs16, vmul, vsplat
 
 BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q4_K")
 
@@ -49,40 +66,149 @@ def dequantize_block(src, o, dst, e):
             dst[e + 64 * c + 32 + l] = d_hi * np.float32(q >> 4) - dm_hi
 
 
-# The 8-bit product (llama.cpp's ggml_vec_dot_q4_K_q8_K): activations as Q8_K blocks (int8
-# values xq, a float scale xd per 256, int32 sums xbs per 16). Per block and row the integer
-# sum over the eight sub-blocks of sc_j * (q_j . x_j) is exact; it is scaled by d * d_x in
-# float, and the minimum term dmin * d_x * sum_j m_j * (x sum of sub-block j) subtracted.
-# _decode_q8_k gives each scale in both 16-bit halves of its lanes (kquant_products.dpbusd_scaled).
-SCALES_DUP16 = True
+# The 8-bit product (llama.cpp's ggml_vec_dot_q4_K_q8_K), sixteen rows at once
+# (kquant_products.matmul_q8_k_rows16): activations as Q8_K blocks (int8 values, a float
+# scale per 256, int32 sums per 16). Per row and block the exact integers
+#   S = sum_j sc_j * (q_j . x_j)      M = sum_j m_j * (x sum of sub-block j)
+# then acc = fma(S, d d_x, acc) and acc = fma(M, -(dmin d_x), acc), block after block.
+#
+# Layout: a block's 128 qs bytes are turned word-wise for the 16 rows (transpose_words16):
+# vector k (k = 8c + i) holds word k of every row, whose low nibbles are elements
+# 64c + 4i .. +3 (sub-block 2c) and high nibbles elements 64c + 32 + 4i .. +3 (sub-block
+# 2c + 1). A sub-block is eight such vectors: their byte products with the token's eight
+# activation words, summed as 16-bit pairs, are at most 8 * 2 * 15 * 128 = 30720 < 2**15.
+ROWS16_WORDS = 32 * 16  # words[16 k + r]: word k of row r's qs
+ROWS16_SCALES = 12 * 16  # eight vectors sc_j | sc_j << 16, then four m_2p | m_2p+1 << 16
+ROWS16_XSUMS = 4  # per token and block: x sums of sub-blocks 2p, 2p + 1 as 16-bit halves
+ROWS16_CHUNKS = 4  # rows16_chunk c = 0..3: sub-blocks 2c and 2c + 1
+ROWS16_SCRATCH = 3 * 16  # rows16_prepare's turned scale words
+ROWS16_ROW_BY_ROW = 0  # up to this many tokens: rows16_row_sums (see there)
 
 
 @njit(inline="always")
-def _decode_q8_k(blk):
-    """One block, ready for any number of tokens: the nibbles as four 64-value vectors, the
-    sub-block scales as lane vectors matching dpbusd's lanes, the mins beside the x sums."""
-    u0 = read_u32(blk, 4)
-    u1 = read_u32(blk, 8)
-    u2 = read_u32(blk, 12)
-    # the twelve scale bytes to scales 0-3 | 4-7 (s0 | s1) and mins (m0 | m1), one per byte
+def rows16_dm(w, rowoff, o, dm, do):
+    """d of the 16 rows' blocks at byte o to dm[do:], dmin to dm[do + 16:]."""
+    vload_half_pairs16(w, rowoff, o, dm[do : do + 32])
+
+
+@njit(inline="always")
+def rows16_prepare(w, rowoff, o, words, wo, scales, so, sw):
+    """The blocks at byte o of 16 rows (offsets rowoff) made ready for any number of
+    tokens: words[wo:] the turned qs, scales[so:] the scale vectors."""
+    for c in range(4):
+        transpose_words16(w, rowoff, o + 16 + 32 * c, 8, words[wo + 128 * c : wo + 128 * c + 128])
+    transpose_words16(w, rowoff, o + 4, 3, sw)  # the twelve scale bytes as three words
+    u0 = i32x16_load(sw, 0)
+    u1 = i32x16_load(sw, 16)
+    u2 = i32x16_load(sw, 32)
+    # scale_min_k4 for all eight sub-blocks at once, one byte per sub-block
+    s0 = i32x16_and(u0, 0x3F3F3F3F)
+    s1 = i32x16_or(i32x16_and(u2, 0x0F0F0F0F), i32x16_shl(i32x16_and(i32x16_lshr(u0, 6), 0x03030303), 4))
+    m0 = i32x16_and(u1, 0x3F3F3F3F)
+    m1 = i32x16_or(i32x16_and(i32x16_lshr(u2, 4), 0x0F0F0F0F), i32x16_shl(i32x16_and(i32x16_lshr(u1, 6), 0x03030303), 4))
+    i32x16_store(scales, so, i32x16_dup16(i32x16_and(s0, 0xFF)))
+    i32x16_store(scales, so + 16, i32x16_dup16(i32x16_and(i32x16_lshr(s0, 8), 0xFF)))
+    i32x16_store(scales, so + 32, i32x16_dup16(i32x16_and(i32x16_lshr(s0, 16), 0xFF)))
+    i32x16_store(scales, so + 48, i32x16_dup16(i32x16_lshr(s0, 24)))
+    i32x16_store(scales, so + 64, i32x16_dup16(i32x16_and(s1, 0xFF)))
+    i32x16_store(scales, so + 80, i32x16_dup16(i32x16_and(i32x16_lshr(s1, 8), 0xFF)))
+    i32x16_store(scales, so + 96, i32x16_dup16(i32x16_and(i32x16_lshr(s1, 16), 0xFF)))
+    i32x16_store(scales, so + 112, i32x16_dup16(i32x16_lshr(s1, 24)))
+    i32x16_store(scales, so + 128, _byte_pair(m0, 0))
+    i32x16_store(scales, so + 144, _byte_pair(m0, 16))
+    i32x16_store(scales, so + 160, _byte_pair(m1, 0))
+    i32x16_store(scales, so + 176, _byte_pair(m1, 16))
+
+
+@njit(inline="always")
+def _byte_pair(v, shift):
+    """Bytes shift/8 and shift/8 + 1 of each lane as its low and high 16 bits."""
+    lo = i32x16_and(i32x16_lshr(v, shift), 0xFF)
+    hi = i32x16_and(i32x16_lshr(v, shift + 8), 0xFF)
+    return i32x16_or(lo, i32x16_shl(hi, 16))
+
+
+@njit(inline="always")
+def rows16_xsums(xbs, xsums, i):
+    """Token-block i's x sums per sub-block of 32, two to a word (|sum| <= 4096)."""
+    for p in range(4):
+        lo = xbs[i * 16 + 4 * p] + xbs[i * 16 + 4 * p + 1]
+        hi = xbs[i * 16 + 4 * p + 2] + xbs[i * 16 + 4 * p + 3]
+        xsums[i * 4 + p] = (lo & 0xFFFF) | (hi << 16)
+
+
+@njit(inline="always")
+def rows16_chunk(S0, S1, S2, S3, nt, xq, xo, n_in, scales, so, c, words, wo):
+    """S of up to four tokens (activations at xq[xo + t n_in:]) plus sub-blocks 2c and
+    2c + 1, the eight words split into nibbles once for all the tokens."""
+    v = (i32x16_load(words, wo + 128 * c), i32x16_load(words, wo + 128 * c + 16),
+         i32x16_load(words, wo + 128 * c + 32), i32x16_load(words, wo + 128 * c + 48),
+         i32x16_load(words, wo + 128 * c + 64), i32x16_load(words, wo + 128 * c + 80),
+         i32x16_load(words, wo + 128 * c + 96), i32x16_load(words, wo + 128 * c + 112))
+    lo = (i32x16_nibbles(v[0], 0), i32x16_nibbles(v[1], 0), i32x16_nibbles(v[2], 0), i32x16_nibbles(v[3], 0),
+          i32x16_nibbles(v[4], 0), i32x16_nibbles(v[5], 0), i32x16_nibbles(v[6], 0), i32x16_nibbles(v[7], 0))
+    hi = (i32x16_nibbles(v[0], 1), i32x16_nibbles(v[1], 1), i32x16_nibbles(v[2], 1), i32x16_nibbles(v[3], 1),
+          i32x16_nibbles(v[4], 1), i32x16_nibbles(v[5], 1), i32x16_nibbles(v[6], 1), i32x16_nibbles(v[7], 1))
+    sc_lo = i32x16_load(scales, so + 32 * c)
+    sc_hi = i32x16_load(scales, so + 32 * c + 16)
+    o = xo + 64 * c
+    R0 = dpwssd_splat_sum(dpwssd_splat_sum(S0, xq, o, sc_lo, lo), xq, o + 32, sc_hi, hi)
+    R1, R2, R3 = S1, S2, S3
+    if nt > 1:
+        R1 = dpwssd_splat_sum(dpwssd_splat_sum(S1, xq, o + n_in, sc_lo, lo), xq, o + n_in + 32, sc_hi, hi)
+    if nt > 2:
+        R2 = dpwssd_splat_sum(dpwssd_splat_sum(S2, xq, o + 2 * n_in, sc_lo, lo), xq, o + 2 * n_in + 32, sc_hi, hi)
+    if nt > 3:
+        R3 = dpwssd_splat_sum(dpwssd_splat_sum(S3, xq, o + 3 * n_in, sc_lo, lo), xq, o + 3 * n_in + 32, sc_hi, hi)
+    return R0, R1, R2, R3
+
+
+# One or two tokens: row by row, a block's nibbles as four 64-value vectors and its scales
+# spread to their lanes (dpbusd_scaled), the lanes of the sixteen rows summed at the end
+# (i32x16_row_sums): the same integers S and M as rows16_chunk's and rows16_mins', with
+# fewer instructions where turning the block would not be paid back by several tokens.
+@njit(inline="always")
+def rows16_row_sums(w, o, xq, xbs, xo0, xo1, bo0, bo1, nt):
+    """(S lanes, M lanes) of the block at w[o:] of one row, for the token with activations
+    at xq[xo0:] and 16-value sums at xbs[bo0:], and (nt = 2) a second one."""
+    u0 = read_u32(w, o + 4)
+    u1 = read_u32(w, o + 8)
+    u2 = read_u32(w, o + 12)
     s0 = u0 & 0x3F3F3F3F
     s1 = (u2 & 0x0F0F0F0F) | (((u0 >> 6) & 0x03030303) << 4)
     m0 = u1 & 0x3F3F3F3F
     m1 = ((u2 >> 4) & 0x0F0F0F0F) | (((u1 >> 6) & 0x03030303) << 4)
     sc = s0 | (s1 << 32)
-    # chunk c (elements 64c..64c+63) = sub-blocks 2c (dpbusd lanes 0-7) and 2c+1 (lanes 8-15)
-    # x sums come per 16 values: lanes 2j, 2j+1 of the mins hold sub-block j's two halves.
-    # A flat tuple (numba's parfor analysis rejects nested ones): d, dmin first, as every type.
-    return (
-        read_f16_fast(blk, 0),
-        read_f16_fast(blk, 2),
-        q4x64_load(blk, 16),
-        q4x64_load(blk, 48),
-        q4x64_load(blk, 80),
-        q4x64_load(blk, 112),
-        i32x16_scale_bytes_dup16(sc, 0),
-        i32x16_scale_bytes_dup16(sc, 2),
-        i32x16_scale_bytes_dup16(sc, 4),
-        i32x16_scale_bytes_dup16(sc, 6),
-        i32x16_byte_pairs64(m0 | (m1 << 32)),
-    )
+    q0, q1, q2, q3 = q4x64_load(w, o + 16), q4x64_load(w, o + 48), q4x64_load(w, o + 80), q4x64_load(w, o + 112)
+    c0, c1 = i32x16_scale_bytes_dup16(sc, 0), i32x16_scale_bytes_dup16(sc, 2)
+    c2, c3 = i32x16_scale_bytes_dup16(sc, 4), i32x16_scale_bytes_dup16(sc, 6)
+    mins = i32x16_byte_pairs64(m0 | (m1 << 32))  # lanes 2j, 2j + 1: m_j, beside the two x sums of sub-block j
+    s = dpbusd_scaled(i32x16_zero(), q0, u8x64_load(xq, xo0), c0)
+    s = dpbusd_scaled(s, q1, u8x64_load(xq, xo0 + 64), c1)
+    s = dpbusd_scaled(s, q2, u8x64_load(xq, xo0 + 128), c2)
+    s = dpbusd_scaled(s, q3, u8x64_load(xq, xo0 + 192), c3)
+    m = dpwssd(i32x16_zero(), mins, i32x16_load(xbs, bo0))  # m_j * x sum: both fit 16 bits
+    t, n = s, m
+    if nt > 1:
+        t = dpbusd_scaled(i32x16_zero(), q0, u8x64_load(xq, xo1), c0)
+        t = dpbusd_scaled(t, q1, u8x64_load(xq, xo1 + 64), c1)
+        t = dpbusd_scaled(t, q2, u8x64_load(xq, xo1 + 128), c2)
+        t = dpbusd_scaled(t, q3, u8x64_load(xq, xo1 + 192), c3)
+        n = dpwssd(i32x16_zero(), mins, i32x16_load(xbs, bo1))
+    return s, m, t, n
+
+
+@njit(inline="always")
+def rows16_mins(scales, so, xsums, i):
+    """M of the 16 rows for token-block i, from the prepared min pairs."""
+    M = dpwssd_splat(i32x16_zero(), i32x16_load(scales, so + 128), xsums, 4 * i)
+    M = dpwssd_splat(M, i32x16_load(scales, so + 144), xsums, 4 * i + 1)
+    M = dpwssd_splat(M, i32x16_load(scales, so + 160), xsums, 4 * i + 2)
+    return dpwssd_splat(M, i32x16_load(scales, so + 176), xsums, 4 * i + 3)
+
+
+@njit(inline="always")
+def rows16_step(acc, S, M, dv, dmv, dx):
+    """acc after one block: the two fmas."""
+    acc = vfma(i32x16_to_f32(S), vmul(dv, vsplat(dx)), acc)
+    return vfma(i32x16_to_f32(M), vmul(dmv, vsplat(-dx)), acc)

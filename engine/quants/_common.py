@@ -52,6 +52,8 @@ class TypeTag:
 
     def __init__(self, ggml_type: int) -> None:
         self.ggml_type = int(ggml_type)
+        # made once: numba types a tag on every kernel call (in Python: no fast path knows it)
+        self.numba_type = TypeTagType(self.ggml_type)
 
 
 class TypeTagType(types.Type):
@@ -62,7 +64,7 @@ class TypeTagType(types.Type):
 
 @typeof_impl.register(TypeTag)
 def _typeof_tag(val, c):
-    return TypeTagType(val.ggml_type)
+    return val.numba_type
 
 
 @register_model(TypeTagType)

@@ -46,6 +46,7 @@ from ._int8 import (
     prefetch_next_group,
     rows16_offsets,
     store_rows16,
+    sum_lanes8,
     u8x64_splat_word,
 )
 from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
@@ -262,26 +263,8 @@ def _token_lanes(kind, v, d, a, xq, xo, sums, ys):
 
 @njit(inline="always")
 def _lanes_total(a, msum):
-    """ggml's hsum_float_8 of the eight lane vectors, plus the minimum term."""
+    """ggml's hsum_float_8 of the eight lane vectors, plus the minimum term (as sum_lanes8)."""
     return vadd(vadd(vadd(vadd(a[4], a[0]), vadd(a[6], a[2])), vadd(vadd(a[5], a[1]), vadd(a[7], a[3]))), msum)
-
-
-@njit(inline="always")
-def _load8(acc, a):
-    return (vload(acc, a), vload(acc, a + 16), vload(acc, a + 32), vload(acc, a + 48),
-            vload(acc, a + 64), vload(acc, a + 80), vload(acc, a + 96), vload(acc, a + 112))
-
-
-@njit(inline="always")
-def _store8(acc, a, v):
-    vstore(acc, a, v[0])
-    vstore(acc, a + 16, v[1])
-    vstore(acc, a + 32, v[2])
-    vstore(acc, a + 48, v[3])
-    vstore(acc, a + 64, v[4])
-    vstore(acc, a + 80, v[5])
-    vstore(acc, a + 96, v[6])
-    vstore(acc, a + 112, v[7])
 
 
 @njit(inline="always")
@@ -299,12 +282,15 @@ def _group_lanes_in_memory(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, 
         mw = vload(dm, 16)
         v = _values(kind, words, 0)
         for t in range(n_tok):
-            a = _token_lanes(kind, v, vmul(dw, vsplat(xd[t * nb + b])), _load8(acc, 128 * t), xq,
-                             t * n_in + b * 32, sums, (t * nb + b) * 8)
-            _store8(acc, 128 * t, a)
+            xo = t * n_in + b * 32
+            d = vmul(dw, vsplat(xd[t * nb + b]))
+            a = 128 * t
+            for l in range(8):  # lane by lane from memory, as _token_lanes in registers
+                s_l = dpbusd(_sum_start(kind, sums, (t * nb + b) * 8 + l), v[l], u8x64_splat_word(xq, xo + 4 * l))
+                vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(s_l), vload(acc, a + 16 * l)))
             vstore(msum, 16 * t, _min_step(kind, vload(msum, 16 * t), mw, xs, t * nb + b))
     for t in range(n_tok):
-        store_rows16(out, t * n_out, _lanes_total(_load8(acc, 128 * t), vload(msum, 16 * t)), g, n_out, res)
+        store_rows16(out, t * n_out, sum_lanes8(acc, 128 * t, vload(msum, 16 * t)), g, n_out, res)
 
 
 # Tokens per inner step of _group_lanes_in_registers: a token's eight lane vectors and its

@@ -34,6 +34,7 @@ KERNEL = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", bound
 HELPER = dict(cache=True, fastmath=False, error_model="numpy", boundscheck=False, inline="always")
 
 F32 = np.float32
+FLT_MAX = F32(3.4028234663852886e38)
 GROUP_MAX_EPS = np.float32(1e-15)  # ggml-quants.c: a group with max |x| below this is all zero
 QK_K = 256
 
@@ -133,18 +134,69 @@ def trunc_i32(v):
     return np.int64(v)
 
 
-# ---- scale searches (ggml-quants.c, quant_weights == NULL paths) ------------------------------
-@njit(cache=True, fastmath=False, error_model="numpy", boundscheck=False)
-def make_qx_quants_rmse1(n, nmax, x, L):
-    """make_qx_quants(n, nmax, x, L, rmse_type=1, qw=NULL): symmetric levels -nmax..nmax-1
-    stored as l + nmax in L (uint8), weights x^2, best of 19 trial scales. Returns the scale."""
-    mx = F32(0.0)
+@njit(**HELPER)
+def max_magnitude(x, n):
+    """(max |x[i]|, the first x[i] of that magnitude) over i < n: what a symmetric scale is
+    taken from."""
     amax = F32(0.0)
+    mx = F32(0.0)
     for i in range(n):
         ax = abs(x[i])
         if ax > amax:
             amax = ax
             mx = x[i]
+    return amax, mx
+
+
+@njit(**HELPER)
+def put_symmetric_scale(xb, ob, nmax):
+    """The 32-value blocks without a minimum (Q4_0, Q5_0): d = the value of largest magnitude
+    / -nmax, stored as a half at byte 0. Returns 1 / d (0 for an all-zero block)."""
+    d = max_magnitude(xb, 32)[1] / -nmax
+    put_f16(ob, 0, f32_to_f16(d))
+    return F32(1.0) / d if d != F32(0.0) else F32(0.0)
+
+
+@njit(**HELPER)
+def put_affine_scale(xb, ob, nmax):
+    """The 32-value blocks with a minimum (Q4_1, Q5_1): d = (max - min) / nmax and m = min,
+    stored as halves at bytes 0 and 2. Returns (min, 1 / d (0 for a constant block))."""
+    mn = FLT_MAX
+    mx = -FLT_MAX
+    for j in range(32):
+        v = xb[j]
+        if v < mn:
+            mn = v
+        if v > mx:
+            mx = v
+    d = (mx - mn) / nmax
+    put_f16(ob, 0, f32_to_f16(d))
+    put_f16(ob, 2, f32_to_f16(mn))
+    return mn, F32(1.0) / d if d != F32(0.0) else F32(0.0)
+
+
+@njit(**HELPER)
+def put_5bit_pair(ob, qs_at, j, q0, q1, qh):
+    """Levels q0 (value j) and q1 (value j + 16) of a Q5_0 / Q5_1 block: their low nibbles to
+    qs[j], their fifth bits into qh (bits j and j + 16), which is returned."""
+    ob[qs_at + j] = (q0 & 0x0F) | ((q1 & 0x0F) << 4)
+    qh |= ((q0 & 0x10) >> 4) << j
+    return qh | (((q1 & 0x10) >> 4) << (j + 16))
+
+
+@njit(**HELPER)
+def put_u32(ob, o, v):
+    """Store v little-endian at bytes o..o + 3."""
+    for k in range(4):
+        ob[o + k] = (v >> (8 * k)) & 0xFF
+
+
+# ---- scale searches (ggml-quants.c, quant_weights == NULL paths) ------------------------------
+@njit(cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+def make_qx_quants_rmse1(n, nmax, x, L):
+    """make_qx_quants(n, nmax, x, L, rmse_type=1, qw=NULL): symmetric levels -nmax..nmax-1
+    stored as l + nmax in L (uint8), weights x^2, best of 19 trial scales. Returns the scale."""
+    amax, mx = max_magnitude(x, n)
     if amax < GROUP_MAX_EPS:
         for i in range(n):
             L[i] = 0
@@ -184,13 +236,7 @@ def make_qx_quants_rmse1(n, nmax, x, L):
 def make_q3_quants(n, nmax, x, L):
     """make_q3_quants(n, nmax, x, L, do_rmse=true): symmetric levels refined by coordinate
     descent (up to 5 passes); L (int64 scratch) gets l + nmax. Returns the scale."""
-    mx = F32(0.0)
-    amax = F32(0.0)
-    for i in range(n):
-        ax = abs(x[i])
-        if ax > amax:
-            amax = ax
-            mx = x[i]
+    amax, mx = max_magnitude(x, n)
     if amax < GROUP_MAX_EPS:
         for i in range(n):
             L[i] = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from ._common import F32, KERNEL, block_shape, f32_to_f16, put_f16, to_int8, trunc_i32
+from ._common import F32, KERNEL, block_shape, put_symmetric_scale, to_int8, trunc_i32
 
 BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q4_0")
 
@@ -14,16 +14,7 @@ def quantize_blocks(x, out):
     for i in range(x.size // 32):
         xb = x[i * 32 : i * 32 + 32]
         ob = out[i * 18 : i * 18 + 18]
-        amax = F32(0.0)
-        mx = F32(0.0)
-        for j in range(32):
-            v = xb[j]
-            if amax < abs(v):
-                amax = abs(v)
-                mx = v
-        d = mx / F32(-8.0)
-        inv = F32(1.0) / d if d != F32(0.0) else F32(0.0)
-        put_f16(ob, 0, f32_to_f16(d))
+        inv = put_symmetric_scale(xb, ob, F32(8.0))
         for j in range(16):
             # C: MIN(15, (int8_t)(x*id + 8.5f)): truncation toward zero
             q0 = min(15, to_int8(trunc_i32(xb[j] * inv + F32(8.5))))

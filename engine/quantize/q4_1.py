@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from numba import njit
 
-from ._common import F32, KERNEL, block_shape, f32_to_f16, put_f16, to_int8, trunc_i32
+from ._common import F32, KERNEL, block_shape, put_affine_scale, to_int8, trunc_i32
 
 BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q4_1")
-FLT_MAX = F32(3.4028234663852886e38)
 
 
 @njit(**KERNEL)
@@ -16,18 +15,7 @@ def quantize_blocks(x, out):
     for i in range(x.size // 32):
         xb = x[i * 32 : i * 32 + 32]
         ob = out[i * 20 : i * 20 + 20]
-        mn = FLT_MAX
-        mx = -FLT_MAX
-        for j in range(32):
-            v = xb[j]
-            if v < mn:
-                mn = v
-            if v > mx:
-                mx = v
-        d = (mx - mn) / F32(15.0)
-        inv = F32(1.0) / d if d != F32(0.0) else F32(0.0)
-        put_f16(ob, 0, f32_to_f16(d))
-        put_f16(ob, 2, f32_to_f16(mn))
+        mn, inv = put_affine_scale(xb, ob, F32(15.0))
         for j in range(16):
             q0 = min(15, to_int8(trunc_i32((xb[j] - mn) * inv + F32(0.5))))
             q1 = min(15, to_int8(trunc_i32((xb[16 + j] - mn) * inv + F32(0.5))))

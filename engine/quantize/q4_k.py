@@ -6,16 +6,24 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import F32, KERNEL, block_shape, f16_to_f32, f32_to_f16, make_qkx2_quants, nearest_int, put_f16
+from ._common import F32, HELPER, KERNEL, block_shape, f16_to_f32, f32_to_f16, make_qkx2_quants, nearest_int, put_f16
 
 BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q4_K")  # d, dmin, scales[12], qs[128]
 
 
+@njit(**HELPER)
+def k_scratch():
+    """k_group_levels' working arrays, made once per kernel call: (L, the rest)."""
+    return np.empty(256, np.uint8), (np.empty(32, np.uint8), np.empty(32, np.float32), np.empty(8, np.float32),
+                                     np.empty(8, np.float32), np.empty(12, np.int64))
+
+
 @njit(**KERNEL)
-def k_group_levels(xb, L, nmax, rmin, nstep, sb, scales, mins, weights, Laux):
+def k_group_levels(xb, ob, L, nmax, rmin, nstep, scratch):
     """The part Q4_K and Q5_K share: per group of 32 the weighted scale/min search, then
-    6-bit scales and mins packed into sb[12], then every value requantized into L with the
-    stored scales. Returns the f16 bits of (d, dmin)."""
+    6-bit scales and mins packed, then every value requantized into L with the stored
+    scales; the block's head (d, dmin, scales[12]) written to ob[0:16]."""
+    Laux, weights, mins, scales, sb = scratch
     max_scale = F32(0.0)
     max_min = F32(0.0)
     for j in range(8):
@@ -65,25 +73,19 @@ def k_group_levels(xb, L, nmax, rmin, nstep, sb, scales, mins, weights, Laux):
         for ii in range(32):
             l = nearest_int((xb[32 * j + ii] + dm) / d)
             L[32 * j + ii] = max(0, min(nmax, l))
-    return dh, mh
+    put_f16(ob, 0, dh)
+    put_f16(ob, 2, mh)
+    for k in range(12):
+        ob[4 + k] = sb[k] & 0xFF
 
 
 @njit(**KERNEL)
 def quantize_blocks(x, out):
-    L = np.empty(256, np.uint8)
-    Laux = np.empty(32, np.uint8)
-    weights = np.empty(32, np.float32)
-    mins = np.empty(8, np.float32)
-    scales = np.empty(8, np.float32)
-    sb = np.empty(12, np.int64)
+    L, scratch = k_scratch()
     for i in range(x.size // 256):
         xb = x[i * 256 : i * 256 + 256]
         ob = out[i * 144 : i * 144 + 144]
-        dh, mh = k_group_levels(xb, L, 15, F32(-1.0), 20, sb, scales, mins, weights, Laux)
-        put_f16(ob, 0, dh)
-        put_f16(ob, 2, mh)
-        for k in range(12):
-            ob[4 + k] = sb[k] & 0xFF
+        k_group_levels(xb, ob, L, 15, F32(-1.0), 20, scratch)
         for c in range(4):
             for l in range(32):
                 ob[16 + 32 * c + l] = L[64 * c + l] | (L[64 * c + l + 32] << 4)

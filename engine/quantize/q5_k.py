@@ -6,28 +6,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import F32, KERNEL, block_shape, put_f16
-from .q4_k import k_group_levels
+from ._common import F32, KERNEL, block_shape
+from .q4_k import k_group_levels, k_scratch
 
 BLOCK_ELEMS, BLOCK_BYTES = block_shape("Q5_K")  # d, dmin, scales[12], qh[32], qs[128]
 
 
 @njit(**KERNEL)
 def quantize_blocks(x, out):
-    L = np.empty(256, np.uint8)
-    Laux = np.empty(32, np.uint8)
-    weights = np.empty(32, np.float32)
-    mins = np.empty(8, np.float32)
-    scales = np.empty(8, np.float32)
-    sb = np.empty(12, np.int64)
+    L, scratch = k_scratch()
     for i in range(x.size // 256):
         xb = x[i * 256 : i * 256 + 256]
         ob = out[i * 176 : i * 176 + 176]
-        dh, mh = k_group_levels(xb, L, 31, F32(-0.5), 15, sb, scales, mins, weights, Laux)
-        put_f16(ob, 0, dh)
-        put_f16(ob, 2, mh)
-        for k in range(12):
-            ob[4 + k] = sb[k] & 0xFF
+        k_group_levels(xb, ob, L, 31, F32(-0.5), 15, scratch)
         qh = ob[16:48]
         for k in range(32):
             qh[k] = 0

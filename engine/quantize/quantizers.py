@@ -15,20 +15,10 @@ from ..errors import UsageError
 from ..ggml_types import GGMLType
 from . import bf16, f16, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0
 
-# The quantizer of each target type: the type table is data.
+# The quantizer of each target type, named after it: the type table is data.
 QUANTIZERS: dict[GGMLType, ModuleType] = {
-    GGMLType.F16: f16,
-    GGMLType.BF16: bf16,
-    GGMLType.Q4_0: q4_0,
-    GGMLType.Q4_1: q4_1,
-    GGMLType.Q5_0: q5_0,
-    GGMLType.Q5_1: q5_1,
-    GGMLType.Q8_0: q8_0,
-    GGMLType.Q2_K: q2_k,
-    GGMLType.Q3_K: q3_k,
-    GGMLType.Q4_K: q4_k,
-    GGMLType.Q5_K: q5_k,
-    GGMLType.Q6_K: q6_k,
+    GGMLType[m.__name__.rpartition(".")[2].upper()]: m
+    for m in (f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k)
 }
 
 # Blocks per kernel call when a quantization is split over threads: big enough that the

@@ -3,8 +3,9 @@
 One numba kernel module per ggml type (`q4_0.py`, `q6_k.py`, ...), each with
 - `dequantize_block(src, o, dst, e)`: one block to float32, bit for bit what gguf-py (and
   llama.cpp's `dequantize_row_*`) produce, plugged into row_kernels.dequantize_rows;
-- the 8-bit products the forward pass runs (`matvec_q8_1`, `matmul_q8_0`; the k-quants'
-  in kquant_products.py), bit for bit llama.cpp's;
+- the block code of the 8-bit products the forward pass runs, bit for bit llama.cpp's,
+  which block32_products.py (32-value types) and kquant_products.py (k-quants) plug into
+  their kernels;
 - `BLOCK_ELEMS`, `BLOCK_BYTES`, and `WEIGHT_DTYPE` where the kernels read the data as other
   than bytes (uint8): row_kernels.WEIGHT_DTYPES.
 F32 / F16 / BF16 have the float kernel row_kernels.matmul (with their `value_fast`); the float
@@ -26,7 +27,7 @@ import numpy as np
 
 from ..errors import ModelFileError, UsageError
 from ..ggml_types import GGMLType, ggml_type_name
-from . import kquant_products, row_kernels
+from . import block32_products, kquant_products, row_kernels
 from .activations import quantize_q8_0, quantize_q8_1, quantize_q8_k
 
 __all__ = [
@@ -227,21 +228,20 @@ def _dequantized_matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray) -> None:
 
 def matmul_q8_1(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """W·x for x given as Q8_1 blocks (activations.quantize_q8_1: values (float32 or int8),
-    scales, sums), with llama.cpp's own arithmetic; for the types whose kernel module has
-    `matvec_q8_1` (HAS_Q8_1_KERNEL). xq (n_tokens, n_in) -> float32 (n_tokens, n_out).
+    scales, sums), with llama.cpp's own arithmetic; for the types with a block minimum
+    (HAS_Q8_1_KERNEL: block32_products.py). xq (n_tokens, n_in) -> float32 (n_tokens, n_out).
     One kernel for any number of tokens: a token's result does not depend on its batch."""
-    kern = KERNELS[w.ggml_type]
     n_tok = xq.shape[0]
     nb = w.n_in // 32
     if xq.shape != (n_tok, w.n_in) or xd.size != n_tok * nb or xs.size != n_tok * nb:
         raise UsageError(f"matmul_q8_1: shapes {xq.shape}, {xd.shape}, {xs.shape} do not fit a {w.n_in}-wide matrix")
-    if not hasattr(kern, "matvec_q8_1"):
+    if w.ggml_type not in HAS_Q8_1_KERNEL:
         raise UsageError(f"matmul_q8_1: no 8-bit kernel for {w.ggml_type.name}")
     f32 = lambda a: _readonly(np.ascontiguousarray(a, dtype=np.float32).reshape(-1))
     return matmul_rounded(w, (_bytes(xq), f32(xd), f32(xs)), n_tok)
 
 
-HAS_Q8_1_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matvec_q8_1"))
+HAS_Q8_1_KERNEL = block32_products.Q8_1_TYPES
 
 
 def matmul_q8_k(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray, xbs: np.ndarray) -> np.ndarray:
@@ -264,12 +264,11 @@ HAS_Q8_K_KERNEL = kquant_products.TYPES
 def matmul_q8_0(w: QuantMatrix, xq: np.ndarray, xd: np.ndarray) -> np.ndarray:
     """W·x for x given as Q8_0 blocks (activations.quantize_q8_0: int8 values (n_tokens,
     n_in), half scales per 32), with integer dot products as llama.cpp takes them; for the
-    types whose kernel module has `matmul_q8_0` (HAS_Q8_0_KERNEL)."""
-    kern = KERNELS[w.ggml_type]
+    other 32-value block types (HAS_Q8_0_KERNEL: block32_products.py)."""
     n_tok = xq.shape[0]
     if xq.shape != (n_tok, w.n_in) or xd.size != n_tok * (w.n_in // 32):
         raise UsageError(f"matmul_q8_0: shapes {xq.shape}, {xd.shape} do not fit a {w.n_in}-wide matrix")
-    if not hasattr(kern, "matmul_q8_0"):
+    if w.ggml_type not in HAS_Q8_0_KERNEL:
         raise UsageError(f"matmul_q8_0: no 8-bit kernel for {w.ggml_type.name}")
     d = _readonly(np.ascontiguousarray(xd, dtype=np.float32).reshape(-1))
     return matmul_rounded(w, (_bytes(xq), d), n_tok)
@@ -280,7 +279,7 @@ def _bytes(xq: np.ndarray) -> np.ndarray:
     return _readonly(np.ascontiguousarray(xq, dtype=np.int8).reshape(-1).view(np.uint8))
 
 
-HAS_Q8_0_KERNEL = frozenset(t for t, k in KERNELS.items() if hasattr(k, "matmul_q8_0"))
+HAS_Q8_0_KERNEL = block32_products.Q8_0_TYPES
 
 
 def dequantize_rows(w: QuantMatrix, rows) -> np.ndarray:
@@ -365,12 +364,7 @@ def matmul_rounded(w: QuantMatrix, parts: tuple, n_tok: int) -> np.ndarray:
 
 def _kernel_call(w: QuantMatrix):
     flat, n_out, n_in = w.flat, w.n_out, w.n_in
-    kind = activation_kind(w.ggml_type)
-    if kind == "q8_1":
-        kernel = KERNELS[w.ggml_type].matvec_q8_1
-        return lambda p, n_tok, out: kernel(flat, n_out, n_in, p[0], p[1], p[2], n_tok, out)
-    if kind == "q8_k":
+    if activation_kind(w.ggml_type) == "q8_k":
         kernel, tag = kquant_products.kernel_for(w.ggml_type), kquant_products.TAGS[int(w.ggml_type)]
         return lambda p, n_tok, out: kernel(tag, flat, n_out, n_in, p[0], p[1], p[2], n_tok, out)
-    kernel = KERNELS[w.ggml_type].matmul_q8_0
-    return lambda p, n_tok, out: kernel(flat, n_out, n_in, p[0], p[1], n_tok, out)
+    return block32_products.bound_kernel(w.ggml_type, flat, n_out, n_in)

@@ -52,6 +52,8 @@ class TypeTag:
 
     def __init__(self, ggml_type: int) -> None:
         self.ggml_type = int(ggml_type)
+        # made once: numba types a tag on every kernel call (in Python: no fast path knows it)
+        self.numba_type = TypeTagType(self.ggml_type)
 
 
 class TypeTagType(types.Type):
@@ -62,7 +64,7 @@ class TypeTagType(types.Type):
 
 @typeof_impl.register(TypeTag)
 def _typeof_tag(val, c):
-    return TypeTagType(val.ggml_type)
+    return val.numba_type
 
 
 @register_model(TypeTagType)
@@ -171,3 +173,25 @@ def group_of_rows(g, n_out):
     last = n_out - 1
     return min(g * 4, last), min(g * 4 + 1, last), min(g * 4 + 2, last), min(g * 4 + 3, last)
 
+
+
+@njit(inline="always")
+def dequantize_block32(src, o, dst, e, m_at, qh_at, qs_at, offset):
+    """One block of Q4_0, Q4_1, Q5_0 or Q5_1 (each type's layout given as constants): value
+    j < 16 is the low nibble of qs[j], value j + 16 the high one, and where qh_at >= 0 bit j
+    of the little-endian u32 qh is bit 4 of value j; w = d * (q - offset), plus m where
+    m_at >= 0 (d the half at byte 0, m the half at m_at)."""
+    d = read_f16(src, o)
+    m = read_f16(src, o + m_at) if m_at >= 0 else np.float32(0.0)
+    qh = read_u32(src, o + qh_at) if qh_at >= 0 else np.int64(0)
+    for j in range(16):
+        q = np.int64(src[o + qs_at + j])
+        lo = (q & 15) | (((qh >> j) & 1) << 4)
+        hi = (q >> 4) | (((qh >> (j + 16)) & 1) << 4)
+        w_lo = d * np.float32(lo - offset)
+        w_hi = d * np.float32(hi - offset)
+        if m_at >= 0:
+            w_lo += m
+            w_hi += m
+        dst[e + j] = w_lo
+        dst[e + 16 + j] = w_hi

@@ -1,0 +1,364 @@
+"""W·x for the block types of 32 values (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) with x as 8-bit
+blocks of 32 (activations.py: Q8_1 for the types with a block minimum, else Q8_0), in the
+arithmetic of llama.cpp's AVX2/AVX-512 kernels, bit for bit.
+
+The row-group scaffolding is written once here; each type module supplies its block code,
+plugged in at compile time through `overload`s keyed by a `TypeTag` first argument (as
+kquant_products.py does), so each type still gets its own compiled code:
+- `BLOCK_BYTES`, `TURNED_WORDS` (int32 words one turned block takes: 16 rows' worth);
+- `turn_block(w, rowoff, o, words)`: the 16 rows' blocks at byte o (rowoff: the rows'
+  starts) turned word-wise, word k of row r at words[16 k + r], so that one `dpbusd` gives
+  the integer sums of four values of all 16 rows (llama.cpp's "repacked" layout);
+- `block_values(words, o)`: the turned block at words[o:] as eight vectors of four
+  unsigned values per row (values 4l..4l+3 in vector l);
+- `Q_OFFSET`: what the unsigned values exceed the stored level by (q - Q_OFFSET), taken
+  out as Q_OFFSET times the activations' sums; `HAS_MIN` where w = d q + m.
+
+Two orders of float operations, as llama.cpp takes them per type:
+- block sums (Q4_0, Q8_0; llama.cpp's repacked Q4_0 kernels): per row and block the exact
+  integer sum S, then acc = fma(S, d_w d_y, acc), block after block.
+- lane sums (Q4_1, Q5_0, Q5_1; ggml_vec_dot_q4_1_q8_1 and its kin): eight float lanes per
+  output, lane l taking values 4l..4l+3: acc_l = fma(d_w d_y, S_l, acc_l) block after block,
+  then ((acc4 + acc0) + (acc6 + acc2)) + ((acc5 + acc1) + (acc7 + acc3)) plus, for the types
+  with a minimum, sum_b m_b s_b taken block by block from 0 with separate multiply and add.
+Either way one lane per row for 16 rows, and a token's operations are those of the token
+alone, whatever its batch (batch invariance).
+
+numba's on-disk cache checks this file only: after editing a type's block code, delete
+engine/quants/__pycache__ (as for _common.py and _int8.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+from numba.extending import overload
+
+from ..ggml_types import GGMLType
+from . import q4_0, q4_1, q5_0, q5_1, q8_0
+from ._common import MATH_EXACT, TypeTag, TypeTagType
+from ._int8 import (
+    dpbusd,
+    i32x16_splat,
+    i32x16_to_f32,
+    i32x16_zero,
+    int8_group_sums,
+    prefetch_next_group,
+    rows16_offsets,
+    store_rows16,
+    sum_lanes8,
+    u8x64_splat_word,
+)
+from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
+
+# Each type's row-group body: the order of its float operations (above) and, for the lane
+# sums, where the running lanes live. Q4_1 holds a tile of LANE_TILE tokens' lanes in
+# registers over the group's pre-turned blocks; Q5_0 and Q5_1 decode each block once for all
+# tokens, their lanes in memory: their values cost more to decode than a nibble mask, and
+# decoding them once per tile made the 16-token product 1.2x slower.
+_BODIES = {int(GGMLType.Q4_0): "block_sums", int(GGMLType.Q8_0): "block_sums",
+           int(GGMLType.Q4_1): "lanes_in_registers", int(GGMLType.Q5_0): "lanes_in_memory",
+           int(GGMLType.Q5_1): "lanes_in_memory"}
+_MODULES = {int(GGMLType.Q4_0): q4_0, int(GGMLType.Q4_1): q4_1, int(GGMLType.Q5_0): q5_0,
+            int(GGMLType.Q5_1): q5_1, int(GGMLType.Q8_0): q8_0}
+TAGS = {t: TypeTag(t) for t in _MODULES}
+# Which activations each type takes: Q8_1 (values, scales, block sums) where the weights
+# have a minimum, else Q8_0 (values, scales).
+Q8_1_TYPES: frozenset[GGMLType] = frozenset(GGMLType(t) for t, m in _MODULES.items() if getattr(m, "HAS_MIN", False))
+Q8_0_TYPES: frozenset[GGMLType] = frozenset(GGMLType(t) for t in _MODULES) - Q8_1_TYPES
+
+
+def _layout(kind):
+    raise NotImplementedError  # only inside the kernels, through the overloads
+
+
+def _turn(kind, w, rowoff, o, words):
+    raise NotImplementedError
+
+
+def _values(kind, words, o):
+    raise NotImplementedError
+
+
+def _offset_sums(kind, xq):
+    raise NotImplementedError
+
+
+def _sum_start(kind, sums, i):
+    raise NotImplementedError
+
+
+def _min_step(kind, m, mw, xs, i):
+    raise NotImplementedError
+
+
+def _row_group(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
+    raise NotImplementedError
+
+
+@overload(_layout, inline="always")
+def _layout_for(kind):
+    """(bytes of a block, words of a turned block, Q_OFFSET)."""
+    if not isinstance(kind, TypeTagType):
+        return None
+    m = _MODULES[kind.ggml_type]
+    bb, tw, off = m.BLOCK_BYTES, m.TURNED_WORDS, m.Q_OFFSET
+    return lambda kind: (bb, tw, off)
+
+
+@overload(_turn, inline="always")
+def _turn_for(kind, w, rowoff, o, words):
+    if not isinstance(kind, TypeTagType):
+        return None
+    turn = _MODULES[kind.ggml_type].turn_block
+    return lambda kind, w, rowoff, o, words: turn(w, rowoff, o, words)
+
+
+@overload(_values, inline="always")
+def _values_for(kind, words, o):
+    if not isinstance(kind, TypeTagType):
+        return None
+    values = _MODULES[kind.ggml_type].block_values
+    return lambda kind, words, o: values(words, o)
+
+
+@overload(_offset_sums, inline="always")
+def _offset_sums_for(kind, xq):
+    """The sums of the activations that Q_OFFSET multiplies: per block (block sums) or per
+    lane of four; none where the values are the levels themselves (Q_OFFSET 0)."""
+    if not isinstance(kind, TypeTagType):
+        return None
+    group = 32 if _BODIES[kind.ggml_type] == "block_sums" else 4
+    if _MODULES[kind.ggml_type].Q_OFFSET:
+        return lambda kind, xq: int8_group_sums(xq, group)
+    return lambda kind, xq: np.zeros(0, dtype=np.int32)
+
+
+@overload(_sum_start, inline="always")
+def _sum_start_for(kind, sums, i):
+    """A lane's integer sum before its values go in: -Q_OFFSET times its activations' sum."""
+    if not isinstance(kind, TypeTagType):
+        return None
+    off = _MODULES[kind.ggml_type].Q_OFFSET
+    if off:
+        return lambda kind, sums, i: i32x16_splat(-off * sums[i])
+    return lambda kind, sums, i: i32x16_zero()
+
+
+@overload(_min_step, inline="always")
+def _min_step_for(kind, m, mw, xs, i):
+    """The minimum term after one more block: m + mw * s (the block's activation sum)."""
+    if not isinstance(kind, TypeTagType):
+        return None
+    if getattr(_MODULES[kind.ggml_type], "HAS_MIN", False):
+        return lambda kind, m, mw, xs, i: vadd(m, vmul(mw, vsplat(xs[i])))
+    return lambda kind, m, mw, xs, i: m
+
+
+@njit(inline="always")
+def _turn_block(kind, w, rowoff, g, rb, bb, b, dm, words):
+    """Block b of row group g: its 16 rows' d to dm[0:16] (and their m, or two bytes that
+    are not, to dm[16:32]), their values turned to words."""
+    prefetch_next_group(w, g, rb, b, bb)
+    vload_half_pairs16(w, rowoff, b * bb, dm)
+    _turn(kind, w, rowoff, b * bb, words)
+
+
+@njit(inline="always")
+def _turn_group(kind, w, rowoff, g, rb, bb, tw, nb):
+    """All nb blocks of row group g turned once, for a batch to read: block b's words at
+    words[tw b:], its d and m at dm[32 b:]."""
+    words = np.empty(tw * nb, dtype=np.int32)
+    dm = np.empty(32 * nb, dtype=np.float32)
+    for b in range(nb):
+        _turn_block(kind, w, rowoff, g, rb, bb, b, dm[32 * b : 32 * b + 32], words[tw * b : tw * b + tw])
+    return words, dm
+
+
+# ---- block sums ----
+
+@njit(inline="always")
+def _block_step(kind, v, dw, acc, xq, xd, ysum, t, b, n_in, nb):
+    """acc after block b of token t: fma(S, d_w d_y, acc), S the exact integer sum."""
+    xo = t * n_in + b * 32
+    s = _sum_start(kind, ysum, t * nb + b)
+    s = dpbusd(s, v[0], u8x64_splat_word(xq, xo))
+    s = dpbusd(s, v[1], u8x64_splat_word(xq, xo + 4))
+    s = dpbusd(s, v[2], u8x64_splat_word(xq, xo + 8))
+    s = dpbusd(s, v[3], u8x64_splat_word(xq, xo + 12))
+    s = dpbusd(s, v[4], u8x64_splat_word(xq, xo + 16))
+    s = dpbusd(s, v[5], u8x64_splat_word(xq, xo + 20))
+    s = dpbusd(s, v[6], u8x64_splat_word(xq, xo + 24))
+    s = dpbusd(s, v[7], u8x64_splat_word(xq, xo + 28))
+    return vfma(i32x16_to_f32(s), vmul(dw, vsplat(xd[t * nb + b])), acc)
+
+
+# Batches of more than 2 tokens turn the group's blocks once and go through them TILE tokens
+# at a time, a tile's running lanes in registers (1.1-1.35x at 4-64 tokens); 1-2 tokens turn
+# each block as they go (a separate pass over the turned blocks cost 10% at 1-2 tokens).
+TILE = 4
+
+
+@njit(inline="always")
+def _group_block_sums(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, ysum, n_tok, out):
+    bb, tw, _ = _layout(kind)
+    z = vsplat(np.float32(0.0))
+    res = np.empty(16, dtype=np.float32)
+    if n_tok <= 2:
+        words = np.empty(tw, dtype=np.int32)
+        dm = np.empty(32, dtype=np.float32)
+        a0 = a1 = z
+        for b in range(nb):
+            _turn_block(kind, w, rowoff, g, rb, bb, b, dm, words)
+            dw = vload(dm, 0)
+            v = _values(kind, words, 0)
+            a0 = _block_step(kind, v, dw, a0, xq, xd, ysum, 0, b, n_in, nb)
+            if n_tok > 1:
+                a1 = _block_step(kind, v, dw, a1, xq, xd, ysum, 1, b, n_in, nb)
+        store_rows16(out, 0, a0, g, n_out, res)
+        if n_tok > 1:
+            store_rows16(out, n_out, a1, g, n_out, res)
+    else:
+        words, dm = _turn_group(kind, w, rowoff, g, rb, bb, tw, nb)
+        for t0 in range(0, n_tok, TILE):
+            nt = min(TILE, n_tok - t0)
+            a0 = a1 = a2 = a3 = z
+            for b in range(nb):
+                dw = vload(dm, 32 * b)
+                v = _values(kind, words, tw * b)
+                a0 = _block_step(kind, v, dw, a0, xq, xd, ysum, t0, b, n_in, nb)
+                if nt > 1:
+                    a1 = _block_step(kind, v, dw, a1, xq, xd, ysum, t0 + 1, b, n_in, nb)
+                if nt > 2:
+                    a2 = _block_step(kind, v, dw, a2, xq, xd, ysum, t0 + 2, b, n_in, nb)
+                if nt > 3:
+                    a3 = _block_step(kind, v, dw, a3, xq, xd, ysum, t0 + 3, b, n_in, nb)
+            store_rows16(out, t0 * n_out, a0, g, n_out, res)
+            if nt > 1:
+                store_rows16(out, (t0 + 1) * n_out, a1, g, n_out, res)
+            if nt > 2:
+                store_rows16(out, (t0 + 2) * n_out, a2, g, n_out, res)
+            if nt > 3:
+                store_rows16(out, (t0 + 3) * n_out, a3, g, n_out, res)
+
+
+# ---- lane sums ----
+
+@njit(inline="always")
+def _token_lanes(kind, v, d, a, xq, xo, sums, ys):
+    """Lane vectors a (a tuple of 8) after one block of one token: a[l] = fma(d, S_l, a[l])
+    with S_l the integer sum of values 4l..4l+3 (v: the block's 8 value vectors; sums[ys + l]:
+    the activation sums Q_OFFSET multiplies)."""
+    return (
+        vfma(d, i32x16_to_f32(dpbusd(_sum_start(kind, sums, ys), v[0], u8x64_splat_word(xq, xo))), a[0]),
+        vfma(d, i32x16_to_f32(dpbusd(_sum_start(kind, sums, ys + 1), v[1], u8x64_splat_word(xq, xo + 4))), a[1]),
+        vfma(d, i32x16_to_f32(dpbusd(_sum_start(kind, sums, ys + 2), v[2], u8x64_splat_word(xq, xo + 8))), a[2]),
+        vfma(d, i32x16_to_f32(dpbusd(_sum_start(kind, sums, ys + 3), v[3], u8x64_splat_word(xq, xo + 12))), a[3]),
+        vfma(d, i32x16_to_f32(dpbusd(_sum_start(kind, sums, ys + 4), v[4], u8x64_splat_word(xq, xo + 16))), a[4]),
+        vfma(d, i32x16_to_f32(dpbusd(_sum_start(kind, sums, ys + 5), v[5], u8x64_splat_word(xq, xo + 20))), a[5]),
+        vfma(d, i32x16_to_f32(dpbusd(_sum_start(kind, sums, ys + 6), v[6], u8x64_splat_word(xq, xo + 24))), a[6]),
+        vfma(d, i32x16_to_f32(dpbusd(_sum_start(kind, sums, ys + 7), v[7], u8x64_splat_word(xq, xo + 28))), a[7]),
+    )
+
+
+@njit(inline="always")
+def _lanes_total(a, msum):
+    """ggml's hsum_float_8 of the eight lane vectors, plus the minimum term (as sum_lanes8)."""
+    return vadd(vadd(vadd(vadd(a[4], a[0]), vadd(a[6], a[2])), vadd(vadd(a[5], a[1]), vadd(a[7], a[3]))), msum)
+
+
+@njit(inline="always")
+def _group_lanes_in_memory(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
+    """Block by block, each decoded once for every token, whose lanes are in acc."""
+    bb, tw, _ = _layout(kind)
+    res = np.empty(16, dtype=np.float32)
+    words = np.empty(tw, dtype=np.int32)
+    dm = np.empty(32, dtype=np.float32)
+    acc = np.zeros(n_tok * 128, dtype=np.float32)  # acc[128 t + 16 l + r]: lane l
+    msum = np.zeros(n_tok * 16, dtype=np.float32)
+    for b in range(nb):
+        _turn_block(kind, w, rowoff, g, rb, bb, b, dm, words)
+        dw = vload(dm, 0)
+        mw = vload(dm, 16)
+        v = _values(kind, words, 0)
+        for t in range(n_tok):
+            xo = t * n_in + b * 32
+            d = vmul(dw, vsplat(xd[t * nb + b]))
+            a = 128 * t
+            for l in range(8):  # lane by lane from memory, as _token_lanes in registers
+                s_l = dpbusd(_sum_start(kind, sums, (t * nb + b) * 8 + l), v[l], u8x64_splat_word(xq, xo + 4 * l))
+                vstore(acc, a + 16 * l, vfma(d, i32x16_to_f32(s_l), vload(acc, a + 16 * l)))
+            vstore(msum, 16 * t, _min_step(kind, vload(msum, 16 * t), mw, xs, t * nb + b))
+    for t in range(n_tok):
+        store_rows16(out, t * n_out, sum_lanes8(acc, 128 * t, vload(msum, 16 * t)), g, n_out, res)
+
+
+# Tokens per inner step of _group_lanes_in_registers: a token's eight lane vectors and its
+# minimum-term sum stay in registers over the row group's blocks (nine of the 32 vector
+# registers per token).
+LANE_TILE = 2
+
+
+@njit(inline="always")
+def _group_lanes_in_registers(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
+    """The group's blocks turned once, then read by each tile of LANE_TILE tokens."""
+    bb, tw, _ = _layout(kind)
+    z = vsplat(np.float32(0.0))
+    res = np.empty(16, dtype=np.float32)
+    words, dm = _turn_group(kind, w, rowoff, g, rb, bb, tw, nb)
+    for t0 in range(0, n_tok, LANE_TILE):
+        two = t0 + 1 < n_tok
+        a = (z, z, z, z, z, z, z, z)
+        c = (z, z, z, z, z, z, z, z)
+        ma = z
+        mc = z
+        for b in range(nb):
+            dw = vload(dm, 32 * b)
+            mw = vload(dm, 32 * b + 16)
+            v = _values(kind, words, tw * b)
+            a = _token_lanes(kind, v, vmul(dw, vsplat(xd[t0 * nb + b])), a, xq, t0 * n_in + b * 32, sums, (t0 * nb + b) * 8)
+            ma = _min_step(kind, ma, mw, xs, t0 * nb + b)
+            if two:
+                t1 = t0 + 1
+                c = _token_lanes(kind, v, vmul(dw, vsplat(xd[t1 * nb + b])), c, xq, t1 * n_in + b * 32, sums, (t1 * nb + b) * 8)
+                mc = _min_step(kind, mc, mw, xs, t1 * nb + b)
+        store_rows16(out, t0 * n_out, _lanes_total(a, ma), g, n_out, res)
+        if two:
+            store_rows16(out, (t0 + 1) * n_out, _lanes_total(c, mc), g, n_out, res)
+
+
+_GROUP_BODIES = {"block_sums": _group_block_sums, "lanes_in_memory": _group_lanes_in_memory,
+                 "lanes_in_registers": _group_lanes_in_registers}
+
+
+@overload(_row_group, inline="always")
+def _row_group_for(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
+    if not isinstance(kind, TypeTagType):
+        return None
+    body = _GROUP_BODIES[_BODIES[kind.ggml_type]]
+    return lambda kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out: body(
+        kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
+
+
+@njit(parallel=True, **MATH_EXACT)
+def matmul_q8(kind, w, n_out, n_in, xq, xd, xs, n_tok, out):
+    """out[t, r] = W[r]·x[t] for a matrix of type `kind` (TAGS[ggml type]) with x as 8-bit
+    blocks of 32: int8 values as bytes, float scales and, for Q8_1_TYPES, float block sums
+    (for the others xs is not read). One kernel for any number of tokens; 16 rows a task."""
+    bb, _, _ = _layout(kind)
+    nb = n_in // 32
+    rb = nb * bb
+    sums = _offset_sums(kind, xq)
+    for g in prange((n_out + 15) // 16):
+        _row_group(kind, w, g, rows16_offsets(g, n_out, rb), rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
+
+
+def bound_kernel(ggml_type, w, n_out, n_in):
+    """The product of a `n_out` x `n_in` matrix of `ggml_type` held in w (flat, as the
+    kernels read it), as a call (parts, n_tok, out) with parts the rounded activations
+    (quants.rounded_activations: values, scales and, for Q8_1_TYPES, block sums)."""
+    tag = TAGS[int(ggml_type)]
+    if GGMLType(int(ggml_type)) in Q8_1_TYPES:
+        return lambda p, n_tok, out: matmul_q8(tag, w, n_out, n_in, p[0], p[1], p[2], n_tok, out)
+    # Q8_0 activations carry no block sums: the scales stand in the slot, unread
+    return lambda p, n_tok, out: matmul_q8(tag, w, n_out, n_in, p[0], p[1], p[1], n_tok, out)

@@ -357,8 +357,10 @@ def bound_kernel(ggml_type, w, n_out, n_in):
     """The product of a `n_out` x `n_in` matrix of `ggml_type` held in w (flat, as the
     kernels read it), as a call (parts, n_tok, out) with parts the rounded activations
     (quants.rounded_activations: values, scales and, for Q8_1_TYPES, block sums)."""
-    tag = TAGS[int(ggml_type)]
+    from . import compiled_call  # the package's helper (it imports this module first)
+
+    call = compiled_call(matmul_q8, TAGS[int(ggml_type)], w, n_out, n_in)
     if GGMLType(int(ggml_type)) in Q8_1_TYPES:
-        return lambda p, n_tok, out: matmul_q8(tag, w, n_out, n_in, p[0], p[1], p[2], n_tok, out)
+        return lambda p, n_tok, out: call(p[0], p[1], p[2], n_tok, out)
     # Q8_0 activations carry no block sums: the scales stand in the slot, unread
-    return lambda p, n_tok, out: matmul_q8(tag, w, n_out, n_in, p[0], p[1], p[1], n_tok, out)
+    return lambda p, n_tok, out: call(p[0], p[1], p[1], n_tok, out)

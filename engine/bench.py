@@ -286,7 +286,7 @@ class LlamaCppRunner:
 
 
 class RemoteRunner:
-    """A runner in a child process (`python -m engine.bench`), driven over a pipe, one JSON
+    """A runner in a child process (`python -m codeup_tui.engine.bench`), driven over a pipe, one JSON
     line per call. Keeps llama.cpp's threads and memory apart from ours."""
 
     name = "llama.cpp"
@@ -295,11 +295,15 @@ class RemoteRunner:
         self.p = p
         self._stderr = tempfile.TemporaryFile(mode="w+")
         env = environ_for_other_programs()  # llama.cpp's OpenMP as its users run it
-        repo = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(x for x in (repo, env.get("PYTHONPATH")) if x)
+        # That Python may lack codeup-tui (--llama-cpp-python): it is shown the folder that
+        # holds this engine as codeup_tui's (the checkout, or site-packages/codeup_tui).
+        package_dir = str(Path(__file__).resolve().parent.parent)
+        start = ("import runpy, sys, types; package = types.ModuleType('codeup_tui'); "
+                 f"package.__path__ = [{package_dir!r}]; sys.modules['codeup_tui'] = package; "
+                 "runpy.run_module('codeup_tui.engine.bench', run_name='__main__', alter_sys=True)")
         try:
             self.proc = subprocess.Popen(
-                [python or sys.executable, "-m", "engine.bench"], stdin=subprocess.PIPE,
+                [python or sys.executable, "-c", start], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env,
             )
         except OSError as e:

@@ -1,6 +1,6 @@
 """ggml's tensor types and llama.cpp's file types, as data.
 
-Block layouts are in ../shared/docs/engine-reference.md §3; the kernels that read them live
+Block layouts are ggml's `block_*` structs (ggml/src/ggml-common.h); the kernels that read them live
 in `engine/quants/`. Type ids are shared by GGUF and the legacy GGML formats.
 """
 

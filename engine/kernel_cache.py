@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 # Kernels every model's forward pass runs: their cache index missing means a cold cache.
-CORE_KERNELS = (("engine.attention", "_attention_vec"), ("engine.rope", "_rotate"), ("engine.ggml_vector_math", "_swiglu_rows"))
+CORE_KERNELS = ((f"{__package__}.attention", "_attention_vec"), (f"{__package__}.rope", "_rotate"),
+                (f"{__package__}.ggml_vector_math", "_swiglu_rows"))
 REPORT_SECONDS = 0.5
 
 
@@ -25,7 +26,7 @@ def _dispatchers():
     except ImportError:  # numba missing: nothing is compiled ahead
         return
     for name, module in list(sys.modules.items()):
-        if name == "engine" or name.startswith("engine."):
+        if name == __package__ or name.startswith(f"{__package__}."):
             for attr, obj in list(vars(module).items()):
                 if isinstance(obj, Dispatcher) and getattr(obj, "_cache", None) is not None:
                     yield name, attr, obj
@@ -53,9 +54,9 @@ def index_files() -> set[Path]:
 
 def kernels_cold() -> bool:
     """Whether the kernels every model runs are missing from the cache (a first run)."""
-    import engine.attention  # noqa: F401 - the modules of CORE_KERNELS, so their dispatchers are seen
-    import engine.ggml_vector_math  # noqa: F401
-    import engine.rope  # noqa: F401
+    from . import attention  # noqa: F401 - the modules of CORE_KERNELS, so their dispatchers are seen
+    from . import ggml_vector_math  # noqa: F401
+    from . import rope  # noqa: F401
 
     core = {(m, a): d for m, a, d in _dispatchers() if (m, a) in CORE_KERNELS}
     for dispatcher in core.values():

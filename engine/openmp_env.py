@@ -18,7 +18,7 @@ GOMP_SPINCOUNT or OMP_WAIT_POLICY wins.
 
 Other programs we start (llama.cpp in the benchmarks) get the environment as the user had
 it: `environ_for_other_programs`, which also tells a child that imports this package (the
-benchmark's llama.cpp worker runs `python -m engine.bench`) to leave the settings alone.
+benchmark's llama.cpp worker runs `python -m codeup_tui.engine.bench`) to leave the settings alone.
 """
 
 from __future__ import annotations

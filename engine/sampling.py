@@ -51,8 +51,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.errors import UsageError
-from engine.settings import SAMPLING_SETTINGS, SETTINGS_BY_NAME, SettingError
+from .errors import UsageError
+from .settings import SAMPLING_SETTINGS, SETTINGS_BY_NAME, SettingError
 
 #: The samplers applied to the logits, in order (see the module docstring).
 CHAIN: tuple[str, ...] = ("penalties", "top_k", "top_p", "min_p", "temperature", "dist")

@@ -4,7 +4,7 @@ benchmarks and tests.
     synth_model("/tmp/llama-7b-Q4_K_M.gguf", "7b", "Q4_K_M", seed=0)
 
 The tensors have Llama-2 shapes and llama.cpp's per-tensor type mix for the file type
-(`llama_tensor_type`: llama-quantize's rules, ../shared/docs/engine-reference.md §4), so a
+(`llama_tensor_type`: llama-quantize's rules, engine/quantize/type_mix.py), so a
 synthetic 7B Q4_K_M file costs the engine what the real one does. The quant bytes are
 random, but every block scale is a finite positive value chosen so that the weights
 dequantize to mean 0 and a standard deviation of about `weight_std` (0.02); norms are 1.

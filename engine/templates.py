@@ -2,7 +2,7 @@
 attached as input, and the earlier turns of a conversation) into the text a model expects.
 
 The built-in ones live in the project's templates/ folder, which installs as the data
-package `codeup_templates` (in a source checkout they are read from templates/ beside
+package `codeup_tui.templates` (in a source checkout they are read from templates/ beside
 engine/). A user's own `.toml` files in `$XDG_CONFIG_HOME/codeup-tui/templates/` (default
 `~/.config/codeup-tui/templates/`) are found by name too, and win over a built-in of the
 same name. templates/README.md documents the keys and placeholders.
@@ -37,7 +37,7 @@ _KEYS = frozenset(_STRING_KEYS + ("stop", "add_bos", "parse_special"))
 
 def templates_dir() -> Path:
     """The folder of the built-in templates."""
-    spec = importlib.util.find_spec("codeup_templates")
+    spec = importlib.util.find_spec("codeup_tui.templates")
     if spec is not None and spec.submodule_search_locations:
         for location in spec.submodule_search_locations:
             if Path(location, f"{DEFAULT_TEMPLATE}.toml").is_file():

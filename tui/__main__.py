@@ -1,5 +1,5 @@
-"""``python -m tui``: same as the ``codeup-tui`` command."""
+"""``python -m codeup_tui.tui``: same as the ``codeup-tui`` command."""
 
-from tui.cli import main
+from .cli import main
 
 raise SystemExit(main())

@@ -18,11 +18,11 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from engine.chat_template import MODEL_TEMPLATE
-from tui.backend import Backend, LocalBackend
-from tui.config import RESTART_FIELDS, SAMPLING_FIELDS, Config, Settings, config_path, load_config, save_config
-from tui.messages import FilesChangedOnDisk, ModelLoaded, ModelLoadFailed, ModelLoadProgress
-from tui.model_loader import (
+from codeup_tui.engine.chat_template import MODEL_TEMPLATE
+from .backend import Backend, LocalBackend
+from .config import RESTART_FIELDS, SAMPLING_FIELDS, Config, Settings, config_path, load_config, save_config
+from .messages import FilesChangedOnDisk, ModelLoaded, ModelLoadFailed, ModelLoadProgress
+from .model_loader import (
     LoadCancelled,
     ModelSource,
     ModelStatus,
@@ -30,18 +30,18 @@ from tui.model_loader import (
     Stage,
     describe_error,
 )
-from tui.history import default_history_path
-from tui.project import ProjectFiles
-from tui.prompt import CODING_SYSTEM
-from tui.screens import FileFinder, HelpScreen, MainScreen, PromptView, SettingsScreen
-from tui.screens.history import ConfirmScreen, HistoryScreen
-from tui.screens.insert_dialog import InsertDialog
-from tui.session import Session
-from tui.clipboard import osc52_sequence, save_to_file
-from tui.terminal_keys import register_terminal_keys
-from tui.watch import ProjectWatcher
-from tui.widgets import Conversation, FilePanel, InstructionEditor
-from tui.visible import visible
+from .history import default_history_path
+from .project import ProjectFiles
+from .prompt import CODING_SYSTEM
+from .screens import FileFinder, HelpScreen, MainScreen, PromptView, SettingsScreen
+from .screens.history import ConfirmScreen, HistoryScreen
+from .screens.insert_dialog import InsertDialog
+from .session import Session
+from .clipboard import osc52_sequence, save_to_file
+from .terminal_keys import register_terminal_keys
+from .watch import ProjectWatcher
+from .widgets import Conversation, FilePanel, InstructionEditor
+from .visible import visible
 
 WATCH_ENV = "CODEUP_TUI_WATCH"
 """``poll``: watch the project by polling (network file systems); ``off``: do not watch it."""
@@ -273,7 +273,7 @@ class CodeupApp(App[None]):
         """The template ``name`` stands for: ``model`` is the loaded model's chat template
         (with the coding system line; alpaca until the model is loaded, and for a file
         without one), any other name a TOML template."""
-        from engine.templates import load_template
+        from codeup_tui.engine.templates import load_template
 
         if name != MODEL_TEMPLATE:
             return load_template(name)
@@ -287,7 +287,7 @@ class CodeupApp(App[None]):
     @property
     def template_label(self) -> str:
         """Which prompt format is in use, as the status bar, F2 and ctrl+r name it."""
-        from engine.chat_template import format_label
+        from codeup_tui.engine.chat_template import format_label
 
         return format_label(self.template)
 
@@ -318,7 +318,7 @@ class CodeupApp(App[None]):
         self._clipboard = text
         sequence = osc52_sequence(text, in_tmux="TMUX" in os.environ)
         if sequence is None or self._driver is None:
-            from engine.default_model import cache_dir
+            from codeup_tui.engine.default_model import cache_dir
 
             try:
                 path = save_to_file(text, cache_dir())
@@ -427,7 +427,7 @@ class CodeupApp(App[None]):
         if settings.template != self.settings.template:
             self.template = self._resolve_template(settings.template)
             self.template_name = settings.template
-        from engine.sampling import SamplingParams
+        from codeup_tui.engine.sampling import SamplingParams
 
         self.sampling = replace(self.sampling or SamplingParams(),
                                 **{name: getattr(settings, name) for name in SAMPLING_FIELDS})

@@ -4,7 +4,7 @@ generation interface (``engine.generation.TextGenerator``), which the screen use
 ``engine.generate.Generator``.
 
 Plain Python, no Textual. The remote backend (an OpenAI-compatible server,
-tui/remote_backend.py) and the fake one the tests use (tests/tui_fakes.py) provide the same.
+tui/remote_backend.py) and the fake one the tests use (tests/helpers/tui_fakes.py) provide the same.
 ``load``, the generator's token counts and the handle's ``next_piece`` block, so the app
 calls them from thread workers.
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
-from engine.generation import TextGenerator
-from tui.model_loader import (
+from codeup_tui.engine.generation import TextGenerator
+from .model_loader import (
     ModelLike,
     ModelSource,
     ModelSummary,
@@ -53,11 +53,11 @@ class LocalBackend:
         model = open_model(self.source, progress, cancel)
         try:
             if hasattr(model, "eval"):  # an engine model: a first run compiles its kernels here, visibly
-                from engine.kernel_cache import warm_up
+                from codeup_tui.engine.kernel_cache import warm_up
 
                 warm_up(model, lambda text: progress("loading", text))
             summary = ModelSummary.from_model(model, threads=self._threads())
-            from engine.generate import Generator
+            from codeup_tui.engine.generate import Generator
 
             generator = Generator(model)  # type: ignore[arg-type]
         except BaseException:

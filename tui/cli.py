@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from tui import __version__
+from . import __version__
 
 if TYPE_CHECKING:
-    from tui.config import Config, Settings
+    from .config import Config, Settings
 
 PROG = "codeup-tui"
 
@@ -28,13 +28,13 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but every error is one line (no usage block) and exits with 2."""
 
     def error(self, message: str) -> NoReturn:
-        from engine.terminal_text import printable
+        from codeup_tui.engine.terminal_text import printable
 
         self.exit(2, f"{self.prog}: error: {printable(' '.join(message.split()))}\n")
 
 
 def build_parser() -> ArgumentParser:
-    from engine.settings import TUI, add_flags
+    from codeup_tui.engine.settings import TUI, add_flags
 
     parser = ArgumentParser(
         prog=PROG,
@@ -90,7 +90,7 @@ def build_parser() -> ArgumentParser:
 
 def flag_fields() -> dict[str, str]:
     """argparse dest -> the setting it overrides (engine/settings.py's flags with a config key)."""
-    from engine.settings import SETTINGS, TUI
+    from codeup_tui.engine.settings import SETTINGS, TUI
 
     return {s.dest: s.name for s in SETTINGS if TUI in s.commands and s.config_key}
 
@@ -123,8 +123,8 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, object]:
 def resolve_settings(args: argparse.Namespace, config: Config) -> tuple[Settings, Path | None]:
     """Flags over the config file over the defaults; and the model file, checked (not with
     --endpoint: the model is the server's)."""
-    from engine.errors import printable
-    from tui.config import check_model_file
+    from codeup_tui.engine.errors import printable
+    from .config import check_model_file
 
     overrides = flag_overrides(args)
     settings = config.settings.updated(overrides)
@@ -154,9 +154,9 @@ def lora_adapters(args: argparse.Namespace, config: Config) -> tuple:
 
 def check_generation_options(settings: Settings, seed: int | None):
     """The template and sampling settings; ValueError (one line) for a bad one."""
-    from engine.chat_template import MODEL_TEMPLATE
-    from engine.errors import CodeupError
-    from engine.templates import load_template
+    from codeup_tui.engine.chat_template import MODEL_TEMPLATE
+    from codeup_tui.engine.errors import CodeupError
+    from codeup_tui.engine.templates import load_template
 
     try:
         # `model`: the model file's own template, resolved once the model is loaded
@@ -175,7 +175,7 @@ def choose_endpoint(args: argparse.Namespace, config, environ=None) -> str | Non
         return config.remote["endpoint"]
     if config is not None and config.values.get("model") is not None:
         return None
-    from engine.remote import base_url_from_env
+    from codeup_tui.engine.remote import base_url_from_env
 
     return base_url_from_env(environ)
 
@@ -192,9 +192,9 @@ def remote_backend(args: argparse.Namespace, settings: Settings, config=None):
         raise ValueError("--model and --endpoint: give one (a model file here, or a server)")
     if args.timeout is not None and not 0 < args.timeout <= 86400:
         raise ValueError(f"--timeout {args.timeout:g}: give seconds, more than 0")
-    from engine.errors import CodeupError
-    from engine.remote import Endpoint, api_key_from_env
-    from tui.remote_backend import RemoteBackend
+    from codeup_tui.engine.errors import CodeupError
+    from codeup_tui.engine.remote import Endpoint, api_key_from_env
+    from .remote_backend import RemoteBackend
 
     try:
         Endpoint.parse(args.endpoint)
@@ -207,11 +207,11 @@ def remote_backend(args: argparse.Namespace, settings: Settings, config=None):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    from engine.cli.options import normalize_options
+    from codeup_tui.engine.cli.options import normalize_options
 
     # `--ctx_size` is `--ctx-size`, as llama.cpp's 2023 spellings (and `codeup run`) have it
     args = parser.parse_args(normalize_options(list(sys.argv[1:] if argv is None else argv), parser))
-    from tui.config import ConfigError, check_binding_ids, config_path, load_config
+    from .config import ConfigError, check_binding_ids, config_path, load_config
 
     try:
         project_dir = check_project_dir(args.project_dir)
@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, ConfigError) as exc:
         parser.error(str(exc))
 
-    from tui.app import CodeupApp
+    from .app import CodeupApp
 
     try:
         check_binding_ids(config, CodeupApp.binding_ids())

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.atomic_file import atomic_write_bytes
-from engine.errors import CodeupError, printable
-from engine.sampling import SamplingParams
-from engine.settings import CONFIG_SETTINGS, Setting, format_number, show
-from engine.speculative import DraftParams
+from codeup_tui.engine.atomic_file import atomic_write_bytes
+from codeup_tui.engine.errors import CodeupError, printable
+from codeup_tui.engine.sampling import SamplingParams
+from codeup_tui.engine.settings import CONFIG_SETTINGS, Setting, format_number, show
+from codeup_tui.engine.speculative import DraftParams
 
 CONFIG_ENV = "CODEUP_TUI_CONFIG"
 """An environment variable naming the config file (``--config`` wins over it)."""
@@ -141,7 +141,7 @@ def check_model_file(raw: str) -> Path:
     if path.is_dir():
         raise ValueError(f"model path is a directory, not a file: {raw}")
 
-    from engine.formats import open_model_file
+    from codeup_tui.engine.formats import open_model_file
 
     try:
         with open_model_file(path):
@@ -315,8 +315,8 @@ def check_remote(name: str, value: object) -> str:
     """``endpoint`` (an http(s) URL) or ``remote_model`` (a name); ValueError otherwise."""
     text = _text(value).strip()
     if name == "endpoint":
-        from engine.errors import CodeupError
-        from engine.remote import Endpoint
+        from codeup_tui.engine.errors import CodeupError
+        from codeup_tui.engine.remote import Endpoint
 
         try:
             Endpoint.parse(text)

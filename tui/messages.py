@@ -12,8 +12,8 @@ from typing import Any
 
 from textual.message import Message
 
-from tui.model_loader import ModelSummary, Stage
-from tui.prompt import Budget
+from .model_loader import ModelSummary, Stage
+from .prompt import Budget
 
 
 @dataclass

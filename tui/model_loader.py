@@ -61,7 +61,7 @@ class LoadCancelled(Exception):
 
 
 def _engine_load_model(path: Path, n_ctx: int | None = None, n_threads: int | None = None, lora=None) -> ModelLike:
-    from engine import load_model
+    from codeup_tui.engine import load_model
 
     return load_model(path, n_ctx=n_ctx, n_threads=n_threads, lora=lora)
 
@@ -69,13 +69,13 @@ def _engine_load_model(path: Path, n_ctx: int | None = None, n_threads: int | No
 def _engine_ensure_default_model(
     progress: Callable[[str], None] | None = None, cancel: threading.Event | None = None
 ) -> Path:
-    from engine.default_model import ensure_default_model
+    from codeup_tui.engine.default_model import ensure_default_model
 
     return ensure_default_model(progress=progress, cancel=cancel)
 
 
 def _engine_cached_default_model() -> Path | None:
-    from engine.default_model import cached_default_model
+    from codeup_tui.engine.default_model import cached_default_model
 
     return cached_default_model()
 
@@ -127,14 +127,14 @@ class ModelSummary:
         notes = getattr(getattr(model, "file", None), "notes", ()) or ()
         chat_template = None
         if getattr(getattr(model, "file", None), "hparams", None) is not None:
-            from engine.memory import estimate, memory_warning
+            from codeup_tui.engine.memory import estimate, memory_warning
 
             warning = memory_warning(estimate(model.file, int(info.n_ctx)))  # type: ignore[attr-defined]
             if warning:
                 notes = (*notes, warning)
         if getattr(getattr(model, "file", None), "metadata", None):
-            from engine.chat_template import model_chat_template
-            from engine.errors import CodeupError
+            from codeup_tui.engine.chat_template import model_chat_template
+            from codeup_tui.engine.errors import CodeupError
 
             try:
                 chat_template = model_chat_template(model.file)  # type: ignore[attr-defined]
@@ -206,7 +206,7 @@ def describe_error(exc: BaseException) -> str:
     unexpected, so its type is kept to make the report useful.
     """
     try:
-        from engine.errors import CodeupError
+        from codeup_tui.engine.errors import CodeupError
     except ImportError:  # the engine itself is broken: still say what happened
         CodeupError = ()  # type: ignore[assignment,misc]
     text = one_line(str(exc))

@@ -1,7 +1,7 @@
 """Building the prompt: the selected files become the template's input, the earlier turns of
 the conversation come first, and the budget says whether it fits the model's context.
 
-Plain Python, no Textual (unit-tested with golden strings in tests/test_tui_prompt.py).
+Plain Python, no Textual (unit-tested with golden strings in tests/tui/test_tui_prompt.py).
 Nothing is ever truncated: a prompt that does not fit is refused with the files to drop.
 """
 

@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from engine.generation import TextGenerator
-from tui.model_loader import ModelSummary, ProgressCallback
+from codeup_tui.engine.generation import TextGenerator
+from .model_loader import ModelSummary, ProgressCallback
 
 
 class RemoteBackend:
@@ -42,7 +42,7 @@ class RemoteBackend:
         self._lock = threading.Lock()
 
     def load(self, progress: ProgressCallback, cancel: threading.Event) -> ModelSummary:
-        from engine.remote import RemoteClient
+        from codeup_tui.engine.remote import RemoteClient
 
         timeouts = {name: value for name, value in (("connect_timeout", self.connect_timeout),
                                                     ("read_timeout", self.read_timeout)) if value is not None}

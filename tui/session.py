@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.generation import PromptTokens
-from tui.backend import Backend
-from tui.context import ContextFiles
-from tui.history import BackgroundHistory, SavedFile, StoredTurn, TurnStart, project_key
-from tui.project import ProjectFiles, check_file
-from tui.prompt import (
+from codeup_tui.engine.generation import PromptTokens
+from .backend import Backend
+from .context import ContextFiles
+from .history import BackgroundHistory, SavedFile, StoredTurn, TurnStart, project_key
+from .project import ProjectFiles, check_file
+from .prompt import (
     Budget,
     PastTurn,
     already_sent,

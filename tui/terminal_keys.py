@@ -5,7 +5,7 @@ Over SSH and in tmux, alt+enter arrives as ESC followed by CR. Textual (8.x) rea
 named key before the alt prefix is applied — so alt+enter would insert a newline instead of
 sending. Registering the two-byte sequence makes it the key `alt+enter`, which the `send`
 binding lists. (Terminals with the kitty keyboard protocol report alt+enter themselves.)
-This reaches into a private table of Textual; tests/test_tui_keys.py feeds the bytes to
+This reaches into a private table of Textual; tests/tui/test_tui_keys.py feeds the bytes to
 Textual's parser, so an upgrade that breaks it fails there.
 """
 

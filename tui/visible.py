@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.content import Content
 
-from engine.terminal_text import VisibleStream, printable, visible, visible_parts
+from codeup_tui.engine.terminal_text import VisibleStream, printable, visible, visible_parts
 
 __all__ = ["ESCAPE_STYLE", "VisibleStream", "printable", "visible", "visible_content", "visible_rich", "visible_text"]
 

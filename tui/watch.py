@@ -34,8 +34,8 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
-from tui.edits.file_write import TEMP_SUFFIX
-from tui.edits.undo import STATE_FOLDER
+from .edits.file_write import TEMP_SUFFIX
+from .edits.undo import STATE_FOLDER
 
 log = logging.getLogger(__name__)
 

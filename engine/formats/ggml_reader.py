@@ -1,7 +1,8 @@
 """Legacy GGML llama files: 'ggjt' v3 fully (the `*.ggmlv3.*.bin` files of mid-2023), and the
 older 'ggjt' v1/v2, 'ggmf' and unversioned 'ggml' where their bytes mean what they mean today.
 
-Layout: ../shared/docs/engine-reference.md §2 and ../shared/fixtures/ggml-v3/README.md.
+Layout: llama.cpp's loader before GGUF (llama.cpp and ggml.c of August 2023, and the ggjt
+v1/v2 ones of May 2023).
 The result is described in GGUF terms (tensor names, metadata keys, vocabulary text), the
 way llama.cpp's convert_llama_ggml_to_gguf.py describes it, so the rest of the engine never
 knows which format a model came from.

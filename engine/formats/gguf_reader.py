@@ -1,6 +1,6 @@
 """GGUF reader (v1, v2, v3; little-endian): metadata, tensor infos, zero-copy tensor data.
 
-Layout: ../shared/docs/engine-reference.md §1. Every count and length in the file is
+Layout: ggml's GGUF specification (docs/gguf.md in the ggml repository). Every count and length in the file is
 checked against the bytes that are left before it is used.
 Arrays of strings (vocabularies, merges) stay in the file as `StringArray`s until read, so
 a file of millions of short strings costs no more than its own size to open.

@@ -18,7 +18,7 @@ then renamed onto the output name with `os.replace`: a run that fails or is inte
 leaves no file under the output name (and removes its temporary file, unless the process
 is killed outright).
 
-Layout: ../shared/docs/engine-reference.md §1. Value types are exact: llama.cpp checks
+Layout: ggml's GGUF specification (docs/gguf.md in the ggml repository). Value types are exact: llama.cpp checks
 them (a u32 hyperparameter written as i32 is refused), so give `type=` where inference
 (below) would pick the wrong one.
 """

@@ -1,7 +1,7 @@
 """Pieces the block quantizers share: llama.cpp's rounding helpers and scale searches.
 
 Exactness rules (every kernel here reproduces llama.cpp's `quantize_row_*_ref` bit for bit;
-../shared/docs/engine-reference.md §4 has the algorithms):
+the algorithms are in its ggml/src/ggml-quants.c):
 - float32 arithmetic in C's order, no fastmath (no reassociation, no fused multiply-add:
   llama.cpp's ggml-quants.c is built without -march flags, so its compiler emits none).
 - Every constant is np.float32, and every int that meets a float is converted with

@@ -3,7 +3,7 @@ file type (src/llama-quant.cpp, `llama_tensor_get_type`, no imatrix, default opt
 
     plan = plan_tensor_types([(name, shape), ...], "Q4_K_M", n_layer=32, n_head=32, n_head_kv=32)
 
-Rules (../shared/docs/engine-reference.md §4), for the file types codeup makes:
+Rules (llama.cpp's src/llama-quant.cpp, `llama_tensor_get_type`), for the file types codeup makes:
 - Only tensors named "*weight" with at least 2 dimensions are quantized; norms, MoE router
   gates, position/type embeddings stay as they are.
 - F32/F16/BF16 file types: every such tensor becomes that type; no other rule applies.

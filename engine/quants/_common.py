@@ -1,6 +1,7 @@
 """Pieces every kernel module shares: bit casts, half-float reads, groups of rows.
 
-Kernel conventions (see ../shared/docs/numba-notes.md and engine-reference.md §3, §5):
+Kernel conventions (the block layouts are ggml/src/ggml-common.h's, the dot products
+ggml/src/ggml-cpu/'s, in llama.cpp):
 - Kernels take flat, C-contiguous, typed arrays and ints; shapes and checks stay in Python.
 - Index through slices: a row, then a block (`blk = row[o:o + BLOCK_BYTES]`), then
   `blk[k + l]` with k, l from constant-trip loops. numba wraps negative indices, and where

@@ -24,7 +24,7 @@ def dequantize_block(src, o, dst, e):
 
 # The 8-bit product (block32_products.matmul_q8 (block sums)), in the order of the Q4_0 kernel
 # (which reproduces llama.cpp bit for bit). For Q8_0 files llama.cpp's logits differ from
-# ours by ~1.5e-3 relative RMS (tests/test_model_logits.py) whichever order we take: its
+# ours by ~1.5e-3 relative RMS (tests/engine/test_model_logits.py) whichever order we take: its
 # Q8_0 path rounds somewhere else too (not identified). The signed weights go in as
 # q + 128 with Q_OFFSET * sum(y) taken out.
 Q_OFFSET = 128

@@ -1,7 +1,7 @@
 """Tokenizers built from a model file's vocabulary, following llama.cpp's rules exactly.
 
-    from engine import open_model_file
-    from engine.tokenizer import build_tokenizer, IncrementalDecoder
+    from codeup_tui.engine import open_model_file
+    from codeup_tui.engine.tokenizer import build_tokenizer, IncrementalDecoder
 
     tok = build_tokenizer(open_model_file(path).tokenizer)
     ids = tok.encode(prompt, add_bos=tok.add_bos)

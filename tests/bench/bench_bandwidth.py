@@ -32,8 +32,8 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from engine.bench import BenchParams, parse_int_list, run_bench  # noqa: E402
-from engine.formats import open_model_file  # noqa: E402
+from codeup_tui.engine.bench import BenchParams, parse_int_list, run_bench  # noqa: E402
+from codeup_tui.engine.formats import open_model_file  # noqa: E402
 
 
 @njit(parallel=True, cache=False)
@@ -90,7 +90,7 @@ def main() -> int:
     args = ap.parse_args()
     threads = parse_int_list("--threads", args.threads)
     if args.model is None:
-        from engine.default_model import ensure_default_model
+        from codeup_tui.engine.default_model import ensure_default_model
 
         args.model = str(ensure_default_model())
 

@@ -27,7 +27,7 @@ def launch(model: str) -> tuple[float, float]:
     tmux = ["tmux", "-L", sock]
     # A throwaway data folder: the run must not restore (or save) the user's demo/ selection.
     data = tempfile.mkdtemp(prefix="codeup-bench-data-")
-    cmd = (f"cd {REPO} && CODEUP_TUI_DATA={data} TERM=screen-256color {sys.executable} -m tui demo "
+    cmd = (f"cd {REPO} && CODEUP_TUI_DATA={data} TERM=screen-256color {sys.executable} -m codeup_tui.tui demo "
            f"--model {model}; sleep 30")
     t0 = time.perf_counter()
     subprocess.run(tmux + ["new-session", "-d", "-s", "b", "-x", "80", "-y", "24", cmd], check=True)
@@ -53,7 +53,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.model is None:
         sys.path.insert(0, str(REPO))
-        from engine.default_model import ensure_default_model
+        from codeup_tui.engine.default_model import ensure_default_model
 
         args.model = str(ensure_default_model())
     load_before = os.getloadavg()[0]

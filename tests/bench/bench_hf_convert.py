@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parents[1]))
 
-from hf_builders import sentencepiece_model  # noqa: E402
+from tests.helpers.hf_builders import sentencepiece_model  # noqa: E402
 
 SHAPES = {  # n_embd, n_ff, n_head, n_layer (Llama 2)
     "7b": (4096, 11008, 32, 32),
@@ -101,9 +101,9 @@ def main() -> int:
     try:
         total = write_checkpoint(ckpt, args.shape, args.layers)
         out = work / f"bench-{args.shape}-{args.outtype}.gguf"
-        env = {**os.environ, "PYTHONPATH": str(HERE.parent.parent)}
+        env = dict(os.environ)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "engine.cli", "convert", str(ckpt), str(out), "--outtype", args.outtype,
+        subprocess.run([sys.executable, "-m", "codeup_tui.engine.cli", "convert", str(ckpt), str(out), "--outtype", args.outtype,
                         "-q", "-f"], check=True, env=env)
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024

@@ -21,9 +21,9 @@ import time
 import numba
 import numpy as np
 
-from engine.ggml_types import GGMLType
-from engine.llama import project
-from engine.quants import KERNELS, QuantMatrix, matmul
+from codeup_tui.engine.ggml_types import GGMLType
+from codeup_tui.engine.llama import project
+from codeup_tui.engine.quants import KERNELS, QuantMatrix, matmul
 
 # byte offsets of the f16 scale fields in each block type (kept sane in random blocks)
 HALF_FIELDS = {

@@ -18,9 +18,9 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parents[1]))
 
-from model_builders import ARRAY, F32, I32, STRING, U32, GGUFBuilder, tensor_nbytes  # noqa: E402
+from tests.helpers.model_builders import ARRAY, F32, I32, STRING, U32, GGUFBuilder, tensor_nbytes  # noqa: E402
 
 Q4_0, F32_T = 2, 0
 
@@ -84,8 +84,8 @@ def write_sparse_model(path: Path, shape: str) -> int:
 MEASURE = r"""
 import json, os, sys, time
 import numpy as np
-import engine
-from engine.formats import open_model_file
+import codeup_tui.engine
+from codeup_tui.engine.formats import open_model_file
 
 def rss():
     with open("/proc/self/status") as f:

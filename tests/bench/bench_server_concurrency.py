@@ -155,10 +155,10 @@ def print_table(rows: list[dict]) -> None:
 
 
 def codeup_serve(repo: Path, args, np_slots: int | None) -> Server:
-    from engine.default_model import ensure_default_model
+    from codeup_tui.engine.default_model import ensure_default_model
 
     model = args.model or str(ensure_default_model())
-    argv = [sys.executable, "-m", "engine.cli", "serve", "-m", model, "--port", "0", "-c", str(args.ctx)]
+    argv = [sys.executable, "-m", "codeup_tui.engine.cli", "serve", "-m", model, "--port", "0", "-c", str(args.ctx)]
     if np_slots is not None:
         argv += ["-np", str(np_slots)]
     if args.threads:
@@ -170,8 +170,8 @@ def codeup_serve(repo: Path, args, np_slots: int | None) -> Server:
 def llama_cpp_rows(args, counts: list[int]) -> list[dict]:
     """llama.cpp's own batched decoding of the same prompts (llama_cpp_batched.py, run by the
     interpreter that has llama-cpp-python): what `llama-server -np N` computes, without HTTP."""
-    from engine.default_model import ensure_default_model
-    from engine.openmp_env import environ_for_other_programs
+    from codeup_tui.engine.default_model import ensure_default_model
+    from codeup_tui.engine.openmp_env import environ_for_other_programs
 
     model = args.model or str(ensure_default_model())
     argv = [args.llama_python, str(Path(__file__).with_name("llama_cpp_batched.py")), model,

@@ -35,7 +35,7 @@ ROWS = [
 
 
 def run_row(args, model: str | None, bench_args: list[str]) -> list[dict]:
-    argv = [sys.executable, "-m", "engine.cli", "bench", *bench_args, "--compare-llama-cpp", "--json"]
+    argv = [sys.executable, "-m", "codeup_tui.engine.cli", "bench", *bench_args, "--compare-llama-cpp", "--json"]
     if args.llama_cpp_python:
         argv += ["--llama-cpp-python", args.llama_cpp_python]
     if model:

@@ -10,9 +10,9 @@ import argparse
 import time
 from pathlib import Path
 
-from engine.default_model import cached_default_model
-from engine.formats import open_model_file
-from engine.tokenizer import build_tokenizer
+from codeup_tui.engine.default_model import cached_default_model
+from codeup_tui.engine.formats import open_model_file
+from codeup_tui.engine.tokenizer import build_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 VOCABS = REPO.parent / "shared" / "fixtures" / "vocab"

@@ -6,11 +6,11 @@
 diff shown before anything is written) and carries it out.
 """
 
-from tui.edits.code_blocks import CodeBlock, find_code_blocks
-from tui.edits.file_write import TextFile, WriteError, atomic_write, read_text
-from tui.edits.insert import InsertError, InsertMode, InsertPlan, apply_plan, plan_insert
-from tui.edits.patch import PatchError, apply_patch, parse_patch
-from tui.edits.undo import UndoEntry, UndoError, UndoStore
+from .code_blocks import CodeBlock, find_code_blocks
+from .file_write import TextFile, WriteError, atomic_write, read_text
+from .insert import InsertError, InsertMode, InsertPlan, apply_plan, plan_insert
+from .patch import PatchError, apply_patch, parse_patch
+from .undo import UndoEntry, UndoError, UndoStore
 
 __all__ = [
     "CodeBlock",

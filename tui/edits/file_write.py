@@ -16,8 +16,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.atomic_file import atomic_write_bytes, default_mode
-from tui.prompt import text_digest
+from codeup_tui.engine.atomic_file import atomic_write_bytes, default_mode
+from ..prompt import text_digest
 
 TEMP_SUFFIX = ".codeup-tmp"
 """Our temporary files end so (the watcher knows them)."""

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tui.edits.file_write import TextFile, WriteError, atomic_write, read_text, split_lines
-from tui.edits.patch import PatchError, apply_patch, parse_patch, pick_file_patch
-from tui.edits.target import InsertError, resolve_target
-from tui.edits.undo import UndoEntry, UndoStore
+from .file_write import TextFile, WriteError, atomic_write, read_text, split_lines
+from .patch import PatchError, apply_patch, parse_patch, pick_file_patch
+from .target import InsertError, resolve_target
+from .undo import UndoEntry, UndoStore
 
 
 class InsertMode(enum.Enum):

@@ -35,10 +35,10 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from engine.atomic_file import atomic_write_bytes
-from engine.terminal_text import printable
-from tui.edits.file_write import TEMP_SUFFIX, WriteError, atomic_write, reason
-from tui.edits.target import InsertError, resolve_target
+from codeup_tui.engine.atomic_file import atomic_write_bytes
+from codeup_tui.engine.terminal_text import printable
+from .file_write import TEMP_SUFFIX, WriteError, atomic_write, reason
+from .target import InsertError, resolve_target
 
 STATE_FOLDER = ".codeup"
 MAX_SNAPSHOTS = 100
@@ -103,7 +103,7 @@ def undo_key() -> bytes:
     """The records' HMAC key, made on first use: in the user's data folder, outside every
     project, so a repository cannot ship records that pass. WriteError when it cannot be
     read or made."""
-    from tui.history import data_dir
+    from ..history import data_dir
 
     folder = data_dir()
     path = folder / KEY_FILE

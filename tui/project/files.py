@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tui.project.gitignore import ProjectIgnore
+from .gitignore import ProjectIgnore
 
 MAX_FILE_BYTES = 256 * 1024
 SNIFF_BYTES = 8 * 1024

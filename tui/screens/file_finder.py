@@ -15,8 +15,8 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from tui.project import ProjectFiles, fuzzy_filter
-from tui.visible import visible_rich
+from ..project import ProjectFiles, fuzzy_filter
+from ..visible import visible_rich
 
 FinderResult = tuple[str, bool]
 """(relative path, whether it is ignored by .gitignore) of the file picked."""

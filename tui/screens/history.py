@@ -15,8 +15,8 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.history import BackgroundHistory, ConversationSummary
-from tui.visible import visible, visible_text
+from ..history import BackgroundHistory, ConversationSummary
+from ..visible import visible, visible_text
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.edits.code_blocks import CodeBlock
-from tui.edits.file_write import WriteError, read_text
-from tui.edits.insert import (
+from ..edits.code_blocks import CodeBlock
+from ..edits.file_write import WriteError, read_text
+from ..edits.insert import (
     InsertError,
     InsertMode,
     InsertPlan,
@@ -44,8 +44,8 @@ from tui.edits.insert import (
     replan_with_text,
     resolve_target,
 )
-from tui.project import ProjectFiles
-from tui.visible import visible, visible_content, visible_text
+from ..project import ProjectFiles
+from ..visible import visible, visible_content, visible_text
 
 OTHER_PATH = "\0other"
 FIND_FILE = "\0find"
@@ -243,7 +243,7 @@ class InsertDialog(ModalScreen[InsertOutcome | None]):
     def action_find_target(self) -> None:
         if self.step not in ("target", "path"):
             return
-        from tui.screens.file_finder import FileFinder
+        from .file_finder import FileFinder
 
         def picked(result) -> None:
             if result is not None:

@@ -22,12 +22,12 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, TextArea
 
-from tui.context import ContextFiles
-from tui.edits import InsertError, UndoError, UndoStore, apply_plan
-from tui.edits.code_blocks import CodeBlock
-from tui.edits.insert import InsertPlan, resolve_target
-from tui.history import SavedFile, StoredTurn, default_history_path
-from tui.messages import (
+from ..context import ContextFiles
+from ..edits import InsertError, UndoError, UndoStore, apply_plan
+from ..edits.code_blocks import CodeBlock
+from ..edits.insert import InsertPlan, resolve_target
+from ..history import SavedFile, StoredTurn, default_history_path
+from ..messages import (
     BudgetCounted,
     ExchangeOpened,
     FileCounted,
@@ -44,17 +44,17 @@ from tui.messages import (
     SavedStateLoaded,
     SendRefused,
 )
-from tui.model_loader import ModelStatus, describe_error
-from tui.project import FileRefusal, ProjectFiles, read_text_file
-from tui.project.git_status import git_states
-from tui.prompt import Budget, PastTurn, file_block, text_digest
-from tui.screens.file_finder import FileFinder, FinderResult
-from tui.screens.history import HistoryOutcome, HistoryScreen
-from tui.screens.insert_dialog import InsertDialog, InsertOutcome, InsertRequest
-from tui.screens.prompt_view import PromptView
-from tui.widgets import ContextList, Conversation, Exchange, FilePanel, InstructionEditor, StatusBar
-from tui.session import PreparedPrompt, SendRequest, Services, Session, resumed_state
-from tui.widgets.status_bar import draft_text
+from ..model_loader import ModelStatus, describe_error
+from ..project import FileRefusal, ProjectFiles, read_text_file
+from ..project.git_status import git_states
+from ..prompt import Budget, PastTurn, file_block, text_digest
+from .file_finder import FileFinder, FinderResult
+from .history import HistoryOutcome, HistoryScreen
+from .insert_dialog import InsertDialog, InsertOutcome, InsertRequest
+from .prompt_view import PromptView
+from ..widgets import ContextList, Conversation, Exchange, FilePanel, InstructionEditor, StatusBar
+from ..session import PreparedPrompt, SendRequest, Services, Session, resumed_state
+from ..widgets.status_bar import draft_text
 
 __all__ = ["MainScreen", "SendRequest", "resumed_state"]
 

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static, TextArea
 
-from tui.visible import visible, visible_content
+from ..visible import visible, visible_content
 
 
 class PromptView(ModalScreen[None]):

@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, Static
 
-from tui.config import FIELDS, ConfigError, Settings, check_model_file, format_value, parse_text
+from ..config import FIELDS, ConfigError, Settings, check_model_file, format_value, parse_text
 
 REMOTE_MODEL = "remote_model"
 SaveSettings = Callable[[Mapping[str, object]], str]

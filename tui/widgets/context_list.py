@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from tui.context import ContextFiles
-from tui.prompt import short_count
-from tui.visible import printable, visible_content
+from ..context import ContextFiles
+from ..prompt import short_count
+from ..visible import printable, visible_content
 
 
 class ContextList(Static):

@@ -9,9 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 
-from tui.model_loader import ModelStatus
-from tui.widgets.exchange import Exchange
-from tui.widgets.welcome_panel import WelcomePanel
+from ..model_loader import ModelStatus
+from .exchange import Exchange
+from .welcome_panel import WelcomePanel
 
 
 class Conversation(VerticalScroll):

@@ -8,8 +8,8 @@ from textual.content import Content
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownFence, MarkdownStream
 
-from tui.edits.code_blocks import CodeBlock, find_code_blocks
-from tui.visible import VisibleStream, visible, visible_content
+from ..edits.code_blocks import CodeBlock, find_code_blocks
+from ..visible import VisibleStream, visible, visible_content
 
 
 class Exchange(Vertical):

@@ -15,11 +15,11 @@ from textual.widgets import DirectoryTree
 from textual.widgets.directory_tree import DirEntry
 from textual.widgets.tree import TreeNode
 
-from tui.edits.undo import STATE_FOLDER
-from tui.visible import visible, visible_rich
-from tui.project import ProjectFiles, check_file
-from tui.project.git_status import MODIFIED, state_of
-from tui.prompt import short_count
+from ..edits.undo import STATE_FOLDER
+from ..visible import visible, visible_rich
+from ..project import ProjectFiles, check_file
+from ..project.git_status import MODIFIED, state_of
+from ..prompt import short_count
 
 
 class FilePanel(DirectoryTree):

@@ -8,7 +8,7 @@ from typing import ClassVar
 from textual.binding import Binding, BindingType
 from textual.widgets import TextArea
 
-from tui.history import unique_newest_first
+from ..history import unique_newest_first
 
 DRAFT = -1
 """The recall position of the text being typed (0 is the newest earlier instruction)."""

@@ -7,8 +7,8 @@ from typing import Any
 
 from textual.widgets import Static
 
-from tui.model_loader import ModelStatus
-from tui.visible import printable, visible_content
+from ..model_loader import ModelStatus
+from ..visible import printable, visible_content
 
 
 NAME_WIDTH = 20

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from textual.widgets import Markdown
 
-from tui.model_loader import ModelStatus
-from tui.visible import visible
+from ..model_loader import ModelStatus
+from ..visible import visible
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 

@@ -1,0 +1,1 @@
+"""Tests of codeup_tui.engine and the `codeup` command."""

@@ -1,0 +1,66 @@
+"""The vector kernels compute the same bits as the scalar ones that spell out llama.cpp's
+order of operations: attention (head sizes in whole steps of 64), ggml's exp lane for
+lane, and SwiGLU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+
+from codeup_tui.engine.attention import _attention, attention
+from codeup_tui.engine.ggml_math import _swiglu, ggml_expf
+from codeup_tui.engine.ggml_vector_math import ggml_expf16, swiglu
+from codeup_tui.engine.quants._simd import vload, vstore
+
+
+def _cache(rng, n_ctx, n_kv, hd):
+    return (rng.standard_normal((n_ctx, n_kv, hd)) * 2).astype(np.float16).view(np.uint16)
+
+
+@pytest.mark.parametrize(
+    "hd, n_head, n_kv, n_tok, start",
+    [(64, 9, 3, 1, 0), (64, 9, 3, 1, 777), (64, 9, 3, 13, 40), (128, 8, 2, 1, 300), (128, 4, 4, 5, 0)],
+)
+def test_vector_attention_equals_the_scalar_order_bit_for_bit(hd, n_head, n_kv, n_tok, start):
+    rng = np.random.default_rng(hd + n_tok + start)
+    n_ctx = start + n_tok + 3
+    k, v = _cache(rng, n_ctx, n_kv, hd), _cache(rng, n_ctx, n_kv, hd)
+    q = (rng.standard_normal((n_tok, n_head, hd)) * 4).astype(np.float32)
+    scale = np.float32(1.0 / np.sqrt(hd))
+    got, want = np.empty_like(q), np.empty_like(q)
+    attention(q, k, v, start, scale, got)
+    _attention(q, k, v, start, scale, want, True)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@njit
+def _exp16(x, out):
+    for i in range(0, x.size, 16):
+        vstore(out, i, ggml_expf16(vload(x, i)))
+
+
+@njit
+def _exp1(x, out):
+    for i in range(x.size):
+        out[i] = ggml_expf(x[i])
+
+
+def test_vector_exp_is_ggml_expf_in_every_lane_and_at_the_edges():
+    rng = np.random.default_rng(5)
+    edges = [0.0, -0.0, np.nan, np.inf, -np.inf, -150.0, -200.0, 100.0, 200.0, 88.7, 89.0, -87.0, -103.0, -104.0, 1e-30, -1e-30]
+    x = np.concatenate([(rng.standard_normal(4096) * 40), edges]).astype(np.float32)
+    got, want = np.empty_like(x), np.empty_like(x)
+    _exp16(x, got)
+    _exp1(x, want)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_vector_swiglu_is_ggml_swiglu_bit_for_bit():
+    rng = np.random.default_rng(6)
+    for n_tok, n in ((1, 1536), (3, 1000), (2, 7)):  # whole vectors, a tail, only a tail
+        g = (rng.standard_normal((n_tok, n)) * 12).astype(np.float32)
+        u = rng.standard_normal((n_tok, n)).astype(np.float32)
+        want = np.empty_like(g)
+        _swiglu(g, u, want)
+        assert np.array_equal(swiglu(g, u).view(np.uint32), want.view(np.uint32))

@@ -18,7 +18,8 @@ Layout of the package (posting/harlequin style):
 - ``context.py``: the files chosen as context; ``prompt.py``: prompt building and budget.
   (All plain Python, no Textual.)
 
-``tui`` talks to the engine only through ``engine.errors``, ``engine.default_model``,
+The package installs as ``codeup_tui.tui`` (the engine as ``codeup_tui.engine``; below, module
+names are given without the ``codeup_tui.`` prefix). ``tui`` talks to the engine only through ``engine.errors``, ``engine.default_model``,
 ``engine.load_model``, ``engine.templates``, ``engine.chat_template``, ``engine.sampling``,
 ``engine.settings``, ``engine.generation`` and (lazily, inside ``LocalBackend``) ``engine.generate``; ``engine``
 never imports Textual.

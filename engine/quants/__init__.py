@@ -23,12 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import ModuleType
 
-import numba
 import numpy as np
 
 from ..errors import ModelFileError, UsageError
 from ..ggml_types import GGMLType, ggml_type_name
 from . import block32_products, kquant_products, row_kernels
+from ._common import compiled_call
 from .activations import quantize_q8_0, quantize_q8_1, quantize_q8_k
 
 __all__ = [
@@ -370,23 +370,3 @@ def _kernel_call(w: QuantMatrix):
         call = compiled_call(kernel, tag, flat, n_out, n_in)
         return lambda p, n_tok, out: call(p[0], p[1], p[2], n_tok, out)
     return block32_products.bound_kernel(w.ggml_type, flat, n_out, n_in)
-
-
-def compiled_call(kernel, *fixed):
-    """kernel(*fixed, *rest), through its compiled entry point once the first call has
-    compiled (or loaded) it: numba's dispatcher types every argument of every call, about
-    1.5 us, and a generated token makes ~200 of these calls. The arguments that follow are
-    always of the same types (read-only contiguous activations, an int, a fresh output)."""
-    entry = None
-
-    def call(*rest):
-        nonlocal entry
-        if entry is not None:
-            return entry(*fixed, *rest)
-        result = kernel(*fixed, *rest)
-        compiled = kernel.overloads.get(tuple(numba.typeof(a) for a in (*fixed, *rest)))
-        if compiled is not None:
-            entry = compiled.entry_point
-        return result
-
-    return call

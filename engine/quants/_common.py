@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, typeof, types
 from numba.extending import NativeValue, intrinsic, models, register_model, typeof_impl, unbox
 
 from ..ggml_types import TYPE_TRAITS, GGMLType
@@ -196,3 +196,23 @@ def dequantize_block32(src, o, dst, e, m_at, qh_at, qs_at, offset):
             w_hi += m
         dst[e + j] = w_lo
         dst[e + 16 + j] = w_hi
+
+
+def compiled_call(kernel, *fixed):
+    """kernel(*fixed, *rest), through its compiled entry point once the first call has
+    compiled (or loaded) it: numba's dispatcher types every argument of every call, about
+    1.5 us, and a generated token makes ~200 of these calls. The arguments that follow are
+    always of the same types (read-only contiguous activations, an int, a fresh output)."""
+    entry = None
+
+    def call(*rest):
+        nonlocal entry
+        if entry is not None:
+            return entry(*fixed, *rest)
+        result = kernel(*fixed, *rest)
+        compiled = kernel.overloads.get(tuple(typeof(a) for a in (*fixed, *rest)))
+        if compiled is not None:
+            entry = compiled.entry_point
+        return result
+
+    return call

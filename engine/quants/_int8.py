@@ -186,25 +186,47 @@ def transpose_words16(typingctx, arr, offs, o, n_words, dst):
         arr_v, offs_v, o_v, _, dst_v = args
         o64 = context.cast(builder, o_v, sig.args[2], types.int64)
         offs_a = context.make_array(sig.args[1])(context, builder, offs_v)
-        wty = ir.VectorType(_I32, nw)
+        a = context.make_array(sig.args[0])(context, builder, arr_v)
+        width = 1 << (nw - 1).bit_length()  # words per row, padded to a power of two
         rows = []
         for r in range(16):
             off = builder.load(builder.gep(offs_a.data, [ir.Constant(_I64, r)]))
             off = context.cast(builder, off, sig.args[1].dtype, types.int64)
-            a = context.make_array(sig.args[0])(context, builder, arr_v)
-            p = builder.bitcast(builder.gep(a.data, [builder.add(off, o64)]), wty.as_pointer())
-            rows.append(builder.load(p, align=1))
-        # concatenate the rows pairwise into one <16 nw x i32>, then pick word k of each row
-        while len(rows) > 1:
-            n = rows[0].type.count
-            both = _const_vec(ir.VectorType(_I32, 2 * n), range(2 * n))
-            rows = [builder.shuffle_vector(rows[i], rows[i + 1], both) for i in range(0, len(rows), 2)]
-        big = rows[0]
+            p = builder.bitcast(builder.gep(a.data, [builder.add(off, o64)]), ir.VectorType(_I32, nw).as_pointer())
+            row = builder.load(p, align=1)
+            if width != nw:  # the padding words are never stored
+                row = builder.shuffle_vector(row, ir.Constant(row.type, ir.Undefined),
+                                             _const_vec(ir.VectorType(_I32, width), [min(k, nw - 1) for k in range(width)]))
+            rows.append(row)
+        # vector i holds rows i, i + width, i + 2 width, ...: lane h width + k = word k of
+        # row i + h width (concatenations: loads into halves and quarters)
+        per = 16 // width
+        vecs = []
+        for i in range(width):
+            parts = [rows[i + width * h] for h in range(per)]
+            while len(parts) > 1:
+                n = parts[0].type.count
+                both = _const_vec(ir.VectorType(_I32, 2 * n), range(2 * n))
+                parts = [builder.shuffle_vector(parts[j], parts[j + 1], both) for j in range(0, len(parts), 2)]
+            vecs.append(parts[0])
+        # swap the vector index's bits with the word's lane bits, one bit a stage (a
+        # butterfly of two-source shuffles): then vector k holds word k, lane r row r
+        bit = 1
+        while bit < width:
+            lo_mask = _const_vec(_I32X16, [l if not l & bit else 16 + (l ^ bit) for l in range(16)])
+            hi_mask = _const_vec(_I32X16, [(l ^ bit) if not l & bit else 16 + l for l in range(16)])
+            nxt = list(vecs)
+            for j in range(width):
+                if j & bit:
+                    continue
+                nxt[j] = builder.shuffle_vector(vecs[j], vecs[j | bit], lo_mask)
+                nxt[j | bit] = builder.shuffle_vector(vecs[j], vecs[j | bit], hi_mask)
+            vecs = nxt
+            bit <<= 1
         d = context.make_array(sig.args[4])(context, builder, dst_v)
         for k in range(nw):
-            v = builder.shuffle_vector(big, ir.Constant(big.type, ir.Undefined), _const_vec(ir.VectorType(_I32, 16), [nw * r + k for r in range(16)]))
             p = builder.bitcast(builder.gep(d.data, [ir.Constant(_I64, 16 * k)]), _I32X16.as_pointer())
-            builder.store(v, p, align=4)
+            builder.store(vecs[k], p, align=4)
         return context.get_dummy_value()
 
     return types.none(arr, offs, o, n_words, dst), codegen

@@ -36,7 +36,7 @@ from numba.extending import overload
 
 from ..ggml_types import GGMLType
 from . import q4_0, q4_1, q5_0, q5_1, q8_0
-from ._common import MATH_EXACT, TypeTag, TypeTagType
+from ._common import MATH_EXACT, TypeTag, TypeTagType, compiled_call
 from ._int8 import (
     dpbusd,
     i32x16_splat,
@@ -357,8 +357,6 @@ def bound_kernel(ggml_type, w, n_out, n_in):
     """The product of a `n_out` x `n_in` matrix of `ggml_type` held in w (flat, as the
     kernels read it), as a call (parts, n_tok, out) with parts the rounded activations
     (quants.rounded_activations: values, scales and, for Q8_1_TYPES, block sums)."""
-    from . import compiled_call  # the package's helper (it imports this module first)
-
     call = compiled_call(matmul_q8, TAGS[int(ggml_type)], w, n_out, n_in)
     if GGMLType(int(ggml_type)) in Q8_1_TYPES:
         return lambda p, n_tok, out: call(p[0], p[1], p[2], n_tok, out)

@@ -292,8 +292,9 @@ async def test_external_write_updates_tokens_and_badge_within_a_second(tmp_path:
 
 
 async def test_a_change_during_a_streaming_answer_leaves_it_alone_and_the_next_prompt_reads_it(tmp_path: Path):
-    pieces = [f"word{n} " for n in range(40)]
-    backend = FakeBackend(answers=[pieces, ["ok"]], piece_delay=0.03)
+    # a long answer (4 s): on a busy machine the watcher's event can take a second or two
+    pieces = [f"word{n} " for n in range(80)]
+    backend = FakeBackend(answers=[pieces, ["ok"]], piece_delay=0.05)
     app = make_app(project(tmp_path), backend)
     async with app.run_test(size=SIZE) as pilot:
         screen = await with_a_py(pilot)

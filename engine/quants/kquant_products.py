@@ -281,11 +281,11 @@ def _r16_sizes_for(kind):
     if m is None:
         return None
     # as int64 values, not a tuple of literals (which numba's parfor analysis mistakes for a shape)
-    bb, nw, ns, nx, nc, nsc, nrr = (np.int64(v) for v in (
-        m.BLOCK_BYTES, m.ROWS16_WORDS, m.ROWS16_SCALES, m.ROWS16_XSUMS, m.ROWS16_CHUNKS, m.ROWS16_SCRATCH, m.ROWS16_ROW_BY_ROW))
+    bb, nw, ns, nx, nc, nsc = (np.int64(v) for v in (
+        m.BLOCK_BYTES, m.ROWS16_WORDS, m.ROWS16_SCALES, m.ROWS16_XSUMS, m.ROWS16_CHUNKS, m.ROWS16_SCRATCH))
 
     def sizes(kind):
-        return np.int64(bb), np.int64(nw), np.int64(ns), np.int64(nx), np.int64(nc), np.int64(nsc), np.int64(nrr)
+        return np.int64(bb), np.int64(nw), np.int64(ns), np.int64(nx), np.int64(nc), np.int64(nsc)
 
     return sizes
 
@@ -403,11 +403,91 @@ def _r16_block(kind, n_chunks, a0, a1, a2, a3, words, wo, scales, so, dm, do, xq
     return a0, a1, a2, a3
 
 
+# One or two tokens: a type takes one of two routes (its ROWS16_ROW_BY_ROW), chosen when
+# the kernel is compiled for it, both giving the integers S and M the batch route gives.
+@njit(inline="always")
+def _few_tokens_turned(kind, w, g, rowoff, rb, bb, n_words, n_scales, n_chunks, sw, xq, xd, xbs, xsums,
+                       n_tok, n_in, nb, n_out, out, res):
+    """Each block of the 16 rows turned as it goes, then as a batch takes it."""
+    words = np.empty(n_words, dtype=np.int32)
+    scales = np.empty(n_scales, dtype=np.int32)
+    dm = np.empty(32, dtype=np.float32)
+    z = vsplat(np.float32(0.0))
+    a0 = a1 = a2 = a3 = z
+    for b in range(nb):
+        prefetch_next_group(w, g, rb, b, bb)
+        _r16_dm(kind, w, rowoff, b * bb, dm, 0)
+        _r16_prepare(kind, w, rowoff, b * bb, words, 0, scales, 0, sw)
+        a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a2, a3, words, 0, scales, 0, dm, 0, xq, xd, xsums, 0, n_tok, b, n_in, nb)
+    store_rows16(out, 0, a0, g, n_out, res)
+    if n_tok > 1:
+        store_rows16(out, n_out, a1, g, n_out, res)
+
+
+@njit(inline="always")
+def _few_tokens_row_by_row(kind, w, g, rowoff, rb, bb, n_words, n_scales, n_chunks, sw, xq, xd, xbs, xsums,
+                           n_tok, n_in, nb, n_out, out, res):
+    """Row by row, each row's blocks in order (one stream, prefetched ahead), the type's
+    rows16_row_sums giving lanes whose sums are S and M; the sixteen rows' lanes summed per
+    block (i32x16_row_sums). For Q6_K, where putting a block's values together costs more
+    than a token or two gain from it: 7B Q6_K, one token, 18.8 -> 12 ns a block."""
+    per_tok = nb * 512  # token t, block b: S then M lanes of the 16 rows at t per_tok + 512 b
+    lanes = np.empty(n_tok * per_tok, dtype=np.int32)
+    for r in range(16):
+        o = rowoff[r]
+        for b in range(nb):
+            ahead = o + b * bb + PREFETCH_AHEAD
+            prefetch(w, ahead)
+            prefetch(w, ahead + 64)
+            prefetch(w, ahead + 128)
+            s0, m0, s1, m1 = _r16_row_sums(kind, w, o + b * bb, xq, xbs, b * 256, n_in + b * 256,
+                                           16 * b, 16 * (nb + b), n_tok)
+            i32x16_store(lanes, 512 * b + 16 * r, s0)
+            i32x16_store(lanes, 512 * b + 256 + 16 * r, m0)
+            if n_tok > 1:
+                i32x16_store(lanes, per_tok + 512 * b + 16 * r, s1)
+                i32x16_store(lanes, per_tok + 512 * b + 256 + 16 * r, m1)
+    dm = np.empty(32, dtype=np.float32)
+    z = vsplat(np.float32(0.0))
+    a0 = a1 = z
+    for b in range(nb):
+        _r16_dm(kind, w, rowoff, b * bb, dm, 0)
+        dv = vload(dm, 0)
+        dmv = vload(dm, 16)
+        S, M = i32x16_row_sums(lanes, 512 * b), i32x16_row_sums(lanes, 512 * b + 256)
+        a0 = _r16_step(kind, a0, S, M, dv, dmv, xd[b])
+        if n_tok > 1:
+            S, M = i32x16_row_sums(lanes, per_tok + 512 * b), i32x16_row_sums(lanes, per_tok + 512 * b + 256)
+            a1 = _r16_step(kind, a1, S, M, dv, dmv, xd[nb + b])
+    store_rows16(out, 0, a0, g, n_out, res)
+    if n_tok > 1:
+        store_rows16(out, n_out, a1, g, n_out, res)
+
+
+def _r16_few_tokens(kind, w, g, rowoff, rb, bb, n_words, n_scales, n_chunks, sw, xq, xd, xbs, xsums,
+                    n_tok, n_in, nb, n_out, out, res):
+    raise NotImplementedError
+
+
+@overload(_r16_few_tokens, inline="always")
+def _r16_few_tokens_for(kind, w, g, rowoff, rb, bb, n_words, n_scales, n_chunks, sw, xq, xd, xbs, xsums,
+                        n_tok, n_in, nb, n_out, out, res):
+    m = _r16_module(kind)
+    if m is None:
+        return None
+    route = _few_tokens_row_by_row if m.ROWS16_ROW_BY_ROW else _few_tokens_turned
+
+    def few(kind, w, g, rowoff, rb, bb, n_words, n_scales, n_chunks, sw, xq, xd, xbs, xsums, n_tok, n_in, nb, n_out, out, res):
+        route(kind, w, g, rowoff, rb, bb, n_words, n_scales, n_chunks, sw, xq, xd, xbs, xsums, n_tok, n_in, nb, n_out, out, res)
+
+    return few
+
+
 @njit(parallel=True, **MATH_FAST)
 def matmul_q8_k_rows16(kind, w, n_out, n_in, xq, xd, xbs, n_tok, out):
     """out[t, r] = W[r]·x[t] for a matrix of type `kind` (TAGS[ggml type]) with a rows16
     kernel, x as Q8_K blocks (activations.quantize_q8_k)."""
-    bb, n_words, n_scales, n_xsums, n_chunks, n_scratch, row_by_row = _r16_sizes(kind)
+    bb, n_words, n_scales, n_xsums, n_chunks, n_scratch = _r16_sizes(kind)
     nb = n_in // 256
     rb = nb * bb
     xsums = np.empty(n_tok * nb * n_xsums, dtype=np.int32)
@@ -418,54 +498,9 @@ def matmul_q8_k_rows16(kind, w, n_out, n_in, xq, xd, xbs, n_tok, out):
         rowoff = rows16_offsets(g, n_out, rb)
         res = np.empty(16, dtype=np.float32)
         sw = np.empty(n_scratch, dtype=np.int32)
-        if n_tok <= row_by_row:
-            # row by row, each row's blocks in order (one stream, prefetched ahead: at one
-            # thread these products run at the memory's speed, and sixteen rows read
-            # side by side were a quarter slower); the sixteen rows' lanes summed per block
-            per_tok = nb * 512  # token t, block b: S then M lanes of the 16 rows at t per_tok + 512 b
-            lanes = np.empty(n_tok * per_tok, dtype=np.int32)
-            for r in range(16):
-                o = rowoff[r]
-                for b in range(nb):
-                    ahead = o + b * bb + PREFETCH_AHEAD
-                    prefetch(w, ahead)
-                    prefetch(w, ahead + 64)
-                    prefetch(w, ahead + 128)
-                    s0, m0, s1, m1 = _r16_row_sums(kind, w, o + b * bb, xq, xbs, b * 256, n_in + b * 256,
-                                                   16 * b, 16 * (nb + b), n_tok)
-                    i32x16_store(lanes, 512 * b + 16 * r, s0)
-                    i32x16_store(lanes, 512 * b + 256 + 16 * r, m0)
-                    if n_tok > 1:
-                        i32x16_store(lanes, per_tok + 512 * b + 16 * r, s1)
-                        i32x16_store(lanes, per_tok + 512 * b + 256 + 16 * r, m1)
-            dm = np.empty(32, dtype=np.float32)
-            a0 = a1 = z
-            for b in range(nb):
-                _r16_dm(kind, w, rowoff, b * bb, dm, 0)
-                dv = vload(dm, 0)
-                dmv = vload(dm, 16)
-                S, M = i32x16_row_sums(lanes, 512 * b), i32x16_row_sums(lanes, 512 * b + 256)
-                a0 = _r16_step(kind, a0, S, M, dv, dmv, xd[b])
-                if n_tok > 1:
-                    S, M = i32x16_row_sums(lanes, per_tok + 512 * b), i32x16_row_sums(lanes, per_tok + 512 * b + 256)
-                    a1 = _r16_step(kind, a1, S, M, dv, dmv, xd[nb + b])
-            store_rows16(out, 0, a0, g, n_out, res)
-            if n_tok > 1:
-                store_rows16(out, n_out, a1, g, n_out, res)
-            continue
-        if n_tok <= 2:  # each block turned as it goes
-            words = np.empty(n_words, dtype=np.int32)
-            scales = np.empty(n_scales, dtype=np.int32)
-            dm = np.empty(32, dtype=np.float32)
-            a0 = a1 = a2 = a3 = z
-            for b in range(nb):
-                prefetch_next_group(w, g, rb, b, bb)
-                _r16_dm(kind, w, rowoff, b * bb, dm, 0)
-                _r16_prepare(kind, w, rowoff, b * bb, words, 0, scales, 0, sw)
-                a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a2, a3, words, 0, scales, 0, dm, 0, xq, xd, xsums, 0, n_tok, b, n_in, nb)
-            store_rows16(out, 0, a0, g, n_out, res)
-            if n_tok > 1:
-                store_rows16(out, n_out, a1, g, n_out, res)
+        if n_tok <= 2:
+            _r16_few_tokens(kind, w, g, rowoff, rb, bb, n_words, n_scales, n_chunks, sw, xq, xd, xbs, xsums,
+                            n_tok, n_in, nb, n_out, out, res)
             continue
         words = np.empty(n_words * nb, dtype=np.int32)
         scales = np.empty(n_scales * nb, dtype=np.int32)

@@ -10,14 +10,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import block_shape, read_f16, read_u32
+from ._common import block_shape, read_f16
 from ._int8 import (
-    dpbusd_scaled,
-    dpwssd,
     dpwssd_splat,
     dpwssd_splat_sum,
     i32x16_and,
-    i32x16_byte_pairs64,
     i32x16_dup16,
     i32x16_load,
     i32x16_lshr,
@@ -26,11 +23,8 @@ from ._int8 import (
     i32x16_shl,
     i32x16_store,
     i32x16_to_f32,
-    i32x16_scale_bytes_dup16,
     i32x16_zero,
-    q4x64_load,
     transpose_words16,
-    u8x64_load,
 )
 from ._simd import vfma, vload_half_pairs16, vmul, vsplat
 
@@ -82,7 +76,7 @@ ROWS16_SCALES = 12 * 16  # eight vectors sc_j | sc_j << 16, then four m_2p | m_2
 ROWS16_XSUMS = 4  # per token and block: x sums of sub-blocks 2p, 2p + 1 as 16-bit halves
 ROWS16_CHUNKS = 4  # rows16_chunk c = 0..3: sub-blocks 2c and 2c + 1
 ROWS16_SCRATCH = 3 * 16  # rows16_prepare's turned scale words
-ROWS16_ROW_BY_ROW = 0  # up to this many tokens: rows16_row_sums (see there)
+ROWS16_ROW_BY_ROW = False  # one or two tokens: each block turned as it goes (kquant_products)
 
 
 @njit(inline="always")
@@ -161,41 +155,6 @@ def rows16_chunk(S0, S1, S2, S3, nt, xq, xo, n_in, scales, so, c, words, wo):
     if nt > 3:
         R3 = dpwssd_splat_sum(dpwssd_splat_sum(S3, xq, o + 3 * n_in, sc_lo, lo), xq, o + 3 * n_in + 32, sc_hi, hi)
     return R0, R1, R2, R3
-
-
-# One or two tokens: row by row, a block's nibbles as four 64-value vectors and its scales
-# spread to their lanes (dpbusd_scaled), the lanes of the sixteen rows summed at the end
-# (i32x16_row_sums): the same integers S and M as rows16_chunk's and rows16_mins', with
-# fewer instructions where turning the block would not be paid back by several tokens.
-@njit(inline="always")
-def rows16_row_sums(w, o, xq, xbs, xo0, xo1, bo0, bo1, nt):
-    """(S lanes, M lanes) of the block at w[o:] of one row, for the token with activations
-    at xq[xo0:] and 16-value sums at xbs[bo0:], and (nt = 2) a second one."""
-    u0 = read_u32(w, o + 4)
-    u1 = read_u32(w, o + 8)
-    u2 = read_u32(w, o + 12)
-    s0 = u0 & 0x3F3F3F3F
-    s1 = (u2 & 0x0F0F0F0F) | (((u0 >> 6) & 0x03030303) << 4)
-    m0 = u1 & 0x3F3F3F3F
-    m1 = ((u2 >> 4) & 0x0F0F0F0F) | (((u1 >> 6) & 0x03030303) << 4)
-    sc = s0 | (s1 << 32)
-    q0, q1, q2, q3 = q4x64_load(w, o + 16), q4x64_load(w, o + 48), q4x64_load(w, o + 80), q4x64_load(w, o + 112)
-    c0, c1 = i32x16_scale_bytes_dup16(sc, 0), i32x16_scale_bytes_dup16(sc, 2)
-    c2, c3 = i32x16_scale_bytes_dup16(sc, 4), i32x16_scale_bytes_dup16(sc, 6)
-    mins = i32x16_byte_pairs64(m0 | (m1 << 32))  # lanes 2j, 2j + 1: m_j, beside the two x sums of sub-block j
-    s = dpbusd_scaled(i32x16_zero(), q0, u8x64_load(xq, xo0), c0)
-    s = dpbusd_scaled(s, q1, u8x64_load(xq, xo0 + 64), c1)
-    s = dpbusd_scaled(s, q2, u8x64_load(xq, xo0 + 128), c2)
-    s = dpbusd_scaled(s, q3, u8x64_load(xq, xo0 + 192), c3)
-    m = dpwssd(i32x16_zero(), mins, i32x16_load(xbs, bo0))  # m_j * x sum: both fit 16 bits
-    t, n = s, m
-    if nt > 1:
-        t = dpbusd_scaled(i32x16_zero(), q0, u8x64_load(xq, xo1), c0)
-        t = dpbusd_scaled(t, q1, u8x64_load(xq, xo1 + 64), c1)
-        t = dpbusd_scaled(t, q2, u8x64_load(xq, xo1 + 128), c2)
-        t = dpbusd_scaled(t, q3, u8x64_load(xq, xo1 + 192), c3)
-        n = dpwssd(i32x16_zero(), mins, i32x16_load(xbs, bo1))
-    return s, m, t, n
 
 
 @njit(inline="always")

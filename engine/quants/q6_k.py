@@ -83,7 +83,7 @@ ROWS16_SCALES = 24 * 16  # sixteen vectors sc_j | sc_j << 16, then eight sc_2p |
 ROWS16_XSUMS = 8  # per token and block: x sums of sub-blocks 2p, 2p + 1 as 16-bit halves
 ROWS16_CHUNKS = 8  # rows16_chunk c = 0..7: sub-blocks 2c and 2c + 1
 ROWS16_SCRATCH = 24 * 16  # rows16_prepare's turned words of ql and qh of a half
-ROWS16_ROW_BY_ROW = 2  # up to this many tokens: rows16_row_sums (see there)
+ROWS16_ROW_BY_ROW = True  # one or two tokens: row by row, rows16_row_sums (see there)
 
 
 @njit(inline="always")

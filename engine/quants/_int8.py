@@ -548,18 +548,6 @@ def i32x16_load_s8_quads(typingctx, arr, idx):
 
 
 @intrinsic
-def i32x16_shl(typingctx, v, k):
-    if not (v == i32x16 and isinstance(k, types.IntegerLiteral)):
-        return None
-    kk = k.literal_value
-
-    def codegen(context, builder, sig, args):
-        return builder.shl(args[0], _const_vec(_I32X16, [kk] * 16))
-
-    return i32x16(v, k), codegen
-
-
-@intrinsic
 def i32x16_zero(typingctx):
     def codegen(context, builder, sig, args):
         return ir.Constant(_I32X16, [ir.Constant(_I32, 0)] * 16)
@@ -658,6 +646,18 @@ def store_rows16(out, o, v, g, n_out, scratch):
     vstore(scratch, 0, v)
     for r in range(min(16, n_out - g * 16)):
         out[o + g * 16 + r] = scratch[r]
+
+
+@njit(inline="always")
+def store_tile4(out, t0, nt, a0, a1, a2, a3, g, n_out, scratch):
+    """store_rows16 of the running lanes of tokens t0 .. t0 + nt - 1 (nt <= 4)."""
+    store_rows16(out, t0 * n_out, a0, g, n_out, scratch)
+    if nt > 1:
+        store_rows16(out, (t0 + 1) * n_out, a1, g, n_out, scratch)
+    if nt > 2:
+        store_rows16(out, (t0 + 2) * n_out, a2, g, n_out, scratch)
+    if nt > 3:
+        store_rows16(out, (t0 + 3) * n_out, a3, g, n_out, scratch)
 
 
 # ---- Q2_K, Q3_K, Q5_K: their quant fields as 64-value vectors, their scales as lanes ----
@@ -847,6 +847,7 @@ __all__ = [
     "int8_group_sums",
     "rows16_offsets",
     "store_rows16",
+    "store_tile4",
     "sum_lanes8",
     "q6x64_load",
     "u8x64_load",
@@ -1028,7 +1029,7 @@ def _i32_with_scalar(op):
 i32x16_lshr = _i32_with_scalar("lshr")  # v >> k (logical)
 i32x16_ashr = _i32_with_scalar("ashr")  # v >> k (arithmetic)
 i32x16_and = _i32_with_scalar("and_")  # v & m
-i32x16_shl_by = _i32_with_scalar("shl")  # v << k, k any integer (i32x16_shl: a literal)
+i32x16_shl = _i32_with_scalar("shl")  # v << k
 
 
 @intrinsic

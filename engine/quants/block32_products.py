@@ -46,6 +46,7 @@ from ._int8 import (
     prefetch_next_group,
     rows16_offsets,
     store_rows16,
+    store_tile4,
     sum_lanes8,
     u8x64_splat_word,
 )
@@ -215,9 +216,7 @@ def _group_block_sums(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, ysum,
             a0 = _block_step(kind, v, dw, a0, xq, xd, ysum, 0, b, n_in, nb)
             if n_tok > 1:
                 a1 = _block_step(kind, v, dw, a1, xq, xd, ysum, 1, b, n_in, nb)
-        store_rows16(out, 0, a0, g, n_out, res)
-        if n_tok > 1:
-            store_rows16(out, n_out, a1, g, n_out, res)
+        store_tile4(out, 0, n_tok, a0, a1, a1, a1, g, n_out, res)
     else:
         words, dm = _turn_group(kind, w, rowoff, g, rb, bb, tw, nb)
         for t0 in range(0, n_tok, TILE):
@@ -233,13 +232,7 @@ def _group_block_sums(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, ysum,
                     a2 = _block_step(kind, v, dw, a2, xq, xd, ysum, t0 + 2, b, n_in, nb)
                 if nt > 3:
                     a3 = _block_step(kind, v, dw, a3, xq, xd, ysum, t0 + 3, b, n_in, nb)
-            store_rows16(out, t0 * n_out, a0, g, n_out, res)
-            if nt > 1:
-                store_rows16(out, (t0 + 1) * n_out, a1, g, n_out, res)
-            if nt > 2:
-                store_rows16(out, (t0 + 2) * n_out, a2, g, n_out, res)
-            if nt > 3:
-                store_rows16(out, (t0 + 3) * n_out, a3, g, n_out, res)
+            store_tile4(out, t0, nt, a0, a1, a2, a3, g, n_out, res)
 
 
 # ---- lane sums ----

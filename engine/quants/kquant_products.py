@@ -45,7 +45,7 @@ from ._simd import vfma, vload, vmul, vsplat
 from ._int8 import (
     dpbusd_scaled, f32x16_sum, i32x16_dup16, i32x16_load, i32x16_mul, i32x16_row_sums, i32x16_store, i32x16_sub,
     i32x16_to_f32, i32x16_zero,
-    prefetch, prefetch_next_group, rows16_offsets, store_rows16, u8x64_load,
+    prefetch, prefetch_next_group, rows16_offsets, store_tile4, u8x64_load,
 )
 
 # ggml type -> its module (block decoding) and block size in bytes: one row at a time
@@ -249,13 +249,15 @@ def matmul_q8_k(kind, w, n_out, n_in, xq, xd, xbs, n_tok, out):
                 _row_tile(kind, w, ra, rb, bb, nb, n_in, xq, xd, xbs, xbsf, t0, min(TILE, n_tok - t0), n_out, out)
 
 
-# ---- sixteen rows at a time, one lane each (Q4_K) ----
-# A type module gives: ROWS16_WORDS, ROWS16_SCALES (int32 per block of 16 rows),
-# ROWS16_XSUMS (int32 per token and block), rows16_prepare (a block of 16 rows turned
-# word-wise, its scales as vectors), rows16_xsums, rows16_sums (one token's exact integer
-# sums for the 16 rows) and rows16_step (the float update of one block). A batch turns all
-# of a row group's blocks once and goes through them ROWS16_TILE tokens at a time (in the
-# rows' L2-resident turned copy); one or two tokens turn each block as they go. Either way a
+# ---- sixteen rows at a time, one lane each (Q4_K, Q6_K) ----
+# A type module gives its sizes (BLOCK_BYTES; ROWS16_WORDS, ROWS16_SCALES int32 per block of
+# 16 rows; ROWS16_XSUMS int32 per token and block; ROWS16_CHUNKS; ROWS16_SCRATCH;
+# ROWS16_ROW_BY_ROW) and rows16_dm (the rows' d and dmin), rows16_prepare (a block of 16 rows
+# turned word-wise, its scales as vectors), rows16_xsums, rows16_chunk (the exact integer sums
+# of a few sub-blocks for up to four tokens), rows16_mins (the M term), rows16_step (the float
+# update of one block) and, for ROWS16_ROW_BY_ROW, rows16_row_sums. A batch turns all of a row
+# group's blocks once and goes through them ROWS16_TILE tokens at a time (in the rows'
+# L2-resident turned copy); one or two tokens take the type's own route. Either way a
 # token's integers and float operations are the same: batch invariance holds.
 ROWS16_TILE = 4
 # numba's pedantic SSA check complains of the tile's conditionally updated sums once the
@@ -382,8 +384,6 @@ def _r16_step_for(kind, acc, S, M, dv, dmv, dx):
     return lambda kind, acc, S, M, dv, dmv, dx: f(acc, S, M, dv, dmv, dx)
 
 
-
-
 @njit(inline="always")
 def _r16_block(kind, n_chunks, a0, a1, a2, a3, words, wo, scales, so, dm, do, xq, xd, xsums, t0, nt, b, n_in, nb):
     """The running lanes of tokens t0 .. t0 + nt - 1 (nt <= 4) after block b of the 16 rows."""
@@ -419,9 +419,7 @@ def _few_tokens_turned(kind, w, g, rowoff, rb, bb, n_words, n_scales, n_chunks, 
         _r16_dm(kind, w, rowoff, b * bb, dm, 0)
         _r16_prepare(kind, w, rowoff, b * bb, words, 0, scales, 0, sw)
         a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a2, a3, words, 0, scales, 0, dm, 0, xq, xd, xsums, 0, n_tok, b, n_in, nb)
-    store_rows16(out, 0, a0, g, n_out, res)
-    if n_tok > 1:
-        store_rows16(out, n_out, a1, g, n_out, res)
+    store_tile4(out, 0, n_tok, a0, a1, a1, a1, g, n_out, res)
 
 
 @njit(inline="always")
@@ -459,9 +457,7 @@ def _few_tokens_row_by_row(kind, w, g, rowoff, rb, bb, n_words, n_scales, n_chun
         if n_tok > 1:
             S, M = i32x16_row_sums(lanes, per_tok + 512 * b), i32x16_row_sums(lanes, per_tok + 512 * b + 256)
             a1 = _r16_step(kind, a1, S, M, dv, dmv, xd[nb + b])
-    store_rows16(out, 0, a0, g, n_out, res)
-    if n_tok > 1:
-        store_rows16(out, n_out, a1, g, n_out, res)
+    store_tile4(out, 0, n_tok, a0, a1, a1, a1, g, n_out, res)
 
 
 def _r16_few_tokens(kind, w, g, rowoff, rb, bb, n_words, n_scales, n_chunks, sw, xq, xd, xbs, xsums,
@@ -515,10 +511,4 @@ def matmul_q8_k_rows16(kind, w, n_out, n_in, xq, xd, xbs, n_tok, out):
             for b in range(nb):
                 a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a2, a3, words, n_words * b, scales, n_scales * b, dm, 32 * b,
                                             xq, xd, xsums, t0, nt, b, n_in, nb)
-            store_rows16(out, t0 * n_out, a0, g, n_out, res)
-            if nt > 1:
-                store_rows16(out, (t0 + 1) * n_out, a1, g, n_out, res)
-            if nt > 2:
-                store_rows16(out, (t0 + 2) * n_out, a2, g, n_out, res)
-            if nt > 3:
-                store_rows16(out, (t0 + 3) * n_out, a3, g, n_out, res)
+            store_tile4(out, t0, nt, a0, a1, a2, a3, g, n_out, res)

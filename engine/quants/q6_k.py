@@ -25,7 +25,6 @@ from ._int8 import (
     i32x16_lshr,
     i32x16_or,
     i32x16_shl,
-    i32x16_shl_by,
     i32x16_store,
     i32x16_sub,
     i32x16_to_f32,
@@ -119,12 +118,12 @@ def _prepare_scales(w, rowoff, o, scales, so, sw):
     for k in range(4):
         v = i32x16_load(sw, 16 * k)
         for b in range(4):
-            sc = i32x16_ashr(i32x16_shl_by(v, 24 - 8 * b), 24)  # byte 4k + b, sign extended
+            sc = i32x16_ashr(i32x16_shl(v, 24 - 8 * b), 24)  # byte 4k + b, sign extended
             i32x16_store(scales, so + 16 * (4 * k + b), i32x16_dup16(sc))
-        lo = i32x16_and(i32x16_ashr(i32x16_shl_by(v, 24), 24), 0xFFFF)
-        hi = i32x16_ashr(i32x16_shl_by(v, 16), 24)
+        lo = i32x16_and(i32x16_ashr(i32x16_shl(v, 24), 24), 0xFFFF)
+        hi = i32x16_ashr(i32x16_shl(v, 16), 24)
         i32x16_store(scales, so + 256 + 16 * (2 * k), i32x16_or(lo, i32x16_shl(hi, 16)))
-        lo = i32x16_and(i32x16_ashr(i32x16_shl_by(v, 8), 24), 0xFFFF)
+        lo = i32x16_and(i32x16_ashr(i32x16_shl(v, 8), 24), 0xFFFF)
         hi = i32x16_ashr(v, 24)
         i32x16_store(scales, so + 256 + 16 * (2 * k + 1), i32x16_or(lo, i32x16_shl(hi, 16)))
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from ..errors import CodeupError, UsageError, printable
 from ..terminal_text import VisibleStream, is_terminal
@@ -134,21 +136,38 @@ class Console:
 
 
 def stream(handle, console: Console) -> bool:
-    """Print the answer as it comes; Ctrl+C stops it. True if the user interrupted."""
+    """Print the answer as it comes; Ctrl+C stops it. True if the user interrupted.
+
+    While the answer streams, SIGINT only asks the handle to cancel: a KeyboardInterrupt raised
+    wherever the signal happened to land (inside a print, say) would end the whole chat instead
+    of the one answer."""
     interrupted = False
-    while True:
-        try:
+
+    def on_interrupt(signum, frame):
+        nonlocal interrupted
+        interrupted = True
+        handle.cancel()  # honoured within a token; the pieces before it still come
+
+    previous = _sigint_handler(on_interrupt)
+    try:
+        while True:
             piece = handle.next_piece(timeout=0.1)
-        except KeyboardInterrupt:
-            interrupted = True
-            handle.cancel()  # honoured within a token; the pieces before it still come
-            continue
-        if piece is None:
-            break
-        console.out(piece)
+            if piece is None:
+                break
+            console.out(piece)
+    finally:
+        _sigint_handler(previous if previous is not None else signal.default_int_handler)
     if handle.result.error is not None:
         raise handle.result.error
     return interrupted
+
+
+def _sigint_handler(handler):
+    """Install a SIGINT handler and return the one it replaces (None off the main thread, where
+    Python cannot install one; Ctrl+C then behaves as before)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, handler)
 
 
 def _escapes(args) -> None:

@@ -86,3 +86,30 @@ def pytest_configure(config):
         if not Path(spec.origin).resolve().is_relative_to(REPO):
             raise pytest.UsageError(f"{name} is imported from {Path(spec.origin).parent}, not from this "
                                     f"checkout ({REPO}): run pip install -e '.[test]' here")
+
+
+_warm_process = None
+
+
+def pytest_collection_finish(session):
+    """A long run on a cold numba cache: compile the kernels the later tests need in a
+    background process (tests/helpers/warm_kernels.py), on the core the tests leave idle.
+    CODEUP_TEST_WARM=0 turns it off; short runs (a few tests) do without it."""
+    global _warm_process
+    import subprocess
+    import sys
+
+    if os.environ.get("CODEUP_TEST_WARM", "1") == "0" or len(session.items) < 200 or not FIXTURES.is_dir():
+        return
+    if hasattr(session.config, "workerinput"):  # a pytest-xdist worker: its controller decides
+        return
+    _warm_process = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.warm_kernels"], cwd=REPO,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _warm_process is not None and _warm_process.poll() is None:
+        _warm_process.kill()
+        _warm_process.wait()

@@ -159,6 +159,7 @@ class LlamaWeights:
         self.hp = hp
         self.mf = mf
         self.traits = traits
+        self.resident = None  # a resident_weights.ResidentCopy while the matrices are read into memory
         q_width, kv_width = hp.n_head * hp.head_dim, hp.n_head_kv * hp.head_dim
         self.token_embd = self._matrix("token_embd.weight", hp.n_embd, hp.n_vocab)
         self.output_norm = self._vector("output_norm.weight", hp.n_embd)
@@ -204,6 +205,24 @@ class LlamaWeights:
                     **optional,
                 )
             )
+
+    # ---- the matrices read into memory behind the first answer (resident_weights.py) ----
+    def resident_groups(self) -> list[list[QuantMatrix]]:
+        """The matrices a forward pass streams, layer by layer, then the output: in the
+        order it needs them (a tied token embedding is looked up in the file, a few rows)."""
+        groups = []
+        for L in self.layers:
+            mats = [L.wq, L.wk, L.wv, L.wo, L.w_gate, L.w_up, L.w_down]
+            if L.moe is not None:
+                mats += [L.moe.router, *L.moe.gate, *L.moe.up, *L.moe.down]
+            groups.append([m.base if isinstance(m, LoraProjection) else m for m in mats if m is not None])
+        groups.append([self.output])
+        return groups
+
+    def wait_resident(self, group: int) -> None:
+        """Until group `group` of resident_groups() is read into memory, when it is being read."""
+        if self.resident is not None:
+            self.resident.wait(group)
 
     def _experts(self, prefix: str) -> MoEWeights:
         """The router and the experts of one layer, each expert a view of its rows."""
@@ -319,6 +338,7 @@ def forward_many(w: LlamaWeights, chunks: Sequence[SequenceChunk]) -> list[np.nd
     attn_out = np.empty((n, hp.n_head, hd), dtype=np.float32)
     rotate = ROPE_KERNELS[w.traits.rope_style][0 if n > 1 else 1]  # apply_rope's kernel, checked once
     for layer, L in enumerate(w.layers):
+        w.wait_resident(layer)  # its matrices read from the process's memory, not the mapped file
         h = rms_norm(x, L.attn_norm, hp.rms_eps)
         q, k, v = project_many((L.wq, L.wk, L.wv), h)
         if L.bq is not None:
@@ -354,6 +374,7 @@ def forward_many(w: LlamaWeights, chunks: Sequence[SequenceChunk]) -> list[np.nd
     wanted = [row for rows in picked for row in rows]
     results: list[np.ndarray | None] = [None] * len(chunks)
     if wanted:
+        w.wait_resident(len(w.layers))
         out = rms_norm(x[wanted], w.output_norm, hp.rms_eps)
         logits = project(w.output, np.ascontiguousarray(out))
         at = 0

@@ -1,7 +1,8 @@
 """How much memory a model needs at a context size (the model card's "Max RAM required"),
 from its header alone, and whether the machine has it.
 
-    weights    the file, mapped: every weight page is read by the first answer
+    weights    the file: read into memory behind the first answer (resident_weights.py),
+               or, mapped (--mmap), every weight page read by the first answer
     KV cache   keys and values of every position, half precision, as KVCache allocates them
     working    one prompt chunk's activations (generate.MAX_CHUNK tokens), the tokenizer's
                tables, and the interpreter with numpy and the compiled kernels

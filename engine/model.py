@@ -12,6 +12,7 @@ from .errors import ModelFileError, UsageError
 from .formats import LlamaHParams, ModelFile, open_model_file
 from .llama import KVCache, LlamaWeights, forward, shift_kv_cache
 from .lora import apply_lora, load_adapters
+from .resident_weights import ResidentCopy, fits_in_memory
 from .threads import ThreadPolicy
 from .tokenizer import Tokenizer, build_tokenizer
 
@@ -32,7 +33,8 @@ class ModelInfo(LlamaHParams):
 class Model:
     """A loaded model. Not thread-safe: one evaluation at a time."""
 
-    def __init__(self, mf: ModelFile, n_ctx: int | None = None, n_threads: int | None = None, lora=None) -> None:
+    def __init__(self, mf: ModelFile, n_ctx: int | None = None, n_threads: int | None = None, lora=None,
+                 in_memory: bool = True) -> None:
         self.file = mf
         # the thread count each evaluation runs on: n_threads, or adapted to the machine
         self.threads = ThreadPolicy(n_threads)
@@ -51,6 +53,12 @@ class Model:
             raise UsageError(f"context size must be at least 1, got {n_ctx}")
         self.cache = KVCache(hp, n_ctx)
         self._tokens: list[int] = []  # what each cached position holds
+        # the matrices read into memory behind the first answer (resident_weights.py): faster to stream
+        if in_memory and mf.fd is not None and mf._mm is not None:
+            groups = self.weights.resident_groups()
+            nbytes = sum(q.nbytes for g in groups for q in g)
+            if fits_in_memory(nbytes, self.cache.k.nbytes + self.cache.v.nbytes):
+                self.weights.resident = ResidentCopy(mf.fd, mf._mm, groups)
         self.info = ModelInfo(
             **asdict(hp), path=mf.path, name=mf.name, format_name=mf.format_name,
             file_type=mf.file_type_name, n_ctx=n_ctx,
@@ -118,7 +126,22 @@ class Model:
             raise UsageError(f"token id {int(bad[0])} is outside the vocabulary of {self.info.n_vocab}")
         return tokens
 
+    @property
+    def in_memory(self) -> str:
+        """Where the weights are read from: "memory", "being read into memory" or "mapped"."""
+        copy = self.weights.resident
+        if copy is None or copy.error is not None:
+            return "mapped"
+        return "memory" if copy.done else "being read into memory"
+
+    def wait_in_memory(self) -> None:
+        """Until the weights are read into memory (at once when they stay mapped)."""
+        if self.weights.resident is not None:
+            self.weights.resident.wait_all()
+
     def close(self) -> None:
+        if self.weights.resident is not None:
+            self.weights.resident.stop()
         self.file.close()
 
     def __enter__(self) -> "Model":
@@ -139,11 +162,13 @@ def load_model(
     rope_freq_scale: float | None = None,
     context_length: int | None = None,
     lora=None,
+    mmap: bool = False,
 ) -> Model:
     """Open a GGUF or GGML v3 llama model and make it ready to evaluate.
 
     `lora`: LoRA adapters applied without merging, [(adapter.gguf, scale), ...] (a bare
-    path means scale 1.0).
+    path means scale 1.0). `mmap`: keep the weights mapped from the file instead of reading
+    them into memory behind the first answer (resident_weights.py).
 
     Raises ModelFileError (one line) for files that cannot be read or are not supported.
     """
@@ -154,7 +179,7 @@ def load_model(
         rope_freq_scale=rope_freq_scale, context_length=context_length,
     )
     try:
-        return Model(mf, n_ctx=n_ctx, n_threads=n_threads, lora=lora)
+        return Model(mf, n_ctx=n_ctx, n_threads=n_threads, lora=lora, in_memory=not mmap)
     except BaseException:
         mf.close()
         raise

@@ -37,6 +37,8 @@ def add_parser(sub) -> None:
     p.add_argument("-c", "--ctx-size", type=int, metavar="N",
                    help="context size (default: just enough for the tests, as llama-bench)")
     p.add_argument("-s", "--seed", type=int, default=0, help="seed of the random token ids (default 0)")
+    p.add_argument("--mmap", action="store_true",
+                   help="keep our weights mapped from the file instead of reading them into memory")
     p.add_argument("--compare-llama-cpp", action="store_true",
                    help="run the same measurement through llama-cpp-python (install the bench extra)")
     p.add_argument("--llama-cpp-python", metavar="PYTHON",
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.llama_cpp_python and not args.compare_llama_cpp:
         raise UsageError("--llama-cpp-python goes with --compare-llama-cpp")
-    base = BenchParams(model="", reps=args.repetitions, batch=args.batch, n_ctx=args.ctx_size, seed=args.seed)
+    base = BenchParams(model="", reps=args.repetitions, batch=args.batch, n_ctx=args.ctx_size, seed=args.seed,
+                       mmap=args.mmap)
     # bad numbers fail before the default model is looked for
     configs = configurations(
         base, parse_int_list("-p", args.n_prompt), parse_int_list("-n", args.n_gen),

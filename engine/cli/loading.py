@@ -43,7 +43,7 @@ def load_model_for(args):
     from ..default_model import ensure_default_model
     from ..kernel_cache import warm_up
     from ..model import load_model
-    from .options import model_overrides
+    from .options import load_options, model_overrides
 
     status = StatusLine()
     try:
@@ -51,7 +51,7 @@ def load_model_for(args):
     finally:
         status.end()
     model = load_model(path, n_ctx=args.ctx_size, n_threads=args.threads, lora=getattr(args, "lora", None),
-                       **model_overrides(args))
+                       **model_overrides(args), **load_options(args))
     try:
         warm_up(model, status)  # a first run: the kernels compile here, visibly
     except BaseException:
@@ -61,8 +61,10 @@ def load_model_for(args):
         status.end()
     from ..memory import estimate, memory_warning
 
-    # the weights are mapped, not read yet: warn before the first answer makes the system swap
-    warning = memory_warning(estimate(model.file, model.n_ctx))
+    # Weights being read into memory were found to fit before the copy began (and the copy
+    # itself lowers what is available now). Mapped ones are not read yet: warn before the
+    # first answer makes the system swap.
+    warning = None if model.in_memory != "mapped" else memory_warning(estimate(model.file, model.n_ctx))
     if warning:
         print(f"codeup: {warning}", file=sys.stderr, flush=True)
     return model

@@ -23,7 +23,11 @@ def add_llama_cpp_options(p: argparse.ArgumentParser) -> None:
                    help="layers to offload to a GPU: this engine computes on the CPU, so a notice only")
     g.add_argument("-b", "--batch-size", type=int, metavar="N",
                    help="prompt batch size (the whole prompt is evaluated at once here)")
-    g.add_argument("--no-mmap", action="store_true", help="(the file is always memory-mapped here)")
+    g.add_argument("--no-mmap", dest="mmap", action="store_false",
+                   help="read the weights into memory (the default here: generation streams them faster)")
+    g.add_argument("--mmap", dest="mmap", action="store_true", default=False,
+                   help="keep the weights mapped from the file: opens at once and shares the page cache "
+                        "between processes, but generates ~1.4x slower")
     g.add_argument("--mlock", action="store_true", help="(pages stay as the system decides)")
 
 
@@ -118,6 +122,11 @@ def model_overrides(args: argparse.Namespace) -> dict:
         "rope_freq_scale": args.rope_freq_scale,
         "context_length": getattr(args, "context_length", None),
     }
+
+
+def load_options(args: argparse.Namespace) -> dict:
+    """What `load_model` takes from a command line beyond the overrides: --mmap."""
+    return {"mmap": bool(getattr(args, "mmap", False))}
 
 
 class _LoraAction(argparse.Action):

@@ -59,7 +59,7 @@ def open_model_file(
         except (OSError, ValueError) as e:
             raise ModelFileError(p, f"cannot map the file: {e}") from None
     try:
-        return _describe(p, mm, size, overrides)
+        mf = _describe(p, mm, size, overrides)
     except BaseException:
         try:
             mm.close()
@@ -68,6 +68,16 @@ def open_model_file(
             # the map): the map goes when the error does.
             pass
         raise
+    # A second handle on the same file, for reading the weights into memory behind the
+    # first answer (engine/resident_weights.py) without mapping their pages.
+    try:
+        mf.fd = os.open(p, os.O_RDONLY)
+        if not os.path.samestat(os.fstat(mf.fd), st):  # replaced since: read nothing from it
+            os.close(mf.fd)
+            mf.fd = None
+    except OSError:
+        mf.fd = None
+    return mf
 
 
 def read_model_buffer(buf, name: str = "<memory>", **overrides) -> ModelFile:

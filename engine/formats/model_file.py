@@ -8,6 +8,7 @@ hyperparameters, and the tokenizer data. Nothing in tensor data is read until as
 from __future__ import annotations
 
 import mmap
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -97,6 +98,7 @@ class ModelFile:
     file_size: int
     _mm: Any = field(default=None, repr=False)  # the mapped file (or any buffer)
     notes: list[str] = field(default_factory=list)  # facts a user should know (assumed values)
+    fd: int | None = field(default=None, repr=False)  # the file, open for reading (None for a buffer)
 
     # ---- descriptions -------------------------------------------------------------------
     @property
@@ -163,6 +165,9 @@ class ModelFile:
 
     # ---- lifetime --------------------------------------------------------------------------
     def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
         mm, self._mm = self._mm, None
         if isinstance(mm, mmap.mmap):
             try:

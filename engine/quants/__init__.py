@@ -132,6 +132,15 @@ class QuantMatrix:
             object.__setattr__(self, "_flat", f)
         return f
 
+    def move_to(self, data: np.ndarray) -> None:
+        """Read the weights from `data` from now on: the same bytes elsewhere (a copy in the
+        process's memory, engine/resident_weights.py). A kernel call already running keeps
+        the array it was given; the next one takes the new."""
+        if data.dtype != self.data.dtype or data.shape != self.data.shape or not data.flags.c_contiguous:
+            raise UsageError(f"moving a {self.ggml_type.name} matrix needs {self.data.dtype} {self.data.shape} data")
+        object.__setattr__(self, "data", data)
+        self.__dict__.pop("_flat", None)
+
     @property
     def row_bytes(self) -> int:
         kern = KERNELS[self.ggml_type]

@@ -146,6 +146,18 @@ vdiv = _binary("fdiv")
 
 
 @intrinsic
+def vmax(typingctx, a, b):
+    """Per lane: b where b > a, else a (`if b > a: a = b`: a NaN in b never wins)."""
+    if not (a == f32x16 and b == f32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.select(builder.fcmp_ordered(">", args[1], args[0]), args[1], args[0])
+
+    return f32x16(a, b), codegen
+
+
+@intrinsic
 def vfma(typingctx, a, b, c):
     """a * b + c per lane with one rounding (llvm.fma.v16f32)."""
     if not (a == f32x16 and b == f32x16 and c == f32x16):

@@ -124,6 +124,19 @@ def u8x64_load(typingctx, arr, idx):
     return u8x64(arr, idx), codegen
 
 
+@intrinsic
+def u8x64_store(typingctx, arr, idx, v):
+    """The 64 bytes of v to arr[idx:idx + 64] (a block's values kept decoded for a batch)."""
+    if not (_is_byte_array(arr) and isinstance(idx, types.Integer) and v == u8x64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        builder.store(args[2], _ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1], _U8X64), align=1)
+        return context.get_dummy_value()
+
+    return types.none(arr, idx, v), codegen
+
+
 def _concat32(builder, lo, hi):
     return builder.shuffle_vector(lo, hi, _const_vec(ir.VectorType(_I32, 64), range(64)))
 

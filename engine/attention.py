@@ -128,6 +128,9 @@ def _combined(acc, l, d, hd):
                 vadd(vload(acc, (16 + l) * hd + d), vload(acc, (48 + l) * hd + d)))
 
 
+UNIT_TOKENS = 16  # tokens of a prompt one work unit of _attention_vec takes, per head
+
+
 @njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
 def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat):
     """_attention in the single-token order for head sizes that are whole steps of 64, the
@@ -136,13 +139,19 @@ def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat):
     n_tok, n_head, hd = q.shape
     group = n_head // n_head_kv
     row = n_head_kv * hd  # one position's keys (or values) of every KV head
-    for h in prange(n_head):
+    # Work units of one head and a run of UNIT_TOKENS tokens, ordered so that any contiguous
+    # half of them (what prange hands each of two threads) holds as many early (short) runs
+    # as late (long) ones: a prompt's heads and tokens spread evenly over the threads.
+    n_runs = (n_tok + UNIT_TOKENS - 1) // UNIT_TOKENS
+    for u in prange(n_head * n_runs):
+        i, h = u // n_head, u % n_head
+        run = i // 2 if i % 2 == 0 else n_runs - 1 - i // 2
         kvh = h // group
         scores = np.empty(start_pos + n_tok + 16, dtype=np.float32)
         qh = np.empty(hd, dtype=np.float32)
         acc = np.empty(64 * hd, dtype=np.float32)  # accumulator j % 64 at acc[(j % 64) * hd:]
         dots = np.empty(256, dtype=np.float32)  # sixteen positions' lane vectors
-        for t in range(n_tok):
+        for t in range(run * UNIT_TOKENS, min(n_tok, (run + 1) * UNIT_TOKENS)):
             last = start_pos + t
             for d in range(hd):
                 qh[d] = round_f16(q[t, h, d])

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit
+from numba import njit, prange
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -58,23 +58,38 @@ def ggml_expf16(x):
 _EXACT = dict(cache=True, fastmath=False, error_model="numpy", boundscheck=False)
 
 
-@njit(**_EXACT)
-def _swiglu_rows(g, u, out):
-    """ggml_math._swiglu, sixteen elements at a time (the tail of a row one at a time)."""
-    n_tok, n = g.shape
+@njit(inline="always", fastmath=False, error_model="numpy", boundscheck=False)
+def _swiglu_row(g, u, out, t):
+    """ggml_math._swiglu of row t, sixteen elements at a time (the tail one at a time)."""
+    n = g.shape[1]
     one = vsplat(np.float32(1.0))
     minus = vsplat(np.float32(-1.0))
     gf, uf, of = g.reshape(-1), u.reshape(-1), out.reshape(-1)
-    for t in range(n_tok):
-        o = t * n
-        n16 = n - n % 16
-        for i in range(0, n16, 16):
-            x = vload(gf, o + i)
-            silu = vdiv(x, vadd(one, ggml_expf16(vmul(x, minus))))
-            vstore(of, o + i, vmul(silu, vload(uf, o + i)))
-        for i in range(n16, n):
-            x = g[t, i]
-            out[t, i] = (x / (np.float32(1.0) + ggml_expf(-x))) * u[t, i]
+    o = t * n
+    n16 = n - n % 16
+    for i in range(0, n16, 16):
+        x = vload(gf, o + i)
+        silu = vdiv(x, vadd(one, ggml_expf16(vmul(x, minus))))
+        vstore(of, o + i, vmul(silu, vload(uf, o + i)))
+    for i in range(n16, n):
+        x = g[t, i]
+        out[t, i] = (x / (np.float32(1.0) + ggml_expf(-x))) * u[t, i]
+
+
+@njit(**_EXACT)
+def _swiglu_rows(g, u, out):
+    for t in range(g.shape[0]):
+        _swiglu_row(g, u, out, t)
+
+
+# A batch's rows over the threads (each row computed by itself: the same bits either way).
+PARALLEL_ROWS = 8
+
+
+@njit(parallel=True, **_EXACT)
+def _swiglu_rows_batch(g, u, out):
+    for t in prange(g.shape[0]):
+        _swiglu_row(g, u, out, t)
 
 
 def swiglu(g: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -82,5 +97,5 @@ def swiglu(g: np.ndarray, u: np.ndarray) -> np.ndarray:
     g = np.ascontiguousarray(g, dtype=np.float32)
     u = np.ascontiguousarray(u, dtype=np.float32)
     out = np.empty_like(g)
-    _swiglu_rows(g, u, out)
+    (_swiglu_rows if len(g) < PARALLEL_ROWS else _swiglu_rows_batch)(g, u, out)
     return out

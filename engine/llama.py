@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .attention import attention
 from .errors import ModelFileError, UsageError
@@ -31,7 +31,7 @@ from .quants import (
     matmul_rounded,
     rounded_activations,
 )
-from .ggml_vector_math import swiglu
+from .ggml_vector_math import PARALLEL_ROWS, swiglu
 from .lora import LoraProjection
 from .quants.activations import quantize_activations
 from .rope import ROPE_KERNELS, apply_rope, rope_angles
@@ -112,21 +112,35 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     out = np.empty_like(x)
     n = x.shape[-1]
-    _rms_norm_rows(x.reshape(-1, n), weight, np.float32(eps), out.reshape(-1, n))
+    rows = x.reshape(-1, n)
+    kernel = _rms_norm_rows if len(rows) < PARALLEL_ROWS else _rms_norm_rows_batch
+    kernel(rows, weight, np.float32(eps), out.reshape(-1, n))
     return out
+
+
+@njit(inline="always", fastmath=False, error_model="numpy", boundscheck=False)
+def _rms_norm_row(x, weight, eps, out, r):
+    n = x.shape[1]
+    total = 0.0  # float64, as ggml_float
+    for i in range(n):
+        total += np.float64(x[r, i] * x[r, i])
+    mean = np.float32(total / n)
+    scale = np.float32(1.0) / np.sqrt(mean + eps)
+    for i in range(n):
+        out[r, i] = (x[r, i] * scale) * weight[i]
 
 
 @njit(cache=True, fastmath=False, error_model="numpy", boundscheck=False)
 def _rms_norm_rows(x, weight, eps, out):
-    rows, n = x.shape
-    for r in range(rows):
-        total = 0.0  # float64, as ggml_float
-        for i in range(n):
-            total += np.float64(x[r, i] * x[r, i])
-        mean = np.float32(total / n)
-        scale = np.float32(1.0) / np.sqrt(mean + eps)
-        for i in range(n):
-            out[r, i] = (x[r, i] * scale) * weight[i]
+    for r in range(x.shape[0]):
+        _rms_norm_row(x, weight, eps, out, r)
+
+
+@njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+def _rms_norm_rows_batch(x, weight, eps, out):
+    """A batch's rows over the threads, each row by itself: the same bits as one at a time."""
+    for r in prange(x.shape[0]):
+        _rms_norm_row(x, weight, eps, out, r)
 
 
 def to_f16_bits(x: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ takes it as x_sums).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..ggml_math import round_f16
 from ..ggml_types import GGMLType
@@ -64,25 +64,40 @@ def quantize_q8_1_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return q.reshape(x.shape), d.astype(np.float16).astype(np.float32), s.astype(np.float16).astype(np.float32)
 
 
+@njit(inline="always", fastmath=False, error_model="numpy", boundscheck=False)
+def _q8_1_block(x, q, d_out, s_out, i):
+    """Block i, x.flat[32 i : 32 i + 32]: values, half scale and half sum."""
+    xb = x[32 * i : 32 * i + 32]
+    qb = q[32 * i : 32 * i + 32]
+    amax = np.float32(0.0)
+    for j in range(32):
+        a = abs(xb[j])
+        if a > amax:
+            amax = a
+    d = amax / np.float32(127.0)
+    inv = np.float32(127.0) / amax if amax > np.float32(0.0) else np.float32(0.0)
+    total = np.float32(0.0)
+    for j in range(32):
+        v = np.rint(xb[j] * inv)
+        qb[j] = v
+        total += v  # integers below 2**12: exact
+    d_out[i] = round_f16(d)
+    s_out[i] = round_f16(d * total)
+
+
 @njit(cache=True, fastmath=False, error_model="numpy", boundscheck=False)
 def _quantize_q8_1(x, q, d_out, s_out):
-    for i in range(d_out.size):  # block i is x.flat[32 i : 32 i + 32]
-        xb = x[32 * i : 32 * i + 32]
-        qb = q[32 * i : 32 * i + 32]
-        amax = np.float32(0.0)
-        for j in range(32):
-            a = abs(xb[j])
-            if a > amax:
-                amax = a
-        d = amax / np.float32(127.0)
-        inv = np.float32(127.0) / amax if amax > np.float32(0.0) else np.float32(0.0)
-        total = np.float32(0.0)
-        for j in range(32):
-            v = np.rint(xb[j] * inv)
-            qb[j] = v
-            total += v  # integers below 2**12: exact
-        d_out[i] = round_f16(d)
-        s_out[i] = round_f16(d * total)
+    for i in range(d_out.size):
+        _q8_1_block(x, q, d_out, s_out, i)
+
+
+# A batch's blocks over the threads (a few tokens' are too few to be worth waking them):
+# each block is rounded by itself, so the result does not depend on the split.
+PARALLEL_TOKENS = 8
+@njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+def _quantize_q8_1_batch(x, q, d_out, s_out):
+    for i in prange(d_out.size):
+        _q8_1_block(x, q, d_out, s_out, i)
 
 
 def quantize_q8_0(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +108,7 @@ def quantize_q8_0(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     q = np.empty((n_tok, n_in), dtype=np.int8)
     d = np.empty((n_tok, n_in // 32), dtype=np.float32)
     s = np.empty((n_tok, n_in // 32), dtype=np.float32)
-    _quantize_q8_1(x.reshape(-1), q.reshape(-1), d.reshape(-1), s.reshape(-1))
+    (_quantize_q8_1 if n_tok < PARALLEL_TOKENS else _quantize_q8_1_batch)(x.reshape(-1), q.reshape(-1), d.reshape(-1), s.reshape(-1))
     return q, d
 
 
@@ -106,7 +121,7 @@ def quantize_q8_1(x: np.ndarray, values=np.float32) -> tuple[np.ndarray, np.ndar
     q = np.empty((n_tok, n_in), dtype=values)
     d = np.empty((n_tok, n_in // 32), dtype=np.float32)
     s = np.empty((n_tok, n_in // 32), dtype=np.float32)
-    _quantize_q8_1(x.reshape(-1), q.reshape(-1), d.reshape(-1), s.reshape(-1))
+    (_quantize_q8_1 if n_tok < PARALLEL_TOKENS else _quantize_q8_1_batch)(x.reshape(-1), q.reshape(-1), d.reshape(-1), s.reshape(-1))
     return q, d, s
 
 
@@ -123,35 +138,47 @@ def round_q8_k(x: np.ndarray) -> np.ndarray:
     return (q * d).reshape(x.shape)
 
 
+@njit(inline="always", fastmath=False, error_model="numpy", boundscheck=False)
+def _q8_k_block(x, q, d_out, bsums, i):
+    """Block i, x.flat[256 i : 256 i + 256]: values, scale and sums of 16."""
+    xb = x[256 * i : 256 * i + 256]
+    qb = q[256 * i : 256 * i + 256]
+    amax = np.float32(0.0)
+    mx = np.float32(0.0)
+    for j in range(256):  # the first element of largest magnitude, with its sign
+        a = abs(xb[j])
+        if a > amax:
+            amax = a
+            mx = xb[j]
+    if amax == np.float32(0.0):
+        d_out[i] = np.float32(0.0)
+        for j in range(256):
+            qb[j] = 0
+        for j in range(16):
+            bsums[16 * i + j] = 0
+        return
+    iscale = np.float32(-127.0) / mx
+    for j in range(256):
+        v = np.rint(iscale * xb[j])
+        qb[j] = np.int8(min(v, np.float32(127.0)))
+    for j in range(16):
+        s = np.int32(0)
+        for k in range(16):
+            s += np.int32(qb[16 * j + k])
+        bsums[16 * i + j] = s
+    d_out[i] = np.float32(1.0) / iscale
+
+
 @njit(cache=True, fastmath=False, error_model="numpy", boundscheck=False)
 def _quantize_q8_k(x, q, d_out, bsums):
-    for i in range(d_out.size):  # block i is x.flat[256 i : 256 i + 256]
-        xb = x[256 * i : 256 * i + 256]
-        qb = q[256 * i : 256 * i + 256]
-        amax = np.float32(0.0)
-        mx = np.float32(0.0)
-        for j in range(256):  # the first element of largest magnitude, with its sign
-            a = abs(xb[j])
-            if a > amax:
-                amax = a
-                mx = xb[j]
-        if amax == np.float32(0.0):
-            d_out[i] = np.float32(0.0)
-            for j in range(256):
-                qb[j] = 0
-            for j in range(16):
-                bsums[16 * i + j] = 0
-            continue
-        iscale = np.float32(-127.0) / mx
-        for j in range(256):
-            v = np.rint(iscale * xb[j])
-            qb[j] = np.int8(min(v, np.float32(127.0)))
-        for j in range(16):
-            s = np.int32(0)
-            for k in range(16):
-                s += np.int32(qb[16 * j + k])
-            bsums[16 * i + j] = s
-        d_out[i] = np.float32(1.0) / iscale
+    for i in range(d_out.size):
+        _q8_k_block(x, q, d_out, bsums, i)
+
+
+@njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+def _quantize_q8_k_batch(x, q, d_out, bsums):
+    for i in prange(d_out.size):
+        _q8_k_block(x, q, d_out, bsums, i)
 
 
 def quantize_q8_k(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,7 +190,7 @@ def quantize_q8_k(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     q = np.empty((n_tok, n_in), dtype=np.int8)
     d = np.empty((n_tok, n_in // 256), dtype=np.float32)
     bsums = np.empty((n_tok, n_in // 16), dtype=np.int32)
-    _quantize_q8_k(x.reshape(-1), q.reshape(-1), d.reshape(-1), bsums.reshape(-1))
+    (_quantize_q8_k if n_tok < PARALLEL_TOKENS else _quantize_q8_k_batch)(x.reshape(-1), q.reshape(-1), d.reshape(-1), bsums.reshape(-1))
     return q, d, bsums
 
 

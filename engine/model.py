@@ -58,7 +58,10 @@ class Model:
             groups = self.weights.resident_groups()
             nbytes = sum(q.nbytes for g in groups for q in g)
             if fits_in_memory(nbytes, self.cache.k.nbytes + self.cache.v.nbytes):
-                self.weights.resident = ResidentCopy(mf.fd, mf._mm, groups)
+                try:
+                    self.weights.resident = ResidentCopy(mf.fd, mf._mm, groups)
+                except OSError:  # no memory for the buffer after all: the weights stay mapped
+                    self.weights.resident = None
         self.info = ModelInfo(
             **asdict(hp), path=mf.path, name=mf.name, format_name=mf.format_name,
             file_type=mf.file_type_name, n_ctx=n_ctx,

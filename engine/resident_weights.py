@@ -60,8 +60,8 @@ class ResidentCopy:
                 at += -(-q.data.nbytes // 64) * 64  # each matrix 64-byte aligned, as the kernels' loads like
             self._plan.append(items)
         self.nbytes = at
-        self._fd = os.dup(fd)
         self._buffer = mmap.mmap(-1, max(at, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self._fd = os.dup(fd)  # the copy's own handle: the model file may be closed first
         if hasattr(mmap, "MADV_HUGEPAGE"):
             try:
                 self._buffer.madvise(mmap.MADV_HUGEPAGE)

@@ -126,8 +126,9 @@ def u8x64_load(typingctx, arr, idx):
 
 @intrinsic
 def u8x64_store(typingctx, arr, idx, v):
-    """The 64 bytes of v to arr[idx:idx + 64] (a block's values kept decoded for a batch)."""
-    if not (_is_byte_array(arr) and isinstance(idx, types.Integer) and v == u8x64):
+    """The 64 bytes of v to arr from element idx on (a byte array, or int32 words: a block's
+    values kept decoded for a batch, read back with i32x16_load and i32x16_bytes)."""
+    if not ((_is_byte_array(arr) or _is_i32_array(arr)) and isinstance(idx, types.Integer) and v == u8x64):
         return None
 
     def codegen(context, builder, sig, args):

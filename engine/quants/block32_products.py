@@ -39,6 +39,8 @@ from . import q4_0, q4_1, q5_0, q5_1, q8_0
 from ._common import MATH_EXACT, TypeTag, TypeTagType, compiled_call
 from ._int8 import (
     dpbusd,
+    i32x16_bytes,
+    i32x16_load,
     i32x16_splat,
     i32x16_to_f32,
     i32x16_zero,
@@ -48,7 +50,6 @@ from ._int8 import (
     store_rows16,
     store_tile4,
     sum_lanes8,
-    u8x64_load,
     u8x64_splat_word,
     u8x64_store,
 )
@@ -296,12 +297,12 @@ LANE_TILE = 2
 
 
 @njit(inline="always")
-def _group_lanes_in_registers(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
-    """The group's blocks turned once, then read by each tile of LANE_TILE tokens."""
-    bb, tw, _ = _layout(kind)
+def _lane_tiles(kind, blocks, stride, decoded, dm, g, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
+    """Each tile of LANE_TILE tokens over the group's prepared blocks, block b at
+    blocks[stride b:] (turned words, or with `decoded` their eight value vectors) and its d
+    and m at dm[32 b:], the tile's lanes in registers."""
     z = vsplat(np.float32(0.0))
     res = np.empty(16, dtype=np.float32)
-    words, dm = _turn_group(kind, w, rowoff, g, rb, bb, tw, nb)
     for t0 in range(0, n_tok, LANE_TILE):
         two = t0 + 1 < n_tok
         a = (z, z, z, z, z, z, z, z)
@@ -311,7 +312,7 @@ def _group_lanes_in_registers(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, x
         for b in range(nb):
             dw = vload(dm, 32 * b)
             mw = vload(dm, 32 * b + 16)
-            v = _values(kind, words, tw * b)
+            v = _decoded_values(blocks, stride * b) if decoded else _values(kind, blocks, stride * b)
             a = _token_lanes(kind, v, vmul(dw, vsplat(xd[t0 * nb + b])), a, xq, t0 * n_in + b * 32, sums, (t0 * nb + b) * 8)
             ma = _min_step(kind, ma, mw, xs, t0 * nb + b)
             if two:
@@ -324,57 +325,48 @@ def _group_lanes_in_registers(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, x
 
 
 @njit(inline="always")
+def _group_lanes_in_registers(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
+    """The group's blocks turned once, then read by each tile of LANE_TILE tokens."""
+    bb, tw, _ = _layout(kind)
+    words, dm = _turn_group(kind, w, rowoff, g, rb, bb, tw, nb)
+    _lane_tiles(kind, words, tw, False, dm, g, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
+
+
+@njit(inline="always")
 def _decode_group(kind, w, rowoff, g, rb, bb, tw, nb):
     """All nb blocks of row group g decoded once: block b's eight value vectors at
-    vals[512 b:], its d and m at dm[32 b:] (Q5_0's 18 blocks of 576 values: 9 KB, in L1)."""
+    vals[128 b:] (int32 words), its d and m at dm[32 b:] (Q5_0's 18 blocks of 576 values:
+    9 KB, in L1)."""
     words = np.empty(tw, dtype=np.int32)
-    vals = np.empty(512 * nb, dtype=np.uint8)
+    vals = np.empty(128 * nb, dtype=np.int32)
     dm = np.empty(32 * nb, dtype=np.float32)
     for b in range(nb):
         _turn_block(kind, w, rowoff, g, rb, bb, b, dm[32 * b : 32 * b + 32], words)
         v = _values(kind, words, 0)
         for l in range(8):
-            u8x64_store(vals, 512 * b + 64 * l, v[l])
+            u8x64_store(vals, 128 * b + 16 * l, v[l])
     return vals, dm
 
 
 @njit(inline="always")
 def _decoded_values(vals, o):
-    return (u8x64_load(vals, o), u8x64_load(vals, o + 64), u8x64_load(vals, o + 128), u8x64_load(vals, o + 192),
-            u8x64_load(vals, o + 256), u8x64_load(vals, o + 320), u8x64_load(vals, o + 384), u8x64_load(vals, o + 448))
+    return (i32x16_bytes(i32x16_load(vals, o)), i32x16_bytes(i32x16_load(vals, o + 16)),
+            i32x16_bytes(i32x16_load(vals, o + 32)), i32x16_bytes(i32x16_load(vals, o + 48)),
+            i32x16_bytes(i32x16_load(vals, o + 64)), i32x16_bytes(i32x16_load(vals, o + 80)),
+            i32x16_bytes(i32x16_load(vals, o + 96)), i32x16_bytes(i32x16_load(vals, o + 112)))
 
 
 @njit(inline="always")
 def _group_lanes_decoded(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
     """Q5_0, Q5_1: one or two tokens decode each block as they go (_group_lanes_in_memory);
     a batch decodes the group's blocks once, then each tile of LANE_TILE tokens reads the
-    values and keeps its lanes in registers: SmolLM2's Q5_0 576 x 1536, 512 tokens, 1.6x."""
+    values and keeps its lanes in registers: SmolLM2's Q5_0 576 x 1536, 512 tokens, 1.4x."""
     if n_tok <= 2:
         _group_lanes_in_memory(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
         return
     bb, tw, _ = _layout(kind)
-    z = vsplat(np.float32(0.0))
-    res = np.empty(16, dtype=np.float32)
     vals, dm = _decode_group(kind, w, rowoff, g, rb, bb, tw, nb)
-    for t0 in range(0, n_tok, LANE_TILE):
-        two = t0 + 1 < n_tok
-        a = (z, z, z, z, z, z, z, z)
-        c = (z, z, z, z, z, z, z, z)
-        ma = z
-        mc = z
-        for b in range(nb):
-            dw = vload(dm, 32 * b)
-            mw = vload(dm, 32 * b + 16)
-            v = _decoded_values(vals, 512 * b)
-            a = _token_lanes(kind, v, vmul(dw, vsplat(xd[t0 * nb + b])), a, xq, t0 * n_in + b * 32, sums, (t0 * nb + b) * 8)
-            ma = _min_step(kind, ma, mw, xs, t0 * nb + b)
-            if two:
-                t1 = t0 + 1
-                c = _token_lanes(kind, v, vmul(dw, vsplat(xd[t1 * nb + b])), c, xq, t1 * n_in + b * 32, sums, (t1 * nb + b) * 8)
-                mc = _min_step(kind, mc, mw, xs, t1 * nb + b)
-        store_rows16(out, t0 * n_out, _lanes_total(a, ma), g, n_out, res)
-        if two:
-            store_rows16(out, (t0 + 1) * n_out, _lanes_total(c, mc), g, n_out, res)
+    _lane_tiles(kind, vals, 128, True, dm, g, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
 
 
 _GROUP_BODIES = {"block_sums": _group_block_sums, "lanes_in_memory": _group_lanes_in_memory,

@@ -158,16 +158,18 @@ class CodeupRunner:
         self.model = None
 
     def load(self) -> float:
+        """Seconds until the model is ready to answer; then, untimed, until its weights are
+        read into memory (the timed tests measure the steady state)."""
+        elapsed = self._open()
+        self.model.wait_in_memory()
+        return elapsed
+
+    def _open(self) -> float:
         from .model import load_model
 
         start = time.perf_counter()
         self.model = load_model(self.p.model, n_ctx=self.p.context, n_threads=self.p.threads, mmap=self.p.mmap)
-        return time.perf_counter() - start  # ready to answer; the weights still being read into memory
-
-    def settle(self) -> None:
-        """Before the timed tests: the weights' copy into memory done (it runs behind the
-        first answer, which `first_token` measures)."""
-        self.model.wait_in_memory()
+        return time.perf_counter() - start
 
     def describe(self) -> dict[str, Any]:
         from . import __version__
@@ -199,9 +201,10 @@ class CodeupRunner:
         return time.perf_counter() - start
 
     def first_token(self, prompt: list[int]) -> float:
+        """Open, then a prompt's first token: the weights' copy into memory runs behind it."""
         self.close()
         start = time.perf_counter()
-        self.load()
+        self._open()
         logits = self.model.eval(prompt)
         int(np.argmax(logits[-1]))
         return time.perf_counter() - start
@@ -501,8 +504,6 @@ def run_bench(p: BenchParams, *, compare_llama_cpp: bool = False, llama_python: 
         for r in runners:
             say(f"{r.name}: loading")
             load_s = r.load()
-            if hasattr(r, "settle"):
-                r.settle()
             info = r.describe()
             results.append(EngineResult(r.name, info["version"], info["threads"], load_s=load_s,
                                         pp=Series(p.n_prompt) if p.n_prompt else None,

@@ -16,6 +16,7 @@ from numba.extending import intrinsic
 
 from .ggml_math import _C1, _C2, _C3, _C4, _C5, _LN2_HI, _LN2_LO, _LOG2E, ggml_expf
 from .quants._simd import _V16, f32x16, vadd, vdiv, vfma, vload, vmul, vsplat, vstore, vsub
+from .threads import by_rows
 
 
 @intrinsic
@@ -82,10 +83,6 @@ def _swiglu_rows(g, u, out):
         _swiglu_row(g, u, out, t)
 
 
-# A batch's rows over the threads (each row computed by itself: the same bits either way).
-PARALLEL_ROWS = 8
-
-
 @njit(parallel=True, **_EXACT)
 def _swiglu_rows_batch(g, u, out):
     for t in prange(g.shape[0]):
@@ -97,5 +94,5 @@ def swiglu(g: np.ndarray, u: np.ndarray) -> np.ndarray:
     g = np.ascontiguousarray(g, dtype=np.float32)
     u = np.ascontiguousarray(u, dtype=np.float32)
     out = np.empty_like(g)
-    (_swiglu_rows if len(g) < PARALLEL_ROWS else _swiglu_rows_batch)(g, u, out)
+    by_rows(len(g), _swiglu_rows, _swiglu_rows_batch)(g, u, out)
     return out

@@ -31,10 +31,11 @@ from .quants import (
     matmul_rounded,
     rounded_activations,
 )
-from .ggml_vector_math import PARALLEL_ROWS, swiglu
+from .ggml_vector_math import swiglu
 from .lora import LoraProjection
 from .quants.activations import quantize_activations
 from .rope import ROPE_KERNELS, apply_rope, rope_angles
+from .threads import by_rows
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,7 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     out = np.empty_like(x)
     n = x.shape[-1]
     rows = x.reshape(-1, n)
-    kernel = _rms_norm_rows if len(rows) < PARALLEL_ROWS else _rms_norm_rows_batch
-    kernel(rows, weight, np.float32(eps), out.reshape(-1, n))
+    by_rows(len(rows), _rms_norm_rows, _rms_norm_rows_batch)(rows, weight, np.float32(eps), out.reshape(-1, n))
     return out
 
 

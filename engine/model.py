@@ -12,7 +12,7 @@ from .errors import ModelFileError, UsageError
 from .formats import LlamaHParams, ModelFile, open_model_file
 from .llama import KVCache, LlamaWeights, forward, shift_kv_cache
 from .lora import apply_lora, load_adapters
-from .resident_weights import ResidentCopy, fits_in_memory
+from .resident_weights import start_copy
 from .threads import ThreadPolicy
 from .tokenizer import Tokenizer, build_tokenizer
 
@@ -55,13 +55,8 @@ class Model:
         self._tokens: list[int] = []  # what each cached position holds
         # the matrices read into memory behind the first answer (resident_weights.py): faster to stream
         if in_memory and mf.fd is not None and mf._mm is not None:
-            groups = self.weights.resident_groups()
-            nbytes = sum(q.nbytes for g in groups for q in g)
-            if fits_in_memory(nbytes, self.cache.k.nbytes + self.cache.v.nbytes):
-                try:
-                    self.weights.resident = ResidentCopy(mf.fd, mf._mm, groups)
-                except OSError:  # no memory for the buffer after all: the weights stay mapped
-                    self.weights.resident = None
+            self.weights.resident = start_copy(mf.fd, mf._mm, self.weights.resident_groups(),
+                                               self.cache.k.nbytes + self.cache.v.nbytes)
         self.info = ModelInfo(
             **asdict(hp), path=mf.path, name=mf.name, format_name=mf.format_name,
             file_type=mf.file_type_name, n_ctx=n_ctx,

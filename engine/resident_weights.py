@@ -40,27 +40,45 @@ def _address(a: np.ndarray) -> int:
     return a.__array_interface__["data"][0]
 
 
-class ResidentCopy:
-    """Copies `groups` (lists of QuantMatrix mapped from the file `fd` maps as `mapped`) into
-    one anonymous buffer in a background thread; `wait(i)` returns once group i is copied
-    (or the copy has stopped)."""
+def start_copy(fd: int, mapped, groups: Sequence[Sequence], other_bytes: int) -> "ResidentCopy | None":
+    """The copy of `groups` (lists of QuantMatrix mapped from the file `fd` maps as `mapped`)
+    under way, or None where it would not fit beside `other_bytes` (the KV cache) or its
+    buffer cannot be had: the weights then stay mapped."""
+    plan, nbytes = _plan(mapped, groups)
+    if not fits_in_memory(nbytes, other_bytes):
+        return None
+    try:
+        return ResidentCopy(fd, plan, nbytes)
+    except OSError:  # no memory for the buffer after all
+        return None
 
-    def __init__(self, fd: int, mapped, groups: Sequence[Sequence]) -> None:
-        base = _address(np.frombuffer(mapped, dtype=np.uint8))
-        size = len(mapped)
-        self._plan: list[list[tuple[object, int, int]]] = []  # per group: (matrix, file offset, buffer offset)
-        at = 0
-        for group in groups:
-            items = []
-            for q in group:
-                offset = _address(q.data) - base
-                if not 0 <= offset <= size - q.data.nbytes:
-                    continue  # not from this file (an adapter's, an in-memory copy): nothing to do
-                items.append((q, offset, at))
-                at += -(-q.data.nbytes // 64) * 64  # each matrix 64-byte aligned, as the kernels' loads like
-            self._plan.append(items)
-        self.nbytes = at
-        self._buffer = mmap.mmap(-1, max(at, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+def _plan(mapped, groups: Sequence[Sequence]) -> tuple[list[list[tuple[object, int, int]]], int]:
+    """Per group, (matrix, file offset, buffer offset) of each matrix read from the map; and
+    the buffer's size."""
+    base = _address(np.frombuffer(mapped, dtype=np.uint8))
+    size = len(mapped)
+    plan = []
+    at = 0
+    for group in groups:
+        items = []
+        for q in group:
+            offset = _address(q.data) - base
+            if not 0 <= offset <= size - q.data.nbytes:
+                continue  # not from this file (an adapter's, an in-memory copy): nothing to do
+            items.append((q, offset, at))
+            at += -(-q.data.nbytes // 64) * 64  # each matrix 64-byte aligned, as the kernels' loads like
+        plan.append(items)
+    return plan, at
+
+
+class ResidentCopy:
+    """Reads the matrices of `plan` (_plan) into one anonymous buffer of `nbytes` in a
+    background thread; `wait(i)` returns once group i is copied (or the copy has stopped)."""
+
+    def __init__(self, fd: int, plan: list[list[tuple[object, int, int]]], nbytes: int) -> None:
+        self._plan = plan
+        self._buffer = mmap.mmap(-1, max(nbytes, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self._fd = os.dup(fd)  # the copy's own handle: the model file may be closed first
         if hasattr(mmap, "MADV_HUGEPAGE"):
             try:

@@ -21,6 +21,10 @@ import numba
 
 # How often the CPU use of others is sampled, and how strongly one sample counts.
 SAMPLE_EVERY_S = 0.5
+# A batch's row-by-row kernels (activation rounding, SwiGLU, RMS norm) split their rows over
+# the threads from this many rows on: fewer are not worth waking the threads for. Each row is
+# computed by itself, so the split never changes a bit.
+PARALLEL_ROWS = 8
 _SMOOTHING = 0.5
 # Another program counts as holding a core from this much of one core's time on.
 _BUSY_CORE = 0.6
@@ -95,3 +99,9 @@ class ThreadPolicy:
         n = self.threads()
         numba.set_num_threads(n)
         return n
+
+
+def by_rows(n_rows: int, serial, parallel):
+    """The kernel for a batch of `n_rows` rows: `parallel` (its rows over the threads) from
+    PARALLEL_ROWS rows on, else `serial`."""
+    return serial if n_rows < PARALLEL_ROWS else parallel

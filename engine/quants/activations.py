@@ -25,6 +25,7 @@ from numba import njit, prange
 
 from ..ggml_math import round_f16
 from ..ggml_types import GGMLType
+from ..threads import by_rows
 
 _Q8_0_TYPES = frozenset({GGMLType.Q4_0, GGMLType.Q5_0, GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q5_1})
 _Q8_1_TYPES = frozenset({GGMLType.Q4_1, GGMLType.Q5_1})
@@ -91,9 +92,7 @@ def _quantize_q8_1(x, q, d_out, s_out):
         _q8_1_block(x, q, d_out, s_out, i)
 
 
-# A batch's blocks over the threads (a few tokens' are too few to be worth waking them):
-# each block is rounded by itself, so the result does not depend on the split.
-PARALLEL_TOKENS = 8
+# A batch's blocks over the threads (threads.by_rows): each block is rounded by itself.
 @njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
 def _quantize_q8_1_batch(x, q, d_out, s_out):
     for i in prange(d_out.size):
@@ -108,7 +107,7 @@ def quantize_q8_0(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     q = np.empty((n_tok, n_in), dtype=np.int8)
     d = np.empty((n_tok, n_in // 32), dtype=np.float32)
     s = np.empty((n_tok, n_in // 32), dtype=np.float32)
-    (_quantize_q8_1 if n_tok < PARALLEL_TOKENS else _quantize_q8_1_batch)(x.reshape(-1), q.reshape(-1), d.reshape(-1), s.reshape(-1))
+    by_rows(n_tok, _quantize_q8_1, _quantize_q8_1_batch)(x.reshape(-1), q.reshape(-1), d.reshape(-1), s.reshape(-1))
     return q, d
 
 
@@ -121,7 +120,7 @@ def quantize_q8_1(x: np.ndarray, values=np.float32) -> tuple[np.ndarray, np.ndar
     q = np.empty((n_tok, n_in), dtype=values)
     d = np.empty((n_tok, n_in // 32), dtype=np.float32)
     s = np.empty((n_tok, n_in // 32), dtype=np.float32)
-    (_quantize_q8_1 if n_tok < PARALLEL_TOKENS else _quantize_q8_1_batch)(x.reshape(-1), q.reshape(-1), d.reshape(-1), s.reshape(-1))
+    by_rows(n_tok, _quantize_q8_1, _quantize_q8_1_batch)(x.reshape(-1), q.reshape(-1), d.reshape(-1), s.reshape(-1))
     return q, d, s
 
 
@@ -190,7 +189,7 @@ def quantize_q8_k(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     q = np.empty((n_tok, n_in), dtype=np.int8)
     d = np.empty((n_tok, n_in // 256), dtype=np.float32)
     bsums = np.empty((n_tok, n_in // 16), dtype=np.int32)
-    (_quantize_q8_k if n_tok < PARALLEL_TOKENS else _quantize_q8_k_batch)(x.reshape(-1), q.reshape(-1), d.reshape(-1), bsums.reshape(-1))
+    by_rows(n_tok, _quantize_q8_k, _quantize_q8_k_batch)(x.reshape(-1), q.reshape(-1), d.reshape(-1), bsums.reshape(-1))
     return q, d, bsums
 
 

@@ -13,7 +13,11 @@ forward pass waits for a layer's copy before using the layer (`LlamaWeights.wait
 so the mapped pages of the matrices are never touched and the peak resident memory stays
 the file plus the cache, not twice the file. A layer is copied in tens of milliseconds,
 less than a prompt spends in it, so only the first token of the first answer may wait.
-A matrix reads the same bytes mapped or copied: results do not depend on the copy.
+The Q4_K matrices are turned as they are copied, each block of sixteen rows laid out as its
+kernel reads it (llama.cpp's "repacked" weights, made here in place of the copy rather than
+beside it): a token reads each group of rows as one stream and turns nothing (7B Q4_K
+mat-vecs 8.2 -> 11.5 GB/s at one thread, 16.8 -> 22 at two). Results do not depend on the
+copy: the turned kernel forms the same integers and float operations, bit for bit.
 
 When not: `--mmap` keeps the weights mapped (instant, the page cache shared between
 processes); a file that does not fit in the memory available beside the KV cache stays
@@ -31,6 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .memory import available_bytes
+from .quants.kquant_products import TAGS, can_turn, turn_rows16
 
 CHUNK_BYTES = 32 << 20  # per pread: a stop request is honoured within one
 HEADROOM_BYTES = 512 << 20  # left to the rest of the process and the system beside the copy
@@ -107,8 +112,11 @@ class ResidentCopy:
                             raise OSError(f"the model file ended at byte {offset + done} while reading it into memory")
                         done += got
                     copy = np.frombuffer(self._buffer, dtype=q.data.dtype, count=q.data.size, offset=at)
+                    turned = can_turn(q.ggml_type, q.n_out)
+                    if turned:  # each block of 16 rows made one stream, once (kquant_products)
+                        turn_rows16(TAGS[int(q.ggml_type)], copy, copy.view(np.uint16), copy.view(np.int32), q.n_out, q.n_in)
                     copy.flags.writeable = False  # weights, as read-only as the mapped file's
-                    q.move_to(copy.reshape(q.data.shape))
+                    q.move_to(copy.reshape(q.data.shape), turned=turned)
                 self._ready[i].set()
         except OSError as e:  # the matrices not copied stay mapped: slower, still right
             self.error = e

@@ -132,14 +132,33 @@ class QuantMatrix:
             object.__setattr__(self, "_flat", f)
         return f
 
-    def move_to(self, data: np.ndarray) -> None:
+    @property
+    def turned(self) -> bool:
+        """Whether `data` holds the matrix turned sixteen rows at a time for its kernel
+        (kquant_products.turn_rows16) rather than in ggml's row order."""
+        return self.__dict__.get("_turned", False)
+
+    @property
+    def ggml_data(self) -> np.ndarray:
+        """The data in ggml's row order (a copy where the matrix is held turned): for the
+        code that reads rows rather than the 8-bit kernel."""
+        if not self.turned:
+            return self.data
+        return kquant_products.unturn(self.ggml_type, self.data, self.n_out, self.n_in)
+
+    def move_to(self, data: np.ndarray, turned: bool = False) -> None:
         """Read the weights from `data` from now on: the same bytes elsewhere (a copy in the
-        process's memory, engine/resident_weights.py). A kernel call already running keeps
-        the array it was given; the next one takes the new."""
+        process's memory, engine/resident_weights.py), in ggml's order or, with `turned`, as
+        kquant_products.turn_rows16 leaves them (for the types and sizes `can_turn` allows).
+        A kernel call already running keeps the array it was given; the next one takes the new."""
         if data.dtype != self.data.dtype or data.shape != self.data.shape or not data.flags.c_contiguous:
             raise UsageError(f"moving a {self.ggml_type.name} matrix needs {self.data.dtype} {self.data.shape} data")
+        if turned and not kquant_products.can_turn(self.ggml_type, self.n_out):
+            raise UsageError(f"a {self.ggml_type.name} matrix of {self.n_out} rows cannot be held turned")
         object.__setattr__(self, "data", data)
+        object.__setattr__(self, "_turned", bool(turned))
         self.__dict__.pop("_flat", None)
+        self.__dict__.pop("_kernel_call", None)  # bound to the old array
 
     @property
     def row_bytes(self) -> int:
@@ -207,7 +226,7 @@ def matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray | None = None, x_sums:
             raise UsageError(f"matmul: x_sums must hold {n_tok * nb} block sums, not {xs.size}")
         # sum((d q + m) x) = d sum(q x) + m sum(x): swap each block's sum(x) for the given one
         o = _MIN_OFFSET[w.ggml_type]
-        mins = np.ascontiguousarray(w.data.reshape(w.n_out, nb, -1)[:, :, o : o + 2]).view(np.float16)
+        mins = np.ascontiguousarray(w.ggml_data.reshape(w.n_out, nb, -1)[:, :, o : o + 2]).view(np.float16)
         delta = xs.reshape(n_tok, nb) - xf.reshape(n_tok, nb, 32).sum(axis=2, dtype=np.float32)
         out2 += delta @ mins.reshape(w.n_out, nb).astype(np.float32).T
     return out
@@ -224,7 +243,7 @@ def _dequantized_matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray) -> None:
     by the type's dequantize_rows, then one float32 matrix-vector product per token, so that
     a token's result does not depend on the batch it came in."""
     kern, tag = KERNELS[w.ggml_type], row_kernels.TAGS[w.ggml_type]
-    wf = w.flat
+    wf = _flat_for_kernel(w.ggml_data, row_kernels.WEIGHT_DTYPES[w.ggml_type]) if w.turned else w.flat
     row_items = w.row_bytes // wf.itemsize
     n_blocks = w.n_in // kern.BLOCK_ELEMS
     buf = np.empty((min(_ROW_CHUNK, w.n_out), w.n_in), dtype=np.float32)
@@ -300,7 +319,7 @@ def dequantize_rows(w: QuantMatrix, rows) -> np.ndarray:
         raise UsageError(f"dequantize_rows: row ids must be in [0, {w.n_out}), got {idx.min()}..{idx.max()}")
     out = np.empty((idx.size, w.n_in), dtype=np.float32)
     if idx.size:
-        wf = _flat_for_kernel(w.data, row_kernels.WEIGHT_DTYPES[w.ggml_type])
+        wf = _flat_for_kernel(w.ggml_data, row_kernels.WEIGHT_DTYPES[w.ggml_type])
         row_items = w.row_bytes // wf.itemsize
         row_kernels.dequantize_rows(row_kernels.TAGS[w.ggml_type], wf, row_items, _readonly(idx), w.n_in // kern.BLOCK_ELEMS, out.reshape(-1))
     return out
@@ -374,6 +393,10 @@ def matmul_rounded(w: QuantMatrix, parts: tuple, n_tok: int) -> np.ndarray:
 
 def _kernel_call(w: QuantMatrix):
     flat, n_out, n_in = w.flat, w.n_out, w.n_in
+    if w.turned:  # each block of 16 rows one stream, nothing to turn per product
+        call = compiled_call(kquant_products.matmul_q8_k_turned, kquant_products.TAGS[int(w.ggml_type)],
+                             flat.view(np.uint16), flat.view(np.int32), n_out, n_in)
+        return lambda p, n_tok, out: call(p[0], p[1], p[2], n_tok, out)
     if activation_kind(w.ggml_type) == "q8_k":
         kernel, tag = kquant_products.kernel_for(w.ggml_type), kquant_products.TAGS[int(w.ggml_type)]
         call = compiled_call(kernel, tag, flat, n_out, n_in)

@@ -40,7 +40,7 @@ from numba.extending import overload
 
 from ..ggml_types import GGMLType
 from . import q2_k, q3_k, q4_k, q5_k, q6_k
-from ._common import MATH_FAST, TypeTag, TypeTagType
+from ._common import MATH_EXACT, MATH_FAST, TypeTag, TypeTagType
 from ._simd import vfma, vload, vmul, vsplat
 from ._int8 import (
     dpbusd_scaled, f32x16_sum, i32x16_dup16, i32x16_load, i32x16_mul, i32x16_row_sums, i32x16_store, i32x16_sub,
@@ -510,5 +510,120 @@ def matmul_q8_k_rows16(kind, w, n_out, n_in, xq, xd, xbs, n_tok, out):
             a0 = a1 = a2 = a3 = z
             for b in range(nb):
                 a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a2, a3, words, n_words * b, scales, n_scales * b, dm, 32 * b,
+                                            xq, xd, xsums, t0, nt, b, n_in, nb)
+            store_tile4(out, t0, nt, a0, a1, a2, a3, g, n_out, res)
+
+
+# ---- sixteen rows held turned (Q4_K read into memory: resident_weights.py) ----
+# A type with a turned layout (its TURNED_WORDS, rows16_turn, rows16_from_turned,
+# unturn_rows16) can be held with each block of 16 rows already turned, one stream a group:
+# the copy into memory turns it once (turn_rows16) and every product then skips the
+# turning. The integers and float operations are those of matmul_q8_k_rows16: the same bits.
+def _r16_turned_words(kind):
+    raise NotImplementedError
+
+
+@overload(_r16_turned_words, inline="always")
+def _r16_turned_words_for(kind):
+    m = _r16_module(kind)
+    if m is None or not hasattr(m, "TURNED_WORDS"):
+        return None
+    n = np.int64(m.TURNED_WORDS)
+    return lambda kind: n
+
+
+def _r16_turn(kind, w, rowoff, o, t16, t32, at):
+    raise NotImplementedError
+
+
+@overload(_r16_turn, inline="always")
+def _r16_turn_for(kind, w, rowoff, o, t16, t32, at):
+    m = _r16_module(kind)
+    if m is None or not hasattr(m, "rows16_turn"):
+        return None
+    f = m.rows16_turn
+    return lambda kind, w, rowoff, o, t16, t32, at: f(w, rowoff, o, t16, t32, at)
+
+
+def _r16_from_turned(kind, t16, t32, at, dm, do, scales, so):
+    raise NotImplementedError
+
+
+@overload(_r16_from_turned, inline="always")
+def _r16_from_turned_for(kind, t16, t32, at, dm, do, scales, so):
+    m = _r16_module(kind)
+    if m is None or not hasattr(m, "rows16_from_turned"):
+        return None
+    f = m.rows16_from_turned
+    return lambda kind, t16, t32, at, dm, do, scales, so: f(t16, t32, at, dm, do, scales, so)
+
+
+def turned_types() -> frozenset[GGMLType]:
+    """The types a matrix can be held turned in (QuantMatrix.turned)."""
+    return frozenset(GGMLType(t) for t, m in _ROWS16.items() if hasattr(m, "rows16_turn"))
+
+
+def can_turn(ggml_type, n_out: int) -> bool:
+    return GGMLType(int(ggml_type)) in turned_types() and n_out % 16 == 0
+
+
+def unturn(ggml_type, data: np.ndarray, n_out: int, n_in: int) -> np.ndarray:
+    """The ggml bytes (n_out, row bytes) of a matrix held turned."""
+    return _ROWS16[int(ggml_type)].unturn_rows16(data, n_out, n_in)
+
+
+@njit(nogil=True, **MATH_EXACT)
+def turn_rows16(kind, w8, w16, w32, n_out, n_in):
+    """The matrix in w8 (its ggml bytes, n_out a multiple of 16; w16, w32 the same memory as
+    halves and words) turned in place, a group of 16 rows at a time through a copy of the
+    group. Without the GIL: the copy into memory turns while the forward pass runs."""
+    bb = _r16_sizes(kind)[0]
+    nb = n_in // 256
+    rb = nb * bb
+    group = np.empty(16 * rb, dtype=np.uint8)
+    rowoff = np.arange(16, dtype=np.int64) * rb
+    gw = _r16_turned_words(kind)
+    for g in range(n_out // 16):
+        group[:] = w8[g * 16 * rb : (g + 1) * 16 * rb]
+        for b in range(nb):
+            _r16_turn(kind, group, rowoff, b * bb, w16, w32, (g * nb + b) * gw)
+
+
+@njit(parallel=True, **MATH_FAST)
+def matmul_q8_k_turned(kind, t16, t32, n_out, n_in, xq, xd, xbs, n_tok, out):
+    """out[t, r] = W[r]·x[t] for a matrix of type `kind` held turned (t16, t32: its memory
+    as halves and words), x as Q8_K blocks: matmul_q8_k_rows16's results."""
+    bb, n_words, n_scales, n_xsums, n_chunks, n_scratch = _r16_sizes(kind)
+    gw = _r16_turned_words(kind)
+    nb = n_in // 256
+    xsums = np.empty(n_tok * nb * n_xsums, dtype=np.int32)
+    for i in range(n_tok * nb):
+        _r16_xsums(kind, xbs, xsums, i)
+    z = vsplat(np.float32(0.0))
+    for g in prange(n_out // 16):
+        res = np.empty(16, dtype=np.float32)
+        if n_tok <= 2:  # block by block, the next group's lines asked for two blocks ahead
+            scales = np.empty(n_scales, dtype=np.int32)
+            dm = np.empty(32, dtype=np.float32)
+            a0 = a1 = z
+            for b in range(nb):
+                at = (g * nb + b) * gw
+                for line in range(0, gw, 16):
+                    prefetch(t32, at + 2 * gw + line)
+                wo = _r16_from_turned(kind, t16, t32, at, dm, 0, scales, 0)
+                a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a1, a1, t32, wo, scales, 0, dm, 0,
+                                            xq, xd, xsums, 0, n_tok, b, n_in, nb)
+            store_tile4(out, 0, n_tok, a0, a1, a1, a1, g, n_out, res)
+            continue
+        scales = np.empty(n_scales * nb, dtype=np.int32)
+        dm = np.empty(32 * nb, dtype=np.float32)
+        wos = np.empty(nb, dtype=np.int64)
+        for b in range(nb):
+            wos[b] = _r16_from_turned(kind, t16, t32, (g * nb + b) * gw, dm, 32 * b, scales, n_scales * b)
+        for t0 in range(0, n_tok, ROWS16_TILE):
+            nt = min(ROWS16_TILE, n_tok - t0)
+            a0 = a1 = a2 = a3 = z
+            for b in range(nb):
+                a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a2, a3, t32, wos[b], scales, n_scales * b, dm, 32 * b,
                                             xq, xd, xsums, t0, nt, b, n_in, nb)
             store_tile4(out, t0, nt, a0, a1, a2, a3, g, n_out, res)

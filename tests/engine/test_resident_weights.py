@@ -41,6 +41,9 @@ def test_copied_weights_give_the_mapped_files_logits(name):
         assert model.in_memory == "memory"
         assert not any(_inside(model, q) for q in _matrices(model))
         assert all(not q.data.flags.writeable for q in _matrices(model))
+        # the Q4_K matrices are held turned for their kernel (turn_rows16), the others as stored
+        assert {q.turned for q in _matrices(model) if q.ggml_type.name == "Q4_K"} == {True}
+        assert not any(q.turned for q in _matrices(model) if q.ggml_type.name != "Q4_K")
         again = model.logits(PROMPT)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(again, want)

@@ -29,8 +29,8 @@ from numba import njit, prange
 from .ggml_math import ggml_expf, round_f16
 from .ggml_vector_math import ggml_expf16
 from .quants._common import half_to_f32_fast as _half  # exact for the cache's finite halves
-from .quants._int8 import f32x16_row_sums, f32x16_sum
-from .quants._simd import vadd, vload, vload_f16, vmax, vmul, vsplat, vstore, vsub
+from .quants._int8 import f32x16_row_sums, f32x16_sum, prefetch
+from .quants._simd import vadd, vload, vload_f16, vmax, vmul, vround_f16, vsplat, vstore, vsub
 
 
 @njit(inline="always")
@@ -128,6 +128,11 @@ def _combined(acc, l, d, hd):
                 vadd(vload(acc, (16 + l) * hd + d), vload(acc, (48 + l) * hd + d)))
 
 
+# Positions ahead whose keys or values are asked for while one is used: a head's rows in the
+# cache are strided (a row holds every KV head), a pattern the hardware prefetcher follows
+# late (SmolLM2, 2,000 positions, one token, 30 layers' caches out of cache: 10.3 -> 8.6 ms
+# at 2 threads).
+PREFETCH_POSITIONS = 64
 UNIT_TOKENS = 16  # tokens of a prompt one work unit of _attention_vec takes, per head
 
 
@@ -162,6 +167,10 @@ def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat):
             vbest = vsplat(np.float32(-np.inf))
             for j0 in range(0, n_full, 16):
                 for r in range(16):
+                    ahead = (j0 + r + PREFETCH_POSITIONS) * row + kvh * hd
+                    for c in range(0, hd, 32):
+                        prefetch(k_flat, ahead + c)
+                for r in range(16):
                     vstore(dots, 16 * r, _row_lanes64(qh, k_flat, (j0 + r) * row + kvh * hd, hd))
                 s16 = vmul(f32x16_row_sums(dots, 0), vscale)
                 vstore(scores, j0, s16)
@@ -186,14 +195,18 @@ def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat):
                     for j in range(last + 1, n_grp * 16):
                         scores[j] = np.float32(0.0)
                 total += np.float64(f32x16_sum(vload(scores, o)))
-            inv = np.float32(1.0 / total)
+            vinv = vsplat(np.float32(1.0 / total))
+            for c in range(n_grp):  # the weights rounded to half, sixteen at a time
+                vstore(scores, c * 16, vround_f16(vmul(vload(scores, c * 16), vinv)))
             z = vsplat(np.float32(0.0))
             for i in range(0, 64 * hd, 16):
                 vstore(acc, i, z)
             for j in range(last + 1):
-                p = vsplat(round_f16(scores[j] * inv))
-                a = (j % 64) * hd
+                p = vsplat(scores[j])
+                a = (j & 63) * hd
                 vo = j * row + kvh * hd
+                for c in range(0, hd, 32):
+                    prefetch(v_flat, vo + PREFETCH_POSITIONS * row + c)
                 for d in range(0, hd, 16):
                     vstore(acc, a + d, vadd(vload(acc, a + d), vmul(p, vload_f16(v_flat, vo + d))))
             # accumulators l, 16+l, 32+l, 48+l combined as ggml does, then the sixteen

@@ -33,6 +33,7 @@ from .quants import (
 )
 from .ggml_vector_math import swiglu
 from .lora import LoraProjection
+from .memory import anonymous_zeros
 from .quants.activations import quantize_activations
 from .rope import ROPE_KERNELS, apply_rope, rope_angles
 from .threads import by_rows
@@ -100,8 +101,8 @@ class KVCache:
 
     def __init__(self, hp: LlamaHParams, n_ctx: int) -> None:
         shape = (hp.n_layer, n_ctx, hp.n_head_kv, hp.head_dim)
-        self.k = np.zeros(shape, dtype=np.uint16)
-        self.v = np.zeros(shape, dtype=np.uint16)
+        self.k = anonymous_zeros(shape, np.uint16)  # huge pages: a head's rows are strided
+        self.v = anonymous_zeros(shape, np.uint16)
         self.n_ctx = n_ctx
         self.n_past = 0  # positions 0..n_past-1 are filled
 

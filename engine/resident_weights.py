@@ -27,14 +27,13 @@ from a buffer has nothing to copy; a read error ends the copy and leaves the res
 
 from __future__ import annotations
 
-import mmap
 import os
 import threading
 from collections.abc import Sequence
 
 import numpy as np
 
-from .memory import available_bytes
+from .memory import anonymous_buffer, available_bytes
 from .quants.kquant_products import TAGS, can_turn, turn_rows16
 
 CHUNK_BYTES = 32 << 20  # per pread: a stop request is honoured within one
@@ -83,13 +82,8 @@ class ResidentCopy:
 
     def __init__(self, fd: int, plan: list[list[tuple[object, int, int]]], nbytes: int) -> None:
         self._plan = plan
-        self._buffer = mmap.mmap(-1, max(nbytes, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self._buffer = anonymous_buffer(nbytes)
         self._fd = os.dup(fd)  # the copy's own handle: the model file may be closed first
-        if hasattr(mmap, "MADV_HUGEPAGE"):
-            try:
-                self._buffer.madvise(mmap.MADV_HUGEPAGE)
-            except OSError:  # huge pages off: 4 KB pages do nearly as well
-                pass
         self._ready = [threading.Event() for _ in self._plan]
         self._stop = threading.Event()
         self.error: OSError | None = None

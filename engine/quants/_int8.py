@@ -877,9 +877,9 @@ __all__ = [
 
 @intrinsic
 def prefetch(typingctx, arr, idx):
-    """Ask for the cache line holding arr[idx] (a byte or int32 array) without waiting for
-    it (llvm.prefetch: read, into L2). Never faults, whatever the address."""
-    if not ((_is_byte_array(arr) or _is_i32_array(arr)) and isinstance(idx, types.Integer)):
+    """Ask for the cache line holding arr[idx] (a 1-D array of any element type) without
+    waiting for it (llvm.prefetch: read, into L2). Never faults, whatever the address."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(idx, types.Integer)):
         return None
 
     def codegen(context, builder, sig, args):

@@ -298,3 +298,17 @@ def vload_half_pairs16(typingctx, src, offs, o, dst):
         return context.get_dummy_value()
 
     return types.none(src, offs, o, dst), codegen
+
+
+@intrinsic
+def vround_f16(typingctx, v):
+    """Each lane rounded to half precision (round to nearest even, as ggml's FP32_TO_FP16)
+    and back: ggml_math.round_f16 of 16 lanes."""
+    if v != f32x16:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fpext(builder.fptrunc(args[0], ir.VectorType(ir.HalfType(), 16)), _V16)
+
+    return f32x16(v), codegen
+

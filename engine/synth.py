@@ -31,10 +31,6 @@ from .quantize.type_mix import FileType, llama_tensor_type, plan_tensor_types, u
 
 CHUNK_BYTES = 8 << 20  # bytes of tensor data generated at a time
 DEFAULT_WEIGHT_STD = 0.02
-# Where the Llama SentencePiece vocabulary lies in a checkout with ../shared beside it.
-SHARED_SPM_VOCAB = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "vocab" / "ggml-vocab-llama-spm.gguf"
-# ... and the Qwen2/2.5/3 byte-level BPE one (151936 tokens with the padding rows).
-SHARED_QWEN2_VOCAB = SHARED_SPM_VOCAB.with_name("ggml-vocab-qwen2.gguf")
 
 
 @dataclass(frozen=True)
@@ -314,18 +310,12 @@ def generated_vocabulary(n_vocab: int) -> Vocabulary:
 
 
 def resolve_vocabulary(vocab: Vocabulary | str | Path | None, shape: Shape) -> Vocabulary:
-    """`vocab`: a GGUF path; "generated"; or None/"auto": the Llama SPM vocabulary from
-    ../shared when present and the shape has its 32000 tokens (the Qwen2 BPE one for the
-    qwen shapes), else a generated one."""
+    """`vocab`: a GGUF path whose vocabulary is copied (a real model's, e.g. llama.cpp's
+    ggml-vocab-llama-spm.gguf for the Llama shapes); None or "generated": a generated SPM
+    vocabulary of the shape's size."""
     if isinstance(vocab, Vocabulary):
         return vocab
-    if vocab is None or vocab == "auto":
-        if shape.n_vocab == 32000 and SHARED_SPM_VOCAB.is_file():
-            return load_vocabulary(SHARED_SPM_VOCAB)
-        if shape.architecture != "llama" and SHARED_QWEN2_VOCAB.is_file():
-            return load_vocabulary(SHARED_QWEN2_VOCAB)
-        return generated_vocabulary(shape.n_vocab)
-    if vocab == "generated":
+    if vocab is None or vocab == "generated":
         return generated_vocabulary(shape.n_vocab)
     return load_vocabulary(vocab)
 

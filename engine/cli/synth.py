@@ -31,9 +31,9 @@ def add_parser(sub) -> None:
                    help=f"file type, as llama-quantize names it (default Q4_K_M): {', '.join(FILE_TYPES)}")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--vocab", metavar="PATH",
-                   help="copy the tokenizer from this GGUF file, or 'generated' (default: the Llama "
-                        "SentencePiece vocabulary from ../shared when present for 32000-token shapes, "
-                        "else a generated SPM vocabulary)")
+                   help="copy the tokenizer from this GGUF file (e.g. llama.cpp's ggml-vocab-llama-spm.gguf "
+                        "for the Llama shapes), or 'generated' (the default: a generated SPM vocabulary of "
+                        "the shape's size)")
     p.add_argument("--layers", type=int, metavar="N", help="override the layer count (a quicker, shallower model)")
     p.add_argument("--weight-std", type=float, default=0.02, metavar="X", help="target weight std (default 0.02)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")

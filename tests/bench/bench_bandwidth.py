@@ -26,14 +26,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+import numba
+import numpy as np
+from numba import njit, prange
 
-from codeup_tui.engine.bench import BenchParams, parse_int_list, run_bench  # noqa: E402
-from codeup_tui.engine.formats import open_model_file  # noqa: E402
+from codeup_tui.engine.bench import BenchParams, parse_int_list, run_bench
+from codeup_tui.engine.formats import open_model_file
 
 
 @njit(parallel=True, cache=False)

@@ -52,7 +52,6 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     if args.model is None:
-        sys.path.insert(0, str(REPO))
         from codeup_tui.engine.default_model import ensure_default_model
 
         args.model = str(ensure_default_model())

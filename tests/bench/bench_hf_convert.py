@@ -7,7 +7,7 @@ output is really written: ~13.5 GB of free space needed, removed afterwards) and
 the peak RSS of that process (target, issue 20: under 2 GB whatever the model size) and
 the throughput.
 
-    python tests/bench/bench_hf_convert.py [--shape 7b|13b] [--outtype f16] [--layers N] [--keep DIR]
+    python -m tests.bench.bench_hf_convert [--shape 7b|13b] [--outtype f16] [--layers N] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
 
-from tests.helpers.hf_builders import sentencepiece_model  # noqa: E402
+from tests.helpers.hf_builders import sentencepiece_model
 
 SHAPES = {  # n_embd, n_ff, n_head, n_layer (Llama 2)
     "7b": (4096, 11008, 32, 32),

@@ -4,23 +4,21 @@ Writes a sparse Llama-2-shaped GGUF (Q4_0 weights, a 32000-token SentencePiece v
 3.8 GB (7B) or 7.3 GB (13B) on paper, a few MB on disk), then, in a fresh process, times `open_model_file` and
 measures how much the resident set grows. Targets (issue 2): under 0.5 s, under 100 MB.
 
-    python tests/bench/bench_open.py [--shape 7b|13b] [--keep FILE]
+    python -m tests.bench.bench_open [--shape 7b|13b] [--keep FILE]   (from the repository root)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
 
-from tests.helpers.model_builders import ARRAY, F32, I32, STRING, U32, GGUFBuilder, tensor_nbytes  # noqa: E402
+from tests.helpers.model_builders import ARRAY, F32, I32, STRING, U32, GGUFBuilder, tensor_nbytes
 
 Q4_0, F32_T = 2, 0
 

@@ -13,13 +13,12 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
 
-from codeup_tui import engine  # noqa: E402
-from codeup_tui.engine.default_model import ensure_default_model  # noqa: E402
-from codeup_tui.engine.generate import Generator  # noqa: E402
-from codeup_tui.engine.sampling import SamplingParams  # noqa: E402
-from codeup_tui.engine.templates import load_template  # noqa: E402
+from codeup_tui import engine
+from codeup_tui.engine.default_model import ensure_default_model
+from codeup_tui.engine.generate import Generator
+from codeup_tui.engine.sampling import SamplingParams
+from codeup_tui.engine.templates import load_template
 
 
 def main() -> int:

@@ -34,7 +34,6 @@ import http.client
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
 
 START_SECONDS = 600  # a 7B model loads in well under this
 

@@ -32,14 +32,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
 
-from codeup_tui.engine.default_model import ensure_default_model  # noqa: E402
-from codeup_tui.engine.generate import Generator  # noqa: E402
-from codeup_tui.engine.model import load_model  # noqa: E402
-from codeup_tui.engine.openmp_env import environ_for_other_programs  # noqa: E402
-from codeup_tui.engine.sampling import SamplingParams  # noqa: E402
-from codeup_tui.engine.speculative import DraftParams  # noqa: E402
+from codeup_tui.engine.default_model import ensure_default_model
+from codeup_tui.engine.generate import Generator
+from codeup_tui.engine.model import load_model
+from codeup_tui.engine.openmp_env import environ_for_other_programs
+from codeup_tui.engine.sampling import SamplingParams
+from codeup_tui.engine.speculative import DraftParams
 
 EDIT_INSTRUCTIONS = (
     "Rename the function {name} to {name}_v2 everywhere and give back the whole file.",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.paths import FIXTURES, fixtures_or_skip
-from tests.engine.test_quants import random_matrix
+from tests.helpers.quant_matrices import random_matrix
 
 from codeup_tui import engine
 import codeup_tui.engine.generate  # noqa: F401 - engine.generate

@@ -15,7 +15,7 @@ import pytest
 from numba import njit, prange
 
 from tests.helpers.paths import FIXTURES
-from tests.engine.test_quants import random_matrix
+from tests.helpers.quant_matrices import random_matrix
 
 from codeup_tui.engine import open_model_file
 from codeup_tui.engine.ggml_math import fma32

@@ -13,24 +13,14 @@ import pytest
 
 from codeup_tui import engine
 from tests.helpers.paths import FIXTURES, fixtures_or_skip
-from codeup_tui.engine.ggml_types import TYPE_TRAITS, GGMLType
+from tests.helpers.quant_matrices import random_matrix
+from codeup_tui.engine.ggml_types import GGMLType
 from codeup_tui.engine.quants import HAS_Q8_0_KERNEL, QuantMatrix, dequantize_rows, matmul_q8_0
 from codeup_tui.engine.quants.activations import quantize_q8_0, round_q8_0
 
 TYPES = (GGMLType.Q4_0, GGMLType.Q5_0, GGMLType.Q8_0)
 TOKENS = (1, 2, 9)
 SHAPES = ((1, 32), (7, 64), (16, 96), (17, 256), (203, 576))
-
-
-def random_matrix(t: GGMLType, n_out: int, n_in: int, rng, fill: int | None = None) -> QuantMatrix:
-    """Random bytes in every block (or every byte = fill), finite half scales of either sign."""
-    traits = TYPE_TRAITS[t]
-    nb = n_in // traits.block_size
-    shape = (n_out, nb, traits.type_size)
-    raw = rng.integers(0, 256, size=shape, dtype=np.uint8) if fill is None else np.full(shape, fill, np.uint8)
-    d = rng.uniform(0.005, 0.015, size=(n_out, nb)) * rng.choice([-1.0, 1.0], size=(n_out, nb))
-    raw[:, :, 0:2] = d.astype(np.float16).view(np.uint8).reshape(n_out, nb, 2)
-    return QuantMatrix(t, n_in, n_out, raw.reshape(n_out, -1))
 
 
 def activations(rng, n_tok: int, n_in: int) -> np.ndarray:

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from numba import njit
 
-from codeup_tui.engine.ggml_types import TYPE_TRAITS, GGMLType
+from tests.helpers.quant_matrices import random_matrix
+
+from codeup_tui.engine.ggml_types import GGMLType
 from codeup_tui.engine.quants import HAS_Q8_K_KERNEL, QuantMatrix, dequantize_rows, matmul_q8_k
 from codeup_tui.engine.quants._int8 import (
     dpbusd,
@@ -36,27 +38,6 @@ from codeup_tui.engine.quants.activations import quantize_q8_k, round_q8_k
 K_TYPES = (GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K)
 TOKENS = (1, 3, 17)
 SHAPES = ((1, 256), (37, 256), (16, 768), (45, 1024))
-# byte offsets of each block's half scales (d, dmin), which random blocks keep finite
-HALF_FIELDS = {
-    GGMLType.Q2_K: (80, 82), GGMLType.Q3_K: (108,), GGMLType.Q4_K: (0, 2), GGMLType.Q5_K: (0, 2), GGMLType.Q6_K: (208,),
-}
-
-
-def random_k_matrix(t: GGMLType, n_out: int, n_in: int, rng, fill: int | None = None) -> QuantMatrix:
-    """Random bytes in every block (or every byte = fill), with finite half scales of either
-    sign (Q3_K and Q6_K scales are negative as often as not in real files)."""
-    traits = TYPE_TRAITS[t]
-    nb = n_in // traits.block_size
-    if fill is None:
-        raw = rng.integers(0, 256, size=(n_out, nb, traits.type_size), dtype=np.uint8)
-    else:
-        raw = np.full((n_out, nb, traits.type_size), fill, dtype=np.uint8)
-    for f in HALF_FIELDS[t]:
-        d = rng.uniform(0.005, 0.015, size=(n_out, nb)) * rng.choice([-1.0, 1.0], size=(n_out, nb))
-        raw[:, :, f : f + 2] = d.astype(np.float16).view(np.uint8).reshape(n_out, nb, 2)
-    return QuantMatrix(t, n_in, n_out, raw.reshape(n_out, -1))
-
-
 def activations(rng, n_tok: int, n_in: int) -> np.ndarray:
     """Mostly model-like rows of different magnitudes; now and then a zero block (d = 0)."""
     x = rng.standard_normal((n_tok, n_in), dtype=np.float32) * rng.choice(np.float32([0.01, 1.0, 30.0]), size=(n_tok, 1))
@@ -83,7 +64,7 @@ def test_every_k_quant_has_the_8_bit_kernel():
 @pytest.mark.parametrize("n_out, n_in", SHAPES)
 def test_matmul_q8_k_matches_dequantized_product(t, n_out, n_in):
     rng = np.random.default_rng(int(t) * 100_000 + n_out * 1000 + n_in // 256)
-    w = random_k_matrix(t, n_out, n_in, rng)
+    w = random_matrix(t, n_out, n_in, rng)
     for n_tok in TOKENS:
         check(w, activations(rng, n_tok, n_in), f"{t.name} {n_out}x{n_in} tokens={n_tok}")
 
@@ -96,7 +77,7 @@ def test_matmul_q8_k_extreme_blocks_and_activations(t, fill):
     overflow would show."""
     rng = np.random.default_rng(int(t) + fill)
     n_in = 512
-    w = random_k_matrix(t, 21, n_in, rng, fill=fill)
+    w = random_matrix(t, 21, n_in, rng, fill=fill)
     same_sign = np.ones((3, n_in), dtype=np.float32)
     same_sign[1] = -1.0
     mixed = np.where(rng.integers(0, 2, size=(3, n_in)) == 1, np.float32(1.0), np.float32(-1.0))

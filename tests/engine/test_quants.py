@@ -13,6 +13,7 @@ from gguf.quants import dequantize as gguf_dequantize  # noqa: E402
 from tests.helpers.paths import FIXTURES, fixtures_or_skip  # noqa: E402
 from tests.helpers import model_builders  # noqa: E402
 from tests.helpers.model_builders import small_llama_gguf  # noqa: E402
+from tests.helpers.quant_matrices import random_matrix  # noqa: E402
 
 from codeup_tui.engine import ModelFileError, UsageError, open_model_file  # noqa: E402
 from codeup_tui.engine.ggml_types import TYPE_TRAITS, GGMLType  # noqa: E402
@@ -33,14 +34,6 @@ TINY_FILES = sorted((FIXTURES / "tiny-llama").glob("*.gguf")) or [
 PLAIN = (GGMLType.F32, GGMLType.F16, GGMLType.BF16)
 TYPES = sorted(SUPPORTED_TYPES)
 
-# byte offsets of the f16 scale fields in each block (random blocks get sane values there)
-HALF_FIELDS = {
-    GGMLType.Q4_0: (0,), GGMLType.Q4_1: (0, 2), GGMLType.Q5_0: (0,), GGMLType.Q5_1: (0, 2),
-    GGMLType.Q8_0: (0,), GGMLType.Q2_K: (80, 82), GGMLType.Q3_K: (108,), GGMLType.Q4_K: (0, 2),
-    GGMLType.Q5_K: (0, 2), GGMLType.Q6_K: (208,),
-}
-
-
 def oracle(raw: np.ndarray, ggml_type: GGMLType, n_rows: int) -> np.ndarray:
     """gguf-py's dequantization of stored bytes, flat float32."""
     qtype = gguf.GGMLQuantizationType(int(ggml_type))
@@ -58,25 +51,6 @@ def assert_same_bits(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
     if differ.any():
         i = np.flatnonzero(differ)[:5]
         pytest.fail(f"{what}: {differ.sum()} values differ, e.g. at {i.tolist()}: {ours[i]} vs {ref[i]}")
-
-
-def random_matrix(t: GGMLType, n_out: int, n_in: int, rng) -> QuantMatrix:
-    """Random weights of type t: random bytes in every block, scales kept finite and small."""
-    if t == GGMLType.F32:
-        data = rng.standard_normal((n_out, n_in), dtype=np.float32)
-    elif t == GGMLType.F16:
-        data = rng.standard_normal((n_out, n_in), dtype=np.float32).astype(np.float16)
-    elif t == GGMLType.BF16:
-        data = (rng.standard_normal((n_out, n_in), dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
-    else:
-        traits = TYPE_TRAITS[t]
-        nb = n_in // traits.block_size
-        raw = rng.integers(0, 256, size=(n_out, nb, traits.type_size), dtype=np.uint8)
-        for f in HALF_FIELDS[t]:
-            d = rng.uniform(0.005, 0.015, size=(n_out, nb)).astype(np.float16)
-            raw[:, :, f : f + 2] = d.view(np.uint8).reshape(n_out, nb, 2)
-        data = raw.reshape(n_out, -1)
-    return QuantMatrix(t, n_in, n_out, data)
 
 
 def dense(w: QuantMatrix) -> np.ndarray:

@@ -11,16 +11,11 @@ from codeup_tui.engine.errors import UsageError
 from codeup_tui.engine.ggml_types import GGMLType
 from codeup_tui.engine.quants import QuantMatrix, dequantize_rows, matmul, matmul_rounded, rounded_activations
 from codeup_tui.engine.quants.kquant_products import TAGS, can_turn, turn_rows16
+from tests.helpers.quant_matrices import random_matrix
 
 
 def _random_q4_k(n_out: int, n_in: int, seed: int = 0) -> QuantMatrix:
-    """Random Q4_K blocks with finite scales: every nibble, scale and minimum bit pattern."""
-    rng = np.random.default_rng(seed)
-    nb = n_in // 256
-    blocks = rng.integers(0, 256, size=(n_out, nb, 144), dtype=np.uint8)
-    halves = rng.uniform(-0.02, 0.02, size=(n_out, nb, 2)).astype(np.float16)
-    blocks[:, :, 0:4] = halves.view(np.uint8)
-    return QuantMatrix(GGMLType.Q4_K, n_in, n_out, blocks.reshape(n_out, nb * 144))
+    return random_matrix(GGMLType.Q4_K, n_out, n_in, np.random.default_rng(seed))
 
 
 def _turned_copy(w: QuantMatrix) -> QuantMatrix:

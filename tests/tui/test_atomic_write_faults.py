@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui.test_tui_chat import SIZE, make_app, ready, wait_until
-from tests.tui.test_tui_insert import ANSWER, FUNCTION, ask, choose, open_insert, preview, project
+from tests.helpers.tui_pilot import ANSWER, FUNCTION, SIZE, ask, choose, make_app, open_insert, preview, ready, wait_until
+from tests.helpers.tui_pilot import insert_project as project
 from tests.helpers.tui_fakes import FakeBackend
 
 from codeup_tui.engine.atomic_file import atomic_write_bytes

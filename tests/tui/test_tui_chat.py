@@ -4,66 +4,14 @@ the budget, sending, streaming, stopping, follow-ups, keys. Never the real model
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.helpers.tui_fakes import FakeBackend
+from tests.helpers.tui_pilot import SIZE, exchanges, make_app, ready, select_in_tree, wait_until
+from tests.helpers.tui_pilot import chat_project as project
 
-from codeup_tui.tui.app import CodeupApp
-from codeup_tui.tui.screens import FileFinder, HelpScreen, MainScreen, PromptView
-from codeup_tui.tui.widgets import ContextList, Conversation, Exchange, FilePanel, InstructionEditor, StatusBar
-
-SIZE = (80, 24)
-
-
-async def wait_until(pilot, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    assert predicate(), "condition not reached in time"
-
-
-def project(tmp_path: Path) -> Path:
-    files = {
-        ".gitignore": "gen/\n*.log\n",
-        "a.py": "def a():\n    return 1\n",
-        "big.py": "x = 1  # padding\n" * 200,  # 3,400 characters: ~850 fake tokens
-        "blob.bin": b"\x00\x01\x02binary",
-        "notes.log": "ignored\n",
-        "gen/out.py": "generated = True\n",
-    }
-    for rel, content in files.items():
-        path = tmp_path / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
-    return tmp_path
-
-
-def make_app(root: Path, backend: FakeBackend | None = None, **options) -> CodeupApp:
-    return CodeupApp(root, backend=backend or FakeBackend(), **options)
-
-
-async def ready(pilot) -> MainScreen:
-    app = pilot.app
-    await wait_until(pilot, lambda: app.model_status.state == "ready")
-    panel = app.screen.query_one(FilePanel)
-    await wait_until(pilot, lambda: len(panel.root.children) > 0)
-    return app.screen
-
-
-async def select_in_tree(pilot, name: str) -> None:
-    """Move the tree's cursor to `name` (top level) with the keys, then press space."""
-    panel = pilot.app.screen.query_one(FilePanel)
-    await pilot.press("ctrl+f")
-    labels = [str(node.label) for node in panel.root.children]
-    await pilot.press("home", *["down"] * labels.index(name), "space")
-
-
-def exchanges(app) -> list[Exchange]:
-    return app.screen.query_one(Conversation).exchanges
-
+from codeup_tui.tui.screens import FileFinder, HelpScreen, PromptView
+from codeup_tui.tui.widgets import ContextList, Conversation, FilePanel, InstructionEditor, StatusBar
 
 # -- files as context ---------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ import base64
 import re
 from pathlib import Path
 
-from tests.tui.test_tui_chat import SIZE, exchanges, make_app, project, ready, wait_until
+from tests.helpers.tui_pilot import SIZE, exchanges, make_app, ready, wait_until
+from tests.helpers.tui_pilot import chat_project as project
 from tests.helpers.tui_fakes import FakeBackend
 
 from codeup_tui.tui.clipboard import OSC52_MAX_BASE64, osc52_sequence, save_to_file

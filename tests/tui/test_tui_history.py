@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.tui.test_tui_chat import SIZE, exchanges, make_app, project, ready, select_in_tree, wait_until
+from tests.helpers.tui_pilot import SIZE, exchanges, make_app, ready, select_in_tree, wait_until
+from tests.helpers.tui_pilot import chat_project as project
 from tests.helpers.tui_fakes import FakeBackend
 
 from codeup_tui.tui.history import HistoryStore, SavedFile, TurnStart, default_history_path, project_key

@@ -17,56 +17,11 @@ from textual.widgets import Input, OptionList
 from textual.widgets.markdown import MarkdownFence
 from tests.helpers.tui_fakes import FakeBackend
 
-from tests.tui.test_tui_chat import SIZE, exchanges, make_app, ready, select_in_tree, wait_until
-from codeup_tui.tui.screens.insert_dialog import InsertDialog
+from tests.helpers.tui_pilot import (
+    ANSWER, FUNCTION, SIZE, ask, choose, exchanges, make_app, open_insert, preview, ready, select_in_tree, wait_until, with_a_py,
+)
+from tests.helpers.tui_pilot import insert_project as project
 from codeup_tui.tui.widgets import ContextList, FilePanel
-
-FUNCTION = "def double(x):\n    return 2 * x\n"
-ANSWER = ["Here is the function:\n\n", "```python\n", FUNCTION, "```\n\n", "Run it with:\n\n",
-          "```bash\npython -c 'import a'\n```\n"]
-
-
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "a.py").write_bytes(b"def a():\n    return 1\n")
-    (tmp_path / "b.py").write_bytes(b"b = 1\n")
-    return tmp_path
-
-
-async def ask(pilot, screen, instruction: str = "Write double.") -> None:
-    """Send an instruction from the editor and wait for the whole answer."""
-    count = len(exchanges(pilot.app))
-    await pilot.press("ctrl+e", *instruction, "ctrl+j")
-    await wait_until(pilot, lambda: len(exchanges(pilot.app)) == count + 1 and not screen.generating
-                     and exchanges(pilot.app)[-1].state != "generating")  # rendered to the end
-
-
-async def with_a_py(pilot):
-    screen = await ready(pilot)
-    await select_in_tree(pilot, "a.py")
-    await wait_until(pilot, lambda: screen.context.get("a.py") and screen.context.get("a.py").tokens)
-    return screen
-
-
-async def open_insert(pilot) -> InsertDialog:
-    await pilot.press("alt+i")
-    await wait_until(pilot, lambda: isinstance(pilot.app.screen, InsertDialog))
-    return pilot.app.screen
-
-
-async def choose(pilot, dialog: InsertDialog, step: str, option_id: str | None = None) -> None:
-    """In the target or mode list, move to ``option_id`` with the arrow keys, then Enter."""
-    await wait_until(pilot, lambda: dialog.step == step)
-    if option_id is not None:
-        options = dialog.query_one("#insert-targets" if step == "target" else "#insert-modes", OptionList)
-        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
-        await pilot.press("home", *["down"] * ids.index(option_id))
-    await pilot.press("enter")
-
-
-async def preview(pilot, dialog: InsertDialog) -> str:
-    await wait_until(pilot, lambda: dialog.step == "preview")
-    return str(dialog.query_one("#insert-diff").render())
-
 
 # -- selecting, copying -------------------------------------------------------------------------
 

@@ -19,12 +19,13 @@ from tests.helpers.tui_fakes import FakeBackend
 SIZE = (80, 24)
 
 
-async def wait_until(pilot, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_until(pilot, predicate: Callable[[], object], timeout: float = 5.0, step: float = 0.02) -> None:
+    """Let the app run until `predicate()` holds (checked every `step` seconds); fail after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
-        await pilot.pause(0.02)
+        await pilot.pause(step)
     assert predicate(), "condition not reached in time"
 
 

@@ -5,12 +5,13 @@ answer, says what happened, and the next send works. Also `codeup-tui --endpoint
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from functools import partial
+
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.tui_pilot import wait_until as pilot_wait_until
 from tests.helpers.fault_server import FaultServer, endless, stream
 from tests.helpers.serve_process import ServeProcess
 
@@ -24,13 +25,7 @@ KEY = "sk-tui-test"
 GREEDY = SamplingParams(temperature=0)
 
 
-async def wait_until(pilot, predicate: Callable[[], object], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    assert predicate(), "condition not reached in time"
+wait_until = partial(pilot_wait_until, timeout=120.0, step=0.05)  # a real model answers
 
 
 def project(tmp_path: Path) -> Path:

@@ -4,12 +4,11 @@ show in the help, the footer and the palette. The config file is always under tm
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from textual.widgets import Input
+from tests.helpers.tui_pilot import wait_until
 from tests.helpers.tui_fakes import FakeBackend
 
 from codeup_tui.engine.sampling import SamplingParams
@@ -21,13 +20,6 @@ from codeup_tui.tui.widgets import Conversation, InstructionEditor
 SIZE = (80, 24)
 
 
-async def wait_until(pilot, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    assert predicate(), "condition not reached in time"
 
 
 class RecordingBackend(FakeBackend):

@@ -17,13 +17,15 @@ footer, Markdown, borders) is what these compare.
 
 from __future__ import annotations
 
+from functools import partial
+
 import difflib
 import io
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,6 +33,7 @@ import pytest
 from rich.console import Console
 from textual.widgets import Markdown
 from textual.worker import WorkerState
+from tests.helpers.tui_pilot import wait_until as pilot_wait_until
 from tests.helpers.tui_fakes import FakeBackend, FakeHandle
 
 from codeup_tui.tui.app import CodeupApp
@@ -159,13 +162,7 @@ def make_app(project: Path, backend: FakeBackend | None = None) -> CodeupApp:
     return CodeupApp(project, backend=backend or SteadyBackend(answers=[ANSWER]), config=config)
 
 
-async def wait_until(pilot, predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    assert predicate(), "condition not reached in time"
+wait_until = partial(pilot_wait_until, timeout=10.0)
 
 
 def busy(app: CodeupApp) -> bool:

@@ -62,10 +62,10 @@ def test_moe_reads_only_the_chosen_experts(monkeypatch):
 
     path = arch_file("qwen3moe", "Q8_0")
     tokens = arch_config("qwen3moe")["tokens"]
-    with engine.load_model(path) as model:
+    with engine.load_model(path, mmap=True) as model:  # mapped: the copy into memory would move them
         moe = model.weights.layers[0].moe
         expert_ids = {id(m): e for e, m in enumerate(moe.gate)}
-        # each expert a view of the mapped 3-D tensor, not a copy
+        # each expert a view of the mapped 3-D tensor, not a copy made at load
         assert np.shares_memory(moe.gate[1].flat, model.file.tensor_view("blk.0.ffn_gate_exps.weight"))
         calls: list[tuple[int, int]] = []
         real = llama.project_many

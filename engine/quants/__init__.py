@@ -90,6 +90,11 @@ def _flat_for_kernel(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return _readonly(flat)
 
 
+def _rows_flat(w: "QuantMatrix") -> np.ndarray:
+    """w's data in ggml's row order as the row kernels read it (a turned matrix unturned)."""
+    return _flat_for_kernel(w.ggml_data, row_kernels.WEIGHT_DTYPES[w.ggml_type]) if w.turned else w.flat
+
+
 @dataclass(frozen=True, eq=False)
 class QuantMatrix:
     """A 2-D weight as stored: `n_out` rows of `n_in` elements.
@@ -243,7 +248,7 @@ def _dequantized_matmul(w: QuantMatrix, x: np.ndarray, out: np.ndarray) -> None:
     by the type's dequantize_rows, then one float32 matrix-vector product per token, so that
     a token's result does not depend on the batch it came in."""
     kern, tag = KERNELS[w.ggml_type], row_kernels.TAGS[w.ggml_type]
-    wf = _flat_for_kernel(w.ggml_data, row_kernels.WEIGHT_DTYPES[w.ggml_type]) if w.turned else w.flat
+    wf = _rows_flat(w)
     row_items = w.row_bytes // wf.itemsize
     n_blocks = w.n_in // kern.BLOCK_ELEMS
     buf = np.empty((min(_ROW_CHUNK, w.n_out), w.n_in), dtype=np.float32)
@@ -319,7 +324,7 @@ def dequantize_rows(w: QuantMatrix, rows) -> np.ndarray:
         raise UsageError(f"dequantize_rows: row ids must be in [0, {w.n_out}), got {idx.min()}..{idx.max()}")
     out = np.empty((idx.size, w.n_in), dtype=np.float32)
     if idx.size:
-        wf = _flat_for_kernel(w.ggml_data, row_kernels.WEIGHT_DTYPES[w.ggml_type])
+        wf = _rows_flat(w)
         row_items = w.row_bytes // wf.itemsize
         row_kernels.dequantize_rows(row_kernels.TAGS[w.ggml_type], wf, row_items, _readonly(idx), w.n_in // kern.BLOCK_ELEMS, out.reshape(-1))
     return out

@@ -369,8 +369,8 @@ def _group_lanes_decoded(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, su
     _lane_tiles(kind, vals, 128, True, dm, g, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
 
 
-_GROUP_BODIES = {"block_sums": _group_block_sums, "lanes_in_memory": _group_lanes_in_memory,
-                 "lanes_in_registers": _group_lanes_in_registers, "lanes_decoded": _group_lanes_decoded}
+_GROUP_BODIES = {"block_sums": _group_block_sums, "lanes_in_registers": _group_lanes_in_registers,
+                 "lanes_decoded": _group_lanes_decoded}
 
 
 @overload(_row_group, inline="always")

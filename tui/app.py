@@ -21,7 +21,7 @@ from textual.worker import get_current_worker
 from codeup_tui.engine.chat_template import MODEL_TEMPLATE
 from .backend import Backend, LocalBackend
 from .config import RESTART_FIELDS, SAMPLING_FIELDS, Config, Settings, config_path, load_config, save_config
-from .messages import FilesChangedOnDisk, ModelLoaded, ModelLoadFailed, ModelLoadProgress
+from .messages import FilesChangedOnDisk, ModelLoaded, ModelLoadFailed, ModelLoadProgress, SettingsApplied
 from .model_loader import (
     LoadCancelled,
     ModelSource,
@@ -228,7 +228,7 @@ class CodeupApp(App[None]):
     def on_files_changed_on_disk(self, message: FilesChangedOnDisk) -> None:
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
-                screen.files_changed(message.batch)
+                screen.post_message(FilesChangedOnDisk(message.batch))
 
     def stop_watching(self) -> None:
         """Stop the watcher and join its threads (safe to call twice)."""
@@ -435,8 +435,7 @@ class CodeupApp(App[None]):
         self.settings = settings
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
-                screen.show_prompt_format()
-                screen.request_budget()  # the template and the answer's room change the budget
+                screen.post_message(SettingsApplied())
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -99,10 +99,16 @@ class HistoryFailed(Message):
 
 
 @dataclass
-class FilesChangedOnDisk(Message):
-    """The project watcher's batch of changes (``tui.watch.ChangeBatch``), debounced."""
+class FilesChangedOnDisk(Message, bubble=False):
+    """The project watcher's batch of changes (``tui.watch.ChangeBatch``), debounced: posted
+    to the app from the watcher's thread, which passes it on to the main screen."""
 
     batch: Any
+
+
+@dataclass
+class SettingsApplied(Message, bubble=False):
+    """The app took new settings (F2): the prompt format and the answer's room may differ."""
 
 
 @dataclass

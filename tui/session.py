@@ -101,6 +101,26 @@ class PreparedPrompt:
         """The conversation as chat messages (a server's chat fallback takes these, not the prompt)."""
         return conversation_messages(template, list(self.history), self.instruction, self.input_text)
 
+    def start(self, services: Services) -> Any:
+        """Start the answer with the app's settings (template, sampling, limit, drafting) and
+        return its ``engine.generation.GenerationHandle``. The model gets the ids the budget
+        counted, not the text tokenized again; a server's chat fallback gets the conversation
+        as messages instead. Needs a measured prompt and a loaded model."""
+        generator = services.backend.generator
+        if self.tokens is None or generator is None:
+            raise RuntimeError("the prompt is not measured or the model is not loaded")
+        template = services.template
+        return generator.start(
+            self.tokens,
+            params=services.sampling,
+            max_tokens=services.max_tokens,
+            draft=services.settings.draft_params(),
+            stop=template.stop,
+            add_bos=template.add_bos,
+            parse_special=template.parse_special,
+            messages=self.messages(template),
+        )
+
 
 def prepare_prompt(
     template: Any,

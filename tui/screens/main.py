@@ -9,8 +9,6 @@ messages in ``tui.messages``.
 from __future__ import annotations
 
 import itertools
-import threading
-import time
 from pathlib import Path
 from typing import ClassVar, cast
 
@@ -22,16 +20,18 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, TextArea
 
+from ..answer_stream import final_state, relay_answer
 from ..context import ContextFiles
-from ..edits import InsertError, UndoError, UndoStore, apply_plan
-from ..edits.code_blocks import CodeBlock
-from ..edits.insert import InsertPlan, resolve_target
+from ..edits import InsertError, UndoError
+from ..edits.insert import InsertPlan
+from ..edits.project_edits import ProjectEdits
 from ..history import SavedFile, StoredTurn, default_history_path
 from ..messages import (
     BudgetCounted,
     ExchangeOpened,
     FileCounted,
     FileRefused,
+    FilesChangedOnDisk,
     FileWritten,
     GenerationFinished,
     GitStatesRead,
@@ -43,6 +43,7 @@ from ..messages import (
     PromptBuilt,
     SavedStateLoaded,
     SendRefused,
+    SettingsApplied,
 )
 from ..model_loader import ModelStatus, describe_error
 from ..project import FileRefusal, ProjectFiles, read_text_file
@@ -53,28 +54,15 @@ from .history import HistoryOutcome, HistoryScreen
 from .insert_dialog import InsertDialog, InsertOutcome, InsertRequest
 from .prompt_view import PromptView
 from ..widgets import ContextList, Conversation, Exchange, FilePanel, InstructionEditor, StatusBar
-from ..session import PreparedPrompt, SendRequest, Services, Session, resumed_state
-from ..widgets.status_bar import draft_text
+from ..widgets.conversation import SelectedBlock
+from ..session import PreparedPrompt, SendRequest, Services, Session
 
-__all__ = ["MainScreen", "SendRequest", "resumed_state"]
+__all__ = ["MainScreen"]
 
-FLUSH_SECONDS = 0.05
-"""The generation worker posts new text at most this often (tokens are coalesced)."""
-TIMINGS_SECONDS = 0.25
-"""...and the live timings at least this often, even with no new text (prompt processing)."""
 BUDGET_DELAY = 0.3
 """The budget is recounted this long after the last edit."""
 DRAFT_DELAY = 0.5
 """The instruction draft is saved this long after the last edit (and at exit)."""
-
-STATE_TEXT = {
-    "eos": "done",
-    "stop": "done",
-    "limit": "stopped at the token limit",
-    "context": "stopped: the context is full",
-    "cancelled": "stopped",
-}
-
 
 class MainScreen(Screen[None]):
     """Lays the widgets out and runs the conversation."""
@@ -207,13 +195,8 @@ class MainScreen(Screen[None]):
         self._pending_turn: PastTurn | None = None  # the turn being answered
         self._draft_timer: Timer | None = None
         self._editor_text = ""  # kept here: at unmount the editor may be gone already
-        # Inserting code blocks (tui/edits): the undo snapshots, the selected block, and the
-        # digests of what our own inserts and undos wrote (not a change "since the prompt").
-        self.undo_store = UndoStore(project_dir)
-        self._selection: tuple[int, int] | None = None  # (exchange id, block index)
-        self._own_digests: dict[str, set[str]] = {}
-        self._recent_targets: list[str] = []  # files inserted into this session, latest first
-        self._edit_lock = threading.Lock()  # one write or undo at a time, in the order asked
+        # Inserting code blocks (tui/edits): undo snapshots, what our own writes wrote.
+        self.edits = ProjectEdits(project_dir, self._expect_write)
 
     @property
     def codeup(self) -> Services:
@@ -287,6 +270,10 @@ class MainScreen(Screen[None]):
     def show_prompt_format(self) -> None:
         """The status bar names the prompt format in use (it follows the model and F2)."""
         self.query_one(StatusBar).show_format(self.codeup.template_label)
+
+    def on_settings_applied(self, message: SettingsApplied) -> None:
+        self.show_prompt_format()
+        self.request_budget()  # the template and the answer's room change the budget
 
     # -- files in the context -----------------------------------------------------------
 
@@ -456,8 +443,6 @@ class MainScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def generate(self, request: SendRequest) -> None:
         """Check the prompt fits, open an exchange, then stream the answer into it."""
-        app = self.codeup
-        template = app.template
         exchange_id: int | None = None
         try:
             files = [(rel, read_text_file(self.project.resolve(rel), rel)) for rel in request.paths]
@@ -473,20 +458,7 @@ class MainScreen(Screen[None]):
             turn = prepared.turn()
             exchange_id = next(self._ids)
             self.post_message(ExchangeOpened(exchange_id, request, turn, dict(files)))
-            generator = app.backend.generator
-            assert generator is not None  # the model is ready
-            # the ids the budget counted (not the text again); a server's chat fallback gets
-            # the conversation as messages instead
-            handle = generator.start(
-                tokens,
-                params=app.sampling,
-                max_tokens=app.max_tokens,
-                draft=app.settings.draft_params(),
-                stop=template.stop,
-                add_bos=template.add_bos,
-                parse_special=template.parse_special,
-                messages=prepared.messages(template),
-            )
+            handle = prepared.start(self.codeup)
         except FileRefusal as refusal:
             self.post_message(SendRefused(f"Not sent: {refusal}."))
             return
@@ -499,29 +471,7 @@ class MainScreen(Screen[None]):
         self._handle = handle
         if self._stop_requested:
             handle.cancel()
-        self._stream(exchange_id, handle)
-
-    def _stream(self, exchange_id: int, handle) -> None:
-        """Read pieces and post them coalesced: at most one message per FLUSH_SECONDS."""
-        pending: list[str] = []
-        last_post = last_timings = time.monotonic()
-        while True:
-            piece = handle.next_piece(timeout=FLUSH_SECONDS)
-            if piece is None:
-                break
-            if piece:
-                pending.append(piece)
-            now = time.monotonic()
-            if now - last_post >= FLUSH_SECONDS and (pending or now - last_timings >= TIMINGS_SECONDS):
-                self.post_message(GenerationProgress(exchange_id, "".join(pending), handle.timings()))
-                pending.clear()
-                last_post = last_timings = now
-        if pending:
-            self.post_message(GenerationProgress(exchange_id, "".join(pending), handle.timings()))
-        result = handle.result
-        reason = str(getattr(result.stop_reason, "value", result.stop_reason))
-        error = describe_error(result.error) if result.error is not None else None
-        self.post_message(GenerationFinished(exchange_id, result.text, reason, error, handle.timings()))
+        relay_answer(handle, exchange_id, self.post_message)
 
     async def on_exchange_opened(self, message: ExchangeOpened) -> None:
         exchange_id, request, turn, files = message.exchange_id, message.request, message.turn, message.files
@@ -533,7 +483,7 @@ class MainScreen(Screen[None]):
         exchange = Exchange(exchange_id, request.instruction, tuple(path for path, _ in turn.files),
                             file_digests={path: text_digest(text) for path, text in files.items()},
                             file_texts=files)
-        self._clear_block_selection()  # a new answer: alt+i means its blocks from now on
+        self.query_one(Conversation).clear_block_selection()  # a new answer: alt+i means its blocks from now on
         if files:
             self.context.clear_changed(files)  # sent as they are now: no "changed" badge
             self._context_changed()
@@ -573,9 +523,9 @@ class MainScreen(Screen[None]):
             if message.text.startswith(exchange.answer) and len(message.text) > len(exchange.answer):
                 await exchange.append(message.text[len(exchange.answer):])
             await exchange.flush()
-            exchange.set_state(*self._final_state(message))
+            exchange.set_state(*final_state(message))
         if self.session.saving_exchange == message.exchange_id:
-            state, note = self._final_state(message)
+            state, note = final_state(message)
             self.session.finish_turn(exchange.answer if exchange is not None else message.text, state, note,
                                      message.timings)
         if turn is not None and message.stop_reason != "error":
@@ -587,22 +537,6 @@ class MainScreen(Screen[None]):
             status.show_timings(message.timings, generating=False)
             status.show_context(message.timings.prompt_tokens + message.timings.generated_tokens)
         self._context_changed()
-
-    @staticmethod
-    def _final_state(message: GenerationFinished) -> tuple[str, str]:
-        if message.stop_reason == "error":
-            return "error", f"error: {message.error or 'unknown'}"
-        text = STATE_TEXT.get(message.stop_reason, message.stop_reason)
-        state = "stopped" if message.stop_reason == "cancelled" else "done"
-        timings = message.timings
-        if timings is not None:
-            n = timings.generated_tokens
-            text += f" · {n} token" + ("" if n == 1 else "s")
-            if timings.generation_tokens_per_second:
-                text += f" · {timings.generation_tokens_per_second:.1f} t/s"
-            if (drafts := draft_text(timings)):
-                text += f" · {drafts}"
-        return state, text
 
     def action_stop(self) -> None:
         """Stop at once: the exchange says so now; the engine ends within one token."""
@@ -667,51 +601,12 @@ class MainScreen(Screen[None]):
         return (f"{keys(ids['insert-block'])}: insert · {keys(ids['copy-block'])}: copy · "
                 f"{keys(ids['next-block'])}/{keys(ids['previous-block'])}: next/previous")
 
-    def _selected(self) -> tuple[Exchange, CodeBlock, int, int] | None:
-        """(exchange, block, its position, how many the answer has) of the selection."""
-        if self._selection is None:
-            return None
-        exchange = self.query_one(Conversation).get_exchange(self._selection[0])
-        if exchange is None:
-            self._selection = None
-            return None
-        blocks = exchange.code_blocks()
-        index = self._selection[1]
-        if not 0 <= index < len(blocks):
-            self._selection = None
-            return None
-        return exchange, blocks[index], index, len(blocks)
-
-    def select_block(self, step: int) -> tuple[Exchange, CodeBlock, int, int] | None:
+    def select_block(self, step: int) -> SelectedBlock | None:
         """Move the selection ``step`` blocks on (0: keep it, or take the last block)."""
-        conversation = self.query_one(Conversation)
-        blocks = conversation.all_blocks()
-        if not blocks:
+        selected = self.query_one(Conversation).select_block(step, self._block_keys_hint())
+        if selected is None:
             self.notify("No code block in the answers yet.", severity="warning")
-            return None
-        current = None
-        if self._selected() is not None:
-            assert self._selection is not None
-            for n, (exchange, index) in enumerate(blocks):
-                if (exchange.exchange_id, index) == self._selection:
-                    current = n
-        if current is None:
-            position = len(blocks) - 1
-        else:
-            position = (current + step) % len(blocks)
-        self._clear_block_selection()
-        exchange, index = blocks[position]
-        exchange.select_block(index, self._block_keys_hint())
-        self._selection = (exchange.exchange_id, index)
-        target = exchange.fence_widget(index) or exchange
-        conversation.scroll_to_widget(target, animate=False, top=False)
-        return self._selected()
-
-    def _clear_block_selection(self) -> None:
-        self._selection = None
-        for exchange in self.query_one(Conversation).exchanges:
-            if exchange.selected_block is not None:
-                exchange.select_block(None)
+        return selected
 
     def action_next_block(self) -> None:
         self.select_block(1)
@@ -719,41 +614,31 @@ class MainScreen(Screen[None]):
     def action_previous_block(self) -> None:
         self.select_block(-1)
 
-    def _selected_or_last(self) -> tuple[Exchange, CodeBlock, int, int] | None:
-        return self._selected() or self.select_block(0)
+    def _selected_or_last(self) -> SelectedBlock | None:
+        return self.query_one(Conversation).selected_block() or self.select_block(0)
 
     def action_copy_block(self) -> None:
         selected = self._selected_or_last()
         if selected is not None:
-            self.app.copy_to_clipboard(selected[1].text)
+            self.app.copy_to_clipboard(selected.block.text)
 
     def action_insert_block(self) -> None:
         selected = self._selected_or_last()
         if selected is None:
             return
-        exchange, block, index, count = selected
-        targets: list[str] = []
-        if block.path_hint:
-            try:
-                targets.append(resolve_target(self.project_dir, block.path_hint)[0])
-            except InsertError:
-                pass
-        targets += [path for path in exchange.file_digests if path not in targets]
-        targets += [path for path in self.context.present_paths if path not in targets]
-        targets += [path for path in self._recent_targets if path not in targets]
+        exchange = selected.exchange
         node = self.query_one(FilePanel).cursor_node
-        if node is not None and node.data is not None and not node.allow_expand:
-            rel = self.project.relative(node.data.path)
-            if rel not in targets:
-                targets.append(rel)
+        cursor_file = (self.project.relative(node.data.path)
+                       if node is not None and node.data is not None and not node.allow_expand else None)
         request = InsertRequest(
-            block=block,
-            position=f"{index + 1}/{count}",
+            block=selected.block,
+            position=f"{selected.index + 1}/{selected.count}",
             project_dir=self.project_dir,
-            targets=tuple(targets),
+            targets=self.edits.targets(selected.block.path_hint, exchange.file_digests,
+                                       self.context.present_paths, cursor_file),
             prompt_digests=dict(exchange.file_digests),
             prompt_texts=dict(exchange.file_texts),
-            own_digests={path: frozenset(digests) for path, digests in self._own_digests.items()},
+            own_digests=self.edits.own_digests(),
         )
         exchange_id = exchange.exchange_id
 
@@ -782,10 +667,8 @@ class MainScreen(Screen[None]):
     @work(thread=True, group="edits", exit_on_error=False)
     def write_insert(self, plan: InsertPlan) -> None:
         """Write a confirmed insert (snapshot first); a refusal is told, the file untouched."""
-        warnings: list[str] = []
         try:
-            with self._edit_lock:
-                apply_plan(plan, self.undo_store, lambda p: self._expect_write(p.path, p.new_bytes), warnings.append)
+            warnings = self.edits.write(plan)
         except InsertError as exc:
             self.post_message(Notice(str(exc), title="Not inserted", severity="error", timeout=10))
             return
@@ -794,40 +677,26 @@ class MainScreen(Screen[None]):
         self.post_message(FileWritten(plan.rel, plan.new_text, f"Wrote {plan.rel} ({plan.summary})."))
 
     def on_file_written(self, message: FileWritten) -> None:
-        rel, text, note = message.path, message.text, message.note
-        self._recent_targets = [rel, *(path for path in self._recent_targets if path != rel)][:10]
-        if text is not None:
-            self._own_digests.setdefault(rel, set()).add(text_digest(text))
-        if rel in self.context:
-            self.count_file(rel)  # the next prompt has the new text; no "changed" badge: it is ours
+        if message.path in self.context:
+            self.count_file(message.path)  # the next prompt has the new text; no "changed" badge: it is ours
         undo = next(b for b in self.BINDINGS if isinstance(b, Binding) and b.id == "undo-insert")
-        self.notify(f"{note} {self.codeup.keys_text(undo)}: undo.", title="Inserted")
+        self.notify(f"{message.note} {self.codeup.keys_text(undo)}: undo.", title="Inserted")
         self.refresh_git()
 
     @work(thread=True, group="edits", exit_on_error=False)
     def action_undo_insert(self) -> None:
-        with self._edit_lock:
-            entry = self.undo_store.last()
-            if entry is None:
-                self.post_message(Notice("Nothing to undo.", severity="warning"))
-                return
-            try:
-                try:
-                    expected = entry.before()
-                except OSError:
-                    expected = None  # the undo itself says why it cannot be read
-                self._expect_write(self.project_dir / entry.path, expected)
-                restored = self.undo_store.undo(entry)
-            except (UndoError, OSError) as exc:
-                self.post_message(Notice(str(exc), title="Not undone", severity="error", timeout=10))
-                return
-        text = restored.decode("utf-8", "surrogateescape") if restored is not None else None
-        self.post_message(InsertUndone(entry.path, text))
+        try:
+            undone = self.edits.undo_last()
+        except (UndoError, OSError) as exc:
+            self.post_message(Notice(str(exc), title="Not undone", severity="error", timeout=10))
+            return
+        if undone is None:
+            self.post_message(Notice("Nothing to undo.", severity="warning"))
+        else:
+            self.post_message(InsertUndone(*undone))
 
     def on_insert_undone(self, message: InsertUndone) -> None:
         rel, text = message.path, message.text
-        if text is not None:
-            self._own_digests.setdefault(rel, set()).add(text_digest(text))
         if rel in self.context:
             if text is None:
                 self.context.mark_missing(rel)
@@ -840,11 +709,12 @@ class MainScreen(Screen[None]):
 
     # -- the project on disk: watch events and git state ----------------------------------------
 
-    def files_changed(self, batch) -> None:
+    def on_files_changed_on_disk(self, message: FilesChangedOnDisk) -> None:
         """A batch from the project watcher (``tui.watch.ChangeBatch``): context files changed
         on disk are re-read and recounted (badge "changed"), deleted ones marked missing,
         renamed ones followed; the tree and the git marks refresh. An answer streaming now is
         not touched: the next prompt reads the files again."""
+        batch = message.batch
         changes = self.session.disk_changed(batch.moved, batch.deleted, batch.changed)
         for rel in changes.recount:
             self.count_file(rel)
@@ -964,13 +834,7 @@ class MainScreen(Screen[None]):
         if self.generating:
             self.notify("Still answering: escape stops it first.", severity="warning")
             return
-        exchanges = []
-        for turn in turns:
-            state, state_text = resumed_state(turn)
-            exchanges.append(Exchange(next(self._ids), turn.instruction, tuple(path for path, _ in turn.files),
-                                      answer=turn.answer, state=state, state_text=state_text,
-                                      file_digests=dict(turn.files)))
-        await self.query_one(Conversation).show_exchanges(exchanges)
+        await self.query_one(Conversation).show_exchanges([Exchange.resumed(next(self._ids), turn) for turn in turns])
         # An answer that failed is shown but not part of what the model is told next.
         self.session.resume(conversation_id, turns)
         self.query_one(StatusBar).show_context(0)

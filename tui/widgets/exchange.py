@@ -9,6 +9,8 @@ from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownFence, MarkdownStream
 
 from ..edits.code_blocks import CodeBlock, find_code_blocks
+from ..history import StoredTurn
+from ..session import resumed_state
 from ..visible import VisibleStream, visible, visible_content
 
 
@@ -55,6 +57,13 @@ class Exchange(Vertical):
         self.file_digests: dict[str, str] = dict(file_digests or {})
         self.file_texts: dict[str, str] = dict(file_texts or {})
         self.selected_block: int | None = None
+
+    @classmethod
+    def resumed(cls, exchange_id: int, turn: StoredTurn) -> Exchange:
+        """A saved turn shown again (a resumed conversation), as it ended."""
+        state, state_text = resumed_state(turn)
+        return cls(exchange_id, turn.instruction, tuple(path for path, _ in turn.files), answer=turn.answer,
+                   state=state, state_text=state_text, file_digests=dict(turn.files))
 
     def compose(self) -> ComposeResult:
         head = "› " + self.instruction.replace("\n", "\n  ")

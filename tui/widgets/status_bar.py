@@ -7,6 +7,7 @@ from typing import Any
 
 from textual.widgets import Static
 
+from ..answer_stream import draft_text
 from ..model_loader import ModelStatus
 from ..visible import printable, visible_content
 
@@ -35,13 +36,6 @@ def speed_text(timings: Any, generating: bool, remote: bool = False) -> str:
     if (drafts := draft_text(timings)):
         parts.append(drafts)
     return " · ".join(parts)
-
-
-def draft_text(timings: Any) -> str:
-    """"draft 78%": the share of speculatively guessed tokens the model accepted ("" when
-    nothing was guessed, or the backend does not draft)."""
-    acceptance = getattr(timings, "acceptance", None)
-    return "" if acceptance is None else f"draft {acceptance:.0%}"
 
 
 class StatusBar(Static):

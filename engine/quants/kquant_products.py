@@ -498,6 +498,25 @@ def matmul_q8_k_rows16(kind, w, n_out, n_in, xq, xd, xbs, n_tok, out):
             _r16_few_tokens(kind, w, g, rowoff, rb, bb, n_words, n_scales, n_chunks, sw, xq, xd, xbs, xsums,
                             n_tok, n_in, nb, n_out, out, res)
             continue
+        if n_tok <= 2 * ROWS16_TILE:  # block by block as the group streams in (see the turned kernel)
+            words = np.empty(n_words, dtype=np.int32)
+            scales = np.empty(n_scales, dtype=np.int32)
+            dm = np.empty(32, dtype=np.float32)
+            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = z
+            nt = min(n_tok, ROWS16_TILE)
+            for b in range(nb):
+                prefetch_next_group(w, g, rb, b, bb)
+                _r16_dm(kind, w, rowoff, b * bb, dm, 0)
+                _r16_prepare(kind, w, rowoff, b * bb, words, 0, scales, 0, sw)
+                a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a2, a3, words, 0, scales, 0, dm, 0,
+                                            xq, xd, xsums, 0, nt, b, n_in, nb)
+                if n_tok > ROWS16_TILE:
+                    b0, b1, b2, b3 = _r16_block(kind, n_chunks, b0, b1, b2, b3, words, 0, scales, 0, dm, 0,
+                                                xq, xd, xsums, ROWS16_TILE, n_tok - ROWS16_TILE, b, n_in, nb)
+            store_tile4(out, 0, nt, a0, a1, a2, a3, g, n_out, res)
+            if n_tok > ROWS16_TILE:
+                store_tile4(out, ROWS16_TILE, n_tok - ROWS16_TILE, b0, b1, b2, b3, g, n_out, res)
+            continue
         words = np.empty(n_words * nb, dtype=np.int32)
         scales = np.empty(n_scales * nb, dtype=np.int32)
         dm = np.empty(32 * nb, dtype=np.float32)
@@ -602,24 +621,37 @@ def matmul_q8_k_turned(kind, t16, t32, n_out, n_in, xq, xd, xbs, n_tok, out):
     z = vsplat(np.float32(0.0))
     for g in prange(n_out // 16):
         res = np.empty(16, dtype=np.float32)
-        if n_tok <= 2:  # block by block, the next group's lines asked for two blocks ahead
+        if n_tok <= 2 * ROWS16_TILE:
+            # Up to two tiles (decoding, a drafted guess, a few sequences): block by block as
+            # the group streams in, the lines two blocks ahead asked for while this one is
+            # multiplied. Preparing the whole group first, then multiplying, waits on memory
+            # and then on the arithmetic (7B w_gate, 2 threads: 4 tokens 2.14 -> 1.21 ms).
             scales = np.empty(n_scales, dtype=np.int32)
             dm = np.empty(32, dtype=np.float32)
-            a0 = a1 = z
+            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = z
+            nt = min(n_tok, ROWS16_TILE)
             for b in range(nb):
                 at = (g * nb + b) * gw
                 for line in range(0, gw, 16):
                     prefetch(t32, at + 2 * gw + line)
                 wo = _r16_from_turned(kind, t16, t32, at, dm, 0, scales, 0)
-                a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a1, a1, t32, wo, scales, 0, dm, 0,
-                                            xq, xd, xsums, 0, n_tok, b, n_in, nb)
-            store_tile4(out, 0, n_tok, a0, a1, a1, a1, g, n_out, res)
+                a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a2, a3, t32, wo, scales, 0, dm, 0,
+                                            xq, xd, xsums, 0, nt, b, n_in, nb)
+                if n_tok > ROWS16_TILE:
+                    b0, b1, b2, b3 = _r16_block(kind, n_chunks, b0, b1, b2, b3, t32, wo, scales, 0, dm, 0,
+                                                xq, xd, xsums, ROWS16_TILE, n_tok - ROWS16_TILE, b, n_in, nb)
+            store_tile4(out, 0, nt, a0, a1, a2, a3, g, n_out, res)
+            if n_tok > ROWS16_TILE:
+                store_tile4(out, ROWS16_TILE, n_tok - ROWS16_TILE, b0, b1, b2, b3, g, n_out, res)
             continue
         scales = np.empty(n_scales * nb, dtype=np.int32)
         dm = np.empty(32 * nb, dtype=np.float32)
         wos = np.empty(nb, dtype=np.int64)
-        for b in range(nb):
-            wos[b] = _r16_from_turned(kind, t16, t32, (g * nb + b) * gw, dm, 32 * b, scales, n_scales * b)
+        for b in range(nb):  # the group read once (prefetched ahead), then every tile from cache
+            at = (g * nb + b) * gw
+            for line in range(0, gw, 16):
+                prefetch(t32, at + 2 * gw + line)
+            wos[b] = _r16_from_turned(kind, t16, t32, at, dm, 32 * b, scales, n_scales * b)
         for t0 in range(0, n_tok, ROWS16_TILE):
             nt = min(ROWS16_TILE, n_tok - t0)
             a0 = a1 = a2 = a3 = z

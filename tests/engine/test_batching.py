@@ -6,6 +6,8 @@ reused exactly. On the llama.cpp-made tiny-llama fixtures whose kernels are row-
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -111,6 +113,26 @@ def test_scheduler_texts_are_the_same_alone_and_together(model):
         finally:
             fresh.close()
         assert all(h.result.timings.generated_tokens == 12 or h.result.stop_reason.value == "eos" for h in handles)
+    finally:
+        scheduler.close()
+
+
+def test_prompts_sent_together_to_an_idle_scheduler_are_read_in_one_step(model):
+    rng = np.random.default_rng(5)
+    greedy = SamplingParams(temperature=0)
+    scheduler = BatchScheduler(model, 4)
+    try:
+        # one request first: the scheduler learns what a prompt token costs
+        assert scheduler.submit(list(rng.integers(1, model.info.n_vocab, size=30)), greedy, max_tokens=1).wait(60)
+        before = scheduler.steps
+        handles = []
+        for _ in range(4):  # a few milliseconds apart, as requests sent together reach a server
+            handles.append(scheduler.submit(list(rng.integers(1, model.info.n_vocab, size=20)), greedy, max_tokens=1))
+            time.sleep(0.002)
+        assert all(h.wait(60) for h in handles)
+        # the four prompts and their first tokens: one forward pass, not one per request
+        assert scheduler.steps - before == 1
+        assert [h.result.timings.generated_tokens for h in handles] == [1, 1, 1, 1]
     finally:
         scheduler.close()
 

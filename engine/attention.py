@@ -21,8 +21,10 @@ batch order). Heads run in parallel.
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -99,26 +101,89 @@ def attention(q, k_cache, v_cache, start_pos, scale, out):
     k_cache, v_cache: (n_ctx, n_head_kv, hd) uint16, the half-precision bits of the keys
     and values of positions 0..start_pos+n_tok-1; out: (n_tok, n_head, hd) float32."""
     one_token_order = _order == BATCH_INVARIANT or q.shape[0] == 1
-    hd = q.shape[2]
+    n_tok, n_head, hd = q.shape
     if one_token_order and hd % 64 == 0 and k_cache.flags.c_contiguous and v_cache.flags.c_contiguous and out.flags.c_contiguous:
-        _attention_vec(q, k_cache.reshape(-1), v_cache.reshape(-1), k_cache.shape[1], start_pos, scale, out.reshape(-1))
+        n_head_kv = k_cache.shape[1]
+        pb = pair_block(n_tok, n_head // n_head_kv, n_head_kv, numba.get_num_threads())
+        _attention_vec(q, k_cache.reshape(-1), v_cache.reshape(-1), n_head_kv, start_pos, scale, out.reshape(-1), pb)
     else:
         _attention(q, k_cache, v_cache, start_pos, scale, out, one_token_order)
 
 
+PAIR_BLOCK = 4
+"""(token, query head) pairs of one KV head that share each key and value read: four pairs'
+lane vectors (16 registers) beside the key's or value's four."""
+UNIT_TOKENS = 16  # tokens of a prompt one run of work units takes
+
+
+@functools.lru_cache(maxsize=4096)
+def pair_block(n_tok: int, group: int, n_head_kv: int, threads: int) -> int:
+    """How many pairs a work unit takes: the most that still spreads the units evenly over
+    the threads (a unit of p pairs costs about p + 1/3 pair's work: the keys and values are
+    read and converted once for all of them). SmolLM2, one token, 2 threads: 2 (six units,
+    [2, 1] pairs for each KV head); eight tokens: 4; a 7B (no grouping), one token: 1."""
+    runs = [min(UNIT_TOKENS, n_tok - i) for i in range(0, n_tok, UNIT_TOKENS)]
+    best, best_cost = 1, float("inf")
+    for pb in range(1, PAIR_BLOCK + 1):
+        n_blocks = -(-group * runs[0] // pb)
+        costs = []
+        for run in runs:  # unit order does not matter for this estimate
+            pairs = group * run
+            for _ in range(n_head_kv):
+                costs += [min(pb, pairs - b * pb) + 1 / 3 if b * pb < pairs else 0.0 for b in range(n_blocks)]
+        per_thread = -(-len(costs) // threads)  # prange hands each thread one contiguous share
+        cost = max(sum(costs[i : i + per_thread]) for i in range(0, len(costs), per_thread))
+        if cost < best_cost - 1e-9:
+            best, best_cost = pb, cost
+    return best
+
+
 @njit(inline="always")
-def _row_lanes64(qh, k, o, hd):
-    """_dot64 of the rounded query and the cached key at k[o:o+hd] (hd a multiple of 64), in
-    vectors, before its last step: the four 16-lane accumulators are the four vectors,
-    combined as ggml_vec_dot_f16 does; f32x16_sum of the result (the halves added as
-    _reduce16 adds them) is the dot product."""
+def _row_lanes64(qh, qo, k, o, hd):
+    """_dot64 of the rounded query at qh[qo:qo+hd] and the cached key at k[o:o+hd] (hd a
+    multiple of 64), in vectors, before its last step: the four 16-lane accumulators are the
+    four vectors, combined as ggml_vec_dot_f16 does; f32x16_sum of the result (the halves
+    added as _reduce16 adds them) is the dot product."""
     a0 = a1 = a2 = a3 = vsplat(np.float32(0.0))
     for c in range(0, hd, 64):
-        a0 = vadd(a0, vmul(vload(qh, c), vload_f16(k, o + c)))
-        a1 = vadd(a1, vmul(vload(qh, c + 16), vload_f16(k, o + c + 16)))
-        a2 = vadd(a2, vmul(vload(qh, c + 32), vload_f16(k, o + c + 32)))
-        a3 = vadd(a3, vmul(vload(qh, c + 48), vload_f16(k, o + c + 48)))
+        a0 = vadd(a0, vmul(vload(qh, qo + c), vload_f16(k, o + c)))
+        a1 = vadd(a1, vmul(vload(qh, qo + c + 16), vload_f16(k, o + c + 16)))
+        a2 = vadd(a2, vmul(vload(qh, qo + c + 32), vload_f16(k, o + c + 32)))
+        a3 = vadd(a3, vmul(vload(qh, qo + c + 48), vload_f16(k, o + c + 48)))
     return vadd(vadd(a0, a2), vadd(a1, a3))
+
+
+@njit(inline="always")
+def _key_lanes(qh, hd, k, o, n_pairs):
+    """_row_lanes64 of up to four pairs' queries (qh[p hd:]) with one key, read once."""
+    z = vsplat(np.float32(0.0))
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = z
+    for c in range(0, hd, 64):
+        k0 = vload_f16(k, o + c)
+        k1 = vload_f16(k, o + c + 16)
+        k2 = vload_f16(k, o + c + 32)
+        k3 = vload_f16(k, o + c + 48)
+        a0 = vadd(a0, vmul(vload(qh, c), k0))
+        a1 = vadd(a1, vmul(vload(qh, c + 16), k1))
+        a2 = vadd(a2, vmul(vload(qh, c + 32), k2))
+        a3 = vadd(a3, vmul(vload(qh, c + 48), k3))
+        if n_pairs > 1:
+            b0 = vadd(b0, vmul(vload(qh, hd + c), k0))
+            b1 = vadd(b1, vmul(vload(qh, hd + c + 16), k1))
+            b2 = vadd(b2, vmul(vload(qh, hd + c + 32), k2))
+            b3 = vadd(b3, vmul(vload(qh, hd + c + 48), k3))
+        if n_pairs > 2:
+            c0 = vadd(c0, vmul(vload(qh, 2 * hd + c), k0))
+            c1 = vadd(c1, vmul(vload(qh, 2 * hd + c + 16), k1))
+            c2 = vadd(c2, vmul(vload(qh, 2 * hd + c + 32), k2))
+            c3 = vadd(c3, vmul(vload(qh, 2 * hd + c + 48), k3))
+        if n_pairs > 3:
+            e0 = vadd(e0, vmul(vload(qh, 3 * hd + c), k0))
+            e1 = vadd(e1, vmul(vload(qh, 3 * hd + c + 16), k1))
+            e2 = vadd(e2, vmul(vload(qh, 3 * hd + c + 32), k2))
+            e3 = vadd(e3, vmul(vload(qh, 3 * hd + c + 48), k3))
+    return (vadd(vadd(a0, a2), vadd(a1, a3)), vadd(vadd(b0, b2), vadd(b1, b3)),
+            vadd(vadd(c0, c2), vadd(c1, c3)), vadd(vadd(e0, e2), vadd(e1, e3)))
 
 
 @njit(inline="always")
@@ -133,94 +198,198 @@ def _combined(acc, l, d, hd):
 # late (SmolLM2, 2,000 positions, one token, 30 layers' caches out of cache: 10.3 -> 8.6 ms
 # at 2 threads).
 PREFETCH_POSITIONS = 64
-UNIT_TOKENS = 16  # tokens of a prompt one work unit of _attention_vec takes, per head
 
 
 @njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
-def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat):
+def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, pb):
     """_attention in the single-token order for head sizes that are whole steps of 64, the
-    same float operations in the same order, in 16-lane vectors: k_flat, v_flat are the
-    caches (n_ctx, n_head_kv, hd) flattened, out_flat the output (n_tok, n_head, hd) flattened."""
+    same float operations in the same order for every (token, head) pair, in 16-lane vectors:
+    k_flat, v_flat are the caches (n_ctx, n_head_kv, hd) flattened, out_flat the output
+    (n_tok, n_head, hd) flattened.
+
+    A work unit takes up to `pb` pairs of one KV head (its query heads for a run of tokens),
+    so each key and value is read and converted once for all of them. The weighted sum of
+    values keeps ggml's 64 accumulators (accumulator l sums positions l, l + 64, ... in
+    turn) but sums each accumulator in registers, one after another, instead of adding
+    every position to one of 64 rows in memory."""
     n_tok, n_head, hd = q.shape
     group = n_head // n_head_kv
     row = n_head_kv * hd  # one position's keys (or values) of every KV head
-    # Work units of one head and a run of UNIT_TOKENS tokens, ordered so that any contiguous
-    # half of them (what prange hands each of two threads) holds as many early (short) runs
-    # as late (long) ones: a prompt's heads and tokens spread evenly over the threads.
+    # Units: a run of UNIT_TOKENS tokens, a KV head, a block of pb of its pairs (token-major).
+    # Runs are ordered so that any contiguous half of the units (what prange hands each of two
+    # threads) holds as many early (short) runs as late (long) ones.
     n_runs = (n_tok + UNIT_TOKENS - 1) // UNIT_TOKENS
-    for u in prange(n_head * n_runs):
-        i, h = u // n_head, u % n_head
+    n_blocks = (group * min(UNIT_TOKENS, n_tok) + pb - 1) // pb
+    n_ctx_seen = start_pos + n_tok
+    stride = n_ctx_seen + 16  # a pair's scores
+    for u in prange(n_runs * n_head_kv * n_blocks):
+        i = u // (n_head_kv * n_blocks)
+        kvh = u // n_blocks % n_head_kv
+        blk = u % n_blocks
         run = i // 2 if i % 2 == 0 else n_runs - 1 - i // 2
-        kvh = h // group
-        scores = np.empty(start_pos + n_tok + 16, dtype=np.float32)
-        qh = np.empty(hd, dtype=np.float32)
-        acc = np.empty(64 * hd, dtype=np.float32)  # accumulator j % 64 at acc[(j % 64) * hd:]
-        dots = np.empty(256, dtype=np.float32)  # sixteen positions' lane vectors
-        for t in range(run * UNIT_TOKENS, min(n_tok, (run + 1) * UNIT_TOKENS)):
-            last = start_pos + t
+        t_lo = run * UNIT_TOKENS
+        n_pairs_run = group * (min(n_tok, t_lo + UNIT_TOKENS) - t_lo)
+        p_lo = blk * pb
+        n_pairs = min(pb, n_pairs_run - p_lo)
+        if n_pairs <= 0:
+            continue
+        ts = np.empty(4, dtype=np.int64)
+        hs = np.empty(4, dtype=np.int64)
+        lasts = np.zeros(4, dtype=np.int64)
+        qh = np.empty(4 * hd, dtype=np.float32)
+        for p in range(n_pairs):
+            ts[p] = t_lo + (p_lo + p) // group
+            hs[p] = kvh * group + (p_lo + p) % group
+            lasts[p] = start_pos + ts[p]
             for d in range(hd):
-                qh[d] = round_f16(q[t, h, d])
-            # sixteen positions at a time: their dot products' lane vectors finished together
-            # (f32x16_row_sums: the same bits as one f32x16_sum each, a third of the work)
+                qh[p * hd + d] = round_f16(q[ts[p], hs[p], d])
+        last_max = lasts[n_pairs - 1]  # pairs are token-major: the last is the latest
+        scores = np.empty(4 * stride, dtype=np.float32)
+        dots = np.empty(4 * 256, dtype=np.float32)  # sixteen positions' lane vectors, per pair
+        bests = np.empty(64, dtype=np.float32)
+        acc = np.empty(4 * 64 * hd, dtype=np.float32)  # pair p's accumulator l at acc[(64 p + l) hd:]
+        vscale = vsplat(scale)
+        ninf = vsplat(np.float32(-np.inf))
+        for p in range(4):
+            vstore(bests, 16 * p, ninf)
+        # scores: sixteen positions at a time, their dot products' lane vectors finished
+        # together (f32x16_row_sums: the same bits as one f32x16_sum each, a third of the work)
+        n_full_max = (last_max + 1) // 16 * 16
+        for j0 in range(0, n_full_max, 16):
+            for r in range(16):
+                ahead = (j0 + r + PREFETCH_POSITIONS) * row + kvh * hd
+                for c in range(0, hd, 32):
+                    prefetch(k_flat, ahead + c)
+                    if n_pairs > 1:
+                        prefetch(v_flat, ahead + c)  # read out of order after the softmax: in cache by then
+            for r in range(16):
+                l0, l1, l2, l3 = _key_lanes(qh, hd, k_flat, (j0 + r) * row + kvh * hd, n_pairs)
+                vstore(dots, 16 * r, l0)
+                vstore(dots, 256 + 16 * r, l1)
+                vstore(dots, 512 + 16 * r, l2)
+                vstore(dots, 768 + 16 * r, l3)
+            for p in range(n_pairs):
+                if j0 + 16 <= (lasts[p] + 1) // 16 * 16:
+                    s16 = vmul(f32x16_row_sums(dots, 256 * p), vscale)
+                    vstore(scores, p * stride + j0, s16)
+                    vstore(bests, 16 * p, vmax(vload(bests, 16 * p), s16))
+        # per pair: the positions after its last whole sixteen, then the softmax
+        for p in range(n_pairs):
+            so = p * stride
+            last = lasts[p]
             n_full = (last + 1) // 16 * 16
-            vscale = vsplat(scale)
-            vbest = vsplat(np.float32(-np.inf))
-            for j0 in range(0, n_full, 16):
-                for r in range(16):
-                    ahead = (j0 + r + PREFETCH_POSITIONS) * row + kvh * hd
-                    for c in range(0, hd, 32):
-                        prefetch(k_flat, ahead + c)
-                for r in range(16):
-                    vstore(dots, 16 * r, _row_lanes64(qh, k_flat, (j0 + r) * row + kvh * hd, hd))
-                s16 = vmul(f32x16_row_sums(dots, 0), vscale)
-                vstore(scores, j0, s16)
-                vbest = vmax(vbest, s16)
-            vstore(dots, 0, vbest)
             best = -np.inf
             for r in range(16):
-                if dots[r] > best:
-                    best = dots[r]
+                if bests[16 * p + r] > best:
+                    best = bests[16 * p + r]
             for j in range(n_full, last + 1):
-                s = f32x16_sum(_row_lanes64(qh, k_flat, j * row + kvh * hd, hd)) * scale
-                scores[j] = s
+                s = f32x16_sum(_row_lanes64(qh, p * hd, k_flat, j * row + kvh * hd, hd)) * scale
+                scores[so + j] = s
                 if s > best:
                     best = s
             n_grp = (last + 16) // 16
             total = 0.0  # float64
             vbest = vsplat(best)
             for c in range(n_grp):
-                o = c * 16
+                o = so + c * 16
                 vstore(scores, o, ggml_expf16(vsub(vload(scores, o), vbest)))
                 if c == n_grp - 1:  # the last group is padded with zeros
                     for j in range(last + 1, n_grp * 16):
-                        scores[j] = np.float32(0.0)
+                        scores[so + j] = np.float32(0.0)
                 total += np.float64(f32x16_sum(vload(scores, o)))
             vinv = vsplat(np.float32(1.0 / total))
             for c in range(n_grp):  # the weights rounded to half, sixteen at a time
-                vstore(scores, c * 16, vround_f16(vmul(vload(scores, c * 16), vinv)))
-            z = vsplat(np.float32(0.0))
+                vstore(scores, so + c * 16, vround_f16(vmul(vload(scores, so + c * 16), vinv)))
+        # the weighted sum of values: accumulator l of every pair, 64 elements at a time
+        z = vsplat(np.float32(0.0))
+        l0_, l1_, l2_, l3_ = lasts[0], lasts[1], lasts[2], lasts[3]
+        if n_pairs == 1:
+            # Nothing shares the values' read: the positions in order, each added to its
+            # accumulator row in memory (the rows stay in L1 while the values stream in; the
+            # accumulator-at-a-time order reads them out of order: 7B at 2,000 positions,
+            # one token, 1.14 against 1.37 ms a layer). The same additions in the same order.
             for i in range(0, 64 * hd, 16):
                 vstore(acc, i, z)
-            for j in range(last + 1):
-                p = vsplat(scores[j])
+            for j in range(l0_ + 1):
+                w = vsplat(scores[j])
                 a = (j & 63) * hd
                 vo = j * row + kvh * hd
                 for c in range(0, hd, 32):
                     prefetch(v_flat, vo + PREFETCH_POSITIONS * row + c)
                 for d in range(0, hd, 16):
-                    vstore(acc, a + d, vadd(vload(acc, a + d), vmul(p, vload_f16(v_flat, vo + d))))
-            # accumulators l, 16+l, 32+l, 48+l combined as ggml does, then the sixteen
-            # reduced per element as _reduce16 (halves added until one is left), lane-wise
-            # over d, in place in acc's first rows
+                    vstore(acc, a + d, vadd(vload(acc, a + d), vmul(w, vload_f16(v_flat, vo + d))))
+        for dc in range(0, hd if n_pairs > 1 else 0, 64):
+            for l in range(64):
+                a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = z
+                for j in range(l, last_max + 1, 64):
+                    vo = j * row + kvh * hd + dc
+                    prefetch(v_flat, vo + row)  # position j + 1: the next accumulator's
+                    prefetch(v_flat, vo + row + 32)
+                    v0 = vload_f16(v_flat, vo)
+                    v1 = vload_f16(v_flat, vo + 16)
+                    v2 = vload_f16(v_flat, vo + 32)
+                    v3 = vload_f16(v_flat, vo + 48)
+                    if j <= l0_:
+                        w = vsplat(scores[j])
+                        a0 = vadd(a0, vmul(w, v0))
+                        a1 = vadd(a1, vmul(w, v1))
+                        a2 = vadd(a2, vmul(w, v2))
+                        a3 = vadd(a3, vmul(w, v3))
+                    if n_pairs > 1 and j <= l1_:
+                        w = vsplat(scores[stride + j])
+                        b0 = vadd(b0, vmul(w, v0))
+                        b1 = vadd(b1, vmul(w, v1))
+                        b2 = vadd(b2, vmul(w, v2))
+                        b3 = vadd(b3, vmul(w, v3))
+                    if n_pairs > 2 and j <= l2_:
+                        w = vsplat(scores[2 * stride + j])
+                        c0 = vadd(c0, vmul(w, v0))
+                        c1 = vadd(c1, vmul(w, v1))
+                        c2 = vadd(c2, vmul(w, v2))
+                        c3 = vadd(c3, vmul(w, v3))
+                    if n_pairs > 3 and j <= l3_:
+                        w = vsplat(scores[3 * stride + j])
+                        e0 = vadd(e0, vmul(w, v0))
+                        e1 = vadd(e1, vmul(w, v1))
+                        e2 = vadd(e2, vmul(w, v2))
+                        e3 = vadd(e3, vmul(w, v3))
+                o = l * hd + dc
+                vstore(acc, o, a0)
+                vstore(acc, o + 16, a1)
+                vstore(acc, o + 32, a2)
+                vstore(acc, o + 48, a3)
+                if n_pairs > 1:
+                    o += 64 * hd
+                    vstore(acc, o, b0)
+                    vstore(acc, o + 16, b1)
+                    vstore(acc, o + 32, b2)
+                    vstore(acc, o + 48, b3)
+                if n_pairs > 2:
+                    o += 64 * hd
+                    vstore(acc, o, c0)
+                    vstore(acc, o + 16, c1)
+                    vstore(acc, o + 32, c2)
+                    vstore(acc, o + 48, c3)
+                if n_pairs > 3:
+                    o += 64 * hd
+                    vstore(acc, o, e0)
+                    vstore(acc, o + 16, e1)
+                    vstore(acc, o + 32, e2)
+                    vstore(acc, o + 48, e3)
+        # per pair: accumulators l, 16+l, 32+l, 48+l combined as ggml does, then the sixteen
+        # reduced per element as _reduce16 (halves added until one is left), lane-wise over d,
+        # in place in the pair's first rows
+        for p in range(n_pairs):
+            pa = acc[p * 64 * hd : (p + 1) * 64 * hd]
             for d in range(0, hd, 16):
                 for l in range(16):
-                    vstore(acc, l * hd + d, _combined(acc, l, d, hd))
+                    vstore(pa, l * hd + d, _combined(pa, l, d, hd))
                 width = 8
                 while width >= 1:
                     for l in range(width):
-                        vstore(acc, l * hd + d, vadd(vload(acc, l * hd + d), vload(acc, (l + width) * hd + d)))
+                        vstore(pa, l * hd + d, vadd(vload(pa, l * hd + d), vload(pa, (l + width) * hd + d)))
                     width //= 2
-                vstore(out_flat, (t * n_head + h) * hd + d, vload(acc, d))
+                vstore(out_flat, (ts[p] * n_head + hs[p]) * hd + d, vload(pa, d))
 
 
 @njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from codeup_tui.engine.attention import _attention, attention
+from codeup_tui.engine.attention import _attention, _attention_vec, attention, pair_block
 from codeup_tui.engine.ggml_math import _swiglu, ggml_expf
 from codeup_tui.engine.ggml_vector_math import ggml_expf16, swiglu
 from codeup_tui.engine.quants._simd import vload, vstore
@@ -21,7 +21,10 @@ def _cache(rng, n_ctx, n_kv, hd):
 @pytest.mark.parametrize(
     "hd, n_head, n_kv, n_tok, start",
     # (64, 9, 3, 3, 30): 31, 32 and 33 positions, whole groups of sixteen and a tail
-    [(64, 9, 3, 1, 0), (64, 9, 3, 1, 777), (64, 9, 3, 13, 40), (64, 9, 3, 3, 30), (128, 8, 2, 1, 300), (128, 4, 4, 5, 0)],
+    # (64, 9, 3, 8, 100): pairs of several tokens sharing a unit (their last positions differ);
+    # (128, 28, 4, 17, 63): seven query heads per KV head, a second run of tokens
+    [(64, 9, 3, 1, 0), (64, 9, 3, 1, 777), (64, 9, 3, 13, 40), (64, 9, 3, 3, 30), (128, 8, 2, 1, 300), (128, 4, 4, 5, 0),
+     (64, 9, 3, 8, 100), (128, 28, 4, 17, 63), (64, 2, 1, 40, 0)],
 )
 def test_vector_attention_equals_the_scalar_order_bit_for_bit(hd, n_head, n_kv, n_tok, start):
     rng = np.random.default_rng(hd + n_tok + start)
@@ -33,6 +36,27 @@ def test_vector_attention_equals_the_scalar_order_bit_for_bit(hd, n_head, n_kv, 
     attention(q, k, v, start, scale, got)
     _attention(q, k, v, start, scale, want, True)
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("pb", [1, 2, 3, 4])
+def test_every_pair_block_gives_the_scalar_orders_bits(pb):
+    # a unit of pb (token, head) pairs shares each key and value read; whatever pb the
+    # thread count picks, every pair is summed as it is alone
+    rng = np.random.default_rng(pb)
+    for hd, n_head, n_kv, n_tok, start in ((64, 9, 3, 6, 70), (128, 8, 2, 3, 129)):
+        k, v = _cache(rng, start + n_tok, n_kv, hd), _cache(rng, start + n_tok, n_kv, hd)
+        q = (rng.standard_normal((n_tok, n_head, hd)) * 4).astype(np.float32)
+        scale = np.float32(1.0 / np.sqrt(hd))
+        got, want = np.empty_like(q), np.empty_like(q)
+        _attention_vec(q, k.reshape(-1), v.reshape(-1), n_kv, start, scale, got.reshape(-1), pb)
+        _attention(q, k, v, start, scale, want, True)
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (hd, n_head, n_kv, n_tok, start)
+
+
+def test_pair_blocks_share_reads_where_the_threads_stay_busy():
+    assert pair_block(1, 3, 3, 2) == 2  # SmolLM2, one token: six units of [2, 1] pairs
+    assert pair_block(8, 3, 3, 2) == 4  # eight tokens: every unit four pairs
+    assert pair_block(1, 1, 32, 2) == 1  # a 7B, one token: a pair per head
 
 
 @njit

@@ -44,6 +44,21 @@ def test_drafter_prefers_the_longest_matching_ngram():
     assert drafter.draft(room=2) == [6, 7]  # never past the room left in the context
 
 
+def test_a_copy_is_followed_through_the_source_not_to_a_later_repeat():
+    drafter = PromptLookupDrafter(DraftParams(ngram_min=2, ngram_max=2, draft_max=3))
+    drafter.observe(1, 1.0)
+    drafter.observe(4, 1.0)
+    # a prompt holding "1 2 3" twice, and an answer that has copied its start again
+    drafter.reset([1, 2, 3, 50, 5, 6, 1, 2, 3, 60, 7, 8, 1, 2, 3, 50])
+    assert drafter.draft(room=10) == [5, 6, 1]  # from the prompt's first line
+    drafter.feedback(3, 3)
+    for token in (5, 6, 1, 2):  # accepted, then the model's own next token
+        drafter.push(token)
+    # "1 2" last occurred in the answer (followed by 3 50), but the copy has reached the
+    # prompt's second line: 3 60 7
+    assert drafter.draft(room=10) == [3, 60, 7]
+
+
 def test_drafter_falls_back_to_earlier_answers():
     drafter = PromptLookupDrafter(DraftParams(draft_max=3))
     drafter.remember_answer([10, 11, 12, 13, 14])

@@ -5,8 +5,8 @@ Over SSH and in tmux, alt+enter arrives as ESC followed by CR. Textual (8.x) rea
 named key before the alt prefix is applied — so alt+enter would insert a newline instead of
 sending. Registering the two-byte sequence makes it the key `alt+enter`, which the `send`
 binding lists. (Terminals with the kitty keyboard protocol report alt+enter themselves.)
-This reaches into a private table of Textual; tests/tui/test_tui_keys.py feeds the bytes to
-Textual's parser, so an upgrade that breaks it fails there.
+This reaches into a private table of Textual (no public API maps a key sequence); the tmux
+test (tests/e2e/test_tui_e2e.py) sends a real alt+enter, so an upgrade that breaks it fails there.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """codeup-tui in a real terminal (tmux, 80x24, TERM=screen-256color) with the real default
 model: pick a file with the keyboard, send an instruction with ctrl+j, watch the answer
-stream with tokens/s in the status line, stop a second answer with Esc."""
+stream with tokens/s in the status line, send a second one with alt+enter and stop it with Esc."""
 
 from __future__ import annotations
 
@@ -35,10 +35,11 @@ def test_chat_over_a_file_in_tmux(default_model_file):
         screen = tmux.wait_for(lambda s: "done ·" in s or "token limit" in s, timeout=120)
         assert "t/s" in screen.splitlines()[-2]  # the status line shows tokens/s
         assert "stopped ·" not in screen
-        # a second, long answer, stopped with Esc while it streams
+        # a second, long answer, sent with alt+enter (tmux sends ESC CR, as terminals over SSH
+        # do: tui/terminal_keys.py) and stopped with Esc while it streams
         tmux.keys("Now write a long tutorial about Python text processing.")
         tmux.wait_for(lambda s: "text processing." in s)
-        tmux.keys("C-j")
+        tmux.keys("M-Enter")
         tmux.wait_for(lambda s: "answering…" in s or "processing the prompt" in s, timeout=60)
         tmux.keys("Escape")
         screen = tmux.wait_for(lambda s: "stopped ·" in s, timeout=30)

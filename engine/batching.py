@@ -57,7 +57,10 @@ DEFAULT_SLOTS = 4  # llama.cpp's -np default
 # fewer than MIN_PROMPT_PER_STEP tokens.
 STEP_SECONDS = 0.25
 IDLE_STEP_SECONDS = 4.0
-GATHER_SECONDS = 0.02  # an idle server waits this long after a request for the ones sent with it
+# An idle server waits after a request for those sent with it: until none came for
+# GATHER_QUIET_SECONDS, at most GATHER_MAX_SECONDS (a lone request waits the quiet time).
+GATHER_QUIET_SECONDS = 0.01
+GATHER_MAX_SECONDS = 0.05
 MIN_PROMPT_PER_STEP = 8
 MAX_PROMPT_PER_STEP = 256  # llama.cpp's n_batch-like cap on prompt tokens in one step
 FIRST_PROMPT_PER_STEP = 16  # before a step has been timed
@@ -325,11 +328,7 @@ class BatchScheduler:
             with self._cond:
                 self._drop_cancelled_waiting()
                 if self._waiting and all(s.job is None for s in self.slots):
-                    # Requests sent together (an agent's, several editors') reach the server a
-                    # few milliseconds apart: wait that long so their prompts share a step.
-                    deadline = time.monotonic() + GATHER_SECONDS
-                    while (left := deadline - time.monotonic()) > 0:
-                        self._cond.wait(left)
+                    self._gather()
                 self._admit()
                 active = [s for s in self.slots if s.job is not None]
                 if not active:
@@ -344,6 +343,19 @@ class BatchScheduler:
                     if s.job is not None:
                         self._finish(s, StopReason.ERROR, e)
                         s.rewind(0)
+
+    def _gather(self) -> None:
+        """Requests sent together (an agent's, several editors') reach an idle server a few
+        milliseconds apart: wait while they keep coming (GATHER_QUIET_SECONDS between two,
+        GATHER_MAX_SECONDS in all) so their prompts share the first step. Holds the lock."""
+        deadline = time.monotonic() + GATHER_MAX_SECONDS
+        while True:
+            seen = len(self._waiting)
+            quiet_until = min(deadline, time.monotonic() + GATHER_QUIET_SECONDS)
+            while (left := quiet_until - time.monotonic()) > 0 and len(self._waiting) == seen:
+                self._cond.wait(left)
+            if len(self._waiting) == seen or time.monotonic() >= deadline:
+                return
 
     def _drop_cancelled_waiting(self) -> None:
         for job in [j for j in self._waiting if j.handle.cancelled]:

@@ -154,6 +154,13 @@ def _row_lanes64(qh, qo, k, o, hd):
 
 
 @njit(inline="always")
+def _qk4(a0, a1, a2, a3, qh, qo, k0, k1, k2, k3):
+    """A pair's four key lanes after the next 64 elements (its query at qh[qo:])."""
+    return (vadd(a0, vmul(vload(qh, qo), k0)), vadd(a1, vmul(vload(qh, qo + 16), k1)),
+            vadd(a2, vmul(vload(qh, qo + 32), k2)), vadd(a3, vmul(vload(qh, qo + 48), k3)))
+
+
+@njit(inline="always")
 def _key_lanes(qh, hd, k, o, n_pairs):
     """_row_lanes64 of up to four pairs' queries (qh[p hd:]) with one key, read once."""
     z = vsplat(np.float32(0.0))
@@ -163,27 +170,29 @@ def _key_lanes(qh, hd, k, o, n_pairs):
         k1 = vload_f16(k, o + c + 16)
         k2 = vload_f16(k, o + c + 32)
         k3 = vload_f16(k, o + c + 48)
-        a0 = vadd(a0, vmul(vload(qh, c), k0))
-        a1 = vadd(a1, vmul(vload(qh, c + 16), k1))
-        a2 = vadd(a2, vmul(vload(qh, c + 32), k2))
-        a3 = vadd(a3, vmul(vload(qh, c + 48), k3))
+        a0, a1, a2, a3 = _qk4(a0, a1, a2, a3, qh, c, k0, k1, k2, k3)
         if n_pairs > 1:
-            b0 = vadd(b0, vmul(vload(qh, hd + c), k0))
-            b1 = vadd(b1, vmul(vload(qh, hd + c + 16), k1))
-            b2 = vadd(b2, vmul(vload(qh, hd + c + 32), k2))
-            b3 = vadd(b3, vmul(vload(qh, hd + c + 48), k3))
+            b0, b1, b2, b3 = _qk4(b0, b1, b2, b3, qh, hd + c, k0, k1, k2, k3)
         if n_pairs > 2:
-            c0 = vadd(c0, vmul(vload(qh, 2 * hd + c), k0))
-            c1 = vadd(c1, vmul(vload(qh, 2 * hd + c + 16), k1))
-            c2 = vadd(c2, vmul(vload(qh, 2 * hd + c + 32), k2))
-            c3 = vadd(c3, vmul(vload(qh, 2 * hd + c + 48), k3))
+            c0, c1, c2, c3 = _qk4(c0, c1, c2, c3, qh, 2 * hd + c, k0, k1, k2, k3)
         if n_pairs > 3:
-            e0 = vadd(e0, vmul(vload(qh, 3 * hd + c), k0))
-            e1 = vadd(e1, vmul(vload(qh, 3 * hd + c + 16), k1))
-            e2 = vadd(e2, vmul(vload(qh, 3 * hd + c + 32), k2))
-            e3 = vadd(e3, vmul(vload(qh, 3 * hd + c + 48), k3))
+            e0, e1, e2, e3 = _qk4(e0, e1, e2, e3, qh, 3 * hd + c, k0, k1, k2, k3)
     return (vadd(vadd(a0, a2), vadd(a1, a3)), vadd(vadd(b0, b2), vadd(b1, b3)),
             vadd(vadd(c0, c2), vadd(c1, c3)), vadd(vadd(e0, e2), vadd(e1, e3)))
+
+
+@njit(inline="always")
+def _weigh4(a0, a1, a2, a3, w, v0, v1, v2, v3):
+    """A pair's four accumulator vectors after adding weight w times a value's 64 elements."""
+    return vadd(a0, vmul(w, v0)), vadd(a1, vmul(w, v1)), vadd(a2, vmul(w, v2)), vadd(a3, vmul(w, v3))
+
+
+@njit(inline="always")
+def _store4(acc, o, a0, a1, a2, a3):
+    vstore(acc, o, a0)
+    vstore(acc, o + 16, a1)
+    vstore(acc, o + 32, a2)
+    vstore(acc, o + 48, a3)
 
 
 @njit(inline="always")
@@ -330,52 +339,21 @@ def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, pb)
                     v2 = vload_f16(v_flat, vo + 32)
                     v3 = vload_f16(v_flat, vo + 48)
                     if j <= l0_:
-                        w = vsplat(scores[j])
-                        a0 = vadd(a0, vmul(w, v0))
-                        a1 = vadd(a1, vmul(w, v1))
-                        a2 = vadd(a2, vmul(w, v2))
-                        a3 = vadd(a3, vmul(w, v3))
+                        a0, a1, a2, a3 = _weigh4(a0, a1, a2, a3, vsplat(scores[j]), v0, v1, v2, v3)
                     if n_pairs > 1 and j <= l1_:
-                        w = vsplat(scores[stride + j])
-                        b0 = vadd(b0, vmul(w, v0))
-                        b1 = vadd(b1, vmul(w, v1))
-                        b2 = vadd(b2, vmul(w, v2))
-                        b3 = vadd(b3, vmul(w, v3))
+                        b0, b1, b2, b3 = _weigh4(b0, b1, b2, b3, vsplat(scores[stride + j]), v0, v1, v2, v3)
                     if n_pairs > 2 and j <= l2_:
-                        w = vsplat(scores[2 * stride + j])
-                        c0 = vadd(c0, vmul(w, v0))
-                        c1 = vadd(c1, vmul(w, v1))
-                        c2 = vadd(c2, vmul(w, v2))
-                        c3 = vadd(c3, vmul(w, v3))
+                        c0, c1, c2, c3 = _weigh4(c0, c1, c2, c3, vsplat(scores[2 * stride + j]), v0, v1, v2, v3)
                     if n_pairs > 3 and j <= l3_:
-                        w = vsplat(scores[3 * stride + j])
-                        e0 = vadd(e0, vmul(w, v0))
-                        e1 = vadd(e1, vmul(w, v1))
-                        e2 = vadd(e2, vmul(w, v2))
-                        e3 = vadd(e3, vmul(w, v3))
-                o = l * hd + dc
-                vstore(acc, o, a0)
-                vstore(acc, o + 16, a1)
-                vstore(acc, o + 32, a2)
-                vstore(acc, o + 48, a3)
+                        e0, e1, e2, e3 = _weigh4(e0, e1, e2, e3, vsplat(scores[3 * stride + j]), v0, v1, v2, v3)
+                o = l * hd + dc  # pair p's accumulator l at acc[(64 p + l) hd:]
+                _store4(acc, o, a0, a1, a2, a3)
                 if n_pairs > 1:
-                    o += 64 * hd
-                    vstore(acc, o, b0)
-                    vstore(acc, o + 16, b1)
-                    vstore(acc, o + 32, b2)
-                    vstore(acc, o + 48, b3)
+                    _store4(acc, o + 64 * hd, b0, b1, b2, b3)
                 if n_pairs > 2:
-                    o += 64 * hd
-                    vstore(acc, o, c0)
-                    vstore(acc, o + 16, c1)
-                    vstore(acc, o + 32, c2)
-                    vstore(acc, o + 48, c3)
+                    _store4(acc, o + 128 * hd, c0, c1, c2, c3)
                 if n_pairs > 3:
-                    o += 64 * hd
-                    vstore(acc, o, e0)
-                    vstore(acc, o + 16, e1)
-                    vstore(acc, o + 32, e2)
-                    vstore(acc, o + 48, e3)
+                    _store4(acc, o + 192 * hd, e0, e1, e2, e3)
         # per pair: accumulators l, 16+l, 32+l, 48+l combined as ggml does, then the sixteen
         # reduced per element as _reduce16 (halves added until one is left), lane-wise over d,
         # in place in the pair's first rows

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 import urllib.request
@@ -141,6 +142,24 @@ def test_a_client_that_leaves_mid_stream_frees_its_slot(served):
     wait_for(lambda: not any(s["is_processing"] for s in get(served, "/slots")), "the slot was freed")
     last = served.health()["last_generation"]
     assert last["client_left"] and last["stop_reason"] == "cancelled" and last["tokens_after_client_left"] <= 1
+
+
+def test_twenty_clients_that_leave_mid_stream_leave_nothing_running(served):
+    conns = []
+    for i in range(20):  # sent, never read: three take the slots, the rest wait for one
+        conn = http.client.HTTPConnection(served.host, served.port, timeout=WAIT)
+        conn.request("POST", "/v1/completions", headers={"Content-Type": "application/json"},
+                     body=json.dumps({"prompt": f"{i}, 2, 3, 4, 5, 6,", "max_tokens": 4000, "temperature": 0,
+                                      "stream": True}))
+        conns.append(conn)
+    wait_for(lambda: (h := get(served, "/health"))["slots_processing"] == 3 and h["queued"] == 17,
+             "three streaming and seventeen waiting")
+    for conn in conns:
+        conn.sock.shutdown(socket.SHUT_RDWR)
+        conn.close()
+    wait_for(lambda: (h := get(served, "/health"))["slots_processing"] == 0 and h["queued"] == 0,
+             "every slot freed and the queue empty")
+    assert complete(served, {"prompt": "1, 2, 3,", "max_tokens": 3, "temperature": 0})["choices"][0]["text"]
 
 
 def test_a_request_reuses_the_idle_slot_holding_its_prefix(served, default_model_file):

@@ -90,6 +90,35 @@ def _flat_for_kernel(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return _readonly(flat)
 
 
+# ---- matrices held turned ----
+# A matrix read into memory (engine/resident_weights.py) may be held with each block of 16
+# rows laid out as its 8-bit kernel reads it: the k-quants (kquant_products) and the 32-value
+# type with lane sums, Q4_1 (block32_products). One module per type family says how.
+def _turner(ggml_type) -> ModuleType | None:
+    for module in (kquant_products, block32_products):
+        if GGMLType(int(ggml_type)) in module.TURNED_TYPES:
+            return module
+    return None
+
+
+def can_turn(ggml_type, n_out: int) -> bool:
+    """Whether a matrix of this type and row count can be held turned."""
+    module = _turner(ggml_type)
+    return module is not None and module.can_turn(ggml_type, n_out)
+
+
+def turn_in_place(ggml_type, data: np.ndarray, n_out: int, n_in: int) -> None:
+    """data (a matrix's ggml bytes, writable, contiguous) turned in place; without the GIL."""
+    module = _turner(ggml_type)
+    flat = data.reshape(-1).view(np.uint8)
+    module.turn_rows16(module.TAGS[int(ggml_type)], flat, flat.view(np.uint16), flat.view(np.int32), n_out, n_in)
+
+
+def unturn(ggml_type, data: np.ndarray, n_out: int, n_in: int) -> np.ndarray:
+    """The ggml bytes (n_out, row bytes) of a matrix held turned."""
+    return _turner(ggml_type).unturn(ggml_type, data, n_out, n_in)
+
+
 def _rows_flat(w: "QuantMatrix") -> np.ndarray:
     """w's data in ggml's row order as the row kernels read it (a turned matrix unturned)."""
     return _flat_for_kernel(w.ggml_data, row_kernels.WEIGHT_DTYPES[w.ggml_type]) if w.turned else w.flat
@@ -140,7 +169,7 @@ class QuantMatrix:
     @property
     def turned(self) -> bool:
         """Whether `data` holds the matrix turned sixteen rows at a time for its kernel
-        (kquant_products.turn_rows16) rather than in ggml's row order."""
+        (turn_in_place) rather than in ggml's row order."""
         return self.__dict__.get("_turned", False)
 
     @property
@@ -149,16 +178,16 @@ class QuantMatrix:
         code that reads rows rather than the 8-bit kernel."""
         if not self.turned:
             return self.data
-        return kquant_products.unturn(self.ggml_type, self.data, self.n_out, self.n_in)
+        return unturn(self.ggml_type, self.data, self.n_out, self.n_in)
 
     def move_to(self, data: np.ndarray, turned: bool = False) -> None:
         """Read the weights from `data` from now on: the same bytes elsewhere (a copy in the
         process's memory, engine/resident_weights.py), in ggml's order or, with `turned`, as
-        kquant_products.turn_rows16 leaves them (for the types and sizes `can_turn` allows).
+        turn_in_place leaves them (for the types and sizes `can_turn` allows).
         A kernel call already running keeps the array it was given; the next one takes the new."""
         if data.dtype != self.data.dtype or data.shape != self.data.shape or not data.flags.c_contiguous:
             raise UsageError(f"moving a {self.ggml_type.name} matrix needs {self.data.dtype} {self.data.shape} data")
-        if turned and not kquant_products.can_turn(self.ggml_type, self.n_out):
+        if turned and not can_turn(self.ggml_type, self.n_out):
             raise UsageError(f"a {self.ggml_type.name} matrix of {self.n_out} rows cannot be held turned")
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "_turned", bool(turned))
@@ -399,8 +428,9 @@ def matmul_rounded(w: QuantMatrix, parts: tuple, n_tok: int) -> np.ndarray:
 def _kernel_call(w: QuantMatrix):
     flat, n_out, n_in = w.flat, w.n_out, w.n_in
     if w.turned:  # each block of 16 rows one stream, nothing to turn per product
-        call = compiled_call(kquant_products.matmul_q8_k_turned, kquant_products.TAGS[int(w.ggml_type)],
-                             flat.view(np.uint16), flat.view(np.int32), n_out, n_in)
+        module = _turner(w.ggml_type)
+        kernel = kquant_products.matmul_q8_k_turned if module is kquant_products else block32_products.matmul_q8_turned
+        call = compiled_call(kernel, module.TAGS[int(w.ggml_type)], flat.view(np.uint16), flat.view(np.int32), n_out, n_in)
         return lambda p, n_tok, out: call(p[0], p[1], p[2], n_tok, out)
     if activation_kind(w.ggml_type) == "q8_k":
         kernel, tag = kquant_products.kernel_for(w.ggml_type), kquant_products.TAGS[int(w.ggml_type)]

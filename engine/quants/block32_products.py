@@ -45,6 +45,7 @@ from ._int8 import (
     i32x16_to_f32,
     i32x16_zero,
     int8_group_sums,
+    prefetch,
     prefetch_next_group,
     rows16_offsets,
     store_rows16,
@@ -53,7 +54,7 @@ from ._int8 import (
     u8x64_splat_word,
     u8x64_store,
 )
-from ._simd import vadd, vfma, vload, vload_half_pairs16, vmul, vsplat, vstore
+from ._simd import vadd, vfma, vload, vload_f16, vload_half_pairs16, vmul, vsplat, vstore
 
 # Each type's row-group body: the order of its float operations (above) and, for the lane
 # sums, where the running lanes live. Q4_1 holds a tile of LANE_TILE tokens' lanes in
@@ -404,3 +405,112 @@ def bound_kernel(ggml_type, w, n_out, n_in):
         return lambda p, n_tok, out: call(p[0], p[1], p[2], n_tok, out)
     # Q8_0 activations carry no block sums: the scales stand in the slot, unread
     return lambda p, n_tok, out: call(p[0], p[1], p[1], n_tok, out)
+
+
+# ---- sixteen rows held turned (Q4_1 read into memory: resident_weights.py) ----
+# A matrix read into the process's memory can be held with each block of 16 rows already
+# turned, in the same bytes: the rows' 16 scales d (and 16 minimums m) as halves, then the
+# block's turned words. A product then reads each group of rows as one stream and turns
+# nothing, so a token's arithmetic is only its own (the turning was most of a one-token
+# product's work: SmolLM2's 576 x 1536, in cache, one thread). Whatever the number of tokens,
+# the next group is asked for while this one is multiplied: a verification step of a few
+# tokens costs about what one token costs while memory, not arithmetic, is the limit.
+# The integers and float operations are those of matmul_q8: the same bits.
+TURNED_TYPES: frozenset[GGMLType] = frozenset(GGMLType(t) for t, body in _BODIES.items() if body == "lanes_in_registers")
+
+
+def _turned_block_words(kind):
+    raise NotImplementedError
+
+
+@overload(_turned_block_words, inline="always")
+def _turned_block_words_for(kind):
+    """Words of a turned block: its halves (d, then m where the type has one) then its
+    values' words; the same bytes as the 16 rows' blocks."""
+    if not isinstance(kind, TypeTagType):
+        return None
+    m = _MODULES[kind.ggml_type]
+    halves = 32 if getattr(m, "HAS_MIN", False) else 16
+    n = np.int64(halves // 2 + m.TURNED_WORDS)
+    assert 4 * n == 16 * m.BLOCK_BYTES
+    return lambda kind: n
+
+
+def can_turn(ggml_type, n_out: int) -> bool:
+    return GGMLType(int(ggml_type)) in TURNED_TYPES and n_out % 16 == 0
+
+
+@njit(nogil=True, **MATH_EXACT)
+def turn_rows16(kind, w8, w16, w32, n_out, n_in):
+    """The matrix in w8 (its ggml bytes, n_out a multiple of 16; w16, w32 the same memory as
+    halves and words) turned in place, a group of 16 rows at a time through a copy of the
+    group. Without the GIL: the copy into memory turns while the forward pass runs."""
+    bb, _, _ = _layout(kind)
+    gw = _turned_block_words(kind)
+    halves = 2 * (gw - _layout(kind)[1])  # the 16 d (and 16 m) before the words
+    nb = n_in // 32
+    rb = nb * bb
+    group = np.empty(16 * rb, dtype=np.uint8)
+    rowoff = np.arange(16, dtype=np.int64) * rb
+    for g in range(n_out // 16):
+        group[:] = w8[g * 16 * rb : (g + 1) * 16 * rb]
+        for b in range(nb):
+            at = (g * nb + b) * gw
+            for h in range(halves // 16):  # d of the 16 rows, then m
+                for r in range(16):
+                    o = rowoff[r] + b * bb + 2 * h
+                    w16[2 * at + 16 * h + r] = np.uint16(group[o]) | (np.uint16(group[o + 1]) << np.uint16(8))
+            _turn(kind, group, rowoff, b * bb, w32[at + halves // 2 : at + gw])
+
+
+def unturn(ggml_type, data: np.ndarray, n_out: int, n_in: int) -> np.ndarray:
+    """The ggml bytes (n_out, row bytes) of a matrix held turned (turn_rows16 undone)."""
+    m = _MODULES[int(ggml_type)]
+    bb, nb = m.BLOCK_BYTES, n_in // 32
+    halves = 32 if getattr(m, "HAS_MIN", False) else 16
+    blocks = np.ascontiguousarray(data).reshape(-1).view(np.uint8).reshape(n_out // 16, nb, 16 * bb)
+    out = np.empty((n_out // 16, 16, nb, bb), dtype=np.uint8)
+    h = blocks[:, :, : 2 * halves].reshape(n_out // 16, nb, halves // 16, 16, 2)  # [g, b, which, row, byte]
+    for which in range(halves // 16):
+        out[:, :, :, 2 * which : 2 * which + 2] = h[:, :, which].transpose(0, 2, 1, 3)
+    words = blocks[:, :, 2 * halves :].reshape(n_out // 16, nb, -1, 16, 4)  # [g, b, word k, row, byte]
+    qs = words.transpose(0, 3, 1, 2, 4).reshape(n_out // 16, 16, nb, -1)  # the words of a row in order
+    out[:, :, :, bb - qs.shape[-1] :] = qs
+    return out.reshape(n_out, nb * bb)
+
+
+@njit(parallel=True, **MATH_EXACT)
+def matmul_q8_turned(kind, t16, t32, n_out, n_in, xq, xd, xs, n_tok, out):
+    """out[t, r] = W[r]·x[t] for a matrix of type `kind` held turned (t16, t32: its memory
+    as halves and words): matmul_q8's results, each tile of LANE_TILE tokens reading the
+    group's blocks as they are, the next group asked for during the first tile."""
+    gw = _turned_block_words(kind)
+    halves = 2 * (gw - _layout(kind)[1])
+    nb = n_in // 32
+    sums = _offset_sums(kind, xq)
+    z = vsplat(np.float32(0.0))
+    for g in prange(n_out // 16):
+        res = np.empty(16, dtype=np.float32)
+        for t0 in range(0, n_tok, LANE_TILE):
+            two = t0 + 1 < n_tok
+            a = (z, z, z, z, z, z, z, z)
+            c = (z, z, z, z, z, z, z, z)
+            ma = z
+            mc = z
+            for b in range(nb):
+                at = (g * nb + b) * gw
+                if t0 == 0:
+                    for line in range(0, gw, 16):
+                        prefetch(t32, at + nb * gw + line)
+                dw = vload_f16(t16, 2 * at)
+                mw = vload_f16(t16, 2 * at + 16) if halves > 16 else z
+                v = _values(kind, t32, at + halves // 2)
+                a = _token_lanes(kind, v, vmul(dw, vsplat(xd[t0 * nb + b])), a, xq, t0 * n_in + b * 32, sums, (t0 * nb + b) * 8)
+                ma = _min_step(kind, ma, mw, xs, t0 * nb + b)
+                if two:
+                    t1 = t0 + 1
+                    c = _token_lanes(kind, v, vmul(dw, vsplat(xd[t1 * nb + b])), c, xq, t1 * n_in + b * 32, sums, (t1 * nb + b) * 8)
+                    mc = _min_step(kind, mc, mw, xs, t1 * nb + b)
+            store_rows16(out, t0 * n_out, _lanes_total(a, ma), g, n_out, res)
+            if two:
+                store_rows16(out, (t0 + 1) * n_out, _lanes_total(c, mc), g, n_out, res)

@@ -577,13 +577,12 @@ def _r16_from_turned_for(kind, t16, t32, at, dm, do, scales, so):
     return lambda kind, t16, t32, at, dm, do, scales, so: f(t16, t32, at, dm, do, scales, so)
 
 
-def turned_types() -> frozenset[GGMLType]:
-    """The types a matrix can be held turned in (QuantMatrix.turned)."""
-    return frozenset(GGMLType(t) for t, m in _ROWS16.items() if hasattr(m, "rows16_turn"))
+TURNED_TYPES: frozenset[GGMLType] = frozenset(GGMLType(t) for t, m in _ROWS16.items() if hasattr(m, "rows16_turn"))
+"""The types a matrix can be held turned in (QuantMatrix.turned)."""
 
 
 def can_turn(ggml_type, n_out: int) -> bool:
-    return GGMLType(int(ggml_type)) in turned_types() and n_out % 16 == 0
+    return GGMLType(int(ggml_type)) in TURNED_TYPES and n_out % 16 == 0
 
 
 def unturn(ggml_type, data: np.ndarray, n_out: int, n_in: int) -> np.ndarray:

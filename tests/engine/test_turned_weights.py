@@ -1,5 +1,5 @@
-"""Q4_K matrices held turned, sixteen rows a block, as the copy into memory leaves them
-(kquant_products.turn_rows16): every product, lookup and row read gives what the matrix in
+"""Q4_K and Q4_1 matrices held turned, sixteen rows a block, as the copy into memory leaves
+them (quants.turn_in_place): every product, lookup and row read gives what the matrix in
 ggml's order gives, bit for bit, whatever the batch."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import pytest
 
 from codeup_tui.engine.errors import UsageError
 from codeup_tui.engine.ggml_types import GGMLType
-from codeup_tui.engine.quants import QuantMatrix, dequantize_rows, matmul, matmul_rounded, rounded_activations
-from codeup_tui.engine.quants.kquant_products import TAGS, can_turn, turn_rows16
+from codeup_tui.engine.quants import (
+    QuantMatrix, activation_kind, can_turn, dequantize_rows, matmul, matmul_rounded, rounded_activations, turn_in_place,
+)
 from tests.helpers.quant_matrices import random_matrix
 
 
@@ -18,39 +19,53 @@ def _random_q4_k(n_out: int, n_in: int, seed: int = 0) -> QuantMatrix:
     return random_matrix(GGMLType.Q4_K, n_out, n_in, np.random.default_rng(seed))
 
 
+def _random(t: GGMLType, n_out: int, n_in: int, seed: int = 0) -> QuantMatrix:
+    """A random matrix whose scales are ordinary numbers (random bytes make some NaN)."""
+    w = random_matrix(t, n_out, n_in, np.random.default_rng(seed))
+    if t != GGMLType.Q4_1:
+        return w
+    data = np.array(w.data).reshape(n_out, -1, 20)
+    halves = np.random.default_rng(seed + 1).uniform(-0.05, 0.05, size=(n_out, data.shape[1], 2)).astype(np.float16)
+    data[:, :, :4] = halves.view(np.uint8).reshape(n_out, -1, 4)
+    return QuantMatrix(t, n_in, n_out, data.reshape(n_out, -1))
+
+
 def _turned_copy(w: QuantMatrix) -> QuantMatrix:
     data = np.array(w.data).reshape(-1)
-    turn_rows16(TAGS[int(w.ggml_type)], data, data.view(np.uint16), data.view(np.int32), w.n_out, w.n_in)
+    turn_in_place(w.ggml_type, data, w.n_out, w.n_in)
     data.flags.writeable = False
     q = QuantMatrix(w.ggml_type, w.n_in, w.n_out, w.data)
     q.move_to(data.reshape(w.data.shape), turned=True)
     return q
 
 
-@pytest.mark.parametrize("n_out, n_in", [(48, 1024), (16, 256), (160, 512)])
-def test_a_turned_matrix_gives_the_same_products_for_any_batch(n_out, n_in):
-    w = _random_q4_k(n_out, n_in)
+@pytest.mark.parametrize("t, n_out, n_in", [(GGMLType.Q4_K, 48, 1024), (GGMLType.Q4_K, 16, 256), (GGMLType.Q4_K, 160, 512),
+                                            (GGMLType.Q4_1, 48, 576), (GGMLType.Q4_1, 16, 32), (GGMLType.Q4_1, 192, 1536)])
+def test_a_turned_matrix_gives_the_same_products_for_any_batch(t, n_out, n_in):
+    w = _random(t, n_out, n_in)
     turned = _turned_copy(w)
     assert turned.turned and not w.turned
     assert not np.array_equal(turned.data, w.data)  # really laid out differently
     rng = np.random.default_rng(1)
     for n_tok in (1, 2, 3, 4, 5, 8, 13):
         x = rng.standard_normal((n_tok, n_in)).astype(np.float32)
-        parts = rounded_activations("q8_k", x)
+        parts = rounded_activations(activation_kind(t), x)
         np.testing.assert_array_equal(matmul_rounded(turned, parts, n_tok), matmul_rounded(w, parts, n_tok))
     np.testing.assert_array_equal(matmul(turned, x), matmul(w, x))  # the float product reads rows
 
 
-def test_a_turned_matrix_reads_back_its_ggml_rows():
-    w = _random_q4_k(64, 512, seed=3)
+@pytest.mark.parametrize("t", [GGMLType.Q4_K, GGMLType.Q4_1])
+def test_a_turned_matrix_reads_back_its_ggml_rows(t):
+    w = _random(t, 64, 512, seed=3)
     turned = _turned_copy(w)
     np.testing.assert_array_equal(turned.ggml_data, w.data)
     rows = [0, 15, 16, 33, 63]
     np.testing.assert_array_equal(dequantize_rows(turned, rows), dequantize_rows(w, rows))
 
 
-def test_only_q4_k_in_groups_of_sixteen_rows_is_held_turned():
+def test_only_q4_k_and_q4_1_in_groups_of_sixteen_rows_are_held_turned():
     assert can_turn(GGMLType.Q4_K, 32) and not can_turn(GGMLType.Q4_K, 40) and not can_turn(GGMLType.Q5_K, 32)
+    assert can_turn(GGMLType.Q4_1, 16) and not can_turn(GGMLType.Q4_1, 8) and not can_turn(GGMLType.Q4_0, 16)
     odd = _random_q4_k(40, 256)
     with pytest.raises(UsageError, match="cannot be held turned"):
         odd.move_to(np.array(odd.data), turned=True)

@@ -403,6 +403,29 @@ def _r16_block(kind, n_chunks, a0, a1, a2, a3, words, wo, scales, so, dm, do, xq
     return a0, a1, a2, a3
 
 
+# Up to two tiles of tokens (decoding, a drafted guess, a few sequences) take a group block
+# by block as it streams in, both tiles' lanes in registers; the two kernels below differ
+# only in how a block is prepared (turned as it goes, or read as held turned).
+@njit(inline="always")
+def _two_tiles_block(kind, n_chunks, acc, words, wo, scales, dm, xq, xd, xsums, n_tok, b, n_in, nb):
+    """The eight running lane vectors (two tiles of ROWS16_TILE tokens) after block b."""
+    a0, a1, a2, a3, b0, b1, b2, b3 = acc
+    nt = min(n_tok, ROWS16_TILE)
+    a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a2, a3, words, wo, scales, 0, dm, 0, xq, xd, xsums, 0, nt, b, n_in, nb)
+    if n_tok > ROWS16_TILE:
+        b0, b1, b2, b3 = _r16_block(kind, n_chunks, b0, b1, b2, b3, words, wo, scales, 0, dm, 0,
+                                    xq, xd, xsums, ROWS16_TILE, n_tok - ROWS16_TILE, b, n_in, nb)
+    return a0, a1, a2, a3, b0, b1, b2, b3
+
+
+@njit(inline="always")
+def _store_two_tiles(out, acc, n_tok, g, n_out, res):
+    a0, a1, a2, a3, b0, b1, b2, b3 = acc
+    store_tile4(out, 0, min(n_tok, ROWS16_TILE), a0, a1, a2, a3, g, n_out, res)
+    if n_tok > ROWS16_TILE:
+        store_tile4(out, ROWS16_TILE, n_tok - ROWS16_TILE, b0, b1, b2, b3, g, n_out, res)
+
+
 # One or two tokens: a type takes one of two routes (its ROWS16_ROW_BY_ROW), chosen when
 # the kernel is compiled for it, both giving the integers S and M the batch route gives.
 @njit(inline="always")
@@ -502,20 +525,13 @@ def matmul_q8_k_rows16(kind, w, n_out, n_in, xq, xd, xbs, n_tok, out):
             words = np.empty(n_words, dtype=np.int32)
             scales = np.empty(n_scales, dtype=np.int32)
             dm = np.empty(32, dtype=np.float32)
-            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = z
-            nt = min(n_tok, ROWS16_TILE)
+            acc = (z, z, z, z, z, z, z, z)
             for b in range(nb):
                 prefetch_next_group(w, g, rb, b, bb)
                 _r16_dm(kind, w, rowoff, b * bb, dm, 0)
                 _r16_prepare(kind, w, rowoff, b * bb, words, 0, scales, 0, sw)
-                a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a2, a3, words, 0, scales, 0, dm, 0,
-                                            xq, xd, xsums, 0, nt, b, n_in, nb)
-                if n_tok > ROWS16_TILE:
-                    b0, b1, b2, b3 = _r16_block(kind, n_chunks, b0, b1, b2, b3, words, 0, scales, 0, dm, 0,
-                                                xq, xd, xsums, ROWS16_TILE, n_tok - ROWS16_TILE, b, n_in, nb)
-            store_tile4(out, 0, nt, a0, a1, a2, a3, g, n_out, res)
-            if n_tok > ROWS16_TILE:
-                store_tile4(out, ROWS16_TILE, n_tok - ROWS16_TILE, b0, b1, b2, b3, g, n_out, res)
+                acc = _two_tiles_block(kind, n_chunks, acc, words, 0, scales, dm, xq, xd, xsums, n_tok, b, n_in, nb)
+            _store_two_tiles(out, acc, n_tok, g, n_out, res)
             continue
         words = np.empty(n_words * nb, dtype=np.int32)
         scales = np.empty(n_scales * nb, dtype=np.int32)
@@ -627,21 +643,14 @@ def matmul_q8_k_turned(kind, t16, t32, n_out, n_in, xq, xd, xbs, n_tok, out):
             # and then on the arithmetic (7B w_gate, 2 threads: 4 tokens 2.14 -> 1.21 ms).
             scales = np.empty(n_scales, dtype=np.int32)
             dm = np.empty(32, dtype=np.float32)
-            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = z
-            nt = min(n_tok, ROWS16_TILE)
+            acc = (z, z, z, z, z, z, z, z)
             for b in range(nb):
                 at = (g * nb + b) * gw
                 for line in range(0, gw, 16):
                     prefetch(t32, at + 2 * gw + line)
                 wo = _r16_from_turned(kind, t16, t32, at, dm, 0, scales, 0)
-                a0, a1, a2, a3 = _r16_block(kind, n_chunks, a0, a1, a2, a3, t32, wo, scales, 0, dm, 0,
-                                            xq, xd, xsums, 0, nt, b, n_in, nb)
-                if n_tok > ROWS16_TILE:
-                    b0, b1, b2, b3 = _r16_block(kind, n_chunks, b0, b1, b2, b3, t32, wo, scales, 0, dm, 0,
-                                                xq, xd, xsums, ROWS16_TILE, n_tok - ROWS16_TILE, b, n_in, nb)
-            store_tile4(out, 0, nt, a0, a1, a2, a3, g, n_out, res)
-            if n_tok > ROWS16_TILE:
-                store_tile4(out, ROWS16_TILE, n_tok - ROWS16_TILE, b0, b1, b2, b3, g, n_out, res)
+                acc = _two_tiles_block(kind, n_chunks, acc, t32, wo, scales, dm, xq, xd, xsums, n_tok, b, n_in, nb)
+            _store_two_tiles(out, acc, n_tok, g, n_out, res)
             continue
         scales = np.empty(n_scales * nb, dtype=np.int32)
         dm = np.empty(32 * nb, dtype=np.float32)

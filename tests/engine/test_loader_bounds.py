@@ -3,7 +3,10 @@ of CPU and well under 100 MB, however large the count claims to be; a file of mi
 short strings, valid or not, costs no more than twice its size to open.
 
 Each file is opened in a fresh interpreter that reports its own CPU time and peak-RSS
-growth, so other load on the machine cannot make the bounds flaky (CPU time, not wall time)."""
+growth (CPU time, not wall time). On a shared host even CPU time swells several-fold while a
+neighbour thrashes the caches, so the child opens the file up to a few times and reports its
+best attempt: bounded work is under the bound on a quiet attempt; unbounded work (a count
+that drives a loop, a quadratic scan) is over it on every attempt."""
 
 from __future__ import annotations
 
@@ -40,22 +43,33 @@ def peak_rss_kb():
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
+max_cpu_s, attempts, give_up_after_s = float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 before = peak_rss_kb()
-t0 = time.process_time()
-try:
-    mf = open_model_file(sys.argv[1])
-    outcome = "opened"
-except ModelFileError as e:
-    outcome = str(e)
-cpu = time.process_time() - t0
+best, spent = float("inf"), 0.0
+for _ in range(attempts):
+    t0 = time.process_time()
+    try:
+        mf = open_model_file(sys.argv[1])
+        outcome = "opened"
+    except ModelFileError as e:
+        outcome = str(e)
+    cpu = time.process_time() - t0
+    mf = None  # what one attempt built is gone before the next: the peak is one attempt's
+    best, spent = min(best, cpu), spent + cpu
+    if best < max_cpu_s or spent > give_up_after_s:
+        break
 growth_kb = peak_rss_kb() - before
-print(json.dumps({"outcome": outcome, "cpu_s": cpu, "rss_growth_mb": growth_kb / 1024}))
+print(json.dumps({"outcome": outcome, "cpu_s": best, "rss_growth_mb": growth_kb / 1024}))
 """
+
+ATTEMPTS = 5
+GIVE_UP_AFTER_CPU_S = 10.0
 
 
 def open_in_child(path) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-c", _OPEN_AND_MEASURE, str(path)],
+        [sys.executable, "-c", _OPEN_AND_MEASURE, str(path), str(MAX_CPU_S), str(ATTEMPTS),
+         str(GIVE_UP_AFTER_CPU_S)],
         capture_output=True, text=True, timeout=300, cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr

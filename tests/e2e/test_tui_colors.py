@@ -27,7 +27,7 @@ import pytest
 
 from tests.helpers.paths import REPO
 from tests.helpers.model_builders import small_llama_gguf
-from tests.helpers.terminal import Tmux
+from tests.helpers.terminal import MODEL_LOADED_TIMEOUT, Tmux
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -145,7 +145,7 @@ def start(env: str, model: Path) -> Tmux:
                f"--model {shlex.quote(str(model))}; sleep 30")
     tmux = Tmux(command, width=80, height=24)
     try:
-        tmux.wait_for(lambda s: "ctx 0/" in s, timeout=60)
+        tmux.wait_for(lambda s: "ctx 0/" in s, timeout=MODEL_LOADED_TIMEOUT)
     except BaseException:
         tmux.kill()
         raise

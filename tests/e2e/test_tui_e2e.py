@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.helpers.paths import REPO
-from tests.helpers.terminal import Tmux
+from tests.helpers.terminal import ANSWER_TIMEOUT, MODEL_LOADED_TIMEOUT, Tmux
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -19,7 +19,7 @@ def test_chat_over_a_file_in_tmux(default_model_file):
            f"--model {default_model_file} --temp 0 -n 150; sleep 60")
     tmux = Tmux(cmd, width=80, height=24)
     try:
-        tmux.wait_for(lambda s: "Q4_1" in s and "ctx 0/" in s, timeout=90)  # model loaded
+        tmux.wait_for(lambda s: "Q4_1" in s and "ctx 0/" in s, timeout=MODEL_LOADED_TIMEOUT)  # model loaded
         # pick demo/textstats/counter.py with the fuzzy finder
         tmux.keys("C-o")
         tmux.wait_for(lambda s: "counter" in s or "Find" in s)
@@ -32,7 +32,7 @@ def test_chat_over_a_file_in_tmux(default_model_file):
         tmux.keys("Explain what average_word_length does.")
         tmux.wait_for(lambda s: "average_word_length does." in s)  # typed, as a person would see
         tmux.keys("C-j")
-        screen = tmux.wait_for(lambda s: "done ·" in s or "token limit" in s, timeout=120)
+        screen = tmux.wait_for(lambda s: "done ·" in s or "token limit" in s, timeout=ANSWER_TIMEOUT)
         assert "t/s" in screen.splitlines()[-2]  # the status line shows tokens/s
         assert "stopped ·" not in screen
         # a second, long answer, sent with alt+enter (tmux sends ESC CR, as terminals over SSH

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.paths import REPO
-from tests.helpers.terminal import Tmux
+from tests.helpers.terminal import MODEL_LOADED_TIMEOUT, Tmux
 
 def filtered(screen: str) -> bool:
     """The finder shows fewer files than it listed (its hint: "1 of 9 files")."""
@@ -33,7 +33,7 @@ def test_a_function_request_gets_a_python_block_in_the_models_format(default_mod
     tmux = Tmux(cmd, width=80, height=24)
     try:
         # loaded, and the status line names the format: the model's own (ChatML)
-        tmux.wait_for(lambda s: "Q4_1" in s and "ctx 0/" in s and "model: ChatML" in s, timeout=90)
+        tmux.wait_for(lambda s: "Q4_1" in s and "ctx 0/" in s and "model: ChatML" in s, timeout=MODEL_LOADED_TIMEOUT)
         tmux.keys("C-o")
         tmux.wait_for(lambda s: re.search(r"\d+ of \d+ files", s) is not None, timeout=15)  # the finder listed
         tmux.keys("counter.py")

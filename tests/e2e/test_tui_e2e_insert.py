@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.paths import REPO
-from tests.helpers.terminal import Tmux
+from tests.helpers.terminal import ANSWER_TIMEOUT, MODEL_LOADED_TIMEOUT, Tmux
 
 def filtered(screen: str) -> bool:
     """The finder shows fewer files than it listed (its hint: "1 of 9 files")."""
@@ -36,11 +36,11 @@ def test_insert_a_generated_function_and_undo_in_tmux(default_model_file, tmp_pa
            f"--model {default_model_file} --temp 0 -n 150; sleep 60")
     tmux = Tmux(cmd, width=80, height=24)
     try:
-        tmux.wait_for(lambda s: "Q4_1" in s and "ctx 0/" in s, timeout=90)  # model loaded
+        tmux.wait_for(lambda s: "Q4_1" in s and "ctx 0/" in s, timeout=MODEL_LOADED_TIMEOUT)  # model loaded
         tmux.keys(INSTRUCTION)
         tmux.wait_for(lambda s: "when n is even." in s)
         tmux.keys("C-j")
-        screen = tmux.wait_for(lambda s: "done ·" in s or "token limit" in s, timeout=120)
+        screen = tmux.wait_for(lambda s: "done ·" in s or "token limit" in s, timeout=ANSWER_TIMEOUT)
         # The answer must hold a code block: alt+n selects it (a clear failure if none came).
         tmux.keys("M-n")
         screen = tmux.wait_for(lambda s: "block 1/" in s or "No code block" in s, timeout=10)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers.fault_server import FaultServer, json_answer, stream
 from tests.helpers.hostile_text import MODEL_ID, PAYLOAD, TITLE, leaked, split_pieces
-from tests.helpers.terminal import Tmux
+from tests.helpers.terminal import ANSWER_TIMEOUT, MODEL_LOADED_TIMEOUT, Tmux
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -38,7 +38,7 @@ def test_tui_writes_no_hostile_sequence_to_the_terminal(tmp_path):
     tmux = Tmux(f"sh -c {shlex.quote(command)}", width=100, height=30)
     try:
         tmux.run("pipe-pane", "-t", "t", "-o", f"cat >> {shlex.quote(str(capture))}")
-        tmux.wait_for(lambda s: "evil-model" in s and "ctx" in s, timeout=60)
+        tmux.wait_for(lambda s: "evil-model" in s and "ctx" in s, timeout=MODEL_LOADED_TIMEOUT)
         tmux.keys("C-o")
         tmux.wait_for(lambda s: "Find a file" in s)
         tmux.keys("notes")
@@ -53,7 +53,7 @@ def test_tui_writes_no_hostile_sequence_to_the_terminal(tmp_path):
         tmux.keys("Explain the notes.")
         tmux.wait_for(lambda s: "the notes." in s)
         tmux.keys("C-j")
-        screen = tmux.wait_for(lambda s: "done ·" in s, timeout=60)
+        screen = tmux.wait_for(lambda s: "done ·" in s, timeout=ANSWER_TIMEOUT)
         assert "six" in screen and "Traceback" not in screen
         assert "name\\x1b]0;pwned" in screen  # the file name, in the tree, shown as text
         time.sleep(0.5)

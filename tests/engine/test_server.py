@@ -241,6 +241,11 @@ def test_deeply_nested_json_is_a_400(served):
 
 
 TEN_MB = 10_000_000
+# Tokenizing 10 MB takes seconds (four at once took a completion beside them from 0.08 to
+# 30 s); the bounds sit far below that and far above a quiet refusal (~0.1 s), since a shared
+# two-core host runs everything several times slower in bursts.
+REFUSE_SECONDS = 2.0
+BESIDE_SECONDS = 5.0
 
 
 def test_a_ten_megabyte_prompt_is_refused_before_tokenizing(served):
@@ -257,9 +262,9 @@ def test_a_ten_megabyte_prompt_is_refused_before_tokenizing(served):
             assert status == 400, answer
             message = answer["error"]["message"]
             assert f"{TEN_MB} bytes" in message and "131072 bytes" in message, message  # 4096 tokens x 32
-            if best < 0.5:
+            if best < REFUSE_SECONDS:
                 break
-        assert best < 0.5, f"{path}: refusing a 10 MB prompt took {best:.2f} s"
+        assert best < REFUSE_SECONDS, f"{path}: refusing a 10 MB prompt took {best:.2f} s"
 
 
 def test_four_oversized_prompts_at_once_leave_a_normal_completion_fast(served, client, model_id):
@@ -292,10 +297,10 @@ def test_four_oversized_prompts_at_once_leave_a_normal_completion_fast(served, c
     # the four took the completion from 0.08 s to 30 s).
     best = one_round()
     for _ in range(2):
-        if best < 1.0:
+        if best < BESIDE_SECONDS:
             break
         best = min(best, one_round())
-    assert best < 1.0, f"a 4-token completion took {best:.2f} s beside four 10 MB prompts"
+    assert best < BESIDE_SECONDS, f"a 4-token completion took {best:.2f} s beside four 10 MB prompts"
 
 
 def test_a_kept_alive_connection_costs_what_a_new_one_costs(served):

@@ -7,6 +7,12 @@ import time
 import uuid
 
 
+# A first run compiles the kernels before the model is ready: minutes on a slow two-core machine
+# (82 s and counting on a noisy one); waiting longer only costs time when the test fails anyway.
+MODEL_LOADED_TIMEOUT = 600
+ANSWER_TIMEOUT = 300
+
+
 class Tmux:
     def __init__(self, command: str, width: int = 120, height: int = 50) -> None:
         self.socket = f"codeup-test-{uuid.uuid4().hex[:8]}"

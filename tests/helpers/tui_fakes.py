@@ -30,8 +30,10 @@ class FakeHandle(GenerationHandle):
 
     def __init__(self, pieces: Sequence[str], prompt_tokens: int, piece_delay: float, prompt_delay: float,
                  stop_reason: str = "eos", error: BaseException | None = None,
-                 on_piece: Callable[[str], None] | None = None) -> None:
+                 on_piece: Callable[[str], None] | None = None,
+                 midway_gate: threading.Event | None = None) -> None:
         super().__init__(on_piece)
+        self.midway_gate = midway_gate
         self._set_timings(prompt_tokens=prompt_tokens)
         self.thread = threading.Thread(
             target=self._run, args=(list(pieces), piece_delay, prompt_delay, StopReason(stop_reason), error),
@@ -56,6 +58,11 @@ class FakeHandle(GenerationHandle):
                     return self._finish(StopReason.CANCELLED)
             self._emit(piece)
             self._set_timings(generated_tokens=n, generation_seconds=max(time.perf_counter() - gen_start, 1e-3))
+            if self.midway_gate is not None and n == len(pieces) // 2:
+                # the test sees a half-streamed answer for as long as it needs, however slow the machine
+                while not self.midway_gate.wait(0.02):
+                    if self._cancel.is_set():
+                        return self._finish(StopReason.CANCELLED)
         self._finish(stop_reason, error)
 
 
@@ -68,6 +75,7 @@ class FakeBackend:
     prompt_delay: float = 0.0
     n_ctx_value: int = 2048
     load_gate: threading.Event | None = None  # load waits for it when given
+    midway_gate: threading.Event | None = None  # each answer stops halfway until it is set
     load_error: Exception | None = None
     prompts: list[str] = field(default_factory=list)
     handles: list[FakeHandle] = field(default_factory=list)
@@ -135,7 +143,8 @@ class FakeBackend:
         self.stops.append(tuple(stop))
         self.started_with.append(prompt)
         script = self.answers[min(len(self.prompts) - 1, len(self.answers) - 1)]
-        handle = FakeHandle(script, n_tokens, self.piece_delay, self.prompt_delay, on_piece=on_piece)
+        handle = FakeHandle(script, n_tokens, self.piece_delay, self.prompt_delay, on_piece=on_piece,
+                            midway_gate=self.midway_gate)
         self.handles.append(handle)
         return handle
 

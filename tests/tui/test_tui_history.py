@@ -5,6 +5,7 @@ up-arrow recall, and the remembered context selection. Each test has its own dat
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from tests.helpers.tui_pilot import SIZE, exchanges, make_app, ready, select_in_tree, wait_until
@@ -42,7 +43,8 @@ async def restored(pilot):
 async def test_an_answer_is_saved_as_it_streams_and_resumed_after_a_restart(tmp_path: Path):
     root = project(tmp_path)
     pieces = [f"w{i} " for i in range(60)]
-    backend = FakeBackend(answers=[pieces], piece_delay=0.03)  # about 2 s of streaming
+    halfway = threading.Event()
+    backend = FakeBackend(answers=[pieces], piece_delay=0.01, midway_gate=halfway)
     app = make_app(root, backend)
     async with app.run_test(size=SIZE) as pilot:
         screen = await restored(pilot)
@@ -58,6 +60,7 @@ async def test_an_answer_is_saved_as_it_streams_and_resumed_after_a_restart(tmp_
 
         await wait_until(pilot, partly_saved)  # saved while it streams, seen from outside
         assert not backend.handles[0].done
+        halfway.set()
         await wait_until(pilot, lambda: not screen.generating, timeout=10)
     [stored] = saved(lambda store: store.load_turns(conversation))
     assert (stored.answer, stored.state) == ("".join(pieces), "done")

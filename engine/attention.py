@@ -12,11 +12,15 @@ itself switches between them by batch size, so its logits for a token depend on 
 tokens were evaluated with it (the default model's differ by up to about 2 from position 17
 on). This engine sums every token in the single-token order by default, in a batch or not
 (BATCH_INVARIANT): a token's logits are then the same bits however the prompt was split,
-regenerating at temperature 0 repeats the answer, and a generated token (llama.cpp's one
-token at a time) is summed as llama.cpp sums it; prompt positions past the 16th then differ
-from llama.cpp's batched ones in the last bits. `summation_order(LLAMA_CPP)` switches to llama.cpp's own batch-dependent choice,
-which reproduces its batched prompt logits bit for bit (how the parity tests check the
-batch order). Heads run in parallel.
+regenerating at temperature 0 repeats the answer, drafted tokens checked in one batch get
+the logits they would get one at a time, and a generated token (llama.cpp's one token at a
+time) is summed as llama.cpp sums it; prompt positions past the 16th then differ from
+llama.cpp's batched ones in the last bits. `summation_order(LLAMA_CPP)` switches to
+llama.cpp's own batch-dependent choice, which reproduces its batched prompt logits bit for
+bit (how the parity tests check the batch order). Both operands of every product are
+halves, so each product is exact in float32 and a fused multiply-add (ggml's and tinyBLAS's
+FMA macros) rounds as a multiply then an add does: the kernels fuse, one vector operation
+instead of two. Heads run in parallel.
 """
 
 from __future__ import annotations
@@ -28,11 +32,11 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .ggml_math import ggml_expf, round_f16
+from .ggml_math import fma32, ggml_expf, round_f16
 from .ggml_vector_math import ggml_expf16
 from .quants._common import half_to_f32_fast as _half  # exact for the cache's finite halves
 from .quants._int8 import f32x16_row_sums, f32x16_sum, prefetch
-from .quants._simd import vadd, vload, vload_f16, vmax, vmul, vround_f16, vsplat, vstore, vsub
+from .quants._simd import vadd, vfma, vload, vload_f16, vmax, vmul, vround_f16, vsplat, vstore, vsub
 
 
 @njit(inline="always")
@@ -54,7 +58,7 @@ def _dot16(a, b, lanes):
         lanes[l] = a[l] * _half(b[l])
     for c in range(16, a.size, 16):
         for l in range(16):
-            lanes[l] += a[c + l] * _half(b[c + l])
+            lanes[l] = fma32(a[c + l], _half(b[c + l]), lanes[l])
     return _reduce16(lanes, 0)
 
 
@@ -68,7 +72,7 @@ def _dot64(a, b, lanes):
         lanes[l] = np.float32(0.0)
     for c in range(0, n64, 64):
         for l in range(64):
-            lanes[l] += a[c + l] * _half(b[c + l])
+            lanes[l] = fma32(a[c + l], _half(b[c + l]), lanes[l])
     for l in range(16):
         lanes[l] = (lanes[l] + lanes[32 + l]) + (lanes[16 + l] + lanes[48 + l])
     total = np.float64(_reduce16(lanes, 0))
@@ -146,24 +150,24 @@ def _row_lanes64(qh, qo, k, o, hd):
     added as _reduce16 adds them) is the dot product."""
     a0 = a1 = a2 = a3 = vsplat(np.float32(0.0))
     for c in range(0, hd, 64):
-        a0 = vadd(a0, vmul(vload(qh, qo + c), vload_f16(k, o + c)))
-        a1 = vadd(a1, vmul(vload(qh, qo + c + 16), vload_f16(k, o + c + 16)))
-        a2 = vadd(a2, vmul(vload(qh, qo + c + 32), vload_f16(k, o + c + 32)))
-        a3 = vadd(a3, vmul(vload(qh, qo + c + 48), vload_f16(k, o + c + 48)))
+        a0 = vfma(vload(qh, qo + c), vload_f16(k, o + c), a0)
+        a1 = vfma(vload(qh, qo + c + 16), vload_f16(k, o + c + 16), a1)
+        a2 = vfma(vload(qh, qo + c + 32), vload_f16(k, o + c + 32), a2)
+        a3 = vfma(vload(qh, qo + c + 48), vload_f16(k, o + c + 48), a3)
     return vadd(vadd(a0, a2), vadd(a1, a3))
 
 
 @njit(inline="always")
 def _qk4(a0, a1, a2, a3, qh, qo, k0, k1, k2, k3):
     """A pair's four key lanes after the next 64 elements (its query at qh[qo:])."""
-    return (vadd(a0, vmul(vload(qh, qo), k0)), vadd(a1, vmul(vload(qh, qo + 16), k1)),
-            vadd(a2, vmul(vload(qh, qo + 32), k2)), vadd(a3, vmul(vload(qh, qo + 48), k3)))
+    return (vfma(vload(qh, qo), k0, a0), vfma(vload(qh, qo + 16), k1, a1),
+            vfma(vload(qh, qo + 32), k2, a2), vfma(vload(qh, qo + 48), k3, a3))
 
 
 @njit(inline="always")
 def _key_lanes(qh, hd, k, o, n_pairs):
     """_row_lanes64 of up to four pairs' queries (qh[p hd:]) with one key, read once."""
-    z = vsplat(np.float32(-0.0))  # x + -0.0 is x: the first step of 64 is its products alone
+    z = vsplat(np.float32(-0.0))  # x*y + -0.0 is x*y: the first step of 64 is its products alone
     a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = z
     for c in range(0, hd, 64):
         k0 = vload_f16(k, o + c)
@@ -207,7 +211,7 @@ def _key_lanes64(qa0, qa1, qa2, qa3, qb0, qb1, qb2, qb3, qc0, qc1, qc2, qc3, qe0
 @njit(inline="always")
 def _weigh4(a0, a1, a2, a3, w, v0, v1, v2, v3):
     """A pair's four accumulator vectors after adding weight w times a value's 64 elements."""
-    return vadd(a0, vmul(w, v0)), vadd(a1, vmul(w, v1)), vadd(a2, vmul(w, v2)), vadd(a3, vmul(w, v3))
+    return vfma(w, v0, a0), vfma(w, v1, a1), vfma(w, v2, a2), vfma(w, v3, a3)
 
 
 @njit(inline="always")
@@ -359,7 +363,7 @@ def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, pb)
                 for c in range(0, hd, 32):
                     prefetch(v_flat, vo + PREFETCH_POSITIONS * row + c)
                 for d in range(0, hd, 16):
-                    vstore(acc, a + d, vadd(vload(acc, a + d), vmul(w, vload_f16(v_flat, vo + d))))
+                    vstore(acc, a + d, vfma(w, vload_f16(v_flat, vo + d), vload(acc, a + d)))
         for dc in range(0, hd if n_pairs > 1 else 0, 64):
             for l in range(64):
                 a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = z
@@ -452,7 +456,7 @@ def _attention(q, k_cache, v_cache, start_pos, scale, out, one):
                 a = acc[j % width]
                 vj = v_cache[j, kvh]
                 for d in range(hd):
-                    a[d] += p * _half(vj[d])
+                    a[d] = fma32(p, _half(vj[d]), a[d])
             if one:
                 for l in range(16):
                     for d in range(hd):

@@ -188,8 +188,10 @@ def _key_lanes(qh, hd, k, o, n_pairs):
 @njit(inline="always")
 def _lanes64(q0, q1, q2, q3, k0, k1, k2, k3):
     """_row_lanes64 of one query (q0..q3) and one key (k0..k3) of 64 elements: one step of 64,
-    whose four accumulators start from nothing (-0.0 + x is x)."""
-    return vadd(vadd(vmul(q0, k0), vmul(q2, k2)), vadd(vmul(q1, k1), vmul(q3, k3)))
+    whose four accumulators start from nothing (-0.0 + x is x), combined as (0 + 2) + (1 + 3).
+    The products are exact (halves), so q2*k2 added to q0*k0 in one fused step is the same
+    sum: five operations instead of seven."""
+    return vadd(vfma(q2, k2, vmul(q0, k0)), vfma(q3, k3, vmul(q1, k1)))
 
 
 @njit(inline="always")

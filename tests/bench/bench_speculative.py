@@ -2,7 +2,7 @@
 
     python tests/bench/bench_speculative.py [--model FILE] [--threads 2] [--max-tokens 256]
         [--llama-python PYTHON]   # an interpreter with llama-cpp-python (the bench extra)
-        [--json OUT.json] [--repeats 1]
+        [--json OUT.json] [--repeats 1] [--workload all|edit|open]
     python tests/bench/bench_speculative.py --cost-curve [--model FILE] [--depth 1000]
 
 Two prompt sets, greedy, built from real files of this repository:
@@ -184,6 +184,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=1,
                     help="rounds per prompt, interleaved; each engine's fastest counts (a shared host "
                          "stalls runs for seconds at a time)")
+    ap.add_argument("--workload", choices=("all", "edit", "open"), default="all",
+                    help="which prompts: the code edits, the open-ended ones, or both")
     args = ap.parse_args()
     model_path = args.model or str(ensure_default_model())
     model = load_model(model_path, n_ctx=args.n_ctx, n_threads=args.threads)
@@ -195,6 +197,8 @@ def main() -> int:
     llama = LlamaCpp(args.llama_python, model_path, args.n_ctx, args.threads) if args.llama_python else None
     rows = []
     for kind, prompt in prompt_set():
+        if args.workload not in ("all", kind):
+            continue
         tokens = model.tokenizer.encode(prompt, add_bos=model.tokenizer.add_bos, parse_special=True)
         row = {"kind": kind, "prompt_tokens": len(tokens)}
         texts = set()
@@ -220,6 +224,8 @@ def main() -> int:
         llama.close()
     for kind in ("edit", "open"):
         sel = [r for r in rows if r["kind"] == kind]
+        if not sel:
+            continue
         speedup = statistics.median(r["on"]["tps"] / r["off"]["tps"] for r in sel)
         summary = f"{kind}: median with/without drafting x{speedup:.2f}"
         if llama:

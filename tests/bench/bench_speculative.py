@@ -187,6 +187,8 @@ def main() -> int:
     ap.add_argument("--workload", choices=("all", "edit", "open"), default="all",
                     help="which prompts: the code edits, the open-ended ones, or both")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1, got {args.repeats}")
     model_path = args.model or str(ensure_default_model())
     model = load_model(model_path, n_ctx=args.n_ctx, n_threads=args.threads)
     if args.cost_curve:

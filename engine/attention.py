@@ -109,7 +109,8 @@ def attention(q, k_cache, v_cache, start_pos, scale, out):
     if one_token_order and hd % 64 == 0 and k_cache.flags.c_contiguous and v_cache.flags.c_contiguous and out.flags.c_contiguous:
         n_head_kv = k_cache.shape[1]
         pb = pair_block(n_tok, n_head // n_head_kv, n_head_kv, numba.get_num_threads())
-        _attention_vec(q, k_cache.reshape(-1), v_cache.reshape(-1), n_head_kv, start_pos, scale, out.reshape(-1), pb)
+        _attention_vec(q, k_cache.reshape(-1), v_cache.reshape(-1), n_head_kv, start_pos, scale, out.reshape(-1), pb,
+                       len(token_runs(n_tok)))
     else:
         _attention(q, k_cache, v_cache, start_pos, scale, out, one_token_order)
 
@@ -117,7 +118,16 @@ def attention(q, k_cache, v_cache, start_pos, scale, out):
 PAIR_BLOCK = 4
 """(token, query head) pairs of one KV head that share each key and value read: four pairs'
 lane vectors (16 registers) beside the key's or value's four."""
-UNIT_TOKENS = 16  # tokens of a prompt one run of work units takes
+UNIT_TOKENS = 16  # at most this many tokens in one run of work units
+
+
+def token_runs(n_tok: int) -> list[int]:
+    """The tokens cut into as few runs of work units as keep each within UNIT_TOKENS, of
+    equal length to a token: run r is tokens [r n // R, (r + 1) n // R). (Runs of 16 and a
+    remainder left one of two threads the remainder alone: a verification step of 17
+    tokens took 1.4x one of 16.)"""
+    n_runs = -(-n_tok // UNIT_TOKENS)
+    return [(r + 1) * n_tok // n_runs - r * n_tok // n_runs for r in range(n_runs)]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -126,7 +136,7 @@ def pair_block(n_tok: int, group: int, n_head_kv: int, threads: int) -> int:
     the threads (a unit of p pairs costs about p + 1/3 pair's work: the keys and values are
     read and converted once for all of them). SmolLM2, one token, 2 threads: 2 (six units,
     [2, 1] pairs for each KV head); eight tokens: 4; a 7B (no grouping), one token: 1."""
-    runs = [min(UNIT_TOKENS, n_tok - i) for i in range(0, n_tok, UNIT_TOKENS)]
+    runs = token_runs(n_tok)
     best, best_cost = 1, float("inf")
     for pb in range(1, PAIR_BLOCK + 1):
         n_blocks = -(-group * runs[0] // pb)
@@ -239,25 +249,25 @@ PREFETCH_POSITIONS = 64
 
 
 @njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
-def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, pb):
+def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, pb, n_runs):
     """_attention in the single-token order for head sizes that are whole steps of 64, the
     same float operations in the same order for every (token, head) pair, in 16-lane vectors:
     k_flat, v_flat are the caches (n_ctx, n_head_kv, hd) flattened, out_flat the output
     (n_tok, n_head, hd) flattened.
 
-    A work unit takes up to `pb` pairs of one KV head (its query heads for a run of tokens),
-    so each key and value is read and converted once for all of them. The weighted sum of
+    A work unit takes up to `pb` pairs of one KV head (its query heads for one of `n_runs`
+    runs of tokens, token_runs), so each key and value is read and converted once for all
+    of them. The weighted sum of
     values keeps ggml's 64 accumulators (accumulator l sums positions l, l + 64, ... in
     turn) but sums each accumulator in registers, one after another, instead of adding
     every position to one of 64 rows in memory."""
     n_tok, n_head, hd = q.shape
     group = n_head // n_head_kv
     row = n_head_kv * hd  # one position's keys (or values) of every KV head
-    # Units: a run of UNIT_TOKENS tokens, a KV head, a block of pb of its pairs (token-major).
+    # Units: a run of tokens, a KV head, a block of pb of its pairs (token-major).
     # Runs are ordered so that any contiguous half of the units (what prange hands each of two
     # threads) holds as many early (short) runs as late (long) ones.
-    n_runs = (n_tok + UNIT_TOKENS - 1) // UNIT_TOKENS
-    n_blocks = (group * min(UNIT_TOKENS, n_tok) + pb - 1) // pb
+    n_blocks = (group * ((n_tok + n_runs - 1) // n_runs) + pb - 1) // pb
     n_ctx_seen = start_pos + n_tok
     stride = n_ctx_seen + 16  # a pair's scores
     for u in prange(n_runs * n_head_kv * n_blocks):
@@ -265,8 +275,8 @@ def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, pb)
         kvh = u // n_blocks % n_head_kv
         blk = u % n_blocks
         run = i // 2 if i % 2 == 0 else n_runs - 1 - i // 2
-        t_lo = run * UNIT_TOKENS
-        n_pairs_run = group * (min(n_tok, t_lo + UNIT_TOKENS) - t_lo)
+        t_lo = run * n_tok // n_runs
+        n_pairs_run = group * ((run + 1) * n_tok // n_runs - t_lo)
         p_lo = blk * pb
         n_pairs = min(pb, n_pairs_run - p_lo)
         if n_pairs <= 0:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from codeup_tui.engine.attention import _attention, _attention_vec, attention, pair_block
+from codeup_tui.engine.attention import UNIT_TOKENS, _attention, _attention_vec, attention, pair_block, token_runs
 from codeup_tui.engine.ggml_math import _swiglu, ggml_expf
 from codeup_tui.engine.ggml_vector_math import ggml_expf16, swiglu
 from codeup_tui.engine.quants._simd import vload, vstore
@@ -40,17 +40,30 @@ def test_vector_attention_equals_the_scalar_order_bit_for_bit(hd, n_head, n_kv, 
 
 @pytest.mark.parametrize("pb", [1, 2, 3, 4])
 def test_every_pair_block_gives_the_scalar_orders_bits(pb):
-    # a unit of pb (token, head) pairs shares each key and value read; whatever pb the
-    # thread count picks, every pair is summed as it is alone
+    # a unit of pb (token, head) pairs of a run of tokens shares each key and value read;
+    # whatever pb the thread count picks and however long the runs, every pair is summed as
+    # it is alone
     rng = np.random.default_rng(pb)
-    for hd, n_head, n_kv, n_tok, start in ((64, 9, 3, 6, 70), (128, 8, 2, 3, 129)):
+    for hd, n_head, n_kv, n_tok, start in ((64, 9, 3, 6, 70), (128, 8, 2, 3, 129), (64, 9, 3, 17, 40)):
         k, v = _cache(rng, start + n_tok, n_kv, hd), _cache(rng, start + n_tok, n_kv, hd)
         q = (rng.standard_normal((n_tok, n_head, hd)) * 4).astype(np.float32)
         scale = np.float32(1.0 / np.sqrt(hd))
-        got, want = np.empty_like(q), np.empty_like(q)
-        _attention_vec(q, k.reshape(-1), v.reshape(-1), n_kv, start, scale, got.reshape(-1), pb)
+        want = np.empty_like(q)
         _attention(q, k, v, start, scale, want, True)
-        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (hd, n_head, n_kv, n_tok, start)
+        for n_runs in sorted({1, 2, n_tok, len(token_runs(n_tok))}):
+            got = np.empty_like(q)
+            _attention_vec(q, k.reshape(-1), v.reshape(-1), n_kv, start, scale, got.reshape(-1), pb, n_runs)
+            assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (hd, n_head, n_kv, n_tok, start, n_runs)
+
+
+def test_tokens_are_cut_into_the_fewest_runs_of_equal_length():
+    # a verification step of 17 tokens (16 guessed): runs of 9 and 8, not 16 and 1 (which
+    # left one of two threads with a single token's work)
+    assert token_runs(17) == [8, 9] and token_runs(16) == [16] and token_runs(1) == [1]
+    for n_tok in range(1, 200):
+        runs = token_runs(n_tok)
+        assert sum(runs) == n_tok and len(runs) == -(-n_tok // UNIT_TOKENS), n_tok
+        assert max(runs) <= UNIT_TOKENS and max(runs) - min(runs) <= 1, n_tok
 
 
 def test_pair_blocks_share_reads_where_the_threads_stay_busy():

@@ -11,12 +11,12 @@ half-precision dot products are summed in one of llama.cpp's two orders: a singl
 itself switches between them by batch size, so its logits for a token depend on how many
 tokens were evaluated with it (the default model's differ by up to about 2 from position 17
 on). This engine sums every token in the single-token order by default, in a batch or not
-(BATCH_INVARIANT): a token's logits are then the same bits however the prompt was split,
+(summation_order.ENGINE): a token's logits are then the same bits however the prompt was split,
 regenerating at temperature 0 repeats the answer, drafted tokens checked in one batch get
 the logits they would get one at a time, and a generated token (llama.cpp's one token at a
 time) is summed as llama.cpp sums it; prompt positions past the 16th then differ from
-llama.cpp's batched ones in the last bits. `summation_order(LLAMA_CPP)` switches to
-llama.cpp's own batch-dependent choice, which reproduces its batched prompt logits bit for
+llama.cpp's batched ones in the last bits. `summation_order.summation_order(LLAMA_CPP)`
+switches to llama.cpp's own batch-dependent choice, which reproduces its batched prompt logits bit for
 bit (how the parity tests check the batch order). Both operands of every product are
 halves, so each product is exact in float32 and a fused multiply-add (ggml's and tinyBLAS's
 FMA macros) rounds as a multiply then an add does: the kernels fuse, one vector operation
@@ -26,12 +26,12 @@ instead of two. Heads run in parallel.
 from __future__ import annotations
 
 import functools
-from contextlib import contextmanager
 
 import numba
 import numpy as np
 from numba import njit, prange
 
+from . import summation_order
 from .ggml_math import fma32, ggml_expf, round_f16
 from .ggml_vector_math import ggml_expf16
 from .quants._common import half_to_f32_fast as _half  # exact for the cache's finite halves
@@ -81,30 +81,11 @@ def _dot64(a, b, lanes):
     return np.float32(total)
 
 
-BATCH_INVARIANT = "batch-invariant"  # every token in the single-token order
-LLAMA_CPP = "llama.cpp"  # llama.cpp's choice: single-token order alone, tinyBLAS in a batch
-_order = BATCH_INVARIANT
-
-
-@contextmanager
-def summation_order(order: str):
-    """Within the block, attention sums in `order` (BATCH_INVARIANT or LLAMA_CPP); process-wide,
-    for checking one order against llama.cpp's reference logits."""
-    global _order
-    if order not in (BATCH_INVARIANT, LLAMA_CPP):
-        raise ValueError(f"unknown attention summation order {order!r}")
-    before, _order = _order, order
-    try:
-        yield
-    finally:
-        _order = before
-
-
 def attention(q, k_cache, v_cache, start_pos, scale, out):
     """q: (n_tok, n_head, hd) float32 for positions start_pos..start_pos+n_tok-1;
     k_cache, v_cache: (n_ctx, n_head_kv, hd) uint16, the half-precision bits of the keys
     and values of positions 0..start_pos+n_tok-1; out: (n_tok, n_head, hd) float32."""
-    one_token_order = _order == BATCH_INVARIANT or q.shape[0] == 1
+    one_token_order = summation_order.current() == summation_order.ENGINE or q.shape[0] == 1
     n_tok, n_head, hd = q.shape
     if one_token_order and hd % 64 == 0 and k_cache.flags.c_contiguous and v_cache.flags.c_contiguous and out.flags.c_contiguous:
         n_head_kv = k_cache.shape[1]

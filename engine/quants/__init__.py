@@ -25,6 +25,7 @@ from types import ModuleType
 
 import numpy as np
 
+from .. import summation_order
 from ..errors import ModelFileError, UsageError
 from ..ggml_types import GGMLType, ggml_type_name
 from . import block32_products, kquant_products, row_kernels
@@ -192,7 +193,7 @@ class QuantMatrix:
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "_turned", bool(turned))
         self.__dict__.pop("_flat", None)
-        self.__dict__.pop("_kernel_call", None)  # bound to the old array
+        self.__dict__.pop("_kernel_calls", None)  # bound to the old array
 
     @property
     def row_bytes(self) -> int:
@@ -417,23 +418,30 @@ def matmul_rounded(w: QuantMatrix, parts: tuple, n_tok: int) -> np.ndarray:
     matmul_q8_0 check, then call this)."""
     out = np.empty((n_tok, w.n_out), dtype=np.float32)
     if n_tok:
-        call = w.__dict__.get("_kernel_call")
-        if call is None:  # bound once per matrix: a token makes ~200 of these calls
-            call = _kernel_call(w)
-            object.__setattr__(w, "_kernel_call", call)
+        calls = w.__dict__.get("_kernel_calls")
+        if calls is None:
+            calls = {}
+            object.__setattr__(w, "_kernel_calls", calls)
+        order = summation_order.current()
+        call = calls.get(order)
+        if call is None:  # bound once per matrix and order: a token makes ~200 of these calls
+            call = calls[order] = _kernel_call(w, order)
         call(parts, n_tok, out.reshape(-1))
     return out
 
 
-def _kernel_call(w: QuantMatrix):
+def _kernel_call(w: QuantMatrix, order: str):
     flat, n_out, n_in = w.flat, w.n_out, w.n_in
     if w.turned:  # each block of 16 rows one stream, nothing to turn per product
         module = _turner(w.ggml_type)
-        kernel = kquant_products.matmul_q8_k_turned if module is kquant_products else block32_products.matmul_q8_turned
-        call = compiled_call(kernel, module.TAGS[int(w.ggml_type)], flat.view(np.uint16), flat.view(np.int32), n_out, n_in)
+        if module is kquant_products:
+            kernel, tag = kquant_products.matmul_q8_k_turned, kquant_products.TAGS[int(w.ggml_type)]
+        else:
+            kernel, tag = block32_products.matmul_q8_turned, block32_products.tag_for(w.ggml_type, order)
+        call = compiled_call(kernel, tag, flat.view(np.uint16), flat.view(np.int32), n_out, n_in)
         return lambda p, n_tok, out: call(p[0], p[1], p[2], n_tok, out)
     if activation_kind(w.ggml_type) == "q8_k":
         kernel, tag = kquant_products.kernel_for(w.ggml_type), kquant_products.TAGS[int(w.ggml_type)]
         call = compiled_call(kernel, tag, flat, n_out, n_in)
         return lambda p, n_tok, out: call(p[0], p[1], p[2], n_tok, out)
-    return block32_products.bound_kernel(w.ggml_type, flat, n_out, n_in)
+    return block32_products.bound_kernel(w.ggml_type, flat, n_out, n_in, order)

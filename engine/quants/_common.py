@@ -49,18 +49,21 @@ class TypeTag:
     carries the type, so `overload`s keyed on it plug each type's block code into one
     kernel and each type still gets its own compiled code (row_kernels.py,
     kquant_products.py). (A literal int argument would do the same, but numba's `literally`
-    made the kernels 100x slower.)"""
+    made the kernels 100x slower.) `order`, where a type's kernel sums in more than one
+    order (summation_order.py), names the order too: each its own compiled code."""
 
-    def __init__(self, ggml_type: int) -> None:
+    def __init__(self, ggml_type: int, order: str = "") -> None:
         self.ggml_type = int(ggml_type)
+        self.order = order
         # made once: numba types a tag on every kernel call (in Python: no fast path knows it)
-        self.numba_type = TypeTagType(self.ggml_type)
+        self.numba_type = TypeTagType(self.ggml_type, order)
 
 
 class TypeTagType(types.Type):
-    def __init__(self, ggml_type: int) -> None:
+    def __init__(self, ggml_type: int, order: str = "") -> None:
         self.ggml_type = ggml_type
-        super().__init__(name=f"TypeTag({ggml_type})")
+        self.order = order
+        super().__init__(name=f"TypeTag({ggml_type}, {order})" if order else f"TypeTag({ggml_type})")
 
 
 @typeof_impl.register(TypeTag)

@@ -1,6 +1,7 @@
 """W·x for the block types of 32 values (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) with x as 8-bit
 blocks of 32 (activations.py: Q8_1 for the types with a block minimum, else Q8_0), in the
-arithmetic of llama.cpp's AVX2/AVX-512 kernels, bit for bit.
+arithmetic of llama.cpp's AVX2/AVX-512 kernels, bit for bit (Q4_1: in the summation order
+that asks for it, summation_order.py).
 
 The row-group scaffolding is written once here; each type module supplies its block code,
 plugged in at compile time through `overload`s keyed by a `TypeTag` first argument (as
@@ -14,15 +15,20 @@ kquant_products.py does), so each type still gets its own compiled code:
 - `Q_OFFSET`: what the unsigned values exceed the stored level by (q - Q_OFFSET), taken
   out as Q_OFFSET times the activations' sums; `HAS_MIN` where w = d q + m.
 
-Two orders of float operations, as llama.cpp takes them per type:
-- block sums (Q4_0, Q8_0; llama.cpp's repacked Q4_0 kernels): per row and block the exact
-  integer sum S, then acc = fma(S, d_w d_y, acc), block after block.
-- lane sums (Q4_1, Q5_0, Q5_1; ggml_vec_dot_q4_1_q8_1 and its kin): eight float lanes per
-  output, lane l taking values 4l..4l+3: acc_l = fma(d_w d_y, S_l, acc_l) block after block,
-  then ((acc4 + acc0) + (acc6 + acc2)) + ((acc5 + acc1) + (acc7 + acc3)) plus, for the types
-  with a minimum, sum_b m_b s_b taken block by block from 0 with separate multiply and add.
-Either way one lane per row for 16 rows, and a token's operations are those of the token
-alone, whatever its batch (batch invariance).
+Two orders of float operations:
+- block sums (Q4_0, Q8_0, as llama.cpp's repacked Q4_0 kernels take them; Q4_1 in the
+  engine's order): per row and block the exact integer sum S, then acc = fma(S, d_w d_y, acc),
+  block after block, plus, for Q4_1, the minimum term below.
+- lane sums (Q5_0, Q5_1, and Q4_1 in llama.cpp's order: ggml_vec_dot_q4_1_q8_1 and its kin):
+  eight float lanes per output, lane l taking values 4l..4l+3: acc_l = fma(d_w d_y, S_l, acc_l)
+  block after block, then ((acc4 + acc0) + (acc6 + acc2)) + ((acc5 + acc1) + (acc7 + acc3))
+  plus, for the types with a minimum, sum_b m_b s_b taken block by block from 0 with separate
+  multiply and add.
+A lane sum costs a conversion and a fused multiply-add per lane where a block sum costs one
+of each per block: eight times the float work for the same 8 dpbusd (SmolLM2's Q4_1
+matrices, 2 threads: a verification step's extra token ~1.1 -> ~0.7 ms). Either way one
+lane per row for 16 rows, and a token's operations are those of the token alone, whatever
+its batch (batch invariance).
 
 numba's on-disk cache checks this file only: after editing a type's block code, delete
 engine/quants/__pycache__ (as for _common.py and _int8.py).
@@ -31,10 +37,11 @@ engine/quants/__pycache__ (as for _common.py and _int8.py).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 from numba.extending import overload
 
 from ..ggml_types import GGMLType
+from ..summation_order import LLAMA_CPP
 from . import q4_0, q4_1, q5_0, q5_1, q8_0
 from ._common import MATH_EXACT, TypeTag, TypeTagType, compiled_call
 from ._int8 import (
@@ -57,17 +64,33 @@ from ._int8 import (
 from ._simd import vadd, vfma, vload, vload_f16, vload_half_pairs16, vmul, vsplat, vstore
 
 # Each type's row-group body: the order of its float operations (above) and, for the lane
-# sums, where the running lanes live. Q4_1 holds a tile of LANE_TILE tokens' lanes in
-# registers over the group's pre-turned blocks; Q5_0 and Q5_1, whose values cost more to
-# decode than a nibble mask, decode each block once: for a batch the group's blocks into a
-# buffer of values that each tile of tokens reads with its lanes in registers, for one or two
-# tokens block by block with the lanes in memory.
+# sums, where the running lanes live. Q4_1 in llama.cpp's order holds a tile of LANE_TILE
+# tokens' lanes in registers over the group's pre-turned blocks; Q5_0 and Q5_1, whose values
+# cost more to decode than a nibble mask, decode each block once: for a batch the group's
+# blocks into a buffer of values that each tile of tokens reads with its lanes in registers,
+# for one or two tokens block by block with the lanes in memory.
 _BODIES = {int(GGMLType.Q4_0): "block_sums", int(GGMLType.Q8_0): "block_sums",
-           int(GGMLType.Q4_1): "lanes_in_registers", int(GGMLType.Q5_0): "lanes_decoded",
+           int(GGMLType.Q4_1): "block_sums", int(GGMLType.Q5_0): "lanes_decoded",
            int(GGMLType.Q5_1): "lanes_decoded"}
+# Where llama.cpp's order (summation_order.LLAMA_CPP) is not the engine's: its own body.
+_LLAMA_CPP_BODIES = {int(GGMLType.Q4_1): "lanes_in_registers"}
 _MODULES = {int(GGMLType.Q4_0): q4_0, int(GGMLType.Q4_1): q4_1, int(GGMLType.Q5_0): q5_0,
             int(GGMLType.Q5_1): q5_1, int(GGMLType.Q8_0): q8_0}
 TAGS = {t: TypeTag(t) for t in _MODULES}
+_LLAMA_CPP_TAGS = {t: TypeTag(t, LLAMA_CPP) for t in _LLAMA_CPP_BODIES}
+
+
+def tag_for(ggml_type, order: str) -> TypeTag:
+    """The kernels' first argument for a type summed in `order` (summation_order.py)."""
+    t = int(ggml_type)
+    return _LLAMA_CPP_TAGS.get(t, TAGS[t]) if order == LLAMA_CPP else TAGS[t]
+
+
+def _body(kind) -> str:
+    """The row-group body of a kernel's TypeTagType (at compile time)."""
+    if kind.order == LLAMA_CPP and kind.ggml_type in _LLAMA_CPP_BODIES:
+        return _LLAMA_CPP_BODIES[kind.ggml_type]
+    return _BODIES[kind.ggml_type]
 # Which activations each type takes: Q8_1 (values, scales, block sums) where the weights
 # have a minimum, else Q8_0 (values, scales).
 Q8_1_TYPES: frozenset[GGMLType] = frozenset(GGMLType(t) for t, m in _MODULES.items() if getattr(m, "HAS_MIN", False))
@@ -134,7 +157,7 @@ def _offset_sums_for(kind, xq):
     lane of four; none where the values are the levels themselves (Q_OFFSET 0)."""
     if not isinstance(kind, TypeTagType):
         return None
-    group = 32 if _BODIES[kind.ggml_type] == "block_sums" else 4
+    group = 32 if _body(kind) == "block_sums" else 4
     if _MODULES[kind.ggml_type].Q_OFFSET:
         return lambda kind, xq: int8_group_sums(xq, group)
     return lambda kind, xq: np.zeros(0, dtype=np.int32)
@@ -159,6 +182,20 @@ def _min_step_for(kind, m, mw, xs, i):
     if getattr(_MODULES[kind.ggml_type], "HAS_MIN", False):
         return lambda kind, m, mw, xs, i: vadd(m, vmul(mw, vsplat(xs[i])))
     return lambda kind, m, mw, xs, i: m
+
+
+def _block_total(kind, acc, msum):
+    raise NotImplementedError
+
+
+@overload(_block_total, inline="always")
+def _block_total_for(kind, acc, msum):
+    """A block-sum row's result: acc, plus the minimum term where the type has one."""
+    if not isinstance(kind, TypeTagType):
+        return None
+    if getattr(_MODULES[kind.ggml_type], "HAS_MIN", False):
+        return lambda kind, acc, msum: vadd(acc, msum)
+    return lambda kind, acc, msum: acc
 
 
 @njit(inline="always")
@@ -213,31 +250,68 @@ def _group_block_sums(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, ysum,
     if n_tok <= 2:
         words = np.empty(tw, dtype=np.int32)
         dm = np.empty(32, dtype=np.float32)
-        a0 = a1 = z
+        a0 = a1 = m0 = m1 = z
         for b in range(nb):
             _turn_block(kind, w, rowoff, g, rb, bb, b, dm, words)
             dw = vload(dm, 0)
+            mw = vload(dm, 16)
             v = _values(kind, words, 0)
             a0 = _block_step(kind, v, dw, a0, xq, xd, ysum, 0, b, n_in, nb)
+            m0 = _min_step(kind, m0, mw, xs, b)
             if n_tok > 1:
                 a1 = _block_step(kind, v, dw, a1, xq, xd, ysum, 1, b, n_in, nb)
+                m1 = _min_step(kind, m1, mw, xs, nb + b)
+        a0, a1 = _block_total(kind, a0, m0), _block_total(kind, a1, m1)
         store_tile4(out, 0, n_tok, a0, a1, a1, a1, g, n_out, res)
     else:
         words, dm = _turn_group(kind, w, rowoff, g, rb, bb, tw, nb)
-        for t0 in range(0, n_tok, TILE):
-            nt = min(TILE, n_tok - t0)
-            a0 = a1 = a2 = a3 = z
-            for b in range(nb):
-                dw = vload(dm, 32 * b)
-                v = _values(kind, words, tw * b)
-                a0 = _block_step(kind, v, dw, a0, xq, xd, ysum, t0, b, n_in, nb)
-                if nt > 1:
-                    a1 = _block_step(kind, v, dw, a1, xq, xd, ysum, t0 + 1, b, n_in, nb)
-                if nt > 2:
-                    a2 = _block_step(kind, v, dw, a2, xq, xd, ysum, t0 + 2, b, n_in, nb)
-                if nt > 3:
-                    a3 = _block_step(kind, v, dw, a3, xq, xd, ysum, t0 + 3, b, n_in, nb)
-            store_tile4(out, t0, nt, a0, a1, a2, a3, g, n_out, res)
+        _block_tiles(kind, words, 0, tw, dm, 0, 32, -1, g, nb, n_in, n_out, xq, xd, xs, ysum, n_tok, out)
+
+
+def _block_scales(dm, o):
+    raise NotImplementedError
+
+
+@overload(_block_scales, inline="always")
+def _block_scales_for(dm, o):
+    """A block's 16 d and 16 m (or whatever follows the d where the type has no m) at dm[o:]:
+    floats (a group turned by _turn_group) or halves (a matrix held turned)."""
+    if dm.dtype == types.float32:
+        return lambda dm, o: (vload(dm, o), vload(dm, o + 16))
+    return lambda dm, o: (vload_f16(dm, o), vload_f16(dm, o + 16))
+
+
+@njit(inline="always")
+def _block_tiles(kind, words, wo, w_stride, dm, do, d_stride, ahead, g, nb, n_in, n_out, xq, xd, xs, ysum, n_tok, out):
+    """Each tile of TILE tokens over the group's prepared blocks in block-sum order, the
+    tile's sums in registers: block b's turned words at words[wo + w_stride b:], its d and m
+    at dm[do + d_stride b:]. With ahead >= 0 the first tile asks for the words at
+    words[ahead + w_stride b:] (the next group's) as it goes."""
+    z = vsplat(np.float32(0.0))
+    res = np.empty(16, dtype=np.float32)
+    for t0 in range(0, n_tok, TILE):
+        nt = min(TILE, n_tok - t0)
+        a0 = a1 = a2 = a3 = m0 = m1 = m2 = m3 = z
+        for b in range(nb):
+            if t0 == 0 and ahead >= 0:
+                for line in range(0, w_stride, 16):
+                    prefetch(words, ahead + w_stride * b + line)
+            dw, mw = _block_scales(dm, do + d_stride * b)
+            v = _values(kind, words, wo + w_stride * b)
+            i = t0 * nb + b
+            a0 = _block_step(kind, v, dw, a0, xq, xd, ysum, t0, b, n_in, nb)
+            m0 = _min_step(kind, m0, mw, xs, i)
+            if nt > 1:
+                a1 = _block_step(kind, v, dw, a1, xq, xd, ysum, t0 + 1, b, n_in, nb)
+                m1 = _min_step(kind, m1, mw, xs, i + nb)
+            if nt > 2:
+                a2 = _block_step(kind, v, dw, a2, xq, xd, ysum, t0 + 2, b, n_in, nb)
+                m2 = _min_step(kind, m2, mw, xs, i + 2 * nb)
+            if nt > 3:
+                a3 = _block_step(kind, v, dw, a3, xq, xd, ysum, t0 + 3, b, n_in, nb)
+                m3 = _min_step(kind, m3, mw, xs, i + 3 * nb)
+        store_tile4(out, t0, nt, _block_total(kind, a0, m0), _block_total(kind, a1, m1),
+                    _block_total(kind, a2, m2), _block_total(kind, a3, m3), g, n_out, res)
 
 
 # ---- lane sums ----
@@ -378,14 +452,14 @@ _GROUP_BODIES = {"block_sums": _group_block_sums, "lanes_in_registers": _group_l
 def _row_group_for(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
     if not isinstance(kind, TypeTagType):
         return None
-    body = _GROUP_BODIES[_BODIES[kind.ggml_type]]
+    body = _GROUP_BODIES[_body(kind)]
     return lambda kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out: body(
         kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
 
 
 @njit(parallel=True, **MATH_EXACT)
 def matmul_q8(kind, w, n_out, n_in, xq, xd, xs, n_tok, out):
-    """out[t, r] = W[r]·x[t] for a matrix of type `kind` (TAGS[ggml type]) with x as 8-bit
+    """out[t, r] = W[r]·x[t] for a matrix of type `kind` (tag_for(ggml type, order)) with x as 8-bit
     blocks of 32: int8 values as bytes, float scales and, for Q8_1_TYPES, float block sums
     (for the others xs is not read). One kernel for any number of tokens; 16 rows a task."""
     bb, _, _ = _layout(kind)
@@ -396,11 +470,12 @@ def matmul_q8(kind, w, n_out, n_in, xq, xd, xs, n_tok, out):
         _row_group(kind, w, g, rows16_offsets(g, n_out, rb), rb, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
 
 
-def bound_kernel(ggml_type, w, n_out, n_in):
+def bound_kernel(ggml_type, w, n_out, n_in, order):
     """The product of a `n_out` x `n_in` matrix of `ggml_type` held in w (flat, as the
-    kernels read it), as a call (parts, n_tok, out) with parts the rounded activations
-    (quants.rounded_activations: values, scales and, for Q8_1_TYPES, block sums)."""
-    call = compiled_call(matmul_q8, TAGS[int(ggml_type)], w, n_out, n_in)
+    kernels read it), summed in `order` (summation_order.py), as a call (parts, n_tok, out)
+    with parts the rounded activations (quants.rounded_activations: values, scales and, for
+    Q8_1_TYPES, block sums)."""
+    call = compiled_call(matmul_q8, tag_for(ggml_type, order), w, n_out, n_in)
     if GGMLType(int(ggml_type)) in Q8_1_TYPES:
         return lambda p, n_tok, out: call(p[0], p[1], p[2], n_tok, out)
     # Q8_0 activations carry no block sums: the scales stand in the slot, unread
@@ -416,7 +491,7 @@ def bound_kernel(ggml_type, w, n_out, n_in):
 # the next group is asked for while this one is multiplied: a verification step of a few
 # tokens costs about what one token costs while memory, not arithmetic, is the limit.
 # The integers and float operations are those of matmul_q8: the same bits.
-TURNED_TYPES: frozenset[GGMLType] = frozenset(GGMLType(t) for t, body in _BODIES.items() if body == "lanes_in_registers")
+TURNED_TYPES: frozenset[GGMLType] = frozenset({GGMLType.Q4_1})
 
 
 def _turned_block_words(kind):
@@ -479,38 +554,64 @@ def unturn(ggml_type, data: np.ndarray, n_out: int, n_in: int) -> np.ndarray:
     return out.reshape(n_out, nb * bb)
 
 
+def _turned_group(kind, t16, t32, g, gw, halves, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
+    raise NotImplementedError
+
+
+@njit(inline="always")
+def _turned_block_sums(kind, t16, t32, g, gw, halves, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
+    at = g * nb * gw  # the group's first block
+    _block_tiles(kind, t32, at + halves // 2, gw, t16, 2 * at, 2 * gw, at + nb * gw, g, nb, n_in, n_out,
+                 xq, xd, xs, sums, n_tok, out)
+
+
+@njit(inline="always")
+def _turned_lanes(kind, t16, t32, g, gw, halves, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
+    z = vsplat(np.float32(0.0))
+    res = np.empty(16, dtype=np.float32)
+    for t0 in range(0, n_tok, LANE_TILE):
+        two = t0 + 1 < n_tok
+        a = (z, z, z, z, z, z, z, z)
+        c = (z, z, z, z, z, z, z, z)
+        ma = z
+        mc = z
+        for b in range(nb):
+            at = (g * nb + b) * gw
+            if t0 == 0:
+                for line in range(0, gw, 16):
+                    prefetch(t32, at + nb * gw + line)
+            dw = vload_f16(t16, 2 * at)
+            mw = vload_f16(t16, 2 * at + 16) if halves > 16 else z
+            v = _values(kind, t32, at + halves // 2)
+            a = _token_lanes(kind, v, vmul(dw, vsplat(xd[t0 * nb + b])), a, xq, t0 * n_in + b * 32, sums, (t0 * nb + b) * 8)
+            ma = _min_step(kind, ma, mw, xs, t0 * nb + b)
+            if two:
+                t1 = t0 + 1
+                c = _token_lanes(kind, v, vmul(dw, vsplat(xd[t1 * nb + b])), c, xq, t1 * n_in + b * 32, sums, (t1 * nb + b) * 8)
+                mc = _min_step(kind, mc, mw, xs, t1 * nb + b)
+        store_rows16(out, t0 * n_out, _lanes_total(a, ma), g, n_out, res)
+        if two:
+            store_rows16(out, (t0 + 1) * n_out, _lanes_total(c, mc), g, n_out, res)
+
+
+@overload(_turned_group, inline="always")
+def _turned_group_for(kind, t16, t32, g, gw, halves, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
+    if not isinstance(kind, TypeTagType):
+        return None
+    body = _turned_block_sums if _body(kind) == "block_sums" else _turned_lanes
+    return lambda kind, t16, t32, g, gw, halves, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out: body(
+        kind, t16, t32, g, gw, halves, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
+
+
 @njit(parallel=True, **MATH_EXACT)
 def matmul_q8_turned(kind, t16, t32, n_out, n_in, xq, xd, xs, n_tok, out):
-    """out[t, r] = W[r]·x[t] for a matrix of type `kind` held turned (t16, t32: its memory
-    as halves and words): matmul_q8's results, each tile of LANE_TILE tokens reading the
-    group's blocks as they are, the next group asked for during the first tile."""
+    """out[t, r] = W[r]·x[t] for a matrix of type `kind` (tag_for(ggml type, order)) held
+    turned (t16, t32: its memory as halves and words): matmul_q8's results, each tile of
+    tokens reading the group's blocks as they are, the next group asked for during the
+    first tile."""
     gw = _turned_block_words(kind)
     halves = 2 * (gw - _layout(kind)[1])
     nb = n_in // 32
     sums = _offset_sums(kind, xq)
-    z = vsplat(np.float32(0.0))
     for g in prange(n_out // 16):
-        res = np.empty(16, dtype=np.float32)
-        for t0 in range(0, n_tok, LANE_TILE):
-            two = t0 + 1 < n_tok
-            a = (z, z, z, z, z, z, z, z)
-            c = (z, z, z, z, z, z, z, z)
-            ma = z
-            mc = z
-            for b in range(nb):
-                at = (g * nb + b) * gw
-                if t0 == 0:
-                    for line in range(0, gw, 16):
-                        prefetch(t32, at + nb * gw + line)
-                dw = vload_f16(t16, 2 * at)
-                mw = vload_f16(t16, 2 * at + 16) if halves > 16 else z
-                v = _values(kind, t32, at + halves // 2)
-                a = _token_lanes(kind, v, vmul(dw, vsplat(xd[t0 * nb + b])), a, xq, t0 * n_in + b * 32, sums, (t0 * nb + b) * 8)
-                ma = _min_step(kind, ma, mw, xs, t0 * nb + b)
-                if two:
-                    t1 = t0 + 1
-                    c = _token_lanes(kind, v, vmul(dw, vsplat(xd[t1 * nb + b])), c, xq, t1 * n_in + b * 32, sums, (t1 * nb + b) * 8)
-                    mc = _min_step(kind, mc, mw, xs, t1 * nb + b)
-            store_rows16(out, t0 * n_out, _lanes_total(a, ma), g, n_out, res)
-            if two:
-                store_rows16(out, (t0 + 1) * n_out, _lanes_total(c, mc), g, n_out, res)
+        _turned_group(kind, t16, t32, g, gw, halves, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)

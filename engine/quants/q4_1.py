@@ -19,8 +19,9 @@ def dequantize_block(src, o, dst, e):
     dequantize_block32(src, o, dst, e, 2, -1, 4, 0)
 
 
-# The exact Q4_1 x Q8_1 product (llama.cpp's ggml_vec_dot_q4_1_q8_1, AVX2/AVX-512 path):
-# block32_products.matmul_q8 (lane sums), the values q as they are, plus the minimum term.
+# The exact Q4_1 x Q8_1 product: block32_products.matmul_q8, the values q as they are, plus
+# the minimum term; block sums in the engine's summation order, lane sums (llama.cpp's
+# ggml_vec_dot_q4_1_q8_1, AVX2/AVX-512 path) in llama.cpp's (summation_order.py).
 Q_OFFSET = 0
 HAS_MIN = True
 TURNED_WORDS = 64  # a turned block: 4 words of qs per row, 16 rows

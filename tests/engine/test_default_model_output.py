@@ -11,7 +11,7 @@ import pytest
 from tests.helpers.paths import fixtures_or_skip
 
 from codeup_tui import engine
-from codeup_tui.engine.attention import LLAMA_CPP, summation_order
+from codeup_tui.engine.summation_order import LLAMA_CPP, summation_order
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,14 @@ from codeup_tui.engine.ggml_types import GGMLType
 from codeup_tui.engine.quants import QuantMatrix, _flat_for_kernel, matmul_q8_1
 from codeup_tui.engine.quants._common import MATH_EXACT, MATH_FAST, group_of_rows, read_f16_fast
 from codeup_tui.engine.quants.activations import quantize_q8_1
+from codeup_tui.engine.summation_order import ENGINE, LLAMA_CPP, summation_order
 
 TOKENS = (1, 2, 5, 8, 13, 33)
 SHAPES = ((1, 32), (7, 64), (16, 96), (17, 64), (37, 160), (64, 576), (203, 256))
 
 
-# ---- Q4_1 x Q8_1: the reference (engine/quants/q4_1.py before the 16-row vector kernel) ----
+# ---- Q4_1 x Q8_1 in llama.cpp's order (summation_order.LLAMA_CPP): the reference is
+# engine/quants/q4_1.py before the 16-row vector kernel ----
 
 @njit(inline="always")
 def _ref_block_lanes(v, xqb, d0d1, acc):
@@ -97,6 +99,29 @@ def ref_q4_1_q8_1(w, n_out, n_in, xq, xd, xs, n_tok, out):
             ot[r3] = _ref_finish(acc3, w3, xst, nb)
 
 
+# ---- Q4_1 x Q8_1 in the engine's order: one exact integer sum per block, scaled once ----
+
+@njit(parallel=True, **MATH_EXACT)
+def ref_q4_1_q8_1_blocks(w, n_out, n_in, xq, xd, xs, n_tok, out):
+    nb = n_in // 32
+    rb = nb * 20
+    for r in prange(n_out):
+        row = w[r * rb : (r + 1) * rb]
+        for t in range(n_tok):
+            acc = np.float32(0.0)
+            m = np.float32(0.0)
+            for b in range(nb):
+                o = b * 20
+                x = xq[t * n_in + b * 32 : t * n_in + b * 32 + 32]
+                s = 0
+                for j in range(16):
+                    q = np.int64(row[o + 4 + j])
+                    s += (q & 15) * np.int64(x[j]) + (q >> 4) * np.int64(x[16 + j])
+                acc = fma32(np.float32(s), read_f16_fast(row, o) * xd[t * nb + b], acc)
+                m = m + read_f16_fast(row, o + 2) * xs[t * nb + b]
+            out[t * n_out + r] = acc + m
+
+
 def assert_bits_equal(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
     assert ours.shape == ref.shape and ours.dtype == ref.dtype, what
     if not np.array_equal(ours.view(np.uint32), ref.view(np.uint32)):
@@ -106,12 +131,20 @@ def assert_bits_equal(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
 
 
 def check_q4_1_q8_1(w: QuantMatrix, x: np.ndarray, what: str) -> None:
+    """Both summation orders, each against its reference, bit for bit."""
     xq, xd, xs = quantize_q8_1(x)
-    ours = matmul_q8_1(w, xq, xd, xs)
-    ref = np.empty_like(ours)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32).reshape(-1)
-    ref_q4_1_q8_1(_flat_for_kernel(w.data, np.dtype(np.uint8)), w.n_out, w.n_in, f32(xq), f32(xd), f32(xs), len(x), ref.reshape(-1))
-    assert_bits_equal(ours, ref, what)
+    data = _flat_for_kernel(w.data, np.dtype(np.uint8))
+    with summation_order(LLAMA_CPP):
+        ours = matmul_q8_1(w, xq, xd, xs)
+    ref = np.empty_like(ours)
+    ref_q4_1_q8_1(data, w.n_out, w.n_in, f32(xq), f32(xd), f32(xs), len(x), ref.reshape(-1))
+    assert_bits_equal(ours, ref, f"{what}, llama.cpp's order")
+    with summation_order(ENGINE):
+        ours = matmul_q8_1(w, xq, xd, xs)
+    ref_q4_1_q8_1_blocks(data, w.n_out, w.n_in, np.ascontiguousarray(xq, dtype=np.int8).reshape(-1), f32(xd), f32(xs),
+                         len(x), ref.reshape(-1))
+    assert_bits_equal(ours, ref, f"{what}, the engine's order")
 
 
 def activations(rng, n_tok: int, n_in: int) -> np.ndarray:
@@ -155,6 +188,28 @@ def test_q4_1_q8_1_on_fixture_tensors():
             w = QuantMatrix.from_model_file(mf, name)
             for n_tok in (1, 4, 9):
                 check_q4_1_q8_1(w, activations(rng, n_tok, w.n_in), f"{name} tokens={n_tok}")
+
+
+def test_q4_1_engine_order_is_the_exact_product_to_float_rounding():
+    # the engine's order is not llama.cpp's, so nothing of llama.cpp's checks its bits: it
+    # must then be the product itself, W (dequantized) times the rounded activations in
+    # float64, to float32 rounding
+    rng = np.random.default_rng(12)
+    for n_out, n_in in ((37, 160), (64, 576), (48, 1536)):
+        w = random_matrix(GGMLType.Q4_1, n_out, n_in, rng)
+        x = activations(rng, 5, n_in)
+        xq, xd, xs = quantize_q8_1(x)
+        with summation_order(ENGINE):
+            ours = matmul_q8_1(w, xq, xd, xs).astype(np.float64)
+        blocks = w.data.reshape(n_out, n_in // 32, 20)
+        d = blocks[:, :, 0:2].copy().view(np.float16)[:, :, 0].astype(np.float64)
+        m = blocks[:, :, 2:4].copy().view(np.float16)[:, :, 0].astype(np.float64)
+        q = np.concatenate([blocks[:, :, 4:] & 15, blocks[:, :, 4:] >> 4], axis=2).astype(np.float64)
+        xv = (np.asarray(xq, dtype=np.float64).reshape(5, n_in // 32, 32) * np.asarray(xd, dtype=np.float64).reshape(5, -1, 1))
+        # sum_b d_b sum_j q_j x_j + m_b s_b, with s_b the activations' block sums as given
+        ref = np.einsum("rb,rbj,tbj->tr", d, q, xv) + np.asarray(xs, dtype=np.float64).reshape(5, -1) @ m.T
+        err = np.abs(ours - ref).max()
+        assert err <= 1e-5 * np.abs(ref).max(), f"{n_out}x{n_in}: max error {err:.3g}"
 
 
 # ---- activations, RoPE, SwiGLU: the numba versions against the numpy / parallel ones ----

@@ -12,6 +12,7 @@ from codeup_tui.engine.ggml_types import GGMLType
 from codeup_tui.engine.quants import (
     QuantMatrix, activation_kind, can_turn, dequantize_rows, matmul, matmul_rounded, rounded_activations, turn_in_place,
 )
+from codeup_tui.engine.summation_order import ORDERS, summation_order
 from tests.helpers.quant_matrices import random_matrix
 
 
@@ -47,10 +48,12 @@ def test_a_turned_matrix_gives_the_same_products_for_any_batch(t, n_out, n_in):
     assert turned.turned and not w.turned
     assert not np.array_equal(turned.data, w.data)  # really laid out differently
     rng = np.random.default_rng(1)
-    for n_tok in (1, 2, 3, 4, 5, 8, 13):
-        x = rng.standard_normal((n_tok, n_in)).astype(np.float32)
-        parts = rounded_activations(activation_kind(t), x)
-        np.testing.assert_array_equal(matmul_rounded(turned, parts, n_tok), matmul_rounded(w, parts, n_tok))
+    for order in ORDERS:  # in each summation order, turned or not, the same bits
+        for n_tok in (1, 2, 3, 4, 5, 8, 13):
+            x = rng.standard_normal((n_tok, n_in)).astype(np.float32)
+            parts = rounded_activations(activation_kind(t), x)
+            with summation_order(order):
+                np.testing.assert_array_equal(matmul_rounded(turned, parts, n_tok), matmul_rounded(w, parts, n_tok))
     np.testing.assert_array_equal(matmul(turned, x), matmul(w, x))  # the float product reads rows
 
 

@@ -136,13 +136,16 @@ def test_completion_logprobs_streaming_and_not_agree(client, model_id):
     assert tokens == lp.tokens and logprobs == pytest.approx(lp.token_logprobs)
 
 
-def test_n_gives_several_answers_with_summed_usage(client, model_id):
+def test_n_gives_several_answers_with_summed_usage(client, model_id, model):
+    # the end-of-generation tokens banned, so that every answer runs to max_tokens whatever
+    # it samples and the usage is known: 3 answers of 4 tokens
+    no_end = {str(t): -100 for t in model.tokenizer.eog_ids}
     answer = client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Name a fruit."}],
-                                            max_tokens=4, temperature=1.0, seed=7, n=3)
+                                            max_tokens=4, temperature=1.0, seed=7, n=3, logit_bias=no_end)
     assert [c.index for c in answer.choices] == [0, 1, 2]
     assert answer.usage.completion_tokens == 12 and all(c.finish_reason == "length" for c in answer.choices)
     again = client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Name a fruit."}],
-                                           max_tokens=4, temperature=1.0, seed=7, n=3)
+                                           max_tokens=4, temperature=1.0, seed=7, n=3, logit_bias=no_end)
     assert [c.message.content for c in again.choices] == [c.message.content for c in answer.choices]
     # streamed: each answer's pieces under its index, then the usage, then [DONE]
     texts = {0: "", 1: ""}

@@ -372,10 +372,12 @@ LANE_TILE = 2
 
 
 @njit(inline="always")
-def _lane_tiles(kind, blocks, stride, decoded, dm, g, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
-    """Each tile of LANE_TILE tokens over the group's prepared blocks, block b at
-    blocks[stride b:] (turned words, or with `decoded` their eight value vectors) and its d
-    and m at dm[32 b:], the tile's lanes in registers."""
+def _lane_tiles(kind, blocks, wo, stride, decoded, dm, do, d_stride, ahead, g, nb, n_in, n_out, xq, xd, xs, sums, n_tok,
+                out):
+    """Each tile of LANE_TILE tokens over the group's prepared blocks, the tile's lanes in
+    registers: block b at blocks[wo + stride b:] (turned words, or with `decoded` their eight
+    value vectors), its d and m at dm[do + d_stride b:] (_block_scales). With ahead >= 0 the
+    first tile asks for blocks[ahead + stride b:] (the next group's) as it goes."""
     z = vsplat(np.float32(0.0))
     res = np.empty(16, dtype=np.float32)
     for t0 in range(0, n_tok, LANE_TILE):
@@ -385,9 +387,12 @@ def _lane_tiles(kind, blocks, stride, decoded, dm, g, nb, n_in, n_out, xq, xd, x
         ma = z
         mc = z
         for b in range(nb):
-            dw = vload(dm, 32 * b)
-            mw = vload(dm, 32 * b + 16)
-            v = _decoded_values(blocks, stride * b) if decoded else _values(kind, blocks, stride * b)
+            if t0 == 0 and ahead >= 0:
+                for line in range(0, stride, 16):
+                    prefetch(blocks, ahead + stride * b + line)
+            dw, mw = _block_scales(dm, do + d_stride * b)
+            o = wo + stride * b
+            v = _decoded_values(blocks, o) if decoded else _values(kind, blocks, o)
             a = _token_lanes(kind, v, vmul(dw, vsplat(xd[t0 * nb + b])), a, xq, t0 * n_in + b * 32, sums, (t0 * nb + b) * 8)
             ma = _min_step(kind, ma, mw, xs, t0 * nb + b)
             if two:
@@ -404,7 +409,7 @@ def _group_lanes_in_registers(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, x
     """The group's blocks turned once, then read by each tile of LANE_TILE tokens."""
     bb, tw, _ = _layout(kind)
     words, dm = _turn_group(kind, w, rowoff, g, rb, bb, tw, nb)
-    _lane_tiles(kind, words, tw, False, dm, g, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
+    _lane_tiles(kind, words, 0, tw, False, dm, 0, 32, -1, g, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
 
 
 @njit(inline="always")
@@ -441,7 +446,7 @@ def _group_lanes_decoded(kind, w, g, rowoff, rb, nb, n_in, n_out, xq, xd, xs, su
         return
     bb, tw, _ = _layout(kind)
     vals, dm = _decode_group(kind, w, rowoff, g, rb, bb, tw, nb)
-    _lane_tiles(kind, vals, 128, True, dm, g, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
+    _lane_tiles(kind, vals, 0, 128, True, dm, 0, 32, -1, g, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
 
 
 _GROUP_BODIES = {"block_sums": _group_block_sums, "lanes_in_registers": _group_lanes_in_registers,
@@ -567,31 +572,9 @@ def _turned_block_sums(kind, t16, t32, g, gw, halves, nb, n_in, n_out, xq, xd, x
 
 @njit(inline="always")
 def _turned_lanes(kind, t16, t32, g, gw, halves, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out):
-    z = vsplat(np.float32(0.0))
-    res = np.empty(16, dtype=np.float32)
-    for t0 in range(0, n_tok, LANE_TILE):
-        two = t0 + 1 < n_tok
-        a = (z, z, z, z, z, z, z, z)
-        c = (z, z, z, z, z, z, z, z)
-        ma = z
-        mc = z
-        for b in range(nb):
-            at = (g * nb + b) * gw
-            if t0 == 0:
-                for line in range(0, gw, 16):
-                    prefetch(t32, at + nb * gw + line)
-            dw = vload_f16(t16, 2 * at)
-            mw = vload_f16(t16, 2 * at + 16) if halves > 16 else z
-            v = _values(kind, t32, at + halves // 2)
-            a = _token_lanes(kind, v, vmul(dw, vsplat(xd[t0 * nb + b])), a, xq, t0 * n_in + b * 32, sums, (t0 * nb + b) * 8)
-            ma = _min_step(kind, ma, mw, xs, t0 * nb + b)
-            if two:
-                t1 = t0 + 1
-                c = _token_lanes(kind, v, vmul(dw, vsplat(xd[t1 * nb + b])), c, xq, t1 * n_in + b * 32, sums, (t1 * nb + b) * 8)
-                mc = _min_step(kind, mc, mw, xs, t1 * nb + b)
-        store_rows16(out, t0 * n_out, _lanes_total(a, ma), g, n_out, res)
-        if two:
-            store_rows16(out, (t0 + 1) * n_out, _lanes_total(c, mc), g, n_out, res)
+    at = g * nb * gw
+    _lane_tiles(kind, t32, at + halves // 2, gw, False, t16, 2 * at, 2 * gw, at + nb * gw, g, nb, n_in, n_out,
+                xq, xd, xs, sums, n_tok, out)
 
 
 @overload(_turned_group, inline="always")

@@ -11,13 +11,13 @@ half-precision dot products are summed in one of llama.cpp's two orders: a singl
 itself switches between them by batch size, so its logits for a token depend on how many
 tokens were evaluated with it (the default model's differ by up to about 2 from position 17
 on). This engine sums every token in the single-token order by default, in a batch or not
-(summation_order.ENGINE): a token's logits are then the same bits however the prompt was split,
-regenerating at temperature 0 repeats the answer, drafted tokens checked in one batch get
+(summation_order.ENGINE): a token's logits are then the same bits however the prompt was
+split, regenerating at temperature 0 repeats the answer, drafted tokens checked in one batch get
 the logits they would get one at a time, and a generated token (llama.cpp's one token at a
 time) is summed as llama.cpp sums it; prompt positions past the 16th then differ from
 llama.cpp's batched ones in the last bits. `summation_order.summation_order(LLAMA_CPP)`
-switches to llama.cpp's own batch-dependent choice, which reproduces its batched prompt logits bit for
-bit (how the parity tests check the batch order). Both operands of every product are
+switches to llama.cpp's own batch-dependent choice, which reproduces its batched prompt
+logits bit for bit (how the parity tests check the batch order). Both operands of every product are
 halves, so each product is exact in float32 and a fused multiply-add (ggml's and tinyBLAS's
 FMA macros) rounds as a multiply then an add does: the kernels fuse, one vector operation
 instead of two. Heads run in parallel.
@@ -238,10 +238,9 @@ def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, pb,
 
     A work unit takes up to `pb` pairs of one KV head (its query heads for one of `n_runs`
     runs of tokens, token_runs), so each key and value is read and converted once for all
-    of them. The weighted sum of
-    values keeps ggml's 64 accumulators (accumulator l sums positions l, l + 64, ... in
-    turn) but sums each accumulator in registers, one after another, instead of adding
-    every position to one of 64 rows in memory."""
+    of them. The weighted sum of values keeps ggml's 64 accumulators (accumulator l sums
+    positions l, l + 64, ... in turn) but sums each accumulator in registers, one after
+    another, instead of adding every position to one of 64 rows in memory."""
     n_tok, n_head, hd = q.shape
     group = n_head // n_head_kv
     row = n_head_kv * hd  # one position's keys (or values) of every KV head

@@ -20,8 +20,8 @@ row of the step goes through the same row-wise kernels as it would alone (projec
 norms, RoPE: the matmul kernels give each row the same bits whatever the batch), attention
 runs per sequence over that sequence's own cache, and attention sums every position in one
 order whether it came in a chunk of a prompt, as a generated token, or alone (the default
-summation_order.ENGINE). So the keys and values a slot holds are the same bits however the prompt
-was chunked, and a cached prefix — generated tokens included — can be reused exactly.
+summation_order.ENGINE). So the keys and values a slot holds are the same bits however the
+prompt was chunked, and a cached prefix — generated tokens included — can be reused exactly.
 
 Speculative decoding (engine/speculative.py): while one sequence is generating alone, its
 step also evaluates tokens guessed from its context, as generate.Generator does; with several

@@ -418,10 +418,7 @@ def matmul_rounded(w: QuantMatrix, parts: tuple, n_tok: int) -> np.ndarray:
     matmul_q8_0 check, then call this)."""
     out = np.empty((n_tok, w.n_out), dtype=np.float32)
     if n_tok:
-        calls = w.__dict__.get("_kernel_calls")
-        if calls is None:
-            calls = {}
-            object.__setattr__(w, "_kernel_calls", calls)
+        calls = w.__dict__.setdefault("_kernel_calls", {})  # the matrix is frozen, its cache not
         order = summation_order.current()
         call = calls.get(order)
         if call is None:  # bound once per matrix and order: a token makes ~200 of these calls

@@ -13,12 +13,14 @@ forward pass waits for a layer's copy before using the layer (`LlamaWeights.wait
 so the mapped pages of the matrices are never touched and the peak resident memory stays
 the file plus the cache, not twice the file. A layer is copied in tens of milliseconds,
 less than a prompt spends in it, so only the first token of the first answer may wait.
-The Q4_K and Q4_1 matrices are turned as they are copied, each block of sixteen rows laid
-out as its kernel reads it (llama.cpp's "repacked" weights, made here in place of the copy
-rather than beside it): a token reads each group of rows as one stream and turns nothing
-(7B Q4_K mat-vecs 8.2 -> 11.5 GB/s at one thread, 16.8 -> 22 at two; SmolLM2's Q4_1 layers,
-2 threads, Zen 4: one token 5.2 -> 3.7 ms, a verification step of four 7.3 -> 5.0 ms). Results do not depend on the
-copy: the turned kernel forms the same integers and float operations, bit for bit.
+The Q4_K, Q4_0, Q4_1 and Q8_0 matrices are turned as they are copied, each block of sixteen
+rows laid out as its kernel reads it (llama.cpp's "repacked" weights, made here in place of
+the copy rather than beside it): a token reads each group of rows as one stream and turns
+nothing (7B Q4_K mat-vecs 8.2 -> 11.5 GB/s at one thread, 16.8 -> 22 at two; SmolLM2's Q4_1
+layers, 2 threads, Zen 4: one token 5.2 -> 3.7 ms, a verification step of four 7.3 -> 5.0
+ms; its Q8_0 output matrix, in cache: one token 0.66 -> 0.48 ms, four 1.05 -> 0.57). Results
+do not depend on the copy: the turned kernel forms the same integers and float operations,
+bit for bit.
 
 When not: `--mmap` keeps the weights mapped (instant, the page cache shared between
 processes); a file that does not fit in the memory available beside the KV cache stays

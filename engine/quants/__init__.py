@@ -430,12 +430,10 @@ def matmul_rounded(w: QuantMatrix, parts: tuple, n_tok: int) -> np.ndarray:
 def _kernel_call(w: QuantMatrix, order: str):
     flat, n_out, n_in = w.flat, w.n_out, w.n_in
     if w.turned:  # each block of 16 rows one stream, nothing to turn per product
-        module = _turner(w.ggml_type)
-        if module is kquant_products:
-            kernel, tag = kquant_products.matmul_q8_k_turned, kquant_products.TAGS[int(w.ggml_type)]
-        else:
-            kernel, tag = block32_products.matmul_q8_turned, block32_products.tag_for(w.ggml_type, order)
-        call = compiled_call(kernel, tag, flat.view(np.uint16), flat.view(np.int32), n_out, n_in)
+        if _turner(w.ggml_type) is block32_products:
+            return block32_products.bound_turned_kernel(w.ggml_type, flat, n_out, n_in, order)
+        call = compiled_call(kquant_products.matmul_q8_k_turned, kquant_products.TAGS[int(w.ggml_type)],
+                             flat.view(np.uint16), flat.view(np.int32), n_out, n_in)
         return lambda p, n_tok, out: call(p[0], p[1], p[2], n_tok, out)
     if activation_kind(w.ggml_type) == "q8_k":
         kernel, tag = kquant_products.kernel_for(w.ggml_type), kquant_products.TAGS[int(w.ggml_type)]

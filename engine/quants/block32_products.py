@@ -482,14 +482,18 @@ def bound_kernel(ggml_type, w, n_out, n_in, order):
     kernels read it), summed in `order` (summation_order.py), as a call (parts, n_tok, out)
     with parts the rounded activations (quants.rounded_activations: values, scales and, for
     Q8_1_TYPES, block sums)."""
-    call = compiled_call(matmul_q8, tag_for(ggml_type, order), w, n_out, n_in)
+    return _taking_parts(ggml_type, compiled_call(matmul_q8, tag_for(ggml_type, order), w, n_out, n_in))
+
+
+def _taking_parts(ggml_type, call):
+    """`call(xq, xd, xs, n_tok, out)` as a call (parts, n_tok, out)."""
     if GGMLType(int(ggml_type)) in Q8_1_TYPES:
         return lambda p, n_tok, out: call(p[0], p[1], p[2], n_tok, out)
     # Q8_0 activations carry no block sums: the scales stand in the slot, unread
     return lambda p, n_tok, out: call(p[0], p[1], p[1], n_tok, out)
 
 
-# ---- sixteen rows held turned (Q4_1 read into memory: resident_weights.py) ----
+# ---- sixteen rows held turned (Q4_0, Q4_1, Q8_0 read into memory: resident_weights.py) ----
 # A matrix read into the process's memory can be held with each block of 16 rows already
 # turned, in the same bytes: the rows' 16 scales d (and 16 minimums m) as halves, then the
 # block's turned words. A product then reads each group of rows as one stream and turns
@@ -498,7 +502,7 @@ def bound_kernel(ggml_type, w, n_out, n_in, order):
 # the next group is asked for while this one is multiplied: a verification step of a few
 # tokens costs about what one token costs while memory, not arithmetic, is the limit.
 # The integers and float operations are those of matmul_q8: the same bits.
-TURNED_TYPES: frozenset[GGMLType] = frozenset({GGMLType.Q4_1})
+TURNED_TYPES: frozenset[GGMLType] = frozenset({GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q8_0})
 
 
 def _turned_block_words(kind):
@@ -600,3 +604,9 @@ def matmul_q8_turned(kind, t16, t32, n_out, n_in, xq, xd, xs, n_tok, out):
     sums = _offset_sums(kind, xq)
     for g in prange(n_out // 16):
         _turned_group(kind, t16, t32, g, gw, halves, nb, n_in, n_out, xq, xd, xs, sums, n_tok, out)
+
+
+def bound_turned_kernel(ggml_type, w, n_out, n_in, order):
+    """bound_kernel for a matrix held turned (w: its memory, flat)."""
+    call = compiled_call(matmul_q8_turned, tag_for(ggml_type, order), w.view(np.uint16), w.view(np.int32), n_out, n_in)
+    return _taking_parts(ggml_type, call)

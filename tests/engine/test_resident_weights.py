@@ -11,6 +11,7 @@ import pytest
 
 from codeup_tui.engine import resident_weights
 from codeup_tui.engine.model import load_model
+from codeup_tui.engine.quants import can_turn
 from tests.helpers.paths import fixtures_or_skip
 
 PROMPT = [1, 450, 996, 1354, 1701, 432, 1204]  # ids every fixture vocabulary has (4,096 and up)
@@ -41,9 +42,11 @@ def test_copied_weights_give_the_mapped_files_logits(name):
         assert model.in_memory == "memory"
         assert not any(_inside(model, q) for q in _matrices(model))
         assert all(not q.data.flags.writeable for q in _matrices(model))
-        # the Q4_K matrices are held turned for their kernel (turn_rows16), the others as stored
+        # the matrices of the types with a turned kernel (Q4_K, Q4_0, Q4_1, Q8_0 in groups of
+        # 16 rows) are held turned for it (turn_rows16), the others as stored
         assert {q.turned for q in _matrices(model) if q.ggml_type.name == "Q4_K"} == {True}
-        assert not any(q.turned for q in _matrices(model) if q.ggml_type.name != "Q4_K")
+        assert all(q.turned == can_turn(q.ggml_type, q.n_out) for q in _matrices(model))
+        assert any(not q.turned for q in _matrices(model))  # (Q6_K in these files)
         again = model.logits(PROMPT)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(again, want)

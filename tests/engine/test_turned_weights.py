@@ -1,4 +1,4 @@
-"""Q4_K and Q4_1 matrices held turned, sixteen rows a block, as the copy into memory leaves
+"""Q4_K, Q4_0, Q4_1 and Q8_0 matrices held turned, sixteen rows a block, as the copy into memory leaves
 them (quants.turn_in_place): every product, lookup and row read gives what the matrix in
 ggml's order gives, bit for bit, whatever the batch."""
 
@@ -21,14 +21,7 @@ def _random_q4_k(n_out: int, n_in: int, seed: int = 0) -> QuantMatrix:
 
 
 def _random(t: GGMLType, n_out: int, n_in: int, seed: int = 0) -> QuantMatrix:
-    """A random matrix whose scales are ordinary numbers (random bytes make some NaN)."""
-    w = random_matrix(t, n_out, n_in, np.random.default_rng(seed))
-    if t != GGMLType.Q4_1:
-        return w
-    data = np.array(w.data).reshape(n_out, -1, 20)
-    halves = np.random.default_rng(seed + 1).uniform(-0.05, 0.05, size=(n_out, data.shape[1], 2)).astype(np.float16)
-    data[:, :, :4] = halves.view(np.uint8).reshape(n_out, -1, 4)
-    return QuantMatrix(t, n_in, n_out, data.reshape(n_out, -1))
+    return random_matrix(t, n_out, n_in, np.random.default_rng(seed))
 
 
 def _turned_copy(w: QuantMatrix) -> QuantMatrix:
@@ -41,7 +34,9 @@ def _turned_copy(w: QuantMatrix) -> QuantMatrix:
 
 
 @pytest.mark.parametrize("t, n_out, n_in", [(GGMLType.Q4_K, 48, 1024), (GGMLType.Q4_K, 16, 256), (GGMLType.Q4_K, 160, 512),
-                                            (GGMLType.Q4_1, 48, 576), (GGMLType.Q4_1, 16, 32), (GGMLType.Q4_1, 192, 1536)])
+                                            (GGMLType.Q4_1, 48, 576), (GGMLType.Q4_1, 16, 32), (GGMLType.Q4_1, 192, 1536),
+                                            (GGMLType.Q4_0, 48, 576), (GGMLType.Q4_0, 16, 32), (GGMLType.Q8_0, 48, 576),
+                                            (GGMLType.Q8_0, 16, 32), (GGMLType.Q8_0, 192, 1536)])
 def test_a_turned_matrix_gives_the_same_products_for_any_batch(t, n_out, n_in):
     w = _random(t, n_out, n_in)
     turned = _turned_copy(w)
@@ -57,7 +52,7 @@ def test_a_turned_matrix_gives_the_same_products_for_any_batch(t, n_out, n_in):
     np.testing.assert_array_equal(matmul(turned, x), matmul(w, x))  # the float product reads rows
 
 
-@pytest.mark.parametrize("t", [GGMLType.Q4_K, GGMLType.Q4_1])
+@pytest.mark.parametrize("t", [GGMLType.Q4_K, GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q8_0])
 def test_a_turned_matrix_reads_back_its_ggml_rows(t):
     w = _random(t, 64, 512, seed=3)
     turned = _turned_copy(w)
@@ -66,9 +61,10 @@ def test_a_turned_matrix_reads_back_its_ggml_rows(t):
     np.testing.assert_array_equal(dequantize_rows(turned, rows), dequantize_rows(w, rows))
 
 
-def test_only_q4_k_and_q4_1_in_groups_of_sixteen_rows_are_held_turned():
+def test_only_q4_k_q4_0_q4_1_and_q8_0_in_groups_of_sixteen_rows_are_held_turned():
     assert can_turn(GGMLType.Q4_K, 32) and not can_turn(GGMLType.Q4_K, 40) and not can_turn(GGMLType.Q5_K, 32)
-    assert can_turn(GGMLType.Q4_1, 16) and not can_turn(GGMLType.Q4_1, 8) and not can_turn(GGMLType.Q4_0, 16)
+    assert can_turn(GGMLType.Q4_1, 16) and not can_turn(GGMLType.Q4_1, 8) and can_turn(GGMLType.Q4_0, 16)
+    assert can_turn(GGMLType.Q8_0, 32) and not can_turn(GGMLType.Q8_0, 40) and not can_turn(GGMLType.Q5_0, 16)
     odd = _random_q4_k(40, 256)
     with pytest.raises(UsageError, match="cannot be held turned"):
         odd.move_to(np.array(odd.data), turned=True)

@@ -26,9 +26,9 @@ Two orders of float operations:
   multiply and add.
 A lane sum costs a conversion and a fused multiply-add per lane where a block sum costs one
 of each per block: eight of each instead of one for the same 8 dpbusd (SmolLM2's 30 layers
-of Q4_1 matrices, 2 threads: each token beyond the first of a batch 0.61 -> 0.35 ms). Either way one
-lane per row for 16 rows, and a token's operations are those of the token alone, whatever
-its batch (batch invariance).
+of Q4_1 matrices, 2 threads: each token beyond the first of a batch 0.61 -> 0.35 ms).
+Either way one lane per row for 16 rows, and a token's operations are those of the token
+alone, whatever its batch (batch invariance).
 
 numba's on-disk cache checks this file only: after editing a type's block code, delete
 engine/quants/__pycache__ (as for _common.py and _int8.py).

@@ -156,7 +156,6 @@ def cost_curve(model, depth: int, ks=(1, 2, 4, 8, 16), reps: int = 5) -> dict[in
 
     rng = np.random.default_rng(0)
     ids = rng.integers(0, model.info.n_vocab, size=depth + max(ks)).tolist()
-    model.wait_in_memory()  # the copy into memory (a core's work) is over before anything is timed
     model.reset()
     for i in range(0, depth, 256):
         model.eval(ids[i : min(i + 256, depth)])
@@ -192,6 +191,7 @@ def main() -> int:
         ap.error(f"--repeats must be at least 1, got {args.repeats}")
     model_path = args.model or str(ensure_default_model())
     model = load_model(model_path, n_ctx=args.n_ctx, n_threads=args.threads)
+    model.wait_in_memory()  # the copy into memory (a core's work) is over before anything is timed
     if args.cost_curve:
         curve = cost_curve(model, args.depth)
         for k, seconds in curve.items():

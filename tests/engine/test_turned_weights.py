@@ -1,6 +1,6 @@
-"""Q4_K, Q4_0, Q4_1 and Q8_0 matrices held turned, sixteen rows a block, as the copy into memory leaves
-them (quants.turn_in_place): every product, lookup and row read gives what the matrix in
-ggml's order gives, bit for bit, whatever the batch."""
+"""Q4_K, Q4_0, Q4_1 and Q8_0 matrices held turned, sixteen rows a block, as the copy into
+memory leaves them (quants.turn_in_place): every product, lookup and row read gives what the
+matrix in ggml's order gives, bit for bit, whatever the batch."""
 
 from __future__ import annotations
 
@@ -14,10 +14,6 @@ from codeup_tui.engine.quants import (
 )
 from codeup_tui.engine.summation_order import ORDERS, summation_order
 from tests.helpers.quant_matrices import random_matrix
-
-
-def _random_q4_k(n_out: int, n_in: int, seed: int = 0) -> QuantMatrix:
-    return random_matrix(GGMLType.Q4_K, n_out, n_in, np.random.default_rng(seed))
 
 
 def _random(t: GGMLType, n_out: int, n_in: int, seed: int = 0) -> QuantMatrix:
@@ -65,9 +61,9 @@ def test_only_q4_k_q4_0_q4_1_and_q8_0_in_groups_of_sixteen_rows_are_held_turned(
     assert can_turn(GGMLType.Q4_K, 32) and not can_turn(GGMLType.Q4_K, 40) and not can_turn(GGMLType.Q5_K, 32)
     assert can_turn(GGMLType.Q4_1, 16) and not can_turn(GGMLType.Q4_1, 8) and can_turn(GGMLType.Q4_0, 16)
     assert can_turn(GGMLType.Q8_0, 32) and not can_turn(GGMLType.Q8_0, 40) and not can_turn(GGMLType.Q5_0, 16)
-    odd = _random_q4_k(40, 256)
+    odd = _random(GGMLType.Q4_K, 40, 256)
     with pytest.raises(UsageError, match="cannot be held turned"):
         odd.move_to(np.array(odd.data), turned=True)
-    w = _random_q4_k(32, 256)
+    w = _random(GGMLType.Q4_K, 32, 256)
     w.move_to(np.array(w.data))  # a plain move keeps ggml's order
     assert not w.turned

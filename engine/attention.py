@@ -1,26 +1,34 @@
-"""Causal grouped-query attention over the KV cache, in numba, with llama.cpp's roundings.
+"""Causal grouped-query attention over the KV cache, in numba.
 
-llama.cpp (without flash attention) keeps keys and values in half precision, and its two
-matrix products with them take half operands: the query is rounded to half for Q·K, and the
-softmax weights are rounded to half for the weighted sum of values. Between them, ggml's
-soft_max: scores scaled in float32, exp by ggml's own vector expf (ggml_math.ggml_expf) of
-score - max, summed in double per 16 lanes, then multiplied by (float)(1/sum). This kernel
-does the same; the caller stores keys and values already rounded to half (KVCache). The two
-half-precision dot products are summed in one of llama.cpp's two orders: a single token's
-(ggml_vec_dot_f16: 4 x 16 lanes) or a batch's (llamafile's tinyBLAS: 16 lanes). llama.cpp
-itself switches between them by batch size, so its logits for a token depend on how many
-tokens were evaluated with it (the default model's differ by up to about 2 from position 17
-on). This engine sums every token in the single-token order by default, in a batch or not
-(summation_order.ENGINE): a token's logits are then the same bits however the prompt was
-split, regenerating at temperature 0 repeats the answer, drafted tokens checked in one batch get
-the logits they would get one at a time, and a generated token (llama.cpp's one token at a
-time) is summed as llama.cpp sums it; prompt positions past the 16th then differ from
-llama.cpp's batched ones in the last bits. `summation_order.summation_order(LLAMA_CPP)`
-switches to llama.cpp's own batch-dependent choice, which reproduces its batched prompt
-logits bit for bit (how the parity tests check the batch order). Both operands of every product are
-halves, so each product is exact in float32 and a fused multiply-add (ggml's and tinyBLAS's
-FMA macros) rounds as a multiply then an add does: the kernels fuse, one vector operation
-instead of two. Heads run in parallel.
+The cache holds keys and values in half precision, as llama.cpp's F16 cache does (the caller
+rounds them, KVCache). Values are stored a position per row, (n_ctx, n_head_kv, hd); keys in
+tiles of KEY_TILE positions, (n_tiles, n_head_kv, hd, KEY_TILE): element d of sixteen
+positions' keys is one 16-lane vector, so a query's scores for sixteen positions are 16-lane
+fused multiply-adds over d, with no sum across lanes (store_keys and keys_at write and read
+positions; attention reads tiles).
+
+The engine's order (summation_order.ENGINE, the default), the same for every (token, head)
+pair in a batch or alone, so a token's output is the same bits however the prompt was split
+and drafted tokens checked in one batch get the outputs they would get one at a time. Its
+operands are llama.cpp's (the query and the softmax weights rounded to half, so every product
+of two halves is exact in float32 and a fused multiply-add rounds as an add does); its sums
+run along positions rather than across a head's elements:
+- score of position j: s = 0, then s = s + q[d] k_j[d] for d = 0 .. hd-1 in turn, times the scale;
+- softmax: best = the largest score, e_j = ggml_expf(s_j - best) (ggml's vector expf), summed
+  per group of sixteen positions as _reduce16 adds, the groups in double; w_j = e_j * (float)(1/sum),
+  rounded to half;
+- out[d]: o = 0, then o = o + w_j v_j[d] for j = 0 .. last in turn.
+_attention_tiles does this in vectors (heads of whole steps of 64), _attention_engine one
+element at a time (any head size; the tests' reference for the vector kernel).
+
+llama.cpp (without flash attention) sums otherwise: each Q.K a horizontal sum over d in one of
+two orders (ggml_vec_dot_f16 for a single token, tinyBLAS in a batch), each weighted sum of
+values in 64 (or 16) accumulators. `summation_order.summation_order(LLAMA_CPP)` switches to
+that arithmetic (_attention_llama_cpp, one element at a time), which reproduces llama.cpp's
+logits bit for bit (the parity tests). The engine's order reads each key once per vector of
+sixteen positions where llama.cpp's needs a horizontal sum per position: a step of 16
+drafted tokens at 1,700 positions, SmolLM2's 30 layers, 18.8 -> 13.1 ms of attention.
+Work units (a run of tokens, a KV head, a block of its query heads) run in parallel.
 """
 
 from __future__ import annotations
@@ -35,8 +43,33 @@ from . import summation_order
 from .ggml_math import fma32, ggml_expf, round_f16
 from .ggml_vector_math import ggml_expf16
 from .quants._common import half_to_f32_fast as _half  # exact for the cache's finite halves
-from .quants._int8 import f32x16_row_sums, f32x16_sum, prefetch
-from .quants._simd import vadd, vfma, vload, vload_f16, vmax, vmul, vround_f16, vsplat, vstore, vsub
+from .quants._int8 import f32x16_sum, prefetch
+from .quants._simd import vfma, vload, vload_f16, vmax, vmul, vround_f16, vsplat, vstore, vsub
+
+KEY_TILE = 16
+"""Positions per tile of the key cache: one 16-lane vector of float32."""
+
+
+def key_cache_shape(n_layer: int, n_ctx: int, n_head_kv: int, head_dim: int) -> tuple[int, ...]:
+    """The key cache's shape for n_ctx positions: whole tiles, the last one padded."""
+    return (n_layer, -(-n_ctx // KEY_TILE), n_head_kv, head_dim, KEY_TILE)
+
+
+def key_tiles(n_pos: int) -> int:
+    """Tiles that hold positions 0..n_pos-1."""
+    return -(-n_pos // KEY_TILE)
+
+
+def store_keys(k_layer: np.ndarray, start: int, bits: np.ndarray) -> None:
+    """Keys (n, n_head_kv, hd) half bits as positions start..start+n-1 of one layer's tiles."""
+    pos = np.arange(start, start + len(bits))
+    k_layer[pos // KEY_TILE, :, :, pos % KEY_TILE] = bits
+
+
+def keys_at(k_layer: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Keys of positions lo..hi-1 of one layer's tiles, (n, n_head_kv, hd) half bits (a copy)."""
+    pos = np.arange(lo, hi)
+    return k_layer[pos // KEY_TILE, :, :, pos % KEY_TILE]
 
 
 @njit(inline="always")
@@ -81,24 +114,26 @@ def _dot64(a, b, lanes):
     return np.float32(total)
 
 
-def attention(q, k_cache, v_cache, start_pos, scale, out):
-    """q: (n_tok, n_head, hd) float32 for positions start_pos..start_pos+n_tok-1;
-    k_cache, v_cache: (n_ctx, n_head_kv, hd) uint16, the half-precision bits of the keys
-    and values of positions 0..start_pos+n_tok-1; out: (n_tok, n_head, hd) float32."""
-    one_token_order = summation_order.current() == summation_order.ENGINE or q.shape[0] == 1
+def attention(q, k_tiles, v_cache, start_pos, scale, out):
+    """q: (n_tok, n_head, hd) float32 for positions start_pos..start_pos+n_tok-1; k_tiles:
+    one layer's key tiles (n_tiles, n_head_kv, hd, KEY_TILE) and v_cache its values
+    (n_ctx, n_head_kv, hd), uint16 half bits, holding positions 0..start_pos+n_tok-1;
+    out: (n_tok, n_head, hd) float32."""
     n_tok, n_head, hd = q.shape
-    if one_token_order and hd % 64 == 0 and k_cache.flags.c_contiguous and v_cache.flags.c_contiguous and out.flags.c_contiguous:
-        n_head_kv = k_cache.shape[1]
+    if summation_order.current() == summation_order.LLAMA_CPP:
+        _attention_llama_cpp(q, k_tiles, v_cache, start_pos, scale, out, n_tok == 1)
+    elif hd % 64 == 0 and k_tiles.flags.c_contiguous and v_cache.flags.c_contiguous and out.flags.c_contiguous:
+        n_head_kv = k_tiles.shape[1]
         pb = pair_block(n_tok, n_head // n_head_kv, n_head_kv, numba.get_num_threads())
-        _attention_vec(q, k_cache.reshape(-1), v_cache.reshape(-1), n_head_kv, start_pos, scale, out.reshape(-1), pb,
-                       len(token_runs(n_tok)))
+        _attention_tiles(q, k_tiles.reshape(-1), v_cache.reshape(-1), n_head_kv, start_pos, scale, out.reshape(-1), pb,
+                         len(token_runs(n_tok)))
     else:
-        _attention(q, k_cache, v_cache, start_pos, scale, out, one_token_order)
+        _attention_engine(q, k_tiles, v_cache, start_pos, scale, out)
 
 
 PAIR_BLOCK = 4
 """(token, query head) pairs of one KV head that share each key and value read: four pairs'
-lane vectors (16 registers) beside the key's or value's four."""
+accumulators over four tiles or four value vectors (16 registers) beside the keys or values."""
 UNIT_TOKENS = 16  # at most this many tokens in one run of work units
 
 
@@ -134,122 +169,59 @@ def pair_block(n_tok: int, group: int, n_head_kv: int, threads: int) -> int:
 
 
 @njit(inline="always")
-def _row_lanes64(qh, qo, k, o, hd):
-    """_dot64 of the rounded query at qh[qo:qo+hd] and the cached key at k[o:o+hd] (hd a
-    multiple of 64), in vectors, before its last step: the four 16-lane accumulators are the
-    four vectors, combined as ggml_vec_dot_f16 does; f32x16_sum of the result (the halves
-    added as _reduce16 adds them) is the dot product."""
-    a0 = a1 = a2 = a3 = vsplat(np.float32(0.0))
-    for c in range(0, hd, 64):
-        a0 = vfma(vload(qh, qo + c), vload_f16(k, o + c), a0)
-        a1 = vfma(vload(qh, qo + c + 16), vload_f16(k, o + c + 16), a1)
-        a2 = vfma(vload(qh, qo + c + 32), vload_f16(k, o + c + 32), a2)
-        a3 = vfma(vload(qh, qo + c + 48), vload_f16(k, o + c + 48), a3)
-    return vadd(vadd(a0, a2), vadd(a1, a3))
-
-
-@njit(inline="always")
-def _qk4(a0, a1, a2, a3, qh, qo, k0, k1, k2, k3):
-    """A pair's four key lanes after the next 64 elements (its query at qh[qo:])."""
-    return (vfma(vload(qh, qo), k0, a0), vfma(vload(qh, qo + 16), k1, a1),
-            vfma(vload(qh, qo + 32), k2, a2), vfma(vload(qh, qo + 48), k3, a3))
-
-
-@njit(inline="always")
-def _key_lanes(qh, hd, k, o, n_pairs):
-    """_row_lanes64 of up to four pairs' queries (qh[p hd:]) with one key, read once."""
-    z = vsplat(np.float32(-0.0))  # x*y + -0.0 is x*y: the first step of 64 is its products alone
-    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = z
-    for c in range(0, hd, 64):
-        k0 = vload_f16(k, o + c)
-        k1 = vload_f16(k, o + c + 16)
-        k2 = vload_f16(k, o + c + 32)
-        k3 = vload_f16(k, o + c + 48)
-        a0, a1, a2, a3 = _qk4(a0, a1, a2, a3, qh, c, k0, k1, k2, k3)
-        if n_pairs > 1:
-            b0, b1, b2, b3 = _qk4(b0, b1, b2, b3, qh, hd + c, k0, k1, k2, k3)
-        if n_pairs > 2:
-            c0, c1, c2, c3 = _qk4(c0, c1, c2, c3, qh, 2 * hd + c, k0, k1, k2, k3)
-        if n_pairs > 3:
-            e0, e1, e2, e3 = _qk4(e0, e1, e2, e3, qh, 3 * hd + c, k0, k1, k2, k3)
-    return (vadd(vadd(a0, a2), vadd(a1, a3)), vadd(vadd(b0, b2), vadd(b1, b3)),
-            vadd(vadd(c0, c2), vadd(c1, c3)), vadd(vadd(e0, e2), vadd(e1, e3)))
-
-
-@njit(inline="always")
-def _lanes64(q0, q1, q2, q3, k0, k1, k2, k3):
-    """_row_lanes64 of one query (q0..q3) and one key (k0..k3) of 64 elements: one step of 64,
-    whose four accumulators start from nothing (-0.0 + x is x), combined as (0 + 2) + (1 + 3).
-    The products are exact (halves), so q2*k2 added to q0*k0 in one fused step is the same
-    sum: five operations instead of seven."""
-    return vadd(vfma(q2, k2, vmul(q0, k0)), vfma(q3, k3, vmul(q1, k1)))
-
-
-@njit(inline="always")
-def _key_lanes64(qa0, qa1, qa2, qa3, qb0, qb1, qb2, qb3, qc0, qc1, qc2, qc3, qe0, qe1, qe2, qe3,
-                 k, o, n_pairs):
-    """_key_lanes for hd 64 with the four pairs' queries in registers (loaded once per work
-    unit, not once per position: the scores' pass 10 -> 7.5 cycles a pair and position, Zen 4)."""
-    k0 = vload_f16(k, o)
-    k1 = vload_f16(k, o + 16)
-    k2 = vload_f16(k, o + 32)
-    k3 = vload_f16(k, o + 48)
-    l0 = _lanes64(qa0, qa1, qa2, qa3, k0, k1, k2, k3)
-    l1 = _lanes64(qb0, qb1, qb2, qb3, k0, k1, k2, k3) if n_pairs > 1 else l0
-    l2 = _lanes64(qc0, qc1, qc2, qc3, k0, k1, k2, k3) if n_pairs > 2 else l0
-    l3 = _lanes64(qe0, qe1, qe2, qe3, k0, k1, k2, k3) if n_pairs > 3 else l0
-    return l0, l1, l2, l3
-
-
-@njit(inline="always")
 def _weigh4(a0, a1, a2, a3, w, v0, v1, v2, v3):
     """A pair's four accumulator vectors after adding weight w times a value's 64 elements."""
     return vfma(w, v0, a0), vfma(w, v1, a1), vfma(w, v2, a2), vfma(w, v3, a3)
 
 
 @njit(inline="always")
-def _store4(acc, o, a0, a1, a2, a3):
-    vstore(acc, o, a0)
-    vstore(acc, o + 16, a1)
-    vstore(acc, o + 32, a2)
-    vstore(acc, o + 48, a3)
+def _fma4(a0, a1, a2, a3, w, k0, k1, k2, k3):
+    """A pair's scores of four tiles after adding query element w times the tiles' keys."""
+    return vfma(w, k0, a0), vfma(w, k1, a1), vfma(w, k2, a2), vfma(w, k3, a3)
 
 
 @njit(inline="always")
-def _combined(acc, l, d, hd):
-    """Elements d..d+15 of accumulator l after ggml's (l + 32 + l) + (16 + l + 48 + l)."""
-    return vadd(vadd(vload(acc, l * hd + d), vload(acc, (32 + l) * hd + d)),
-                vadd(vload(acc, (16 + l) * hd + d), vload(acc, (48 + l) * hd + d)))
+def _store4(out, o, a0, a1, a2, a3):
+    vstore(out, o, a0)
+    vstore(out, o + 16, a1)
+    vstore(out, o + 32, a2)
+    vstore(out, o + 48, a3)
 
 
-# Positions ahead whose keys or values are asked for while one is used: a head's rows in the
-# cache are strided (a row holds every KV head), a pattern the hardware prefetcher follows
-# late (SmolLM2, 2,000 positions, one token, 30 layers' caches out of cache: 10.3 -> 8.6 ms
-# at 2 threads).
-PREFETCH_POSITIONS = 64
+@njit(inline="always")
+def _store4_scaled(out, o, a0, a1, a2, a3, s):
+    _store4(out, o, vmul(a0, s), vmul(a1, s), vmul(a2, s), vmul(a3, s))
+
+
+# Tiles ahead whose keys a KV head's first unit asks for while it reads four (the later units
+# of the head find them in L2), and positions ahead for the values: a head's tiles and rows
+# are strided in the cache (every KV head's between them), a pattern the hardware prefetcher
+# follows late.
+PREFETCH_TILES = 4
+PREFETCH_POSITIONS = 16
 
 
 @njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
-def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, pb, n_runs):
-    """_attention in the single-token order for head sizes that are whole steps of 64, the
-    same float operations in the same order for every (token, head) pair, in 16-lane vectors:
-    k_flat, v_flat are the caches (n_ctx, n_head_kv, hd) flattened, out_flat the output
+def _attention_tiles(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, pb, n_runs):
+    """attention in the engine's order, in 16-lane vectors, for head sizes of whole steps of
+    64: k_flat, v_flat the layer's key tiles and values flattened, out_flat the output
     (n_tok, n_head, hd) flattened.
 
     A work unit takes up to `pb` pairs of one KV head (its query heads for one of `n_runs`
     runs of tokens, token_runs), so each key and value is read and converted once for all
-    of them. The weighted sum of values keeps ggml's 64 accumulators (accumulator l sums
-    positions l, l + 64, ... in turn) but sums each accumulator in registers, one after
-    another, instead of adding every position to one of 64 rows in memory."""
+    of them: the scores of four tiles (64 positions) for four pairs are sixteen accumulators,
+    then the weighted sum of values 64 elements of four pairs at a time. Pairs whose last
+    position is before the unit's last weigh the positions after theirs by zero (an exact
+    no-op: o + 0 * v is o), the same bits as stopping."""
     n_tok, n_head, hd = q.shape
     group = n_head // n_head_kv
-    row = n_head_kv * hd  # one position's keys (or values) of every KV head
+    vrow = n_head_kv * hd  # one position's values of every KV head
+    ktile = n_head_kv * hd * KEY_TILE  # one tile's keys of every KV head
     # Units: a run of tokens, a KV head, a block of pb of its pairs (token-major).
     # Runs are ordered so that any contiguous half of the units (what prange hands each of two
     # threads) holds as many early (short) runs as late (long) ones.
     n_blocks = (group * ((n_tok + n_runs - 1) // n_runs) + pb - 1) // pb
-    n_ctx_seen = start_pos + n_tok
-    stride = n_ctx_seen + 16  # a pair's scores
+    stride = (start_pos + n_tok + 2 * KEY_TILE - 1) // KEY_TILE * KEY_TILE  # a pair's scores: its tiles and one more
     for u in prange(n_runs * n_head_kv * n_blocks):
         i = u // (n_head_kv * n_blocks)
         kvh = u // n_blocks % n_head_kv
@@ -264,67 +236,73 @@ def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, pb,
         ts = np.empty(4, dtype=np.int64)
         hs = np.empty(4, dtype=np.int64)
         lasts = np.zeros(4, dtype=np.int64)
-        qh = np.zeros(4 * hd, dtype=np.float32)  # pairs beyond n_pairs: read, never used
+        qh = np.zeros(4 * hd, dtype=np.float32)  # pairs beyond n_pairs: never read
         for p in range(n_pairs):
             ts[p] = t_lo + (p_lo + p) // group
             hs[p] = kvh * group + (p_lo + p) % group
             lasts[p] = start_pos + ts[p]
             for d in range(hd):
                 qh[p * hd + d] = round_f16(q[ts[p], hs[p], d])
-        last_max = lasts[n_pairs - 1]  # pairs are token-major: the last is the latest
+        n_pos = lasts[n_pairs - 1] + 1  # pairs are token-major: the last is the latest
         scores = np.empty(4 * stride, dtype=np.float32)
-        dots = np.empty(4 * 256, dtype=np.float32)  # sixteen positions' lane vectors, per pair
-        bests = np.empty(64, dtype=np.float32)
-        acc = np.empty(4 * 64 * hd, dtype=np.float32)  # pair p's accumulator l at acc[(64 p + l) hd:]
+        bests = np.empty(16, dtype=np.float32)
         vscale = vsplat(scale)
-        ninf = vsplat(np.float32(-np.inf))
-        for p in range(4):
-            vstore(bests, 16 * p, ninf)
-        # scores: sixteen positions at a time, their dot products' lane vectors finished
-        # together (f32x16_row_sums: the same bits as one f32x16_sum each, a third of the work)
-        n_full_max = (last_max + 1) // 16 * 16
-        # hd 64: the pairs' queries held in registers over the positions (qh is 4 x 64 long)
-        qa0, qa1, qa2, qa3 = vload(qh, 0), vload(qh, 16), vload(qh, 32), vload(qh, 48)
-        qb0, qb1, qb2, qb3 = vload(qh, 64), vload(qh, 80), vload(qh, 96), vload(qh, 112)
-        qc0, qc1, qc2, qc3 = vload(qh, 128), vload(qh, 144), vload(qh, 160), vload(qh, 176)
-        qe0, qe1, qe2, qe3 = vload(qh, 192), vload(qh, 208), vload(qh, 224), vload(qh, 240)
-        for j0 in range(0, n_full_max, 16):
-            if blk == 0:  # a KV head's first unit brings its keys and values to L2 for the rest
-                for r in range(16):
-                    ahead = (j0 + r + PREFETCH_POSITIONS) * row + kvh * hd
-                    for c in range(0, hd, 32):
-                        prefetch(k_flat, ahead + c)
-                        if n_pairs > 1:
-                            prefetch(v_flat, ahead + c)  # read out of order after the softmax: in cache by then
-            for r in range(16):
-                if hd == 64:
-                    l0, l1, l2, l3 = _key_lanes64(qa0, qa1, qa2, qa3, qb0, qb1, qb2, qb3, qc0, qc1, qc2, qc3,
-                                                  qe0, qe1, qe2, qe3, k_flat, (j0 + r) * row + kvh * hd, n_pairs)
-                else:
-                    l0, l1, l2, l3 = _key_lanes(qh, hd, k_flat, (j0 + r) * row + kvh * hd, n_pairs)
-                vstore(dots, 16 * r, l0)
-                vstore(dots, 256 + 16 * r, l1)
-                vstore(dots, 512 + 16 * r, l2)
-                vstore(dots, 768 + 16 * r, l3)
-            for p in range(n_pairs):
-                if j0 + 16 <= (lasts[p] + 1) // 16 * 16:
-                    s16 = vmul(f32x16_row_sums(dots, 256 * p), vscale)
-                    vstore(scores, p * stride + j0, s16)
-                    vstore(bests, 16 * p, vmax(vload(bests, 16 * p), s16))
-        # per pair: the positions after its last whole sixteen, then the softmax
+        z = vsplat(np.float32(0.0))
+        kh = kvh * hd * KEY_TILE  # this head's keys in a tile
+        # scores, four tiles at a time; positions past a pair's last are scored and ignored
+        n64 = n_pos // 64 * 64
+        for j0 in range(0, n64, 64):
+            t0 = j0 // KEY_TILE * ktile + kh
+            if blk == 0:
+                for c in range(0, hd * KEY_TILE, 32):
+                    for t in range(PREFETCH_TILES):
+                        prefetch(k_flat, t0 + (PREFETCH_TILES + t) * ktile + c)
+            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = z
+            for d in range(hd):
+                o = t0 + d * KEY_TILE
+                k0 = vload_f16(k_flat, o)
+                k1 = vload_f16(k_flat, o + ktile)
+                k2 = vload_f16(k_flat, o + 2 * ktile)
+                k3 = vload_f16(k_flat, o + 3 * ktile)
+                a0, a1, a2, a3 = _fma4(a0, a1, a2, a3, vsplat(qh[d]), k0, k1, k2, k3)
+                if n_pairs > 1:
+                    b0, b1, b2, b3 = _fma4(b0, b1, b2, b3, vsplat(qh[hd + d]), k0, k1, k2, k3)
+                if n_pairs > 2:
+                    c0, c1, c2, c3 = _fma4(c0, c1, c2, c3, vsplat(qh[2 * hd + d]), k0, k1, k2, k3)
+                if n_pairs > 3:
+                    e0, e1, e2, e3 = _fma4(e0, e1, e2, e3, vsplat(qh[3 * hd + d]), k0, k1, k2, k3)
+            _store4_scaled(scores, j0, a0, a1, a2, a3, vscale)
+            _store4_scaled(scores, stride + j0, b0, b1, b2, b3, vscale)
+            _store4_scaled(scores, 2 * stride + j0, c0, c1, c2, c3, vscale)
+            _store4_scaled(scores, 3 * stride + j0, e0, e1, e2, e3, vscale)
+        for j0 in range(n64, n_pos, KEY_TILE):  # the last positions, a tile at a time
+            t0 = j0 // KEY_TILE * ktile + kh
+            a0 = b0 = c0 = e0 = z
+            for d in range(hd):
+                k0 = vload_f16(k_flat, t0 + d * KEY_TILE)
+                a0 = vfma(vsplat(qh[d]), k0, a0)
+                if n_pairs > 1:
+                    b0 = vfma(vsplat(qh[hd + d]), k0, b0)
+                if n_pairs > 2:
+                    c0 = vfma(vsplat(qh[2 * hd + d]), k0, c0)
+                if n_pairs > 3:
+                    e0 = vfma(vsplat(qh[3 * hd + d]), k0, e0)
+            vstore(scores, j0, vmul(a0, vscale))
+            vstore(scores, stride + j0, vmul(b0, vscale))
+            vstore(scores, 2 * stride + j0, vmul(c0, vscale))
+            vstore(scores, 3 * stride + j0, vmul(e0, vscale))
+        # softmax per pair; its weights past its last position are zero up to the unit's last
         for p in range(n_pairs):
             so = p * stride
             last = lasts[p]
             n_full = (last + 1) // 16 * 16
-            best = -np.inf
-            for r in range(16):
-                if bests[16 * p + r] > best:
-                    best = bests[16 * p + r]
+            vbest = vsplat(np.float32(-np.inf))
+            for j in range(0, n_full, 16):
+                vbest = vmax(vbest, vload(scores, so + j))
+            vstore(bests, 0, vbest)
+            best = bests.max()
             for j in range(n_full, last + 1):
-                s = f32x16_sum(_row_lanes64(qh, p * hd, k_flat, j * row + kvh * hd, hd)) * scale
-                scores[so + j] = s
-                if s > best:
-                    best = s
+                best = max(best, scores[so + j])
             n_grp = (last + 16) // 16
             total = 0.0  # float64
             vbest = vsplat(best)
@@ -335,82 +313,89 @@ def _attention_vec(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, pb,
                     for j in range(last + 1, n_grp * 16):
                         scores[so + j] = np.float32(0.0)
                 total += np.float64(f32x16_sum(vload(scores, o)))
+            for j in range(n_grp * 16, n_pos):
+                scores[so + j] = np.float32(0.0)
             vinv = vsplat(np.float32(1.0 / total))
-            for c in range(n_grp):  # the weights rounded to half, sixteen at a time
+            for c in range(n_grp):
                 vstore(scores, so + c * 16, vround_f16(vmul(vload(scores, so + c * 16), vinv)))
-        # the weighted sum of values: accumulator l of every pair, 64 elements at a time
-        z = vsplat(np.float32(0.0))
-        l0_, l1_, l2_, l3_ = lasts[0], lasts[1], lasts[2], lasts[3]
-        if n_pairs == 1:
-            # Nothing shares the values' read: the positions in order, each added to its
-            # accumulator row in memory (the rows stay in L1 while the values stream in; the
-            # accumulator-at-a-time order reads them out of order: 7B at 2,000 positions,
-            # one token, 1.14 against 1.37 ms a layer). The same additions in the same order.
-            for i in range(0, 64 * hd, 16):
-                vstore(acc, i, z)
-            for j in range(l0_ + 1):
-                w = vsplat(scores[j])
-                a = (j & 63) * hd
-                vo = j * row + kvh * hd
-                for c in range(0, hd, 32):
-                    prefetch(v_flat, vo + PREFETCH_POSITIONS * row + c)
-                for d in range(0, hd, 16):
-                    vstore(acc, a + d, vfma(w, vload_f16(v_flat, vo + d), vload(acc, a + d)))
-        for dc in range(0, hd if n_pairs > 1 else 0, 64):
-            for l in range(64):
-                a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = z
-                for j in range(l, last_max + 1, 64):
-                    vo = j * row + kvh * hd + dc
-                    if blk == 0:  # position j + 1: the next accumulator's (later units find it in L2)
-                        prefetch(v_flat, vo + row)
-                        prefetch(v_flat, vo + row + 32)
-                    v0 = vload_f16(v_flat, vo)
-                    v1 = vload_f16(v_flat, vo + 16)
-                    v2 = vload_f16(v_flat, vo + 32)
-                    v3 = vload_f16(v_flat, vo + 48)
-                    if j <= l0_:
-                        a0, a1, a2, a3 = _weigh4(a0, a1, a2, a3, vsplat(scores[j]), v0, v1, v2, v3)
-                    if n_pairs > 1 and j <= l1_:
-                        b0, b1, b2, b3 = _weigh4(b0, b1, b2, b3, vsplat(scores[stride + j]), v0, v1, v2, v3)
-                    if n_pairs > 2 and j <= l2_:
-                        c0, c1, c2, c3 = _weigh4(c0, c1, c2, c3, vsplat(scores[2 * stride + j]), v0, v1, v2, v3)
-                    if n_pairs > 3 and j <= l3_:
-                        e0, e1, e2, e3 = _weigh4(e0, e1, e2, e3, vsplat(scores[3 * stride + j]), v0, v1, v2, v3)
-                o = l * hd + dc  # pair p's accumulator l at acc[(64 p + l) hd:]
-                _store4(acc, o, a0, a1, a2, a3)
+        # the weighted sum of values, positions in order, 64 elements of every pair at a time
+        for dc in range(0, hd, 64):
+            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = z
+            for j in range(n_pos):
+                vo = j * vrow + kvh * hd + dc
+                if blk == 0:
+                    prefetch(v_flat, vo + PREFETCH_POSITIONS * vrow)
+                    prefetch(v_flat, vo + PREFETCH_POSITIONS * vrow + 32)
+                v0 = vload_f16(v_flat, vo)
+                v1 = vload_f16(v_flat, vo + 16)
+                v2 = vload_f16(v_flat, vo + 32)
+                v3 = vload_f16(v_flat, vo + 48)
+                a0, a1, a2, a3 = _weigh4(a0, a1, a2, a3, vsplat(scores[j]), v0, v1, v2, v3)
                 if n_pairs > 1:
-                    _store4(acc, o + 64 * hd, b0, b1, b2, b3)
+                    b0, b1, b2, b3 = _weigh4(b0, b1, b2, b3, vsplat(scores[stride + j]), v0, v1, v2, v3)
                 if n_pairs > 2:
-                    _store4(acc, o + 128 * hd, c0, c1, c2, c3)
+                    c0, c1, c2, c3 = _weigh4(c0, c1, c2, c3, vsplat(scores[2 * stride + j]), v0, v1, v2, v3)
                 if n_pairs > 3:
-                    _store4(acc, o + 192 * hd, e0, e1, e2, e3)
-        # per pair: accumulators l, 16+l, 32+l, 48+l combined as ggml does, then the sixteen
-        # reduced per element as _reduce16 (halves added until one is left), lane-wise over d,
-        # in place in the pair's first rows
-        for p in range(n_pairs):
-            pa = acc[p * 64 * hd : (p + 1) * 64 * hd]
-            for d in range(0, hd, 16):
-                for l in range(16):
-                    vstore(pa, l * hd + d, _combined(pa, l, d, hd))
-                width = 8
-                while width >= 1:
-                    for l in range(width):
-                        vstore(pa, l * hd + d, vadd(vload(pa, l * hd + d), vload(pa, (l + width) * hd + d)))
-                    width //= 2
-                vstore(out_flat, (ts[p] * n_head + hs[p]) * hd + d, vload(pa, d))
+                    e0, e1, e2, e3 = _weigh4(e0, e1, e2, e3, vsplat(scores[3 * stride + j]), v0, v1, v2, v3)
+            _store4(out_flat, (ts[0] * n_head + hs[0]) * hd + dc, a0, a1, a2, a3)
+            if n_pairs > 1:
+                _store4(out_flat, (ts[1] * n_head + hs[1]) * hd + dc, b0, b1, b2, b3)
+            if n_pairs > 2:
+                _store4(out_flat, (ts[2] * n_head + hs[2]) * hd + dc, c0, c1, c2, c3)
+            if n_pairs > 3:
+                _store4(out_flat, (ts[3] * n_head + hs[3]) * hd + dc, e0, e1, e2, e3)
 
 
 @njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
-def _attention(q, k_cache, v_cache, start_pos, scale, out, one):
-    """attention, every token in ggml_vec_dot_f16's order (one) or tinyBLAS's."""
+def _attention_engine(q, k_tiles, v_cache, start_pos, scale, out):
+    """attention in the engine's order (the module's docstring), one element at a time."""
     n_tok, n_head, hd = q.shape
-    n_head_kv = k_cache.shape[1]
+    n_head_kv = k_tiles.shape[1]
+    group = n_head // n_head_kv  # consecutive query heads share one KV head
+    n_kv = start_pos + n_tok
+    for h in prange(n_head):
+        kvh = h // group
+        scores = np.empty(n_kv + 16, dtype=np.float32)
+        for t in range(n_tok):
+            last = start_pos + t  # causal: a token sees itself and what came before
+            best = -np.inf
+            for j in range(last + 1):
+                kt = k_tiles[j // KEY_TILE, kvh]
+                s = np.float32(0.0)
+                for d in range(hd):
+                    s = fma32(round_f16(q[t, h, d]), _half(kt[d, j % KEY_TILE]), s)
+                s = s * scale
+                scores[j] = s
+                best = max(best, s)
+            n_grp = (last + 16) // 16
+            for j in range(last + 1, n_grp * 16):
+                scores[j] = np.float32(0.0)
+            total = 0.0  # float64
+            for c in range(n_grp):
+                for j in range(c * 16, min(c * 16 + 16, last + 1)):
+                    scores[j] = ggml_expf(scores[j] - best)
+                total += np.float64(_reduce16(scores, c * 16))
+            inv = np.float32(1.0 / total)
+            for d in range(hd):
+                o = np.float32(0.0)
+                for j in range(last + 1):
+                    o = fma32(round_f16(scores[j] * inv), _half(v_cache[j, kvh, d]), o)
+                out[t, h, d] = o
+
+
+@njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
+def _attention_llama_cpp(q, k_tiles, v_cache, start_pos, scale, out, one):
+    """attention in llama.cpp's arithmetic (the module's docstring), every token in
+    ggml_vec_dot_f16's order (one: a token evaluated alone) or tinyBLAS's (a batch)."""
+    n_tok, n_head, hd = q.shape
+    n_head_kv = k_tiles.shape[1]
     group = n_head // n_head_kv  # consecutive query heads share one KV head
     n_kv = start_pos + n_tok
     for h in prange(n_head):
         kvh = h // group
         scores = np.empty(n_kv + 16, dtype=np.float32)
         qh = np.empty(hd, dtype=np.float32)
+        key = np.empty(hd, dtype=np.uint16)
         lanes = np.empty(64, dtype=np.float32)
         acc = np.empty((64, hd), dtype=np.float32)
         for t in range(n_tok):
@@ -419,10 +404,11 @@ def _attention(q, k_cache, v_cache, start_pos, scale, out, one):
                 qh[d] = round_f16(q[t, h, d])
             best = -np.inf
             for j in range(last + 1):
+                key[:] = k_tiles[j // KEY_TILE, kvh, :, j % KEY_TILE]
                 if one:
-                    s = _dot64(qh, k_cache[j, kvh], lanes) * scale
+                    s = _dot64(qh, key, lanes) * scale
                 else:
-                    s = _dot16(qh, k_cache[j, kvh], lanes) * scale
+                    s = _dot16(qh, key, lanes) * scale
                 scores[j] = s
                 if s > best:
                     best = s

@@ -38,6 +38,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .attention import KEY_TILE, key_cache_shape, key_tiles
 from .errors import UsageError
 from .generate import GenerationHandle, StopReason, StopStringFilter
 from .llama import SequenceChunk, forward_many, shift_kv_cache
@@ -73,15 +74,23 @@ class QueueFull(Exception):
 
 
 class SlotCache:
-    """One slot's keys and values, (n_layer, n_ctx_slot, n_head_kv, head_dim): views into the
-    model's KV cache (split), or arrays of its own (unified); each layer's part contiguous.
-    The same attributes as llama.KVCache, so llama.shift_kv_cache works on it."""
+    """One slot's keys and values, laid out as llama.KVCache's (values (n_layer, n_ctx_slot,
+    n_head_kv, head_dim), keys in tiles of sixteen positions): views into the model's KV cache
+    (split, where the slots' shares are whole tiles), or arrays of their own; each layer's part
+    contiguous. The same attributes as llama.KVCache, so llama.shift_kv_cache works on it."""
 
     def __init__(self, k: np.ndarray, v: np.ndarray) -> None:
         self.k = k
         self.v = v
-        self.n_ctx = k.shape[1]
+        self.n_ctx = v.shape[1]
         self.n_past = 0
+
+    @classmethod
+    def empty(cls, hp, n_ctx: int) -> "SlotCache":
+        """A cache of its own for n_ctx positions: fresh zeroed pages, taken only as positions
+        are written."""
+        shape = (hp.n_layer, n_ctx, hp.n_head_kv, hp.head_dim)
+        return cls(np.zeros(key_cache_shape(*shape), dtype=np.uint16), np.zeros(shape, dtype=np.uint16))
 
 
 def _smooth(estimate: float, measured: float) -> float:
@@ -162,14 +171,21 @@ class BatchScheduler:
         if unified:
             self.slots = [Slot(i, self._empty_cache()) for i in range(n_slots)]
         else:
-            cache = model.cache  # the model's own cache, cut in one region per slot
+            # The model's own cache cut in one region per slot, where the regions are whole
+            # tiles of keys; otherwise each slot its own cache of the same size.
+            if per_slot % KEY_TILE == 0:
+                cache = model.cache
+                caches = [SlotCache(cache.k[:, i * per_slot // KEY_TILE : (i + 1) * per_slot // KEY_TILE],
+                                    cache.v[:, i * per_slot : (i + 1) * per_slot]) for i in range(n_slots)]
+            else:
+                caches = [SlotCache.empty(model.weights.hp, per_slot) for _ in range(n_slots)]
             # Every region is written sooner or later: take the pages now rather than in the
             # first step of each slot (fresh memory is slow to hand out on some VMs: a new 7B
             # slot's first step took 1.4 s more; llama.cpp clears its cache at start too).
-            cache.k.fill(0)
-            cache.v.fill(0)
-            regions = [slice(i * per_slot, (i + 1) * per_slot) for i in range(n_slots)]
-            self.slots = [Slot(i, SlotCache(cache.k[:, r], cache.v[:, r])) for i, r in enumerate(regions)]
+            for c in caches:
+                c.k.fill(0)
+                c.v.fill(0)
+            self.slots = [Slot(i, c) for i, c in enumerate(caches)]
         model.rewind(0)  # the single-sequence view of the cache no longer describes it
         self.max_waiting = max_waiting
         self.most_waiting = 0
@@ -197,9 +213,7 @@ class BatchScheduler:
         """A slot's own cache for the whole context (unified). Fresh zeroed pages: memory is
         taken only as positions are written, so the slots together hold no more than the
         pool's positions (the model's own cache, never written then, takes none)."""
-        hp = self.model.weights.hp
-        shape = (hp.n_layer, self.model.n_ctx, hp.n_head_kv, hp.head_dim)
-        return SlotCache(np.zeros(shape, dtype=np.uint16), np.zeros(shape, dtype=np.uint16))
+        return SlotCache.empty(self.model.weights.hp, self.model.n_ctx)
 
     @staticmethod
     def _held(s: Slot) -> int:
@@ -231,7 +245,7 @@ class BatchScheduler:
         into a fresh cache."""
         n = len(s.tokens)
         fresh = self._empty_cache()
-        fresh.k[:, :n] = s.cache.k[:, :n]
+        fresh.k[:, : key_tiles(n)] = s.cache.k[:, : key_tiles(n)]
         fresh.v[:, :n] = s.cache.v[:, :n]
         fresh.n_past = n
         s.cache, s.high_water = fresh, n

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 # Kernels every model's forward pass runs: their cache index missing means a cold cache.
-CORE_KERNELS = ((f"{__package__}.attention", "_attention_vec"), (f"{__package__}.rope", "_rotate"),
+CORE_KERNELS = ((f"{__package__}.attention", "_attention_tiles"), (f"{__package__}.rope", "_rotate"),
                 (f"{__package__}.ggml_vector_math", "_swiglu_rows"))
 REPORT_SECONDS = 0.5
 

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 from numba import njit, prange
 
-from .attention import attention
+from .attention import attention, key_cache_shape, keys_at, store_keys
 from .errors import ModelFileError, UsageError
 from .formats import LlamaHParams, ModelFile
 from .quants import (
@@ -92,17 +92,18 @@ class LayerWeights:
 
 
 class KVCache:
-    """Keys and values of every evaluated position: (n_layer, n_ctx, n_head_kv, head_dim).
+    """Keys and values of every evaluated position: values (n_layer, n_ctx, n_head_kv,
+    head_dim), keys in tiles of sixteen positions (n_layer, n_tiles, n_head_kv, head_dim, 16),
+    the layout attention reads (attention.py: store_keys, keys_at).
 
-    Half precision, as llama.cpp's F16 cache (the attention must see the same rounded keys
-    and values), held as the halves' uint16 bits because numba has no float16: a 13B model
-    at n_ctx 4096 needs 3.4 GB, not the 6.7 GB of float32.
+    Half precision, as llama.cpp's F16 cache, held as the halves' uint16 bits because numba
+    has no float16: a 13B model at n_ctx 4096 needs 3.4 GB, not the 6.7 GB of float32.
     """
 
     def __init__(self, hp: LlamaHParams, n_ctx: int) -> None:
-        shape = (hp.n_layer, n_ctx, hp.n_head_kv, hp.head_dim)
-        self.k = anonymous_zeros(shape, np.uint16)  # huge pages: a head's rows are strided
-        self.v = anonymous_zeros(shape, np.uint16)
+        # huge pages: a head's rows and tiles are strided
+        self.k = anonymous_zeros(key_cache_shape(hp.n_layer, n_ctx, hp.n_head_kv, hp.head_dim), np.uint16)
+        self.v = anonymous_zeros((hp.n_layer, n_ctx, hp.n_head_kv, hp.head_dim), np.uint16)
         self.n_ctx = n_ctx
         self.n_past = 0  # positions 0..n_past-1 are filled
 
@@ -368,7 +369,7 @@ def forward_many(w: LlamaWeights, chunks: Sequence[SequenceChunk]) -> list[np.nd
         rotate(k, cos, sin, hp.n_rot)
         for c, (a, b) in zip(chunks, bounds):
             cache_k, cache_v = c.cache.k[layer], c.cache.v[layer]
-            cache_k[c.start : c.start + b - a] = to_f16_bits(k[a:b])
+            store_keys(cache_k, c.start, to_f16_bits(k[a:b]))
             cache_v[c.start : c.start + b - a] = to_f16_bits(v[a:b])
             attention(q[a:b], cache_k, cache_v, c.start, scale, attn_out[a:b])
         del q, k, v, h  # a prompt's activations are tens of MB: the peak RSS counts each live one
@@ -455,8 +456,8 @@ def shift_kv_cache(hp: LlamaHParams, cache: KVCache, n_keep: int, n_discard: int
     cos, sin = rope_angles(np.full(1, -n_discard), hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, rope_freqs)
     rope_style = ARCHITECTURES[hp.architecture].rope_style
     for layer in range(hp.n_layer):
-        k = from_f16_bits(cache.k[layer, src])
+        k = from_f16_bits(keys_at(cache.k[layer], src.start, src.stop))
         apply_rope(k, np.broadcast_to(cos, (len(k), cos.shape[1])), np.broadcast_to(sin, (len(k), sin.shape[1])), hp.n_rot, rope_style)
-        cache.k[layer, dst] = to_f16_bits(k)  # llama.cpp re-rotates its half-precision cache in place
+        store_keys(cache.k[layer], dst.start, to_f16_bits(k))  # llama.cpp re-rotates its half-precision cache in place
         cache.v[layer, dst] = cache.v[layer, src].copy()
     cache.n_past = n_past - n_discard

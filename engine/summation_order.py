@@ -6,11 +6,12 @@ last bits unless they add in the same order. The engine has two orders:
 - ENGINE (the default): every token summed as it would be alone, in a batch or not, so a
   token's logits are the same bits however the prompt was split and drafted tokens checked
   in one batch get the logits they would get one at a time (speculative decoding is
-  lossless); attention in llama.cpp's one-token order; Q4_1 products as one exact integer
+  lossless); attention with llama.cpp's operands (halves) summed along positions, sixteen
+  positions' scores in one vector (attention.py: no sum across lanes); Q4_1 products as one exact integer
   sum per block of 32, scaled once (as llama.cpp's repacked Q4_0 kernels do): one conversion
   and one fused multiply-add per block where llama.cpp's eight lanes take eight of each.
 - LLAMA_CPP: llama.cpp's own arithmetic, bit for bit where the kernels can: attention in its
-  batch-dependent order (one token alone, tinyBLAS in a batch), Q4_1 in
+  batch-dependent order (one token alone, tinyBLAS in a batch; one element at a time, slow), Q4_1 in
   ggml_vec_dot_q4_1_q8_1's eight float lanes. The parity tests check the kernels against
   llama.cpp's reference logits in this order.
 

@@ -27,7 +27,8 @@ def test_the_kv_cache_memory_is_released_with_the_cache():
         n_layer, n_head_kv, head_dim = 2, 3, 64
 
     cache = KVCache(Hp, 128)
-    assert cache.k.shape == (2, 128, 3, 64) and not cache.k.any() and not cache.v.any()
+    assert cache.k.shape == (2, 8, 3, 64, 16) and cache.v.shape == (2, 128, 3, 64)  # keys in tiles of 16 positions
+    assert not cache.k.any() and not cache.v.any()
     buffer = weakref.ref(cache.k.base.obj if hasattr(cache.k.base, "obj") else cache.k.base)
     del cache
     gc.collect()

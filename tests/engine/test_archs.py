@@ -185,14 +185,15 @@ def test_context_shift_rerotates_keys_in_the_neox_style(arch):
     """Layer 0's keys depend only on the token and its position: after dropping 8 positions
     the cached keys must be those of a fresh evaluation at the new positions (to the
     half-precision rounding), which only the architecture's own rotation gives."""
+    from codeup_tui.engine.attention import keys_at
     from codeup_tui.engine.llama import from_f16_bits
 
     tokens = arch_config(arch)["tokens"]
     with engine.load_model(arch_file(arch, "F32")) as model:
         model.eval(tokens[:20])
         model.shift_context(4, 8)
-        shifted = from_f16_bits(model.cache.k[0, 4:12].copy())
+        shifted = from_f16_bits(keys_at(model.cache.k[0], 4, 12))
         model.reset()
         model.eval(tokens[:4] + tokens[12:20])
-        fresh = from_f16_bits(model.cache.k[0, 4:12].copy())
+        fresh = from_f16_bits(keys_at(model.cache.k[0], 4, 12))
     assert np.abs(shifted - fresh).max() <= 2e-3 * np.abs(fresh).max()

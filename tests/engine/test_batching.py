@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.paths import fixtures_or_skip
+from codeup_tui.engine.attention import keys_at
 from codeup_tui.engine.batching import BatchScheduler, SequenceChunk, SlotCache, forward_many
 from codeup_tui.engine.model import load_model
 from codeup_tui.engine.errors import UsageError
@@ -29,8 +30,12 @@ def model(request):
 
 
 def slot_caches(model, n):
-    k, v = model.cache.k, model.cache.v
-    return [SlotCache(k[:, i * N_CTX : (i + 1) * N_CTX], v[:, i * N_CTX : (i + 1) * N_CTX]) for i in range(n)]
+    return [SlotCache.empty(model.weights.hp, N_CTX) for _ in range(n)]
+
+
+def keys_of(cache, n):
+    """Every layer's keys of positions 0..n-1, (n_layer, n, n_head_kv, head_dim)."""
+    return np.stack([keys_at(layer, 0, n) for layer in cache.k])
 
 
 def sequences(n_vocab):
@@ -85,10 +90,10 @@ def test_a_batch_of_sequences_gives_each_the_bits_it_gets_alone(model):
     for i, (prompt, follow) in enumerate(seqs):
         whole = np.concatenate((prompt, follow))
         n = len(whole)
-        held_k, held_v = caches[i].k[:, :n].copy(), caches[i].v[:, :n].copy()
+        held_k, held_v = keys_of(caches[i], n), caches[i].v[:, :n].copy()
         fresh = slot_caches(model, 1)[0]
         forward_many(model.weights, [SequenceChunk(fresh, whole, 0, True)])
-        assert np.array_equal(held_k, fresh.k[:, :n]) and np.array_equal(held_v, fresh.v[:, :n]), f"sequence {i}"
+        assert np.array_equal(held_k, keys_of(fresh, n)) and np.array_equal(held_v, fresh.v[:, :n]), f"sequence {i}"
 
 
 def test_scheduler_texts_are_the_same_alone_and_together(model):

@@ -62,8 +62,12 @@ def key_tiles(n_pos: int) -> int:
 
 def store_keys(k_layer: np.ndarray, start: int, bits: np.ndarray) -> None:
     """Keys (n, n_head_kv, hd) half bits as positions start..start+n-1 of one layer's tiles."""
-    pos = np.arange(start, start + len(bits))
-    k_layer[pos // KEY_TILE, :, :, pos % KEY_TILE] = bits
+    i, n = 0, len(bits)
+    while i < n:  # a tile's share at a time: plain slices (a generated token's store is one)
+        tile, lane = divmod(start + i, KEY_TILE)
+        m = min(KEY_TILE - lane, n - i)
+        k_layer[tile, :, :, lane : lane + m] = bits[i : i + m].transpose(1, 2, 0)
+        i += m
 
 
 def keys_at(k_layer: np.ndarray, lo: int, hi: int) -> np.ndarray:

@@ -3,6 +3,7 @@
     python tests/bench/bench_speculative.py [--model FILE] [--threads 2] [--max-tokens 256]
         [--llama-python PYTHON]   # an interpreter with llama-cpp-python (the bench extra)
         [--json OUT.json] [--repeats 1] [--workload all|edit|open]
+        [--save-answers ANSWERS.json] [--force-answers ANSWERS.json]
     python tests/bench/bench_speculative.py --cost-curve [--model FILE] [--depth 1000]
 
 Two prompt sets, greedy, built from real files of this repository:
@@ -15,6 +16,13 @@ generation tokens/s (prompt evaluation excluded), and our drafted/accepted count
 checks that our greedy text with drafting equals the text without, for every prompt.
 With `--repeats N` the four run N times in turn and each keeps its fastest run (the same
 text every time): a noisy shared host stalls single runs, rarely the same engine N times.
+
+Two engines (two checkouts) answer differently wherever their float sums differ, and the
+self-speedup depends on how much of the answer copies the prompt. `--save-answers` keeps each
+prompt's greedy answer (token ids); `--force-answers` makes our generation follow a saved
+answer (the sampler still computes its own pick every step, then returns the saved token),
+so two checkouts time the same steps on the same text (llama.cpp cannot be forced: not with
+--llama-python; the lossless check is void then).
 
 --cost-curve instead times one forward pass of k = 1, 2, 4, 8, 16 tokens after `--depth`
 tokens of context (best of 5): T(k)/T(1) is what a verification step of k-1 drafted tokens
@@ -141,7 +149,40 @@ class LlamaCpp:
         self.proc.wait()
 
 
-def ours(model, tokens: list[int], max_tokens: int, draft: DraftParams) -> dict:
+class ForcedAnswer:
+    """Within the block, the sampler returns `ids[i]` for the i-th generated token (after
+    computing its own pick, so a step costs what it costs unforced); None: unforced."""
+
+    def __init__(self, ids: list[int] | None, n_prompt: int) -> None:
+        self.ids, self.n_prompt = ids, n_prompt
+
+    def __enter__(self):
+        from codeup_tui.engine import sampling
+
+        self._sample = sampling.Sampler.sample
+        if self.ids is not None:
+            ids, n_prompt, sample = self.ids, self.n_prompt, self._sample
+
+            def forced(sampler, logits, history=()):
+                pick = sample(sampler, logits, history)
+                i = len(history) - n_prompt
+                return ids[i] if 0 <= i < len(ids) else pick
+
+            sampling.Sampler.sample = forced
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from codeup_tui.engine import sampling
+
+        sampling.Sampler.sample = self._sample
+
+
+def ours(model, tokens: list[int], max_tokens: int, draft: DraftParams, forced: list[int] | None = None) -> dict:
+    with ForcedAnswer(forced, len(tokens)):
+        return _ours(model, tokens, max_tokens, draft)
+
+
+def _ours(model, tokens: list[int], max_tokens: int, draft: DraftParams) -> dict:
     model.reset()
     handle = Generator(model, draft=draft).start(tokens, SamplingParams(temperature=0), max_tokens=max_tokens)
     text = handle.text()
@@ -186,7 +227,13 @@ def main() -> int:
                          "stalls runs for seconds at a time)")
     ap.add_argument("--workload", choices=("all", "edit", "open"), default="all",
                     help="which prompts: the code edits, the open-ended ones, or both")
+    ap.add_argument("--save-answers", default=None, help="write each prompt's greedy answer (token ids) here")
+    ap.add_argument("--force-answers", default=None, help="follow the answers saved by --save-answers")
     args = ap.parse_args()
+    if args.force_answers and args.llama_python:
+        ap.error("--force-answers times our engine only: llama.cpp cannot follow a saved answer")
+    forced_answers = json.loads(Path(args.force_answers).read_text()) if args.force_answers else None
+    saved_answers = []
     if args.repeats < 1:
         ap.error(f"--repeats must be at least 1, got {args.repeats}")
     model_path = args.model or str(ensure_default_model())
@@ -204,10 +251,16 @@ def main() -> int:
             continue
         tokens = model.tokenizer.encode(prompt, add_bos=model.tokenizer.add_bos, parse_special=True)
         row = {"kind": kind, "prompt_tokens": len(tokens)}
+        forced = None
+        if forced_answers is not None:
+            forced = next((a["ids"] for a in forced_answers if a["kind"] == kind and a["prompt"] == tokens), None)
+            if forced is None:
+                sys.exit(f"{args.force_answers} holds no answer to the {kind} prompt of {len(tokens)} tokens")
         texts = set()
         for _ in range(args.repeats):  # interleaved rounds; each engine keeps its fastest
-            runs = {"off": ours(model, tokens, args.max_tokens, DraftParams(spec_type="none")),
-                    "on": ours(model, tokens, args.max_tokens, DraftParams())}
+            runs = {"off": ours(model, tokens, args.max_tokens, DraftParams(spec_type="none"), forced),
+                    "on": ours(model, tokens, args.max_tokens, DraftParams(), forced)}
+            answer = runs["off"]["ids"]
             texts.update(tuple(runs[key].pop("ids")) for key in ("off", "on"))
             if llama:
                 runs["llama"] = llama.run(tokens, args.max_tokens, lookup=False)
@@ -217,6 +270,7 @@ def main() -> int:
                     row[key] = run
         row["lossless"] = len(texts) == 1  # every round, with drafting and without: one text
         rows.append(row)
+        saved_answers.append({"kind": kind, "prompt": tokens, "ids": answer})
         on, off = row["on"], row["off"]
         line = (f"{kind:5} prompt {len(tokens):5}  tokens {on['tokens']:4}  accepted {on['accepted']:4}/{on['drafted']:<4} "
                 f"ours {off['tps']:6.1f} -> {on['tps']:6.1f} tok/s (x{on['tps'] / off['tps']:.2f})  lossless {row['lossless']}")
@@ -235,7 +289,12 @@ def main() -> int:
             summary += (f", vs llama.cpp plain x{statistics.median(r['on']['tps'] / r['llama']['tps'] for r in sel):.2f}"
                         f", vs llama.cpp lookup x{statistics.median(r['on']['tps'] / r['llama_lookup']['tps'] for r in sel):.2f}")
         print(summary)
-    print("greedy text with drafting == without:", all(r["lossless"] for r in rows))
+    if forced_answers is not None:
+        print("answers forced to", args.force_answers, "(the lossless check does not apply)")
+    else:
+        print("greedy text with drafting == without:", all(r["lossless"] for r in rows))
+    if args.save_answers:
+        Path(args.save_answers).write_text(json.dumps(saved_answers))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

@@ -18,13 +18,13 @@ run along positions rather than across a head's elements:
   per group of sixteen positions as _reduce16 adds, the groups in double; w_j = e_j * (float)(1/sum),
   rounded to half;
 - out[d]: o = 0, then o = o + w_j v_j[d] for j = 0 .. last in turn.
-_attention_tiles does this in vectors (heads of whole steps of 64), _attention_engine one
+_attention_tiles does this in vectors (heads of whole steps of 64), _attention_scalar one
 element at a time (any head size; the tests' reference for the vector kernel).
 
 llama.cpp (without flash attention) sums otherwise: each Q.K a horizontal sum over d in one of
 two orders (ggml_vec_dot_f16 for a single token, tinyBLAS in a batch), each weighted sum of
 values in 64 (or 16) accumulators. `summation_order.summation_order(LLAMA_CPP)` switches to
-that arithmetic (_attention_llama_cpp, one element at a time), which reproduces llama.cpp's
+that arithmetic (_attention_scalar, one element at a time), which reproduces llama.cpp's
 logits bit for bit (the parity tests). The engine's order reads each key once per vector of
 sixteen positions where llama.cpp's needs a horizontal sum per position: a step of 16
 drafted tokens at 1,700 positions, SmolLM2's 30 layers, 18.8 -> 13.1 ms of attention.
@@ -125,14 +125,14 @@ def attention(q, k_tiles, v_cache, start_pos, scale, out):
     out: (n_tok, n_head, hd) float32."""
     n_tok, n_head, hd = q.shape
     if summation_order.current() == summation_order.LLAMA_CPP:
-        _attention_llama_cpp(q, k_tiles, v_cache, start_pos, scale, out, n_tok == 1)
+        _attention_scalar(q, k_tiles, v_cache, start_pos, scale, out, LLAMA_ONE_TOKEN_SUMS if n_tok == 1 else LLAMA_BATCH_SUMS)
     elif hd % 64 == 0 and k_tiles.flags.c_contiguous and v_cache.flags.c_contiguous and out.flags.c_contiguous:
         n_head_kv = k_tiles.shape[1]
         pb = pair_block(n_tok, n_head // n_head_kv, n_head_kv, numba.get_num_threads())
         _attention_tiles(q, k_tiles.reshape(-1), v_cache.reshape(-1), n_head_kv, start_pos, scale, out.reshape(-1), pb,
                          len(token_runs(n_tok)))
     else:
-        _attention_engine(q, k_tiles, v_cache, start_pos, scale, out)
+        _attention_scalar(q, k_tiles, v_cache, start_pos, scale, out, ENGINE_SUMS)
 
 
 PAIR_BLOCK = 4
@@ -173,15 +173,31 @@ def pair_block(n_tok: int, group: int, n_head_kv: int, threads: int) -> int:
 
 
 @njit(inline="always")
-def _weigh4(a0, a1, a2, a3, w, v0, v1, v2, v3):
-    """A pair's four accumulator vectors after adding weight w times a value's 64 elements."""
-    return vfma(w, v0, a0), vfma(w, v1, a1), vfma(w, v2, a2), vfma(w, v3, a3)
+def _fma4(a0, a1, a2, a3, w, x0, x1, x2, x3):
+    """Four accumulator vectors after adding w times four vectors (a query element times four
+    tiles' keys, or a weight times a value's 64 elements)."""
+    return vfma(w, x0, a0), vfma(w, x1, a1), vfma(w, x2, a2), vfma(w, x3, a3)
 
 
 @njit(inline="always")
-def _fma4(a0, a1, a2, a3, w, k0, k1, k2, k3):
-    """A pair's scores of four tiles after adding query element w times the tiles' keys."""
-    return vfma(w, k0, a0), vfma(w, k1, a1), vfma(w, k2, a2), vfma(w, k3, a3)
+def _load4_f16(h, o, step):
+    """Four 16-lane vectors of halves at h[o], h[o + step], h[o + 2 step], h[o + 3 step]."""
+    return vload_f16(h, o), vload_f16(h, o + step), vload_f16(h, o + 2 * step), vload_f16(h, o + 3 * step)
+
+
+@njit(inline="always")
+def _four_pairs(a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, e0, e1, e2, e3, w, o, stride, n_pairs,
+                x0, x1, x2, x3):
+    """Up to four pairs' accumulators (a, b, c, e) after _fma4, each with its own multiplier
+    (pair p's at w[o + p stride]) and the same four vectors x, read once for all of them."""
+    a0, a1, a2, a3 = _fma4(a0, a1, a2, a3, vsplat(w[o]), x0, x1, x2, x3)
+    if n_pairs > 1:
+        b0, b1, b2, b3 = _fma4(b0, b1, b2, b3, vsplat(w[o + stride]), x0, x1, x2, x3)
+    if n_pairs > 2:
+        c0, c1, c2, c3 = _fma4(c0, c1, c2, c3, vsplat(w[o + 2 * stride]), x0, x1, x2, x3)
+    if n_pairs > 3:
+        e0, e1, e2, e3 = _fma4(e0, e1, e2, e3, vsplat(w[o + 3 * stride]), x0, x1, x2, x3)
+    return a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, e0, e1, e2, e3
 
 
 @njit(inline="always")
@@ -262,19 +278,10 @@ def _attention_tiles(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, p
                     for t in range(PREFETCH_TILES):
                         prefetch(k_flat, t0 + (PREFETCH_TILES + t) * ktile + c)
             a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = z
-            for d in range(hd):
-                o = t0 + d * KEY_TILE
-                k0 = vload_f16(k_flat, o)
-                k1 = vload_f16(k_flat, o + ktile)
-                k2 = vload_f16(k_flat, o + 2 * ktile)
-                k3 = vload_f16(k_flat, o + 3 * ktile)
-                a0, a1, a2, a3 = _fma4(a0, a1, a2, a3, vsplat(qh[d]), k0, k1, k2, k3)
-                if n_pairs > 1:
-                    b0, b1, b2, b3 = _fma4(b0, b1, b2, b3, vsplat(qh[hd + d]), k0, k1, k2, k3)
-                if n_pairs > 2:
-                    c0, c1, c2, c3 = _fma4(c0, c1, c2, c3, vsplat(qh[2 * hd + d]), k0, k1, k2, k3)
-                if n_pairs > 3:
-                    e0, e1, e2, e3 = _fma4(e0, e1, e2, e3, vsplat(qh[3 * hd + d]), k0, k1, k2, k3)
+            for d in range(hd):  # element d of four tiles' keys, times each pair's query element d
+                k0, k1, k2, k3 = _load4_f16(k_flat, t0 + d * KEY_TILE, ktile)
+                a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, e0, e1, e2, e3 = _four_pairs(
+                    a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, e0, e1, e2, e3, qh, d, hd, n_pairs, k0, k1, k2, k3)
             _store4_scaled(scores, j0, a0, a1, a2, a3, vscale)
             _store4_scaled(scores, stride + j0, b0, b1, b2, b3, vscale)
             _store4_scaled(scores, 2 * stride + j0, c0, c1, c2, c3, vscale)
@@ -330,17 +337,10 @@ def _attention_tiles(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, p
                 if blk == 0:
                     prefetch(v_flat, vo + PREFETCH_POSITIONS * vrow)
                     prefetch(v_flat, vo + PREFETCH_POSITIONS * vrow + 32)
-                v0 = vload_f16(v_flat, vo)
-                v1 = vload_f16(v_flat, vo + 16)
-                v2 = vload_f16(v_flat, vo + 32)
-                v3 = vload_f16(v_flat, vo + 48)
-                a0, a1, a2, a3 = _weigh4(a0, a1, a2, a3, vsplat(scores[j]), v0, v1, v2, v3)
-                if n_pairs > 1:
-                    b0, b1, b2, b3 = _weigh4(b0, b1, b2, b3, vsplat(scores[stride + j]), v0, v1, v2, v3)
-                if n_pairs > 2:
-                    c0, c1, c2, c3 = _weigh4(c0, c1, c2, c3, vsplat(scores[2 * stride + j]), v0, v1, v2, v3)
-                if n_pairs > 3:
-                    e0, e1, e2, e3 = _weigh4(e0, e1, e2, e3, vsplat(scores[3 * stride + j]), v0, v1, v2, v3)
+                v0, v1, v2, v3 = _load4_f16(v_flat, vo, 16)  # value j's 64 elements, times each pair's weight
+                a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, e0, e1, e2, e3 = _four_pairs(
+                    a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, e0, e1, e2, e3, scores, j, stride, n_pairs,
+                    v0, v1, v2, v3)
             _store4(out_flat, (ts[0] * n_head + hs[0]) * hd + dc, a0, a1, a2, a3)
             if n_pairs > 1:
                 _store4(out_flat, (ts[1] * n_head + hs[1]) * hd + dc, b0, b1, b2, b3)
@@ -350,47 +350,18 @@ def _attention_tiles(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, p
                 _store4(out_flat, (ts[3] * n_head + hs[3]) * hd + dc, e0, e1, e2, e3)
 
 
-@njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
-def _attention_engine(q, k_tiles, v_cache, start_pos, scale, out):
-    """attention in the engine's order (the module's docstring), one element at a time."""
-    n_tok, n_head, hd = q.shape
-    n_head_kv = k_tiles.shape[1]
-    group = n_head // n_head_kv  # consecutive query heads share one KV head
-    n_kv = start_pos + n_tok
-    for h in prange(n_head):
-        kvh = h // group
-        scores = np.empty(n_kv + 16, dtype=np.float32)
-        for t in range(n_tok):
-            last = start_pos + t  # causal: a token sees itself and what came before
-            best = -np.inf
-            for j in range(last + 1):
-                kt = k_tiles[j // KEY_TILE, kvh]
-                s = np.float32(0.0)
-                for d in range(hd):
-                    s = fma32(round_f16(q[t, h, d]), _half(kt[d, j % KEY_TILE]), s)
-                s = s * scale
-                scores[j] = s
-                best = max(best, s)
-            n_grp = (last + 16) // 16
-            for j in range(last + 1, n_grp * 16):
-                scores[j] = np.float32(0.0)
-            total = 0.0  # float64
-            for c in range(n_grp):
-                for j in range(c * 16, min(c * 16 + 16, last + 1)):
-                    scores[j] = ggml_expf(scores[j] - best)
-                total += np.float64(_reduce16(scores, c * 16))
-            inv = np.float32(1.0 / total)
-            for d in range(hd):
-                o = np.float32(0.0)
-                for j in range(last + 1):
-                    o = fma32(round_f16(scores[j] * inv), _half(v_cache[j, kvh, d]), o)
-                out[t, h, d] = o
+# The scalar kernel's orders, named by how many accumulators the weighted sum of values keeps
+# (position j adds into accumulator j % width); each comes with its own Q.K sum.
+ENGINE_SUMS = 1  # the engine's order: Q.K over d in turn, values over positions in turn
+LLAMA_ONE_TOKEN_SUMS = 64  # ggml_vec_dot_f16's: llama.cpp evaluating one token
+LLAMA_BATCH_SUMS = 16  # tinyBLAS's: llama.cpp evaluating a batch
 
 
 @njit(parallel=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
-def _attention_llama_cpp(q, k_tiles, v_cache, start_pos, scale, out, one):
-    """attention in llama.cpp's arithmetic (the module's docstring), every token in
-    ggml_vec_dot_f16's order (one: a token evaluated alone) or tinyBLAS's (a batch)."""
+def _attention_scalar(q, k_tiles, v_cache, start_pos, scale, out, width):
+    """attention one element at a time in the order `width` names (ENGINE_SUMS,
+    LLAMA_ONE_TOKEN_SUMS or LLAMA_BATCH_SUMS; the module's docstring): the tests' reference
+    for the vector kernel, and llama.cpp's arithmetic for summation_order(LLAMA_CPP)."""
     n_tok, n_head, hd = q.shape
     n_head_kv = k_tiles.shape[1]
     group = n_head // n_head_kv  # consecutive query heads share one KV head
@@ -409,10 +380,15 @@ def _attention_llama_cpp(q, k_tiles, v_cache, start_pos, scale, out, one):
             best = -np.inf
             for j in range(last + 1):
                 key[:] = k_tiles[j // KEY_TILE, kvh, :, j % KEY_TILE]
-                if one:
-                    s = _dot64(qh, key, lanes) * scale
+                if width == ENGINE_SUMS:
+                    s = np.float32(0.0)
+                    for d in range(hd):
+                        s = fma32(qh[d], _half(key[d]), s)
+                elif width == LLAMA_ONE_TOKEN_SUMS:
+                    s = _dot64(qh, key, lanes)
                 else:
-                    s = _dot16(qh, key, lanes) * scale
+                    s = _dot16(qh, key, lanes)
+                s = s * scale
                 scores[j] = s
                 if s > best:
                     best = s
@@ -428,10 +404,8 @@ def _attention_llama_cpp(q, k_tiles, v_cache, start_pos, scale, out, one):
                     scores[j] = ggml_expf(scores[j] - best)
                 total += np.float64(_reduce16(scores, o))
             inv = np.float32(1.0 / total)
-            # weights rounded to half; the weighted sum of values in the same order as the
-            # scores: tinyBLAS (lane j % 16) or vec_dot_f16 (accumulator j % 64, all of
-            # llama.cpp's padded cache row being whole steps of 64)
-            width = 64 if one else 16
+            # weights rounded to half; position j adds into accumulator j % width (llama.cpp's
+            # padded cache rows being whole steps of 64 for vec_dot_f16)
             acc[:width, :] = 0.0
             for j in range(last + 1):
                 p = round_f16(scores[j] * inv)
@@ -439,7 +413,10 @@ def _attention_llama_cpp(q, k_tiles, v_cache, start_pos, scale, out, one):
                 vj = v_cache[j, kvh]
                 for d in range(hd):
                     a[d] = fma32(p, _half(vj[d]), a[d])
-            if one:
+            if width == ENGINE_SUMS:
+                out[t, h, :] = acc[0]
+                continue
+            if width == LLAMA_ONE_TOKEN_SUMS:
                 for l in range(16):
                     for d in range(hd):
                         acc[l, d] = (acc[l, d] + acc[32 + l, d]) + (acc[16 + l, d] + acc[48 + l, d])

@@ -9,8 +9,8 @@ import pytest
 from numba import njit
 
 from codeup_tui.engine.attention import (
-    KEY_TILE, UNIT_TOKENS, _attention_engine, _attention_llama_cpp, _attention_tiles, attention, key_cache_shape,
-    keys_at, pair_block, store_keys, token_runs,
+    ENGINE_SUMS, KEY_TILE, LLAMA_BATCH_SUMS, LLAMA_ONE_TOKEN_SUMS, UNIT_TOKENS, _attention_scalar, _attention_tiles,
+    attention, key_cache_shape, keys_at, pair_block, store_keys, token_runs,
 )
 from codeup_tui.engine.ggml_math import _swiglu, ggml_expf
 from codeup_tui.engine.ggml_vector_math import ggml_expf16, swiglu
@@ -55,7 +55,7 @@ def test_vector_attention_equals_the_engine_order_bit_for_bit(hd, n_head, n_kv, 
     scale = np.float32(1.0 / np.sqrt(hd))
     got, want = np.empty_like(q), np.empty_like(q)
     attention(q, k, v, start, scale, got)
-    _attention_engine(q, k, v, start, scale, want)
+    _attention_scalar(q, k, v, start, scale, want, ENGINE_SUMS)
     assert np.isfinite(got).all()
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
 
@@ -87,7 +87,7 @@ def test_every_pair_block_gives_the_engine_orders_bits(pb):
         q = (rng.standard_normal((n_tok, n_head, hd)) * 4).astype(np.float32)
         scale = np.float32(1.0 / np.sqrt(hd))
         want = np.empty_like(q)
-        _attention_engine(q, k, v, start, scale, want)
+        _attention_scalar(q, k, v, start, scale, want, ENGINE_SUMS)
         for n_runs in sorted({1, 2, n_tok, len(token_runs(n_tok))}):
             got = np.empty_like(q)
             _attention_tiles(q, k.reshape(-1), v.reshape(-1), n_kv, start, scale, got.reshape(-1), pb, n_runs)
@@ -104,8 +104,8 @@ def test_llama_cpp_order_reads_the_same_tiles():
     scale = np.float32(0.125)
     engine, one, batch, routed = (np.empty_like(q) for _ in range(4))
     attention(q, k, v, start, scale, engine)
-    _attention_llama_cpp(q, k, v, start, scale, one, True)
-    _attention_llama_cpp(q, k, v, start, scale, batch, False)
+    _attention_scalar(q, k, v, start, scale, one, LLAMA_ONE_TOKEN_SUMS)
+    _attention_scalar(q, k, v, start, scale, batch, LLAMA_BATCH_SUMS)
     for other in (one, batch):
         assert np.abs(other - engine).max() <= 1e-2 * np.abs(engine).max()
         assert not np.array_equal(other, engine)

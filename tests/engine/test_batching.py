@@ -122,6 +122,25 @@ def test_scheduler_texts_are_the_same_alone_and_together(model):
         scheduler.close()
 
 
+def test_split_slots_share_the_model_cache_in_whole_tiles_or_hold_their_own(model):
+    # keys are cached in tiles of 16 positions: a slot's share of the model's cache is a view
+    # when it is whole tiles (1024 / 4), else each slot gets a cache of its own (1024 / 3 = 341)
+    rng = np.random.default_rng(8)
+    prompts = [list(rng.integers(1, model.info.n_vocab, size=int(n))) for n in (23, 3, 60)]
+    greedy = SamplingParams(temperature=0)
+    texts = {}
+    for n_slots in (4, 3):
+        scheduler = BatchScheduler(model, n_slots)
+        try:
+            shared = [np.shares_memory(s.cache.k, model.cache.k) for s in scheduler.slots]
+            assert shared == [n_slots == 4] * n_slots
+            assert [s.cache.n_ctx for s in scheduler.slots] == [model.n_ctx // n_slots] * n_slots
+            texts[n_slots] = [h.text() for h in [scheduler.submit(p, greedy, max_tokens=10) for p in prompts]]
+        finally:
+            scheduler.close()
+    assert texts[3] == texts[4]
+
+
 def test_prompts_sent_together_to_an_idle_scheduler_are_read_in_one_step(model):
     rng = np.random.default_rng(5)
     greedy = SamplingParams(temperature=0)

@@ -230,9 +230,9 @@ def _attention_tiles(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, p
     A work unit takes up to `pb` pairs of one KV head (its query heads for one of `n_runs`
     runs of tokens, token_runs), so each key and value is read and converted once for all
     of them: the scores of four tiles (64 positions) for four pairs are sixteen accumulators,
-    then the weighted sum of values 64 elements of four pairs at a time. Pairs whose last
-    position is before the unit's last weigh the positions after theirs by zero (an exact
-    no-op: o + 0 * v is o), the same bits as stopping."""
+    then the weighted sum of values 64 elements of four pairs at a time: every pair up to the
+    first pair's last position, then each pair only up to its own (a later token's value, an
+    overflowed half perhaps, never reaches an earlier token's output)."""
     n_tok, n_head, hd = q.shape
     group = n_head // n_head_kv
     vrow = n_head_kv * hd  # one position's values of every KV head
@@ -302,7 +302,7 @@ def _attention_tiles(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, p
             vstore(scores, stride + j0, vmul(b0, vscale))
             vstore(scores, 2 * stride + j0, vmul(c0, vscale))
             vstore(scores, 3 * stride + j0, vmul(e0, vscale))
-        # softmax per pair; its weights past its last position are zero up to the unit's last
+        # softmax per pair
         for p in range(n_pairs):
             so = p * stride
             last = lasts[p]
@@ -324,15 +324,13 @@ def _attention_tiles(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, p
                     for j in range(last + 1, n_grp * 16):
                         scores[so + j] = np.float32(0.0)
                 total += np.float64(f32x16_sum(vload(scores, o)))
-            for j in range(n_grp * 16, n_pos):
-                scores[so + j] = np.float32(0.0)
             vinv = vsplat(np.float32(1.0 / total))
             for c in range(n_grp):
                 vstore(scores, so + c * 16, vround_f16(vmul(vload(scores, so + c * 16), vinv)))
         # the weighted sum of values, positions in order, 64 elements of every pair at a time
         for dc in range(0, hd, 64):
             a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = z
-            for j in range(n_pos):
+            for j in range(lasts[0] + 1):  # positions every pair sees (pairs are token-major)
                 vo = j * vrow + kvh * hd + dc
                 if blk == 0:
                     prefetch(v_flat, vo + PREFETCH_POSITIONS * vrow)
@@ -341,6 +339,14 @@ def _attention_tiles(q, k_flat, v_flat, n_head_kv, start_pos, scale, out_flat, p
                 a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, e0, e1, e2, e3 = _four_pairs(
                     a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, e0, e1, e2, e3, scores, j, stride, n_pairs,
                     v0, v1, v2, v3)
+            for j in range(lasts[0] + 1, n_pos):  # the later tokens' own positions: each pair up to its last
+                v0, v1, v2, v3 = _load4_f16(v_flat, j * vrow + kvh * hd + dc, 16)
+                if n_pairs > 1 and j <= lasts[1]:
+                    b0, b1, b2, b3 = _fma4(b0, b1, b2, b3, vsplat(scores[stride + j]), v0, v1, v2, v3)
+                if n_pairs > 2 and j <= lasts[2]:
+                    c0, c1, c2, c3 = _fma4(c0, c1, c2, c3, vsplat(scores[2 * stride + j]), v0, v1, v2, v3)
+                if n_pairs > 3 and j <= lasts[3]:
+                    e0, e1, e2, e3 = _fma4(e0, e1, e2, e3, vsplat(scores[3 * stride + j]), v0, v1, v2, v3)
             _store4(out_flat, (ts[0] * n_head + hs[0]) * hd + dc, a0, a1, a2, a3)
             if n_pairs > 1:
                 _store4(out_flat, (ts[1] * n_head + hs[1]) * hd + dc, b0, b1, b2, b3)

@@ -60,16 +60,20 @@ def test_vector_attention_equals_the_engine_order_bit_for_bit(hd, n_head, n_kv, 
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
-def test_a_token_in_a_batch_gets_the_bits_it_gets_alone():
+@pytest.mark.parametrize("n_tok", [17, 8, 2])
+def test_a_token_in_a_batch_gets_the_bits_it_gets_alone(n_tok):
     # what makes drafting lossless: a step of 17 tokens (a token and 16 guesses) attends as
-    # 17 steps of one
+    # 17 steps of one; 8 and 2 tokens put two tokens' pairs in one work unit. The last
+    # position's value overflowed half precision: no earlier token may see it.
     rng = np.random.default_rng(2)
-    hd, n_head, n_kv, start, n_tok = 64, 9, 3, 250, 17
+    hd, n_head, n_kv, start = 64, 9, 3, 250
     k, v = _caches(rng, start + n_tok, n_kv, hd)
+    v[start + n_tok - 1, :, 5] = np.float16(np.inf).view(np.uint16)
     q = (rng.standard_normal((n_tok, n_head, hd)) * 4).astype(np.float32)
     scale = np.float32(0.125)
     batch = np.empty_like(q)
     attention(q, k, v, start, scale, batch)
+    assert np.isfinite(batch[:-1]).all()
     for t in range(n_tok):
         alone = np.empty_like(q[t : t + 1])
         attention(q[t : t + 1], k, v, start + t, scale, alone)

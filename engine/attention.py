@@ -50,14 +50,14 @@ KEY_TILE = 16
 """Positions per tile of the key cache: one 16-lane vector of float32."""
 
 
-def key_cache_shape(n_layer: int, n_ctx: int, n_head_kv: int, head_dim: int) -> tuple[int, ...]:
-    """The key cache's shape for n_ctx positions: whole tiles, the last one padded."""
-    return (n_layer, -(-n_ctx // KEY_TILE), n_head_kv, head_dim, KEY_TILE)
-
-
 def key_tiles(n_pos: int) -> int:
     """Tiles that hold positions 0..n_pos-1."""
     return -(-n_pos // KEY_TILE)
+
+
+def key_cache_shape(n_layer: int, n_ctx: int, n_head_kv: int, head_dim: int) -> tuple[int, ...]:
+    """The key cache's shape for n_ctx positions: whole tiles, the last one padded."""
+    return (n_layer, key_tiles(n_ctx), n_head_kv, head_dim, KEY_TILE)
 
 
 def store_keys(k_layer: np.ndarray, start: int, bits: np.ndarray) -> None:

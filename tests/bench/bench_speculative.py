@@ -232,7 +232,12 @@ def main() -> int:
     args = ap.parse_args()
     if args.force_answers and args.llama_python:
         ap.error("--force-answers times our engine only: llama.cpp cannot follow a saved answer")
-    forced_answers = json.loads(Path(args.force_answers).read_text()) if args.force_answers else None
+    forced_answers = None
+    if args.force_answers:
+        try:
+            forced_answers = json.loads(Path(args.force_answers).read_text())
+        except (OSError, ValueError) as e:
+            ap.error(f"cannot read the answers in {args.force_answers}: {e}")
     saved_answers = []
     if args.repeats < 1:
         ap.error(f"--repeats must be at least 1, got {args.repeats}")
@@ -255,7 +260,7 @@ def main() -> int:
         if forced_answers is not None:
             forced = next((a["ids"] for a in forced_answers if a["kind"] == kind and a["prompt"] == tokens), None)
             if forced is None:
-                sys.exit(f"{args.force_answers} holds no answer to the {kind} prompt of {len(tokens)} tokens")
+                ap.error(f"{args.force_answers} holds no answer to the {kind} prompt of {len(tokens)} tokens")
         texts = set()
         for _ in range(args.repeats):  # interleaved rounds; each engine keeps its fastest
             runs = {"off": ours(model, tokens, args.max_tokens, DraftParams(spec_type="none"), forced),
